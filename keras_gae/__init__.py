@@ -1,0 +1,41 @@
+"""keras_gae: advantage-based policy training for TensorFlow/Keras.
+
+tf-agents 0.19 and tensorflow-probability 0.23 run only with Keras 2, which
+TensorFlow 2.21 serves as `tf.keras` when `TF_USE_LEGACY_KERAS=1` is set
+before TensorFlow is first imported. Importing keras_gae first sets it; if
+TensorFlow was imported earlier with Keras 3 behind `tf.keras`, the import
+fails with instructions instead of mixing two Keras versions.
+"""
+
+import os
+import sys
+
+if "tensorflow" not in sys.modules:
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import tensorflow as tf  # noqa: E402
+
+
+def _check_keras_version() -> None:
+    version = getattr(tf.keras, "__version__", None)
+    if version is None:
+        # tf_keras' public module has no __version__; its path tells.
+        version = "2" if "tf_keras" in tf.keras.__name__ else "3"
+    if not str(version).startswith("2"):
+        raise ImportError(
+            "keras_gae needs Keras 2 (the tf-keras package) behind tf.keras, "
+            f"but tf.keras is Keras {version}. Set the environment variable "
+            "TF_USE_LEGACY_KERAS=1 before TensorFlow is first imported (for "
+            "example `export TF_USE_LEGACY_KERAS=1`, or import keras_gae "
+            "before tensorflow), and install tf-keras matching TensorFlow: "
+            "pip install 'tf-keras==2.21.*'."
+        )
+
+
+_check_keras_version()
+
+from keras_gae import ops  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = ["ops", "__version__"]

@@ -1,0 +1,42 @@
+"""Installs keras_gae, a TensorFlow/Keras toolkit for advantage-based RL."""
+
+import pathlib
+
+import setuptools
+
+_HERE = pathlib.Path(__file__).parent
+
+setuptools.setup(
+    name="keras_gae",
+    version="0.1.0",
+    description=(
+        "Generalized Advantage Estimation, policy losses and PPO/A2C "
+        "training models for TensorFlow/Keras and tf-agents."
+    ),
+    long_description=(_HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    packages=setuptools.find_packages(include=["keras_gae", "keras_gae.*"]),
+    python_requires=">=3.10,<3.13",
+    install_requires=[
+        # Tested together; tf-agents 0.19 and tensorflow-probability 0.23
+        # need Keras 2, which TensorFlow 2.21 provides through tf-keras.
+        "tensorflow>=2.21,<2.22",
+        "tf-keras>=2.21,<2.22",
+        "tf-agents>=0.19,<0.20",
+        "gymnasium>=1.0,<2",
+        "numpy>=1.26,<2",
+        "absl-py>=2.0",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-xdist>=3.5",
+            "hypothesis>=6.100",
+            "ruff>=0.6",
+        ],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

@@ -1,0 +1,21 @@
+"""Test-wide set-up: Keras 2 behind tf.keras, two logical CPUs, quiet logs.
+
+Runs before any test module imports TensorFlow, so the environment variables
+and the logical device split take effect in every pytest(-xdist) worker.
+"""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+
+# Two logical CPU devices let MirroredStrategy tests run on one CPU.
+_cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(
+    _cpus[0],
+    [tf.config.LogicalDeviceConfiguration()] * 2,
+)
+
+import keras_gae  # noqa: E402, F401
