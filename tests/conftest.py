@@ -19,3 +19,9 @@ tf.config.set_logical_device_configuration(
 )
 
 import keras_gae  # noqa: E402, F401
+
+
+def pytest_collection_modifyitems(config, items):
+    # tf.test.TestCase defines a deprecated `test_session` context manager
+    # that pytest collects as a test and reports as skipped; it is not one.
+    items[:] = [item for item in items if item.name != "test_session"]

@@ -7,7 +7,8 @@ the argument and ends with `Received: name=...`, the Keras convention.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf

@@ -10,7 +10,9 @@ Letters used in shapes: `T` is the number of time steps, `B` the batch size
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+from typing import Any
+from typing import NamedTuple
+from typing import Optional
 
 import tensorflow as tf
 
@@ -260,7 +262,10 @@ def reverse_linear_recurrence(
 
     def step(following, elements):
         current_input, decay = elements
-        return current_input + decay * following
+        result = current_input + decay * following
+        # Keeps the loop-carried shape static when T or B are dynamic.
+        result.set_shape(following.shape.merge_with(result.shape))
+        return result
 
     return tf.scan(
         step, (inputs, decays), initializer=final, reverse=True, name="scan"
@@ -287,7 +292,7 @@ def _gae_time_major(
         float_flag(terminated, rewards), float_flag(truncated, rewards)
     )
     deltas = rewards + gamma * not_terminated * next_values - values
-    decays = tf.broadcast_to(gamma * lambda_ * (1.0 - ends), tf.shape(deltas))
+    decays = gamma * lambda_ * (1.0 - ends) + tf.zeros_like(deltas)
     if mask is not None:
         zeros = tf.zeros_like(deltas)
         deltas = tf.where(mask, deltas, zeros)

@@ -7,7 +7,8 @@ contribute nothing, even when they hold NaN or Inf.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
+from typing import Optional
 
 import tensorflow as tf
 

@@ -15,7 +15,8 @@ Introduction", 2nd ed., chapters 7 (n-step returns) and 12 (lambda-returns).
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
+from typing import Optional
 
 import tensorflow as tf
 
@@ -168,7 +169,7 @@ def td_lambda_returns(
         inputs = steps.rewards + steps.gamma * (1.0 - terminated_f) * (
             next_values * (1.0 - trace)
         )
-        decays = tf.broadcast_to(steps.gamma * trace, tf.shape(inputs))
+        decays = steps.gamma * trace + tf.zeros_like(inputs)
         inputs = _masked(steps, inputs, steps.values)
         decays = _masked(steps, decays, tf.zeros_like(decays))
         returns = gae_lib.reverse_linear_recurrence(
@@ -254,10 +255,8 @@ def discounted_returns(
             steps.gamma * (1.0 - terminated_f) * truncated_f * bootstraps
         )
         continues = 1.0 - gae_lib.episode_ends(steps, steps.rewards)
-        decays = tf.broadcast_to(steps.gamma * continues, tf.shape(inputs))
-        fill = (
-            tf.zeros_like(inputs) if steps.values is None else steps.values
-        )
+        decays = steps.gamma * continues + tf.zeros_like(inputs)
+        fill = tf.zeros_like(inputs) if steps.values is None else steps.values
         inputs = _masked(steps, inputs, fill)
         decays = _masked(steps, decays, tf.zeros_like(decays))
         returns = gae_lib.reverse_linear_recurrence(
