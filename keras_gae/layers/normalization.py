@@ -1,0 +1,259 @@
+"""Masked advantage normalization, combined across tf.distribute replicas."""
+
+from __future__ import annotations
+
+from typing import Any
+from typing import Optional
+
+import tensorflow as tf
+
+from keras_gae.ops import _checks
+from keras_gae.ops import masked
+
+_HALF_DTYPES = ("float16", "bfloat16")
+
+
+@tf.keras.saving.register_keras_serializable(package="keras_gae")
+class AdvantageNormalization(tf.keras.layers.Layer):
+    r"""Normalizes advantages by their mean and standard deviation.
+
+    Over the N valid elements x_i of a batch (all elements, or those where
+    `mask` is set),
+
+        mean = sum_i x_i / N,   var = sum_i x_i^2 / N - mean^2,
+        center=True:   y = (x - mean) / sqrt(var + epsilon)
+        center=False:  y = x / sqrt(var + epsilon)
+
+    (`center=False` keeps each advantage's sign; var is still the variance
+    about the mean.) Masked elements come out as 0 and never enter the
+    statistics, even when they hold NaN or Inf. A batch with no valid element
+    has mean 0 and var 0.
+
+    Replicas: inside a tf.distribute replica context with more than one
+    replica (`strategy.run`, or `Model.fit` under a strategy), the statistics
+    cover the global batch: each replica stacks its local
+    [sum x, sum x^2, N] into one tensor that a single
+    `ReplicaContext.all_reduce(SUM)` combines. In the default or a
+    cross-replica context they are local. var is clipped at 0 against
+    rounding in the subtraction.
+
+    Running statistics (`momentum` not None): the layer keeps three
+    non-trainable scalar weights, "mean", "variance" and "count" (the number
+    of updates so far). A call with `training=True` whose batch has N > 0
+    valid elements updates them from that batch's (global) mean and var:
+
+        count == 0:  mean <- batch mean,  variance <- batch var
+        count > 0:   mean <- momentum * mean + (1 - momentum) * batch mean
+                     variance <- momentum * variance + (1 - momentum) * var
+        count <- count + 1
+
+    (`variance` tracks the within-batch variance, as Keras
+    BatchNormalization does; the spread of the batch means is not added.)
+    Every call with count > 0, training or not, normalizes with the running
+    "mean" and "variance" after that call's update; while count == 0 it
+    normalizes with the batch statistics. `training=None` counts as False.
+    Under a strategy the weights are synchronized on read (every replica
+    applies the same all-reduced update).
+
+    Precision: the layer's dtype is float32 unless `dtype` is given, so under
+    a mixed-precision policy sums of squares are not formed in half
+    precision; half-precision dtypes are rejected.
+
+    Call arguments:
+      advantages: float tensor of any shape, e.g. `[B, T]`.
+      mask: optional bool-like tensor broadcastable to `advantages`; false
+        marks padding. A Keras mask carried by `advantages` is used when no
+        `mask` is passed, and the mask is propagated to the output.
+      training: Python bool, bool tensor or None; see running statistics.
+
+    Returns:
+      The normalized advantages, shaped like `advantages`, in the layer's
+      dtype.
+
+    Args:
+      epsilon: float > 0 added to the variance.
+      center: whether to subtract the mean.
+      momentum: None (per-batch statistics) or a float in [0, 1) enabling the
+        running statistics above.
+      **kwargs: base Layer arguments (`name`, `dtype`, ...).
+
+    Raises:
+      ValueError: epsilon <= 0, momentum outside [0, 1), a half-precision
+        `dtype`; at the call, a mask that does not broadcast.
+      TypeError: non-bool `center`, non-float epsilon or momentum; at the
+        call, non-float advantages or a non-bool-like mask.
+    """
+
+    def __init__(
+        self,
+        epsilon: float = 1e-8,
+        center: bool = True,
+        momentum: Optional[float] = None,
+        **kwargs,
+    ):
+        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)):
+            raise TypeError(
+                "`epsilon` must be a Python float. "
+                f"Received: epsilon={epsilon!r}"
+            )
+        if not epsilon > 0:
+            raise ValueError(
+                f"`epsilon` must be > 0. Received: epsilon={epsilon!r}"
+            )
+        if not isinstance(center, bool):
+            raise TypeError(
+                f"`center` must be a bool. Received: center={center!r}"
+            )
+        if momentum is not None:
+            if isinstance(momentum, bool) or not isinstance(
+                momentum, (int, float)
+            ):
+                raise TypeError(
+                    "`momentum` must be None or a Python float in [0, 1). "
+                    f"Received: momentum={momentum!r}"
+                )
+            if not 0.0 <= momentum < 1.0:
+                raise ValueError(
+                    "`momentum` must be None or lie in [0, 1). "
+                    f"Received: momentum={momentum!r}"
+                )
+            momentum = float(momentum)
+        if kwargs.get("dtype") is None:
+            kwargs["dtype"] = "float32"
+        super().__init__(**kwargs)
+        if self.compute_dtype in _HALF_DTYPES:
+            raise ValueError(
+                "AdvantageNormalization computes in float32 or float64; sums "
+                "of squares overflow in half precision. Leave `dtype` unset "
+                "(float32) under mixed precision. "
+                f"Received: dtype={kwargs['dtype']!r}"
+            )
+        self.epsilon = float(epsilon)
+        self.center = center
+        self.momentum = momentum
+        self.supports_masking = True
+
+    def build(self, input_shape: Any) -> None:
+        if self.momentum is not None:
+
+            def statistic(name, initializer):
+                return self.add_weight(
+                    name=name,
+                    shape=[],
+                    initializer=initializer,
+                    trainable=False,
+                    synchronization=tf.VariableSynchronization.ON_READ,
+                    aggregation=tf.VariableAggregation.MEAN,
+                )
+
+            self.moving_mean = statistic("mean", "zeros")
+            self.moving_variance = statistic("variance", "ones")
+            self.count = statistic("count", "zeros")
+        super().build(input_shape)
+
+    def _batch_moments(self, advantages: tf.Tensor, mask: Any) -> tuple:
+        """Global (mean, var, N) of the valid elements, one all-reduce."""
+        total, count = masked.masked_sum_and_count(advantages, mask)
+        squares, _ = masked.masked_sum_and_count(tf.square(advantages), mask)
+        statistics = tf.stack([total, squares, count])
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            statistics = context.all_reduce(
+                tf.distribute.ReduceOp.SUM, statistics
+            )
+        total, squares, count = tf.unstack(statistics)
+        mean = tf.math.divide_no_nan(total, count)
+        variance = tf.maximum(
+            tf.math.divide_no_nan(squares, count) - tf.square(mean), 0.0
+        )
+        return mean, variance, count
+
+    def _running_moments(
+        self,
+        mean: tf.Tensor,
+        variance: tf.Tensor,
+        count: tf.Tensor,
+        training: Any,
+    ) -> tuple:
+        if training is not None and training is not False:
+            update = count > 0
+            if training is not True:
+                update = tf.logical_and(update, tf.cast(training, tf.bool))
+            initialized = self.count > 0
+            momentum = tf.constant(self.momentum, self.compute_dtype)
+
+            def average(moving, batch):
+                blended = momentum * moving + (1.0 - momentum) * batch
+                new = tf.where(initialized, blended, batch)
+                return tf.where(update, new, moving)
+
+            new_mean = average(self.moving_mean, mean)
+            new_variance = average(self.moving_variance, variance)
+            self.moving_mean.assign(new_mean)
+            self.moving_variance.assign(new_variance)
+            self.count.assign_add(tf.cast(update, self.compute_dtype))
+        use_running = self.count > 0
+        mean = tf.where(use_running, self.moving_mean, mean)
+        variance = tf.where(use_running, self.moving_variance, variance)
+        return mean, variance
+
+    def call(
+        self,
+        advantages: tf.Tensor,
+        mask: Optional[Any] = None,
+        training: Optional[Any] = None,
+    ) -> tf.Tensor:
+        if not advantages.dtype.is_floating:
+            raise TypeError(
+                "`advantages` must be a floating-point tensor, got dtype "
+                f"{advantages.dtype.name}. "
+                f"Received: advantages={_checks.describe(advantages)}"
+            )
+        if mask is not None:
+            mask = self._check_mask(mask, advantages)
+        mean, variance, count = self._batch_moments(advantages, mask)
+        if self.momentum is not None:
+            mean, variance = self._running_moments(
+                mean, variance, count, training
+            )
+        if self.center:
+            advantages = advantages - mean
+        normalized = advantages * tf.math.rsqrt(variance + self.epsilon)
+        if mask is None:
+            return normalized
+        mask = tf.broadcast_to(mask, tf.shape(normalized))
+        return tf.where(mask, normalized, tf.zeros_like(normalized))
+
+    def _check_mask(self, mask: Any, advantages: tf.Tensor) -> tf.Tensor:
+        mask = _checks.convert_flag(mask, "mask")
+        try:
+            shape = tf.broadcast_static_shape(mask.shape, advantages.shape)
+        except ValueError as error:
+            raise ValueError(
+                "`mask` must be broadcastable to the shape of `advantages` "
+                f"{tuple(advantages.shape)}. "
+                f"Received: mask={_checks.describe(mask)}"
+            ) from error
+        if shape.rank is not None and shape.rank != advantages.shape.rank:
+            raise ValueError(
+                "`mask` must not have more dimensions than `advantages` "
+                f"{tuple(advantages.shape)}. "
+                f"Received: mask={_checks.describe(mask)}"
+            )
+        return mask
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        if mask is None:
+            return None
+        return _checks.convert_flag(mask, "mask")
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            {
+                "epsilon": self.epsilon,
+                "center": self.center,
+                "momentum": self.momentum,
+            }
+        )
+        return config

@@ -1,0 +1,328 @@
+"""Tests of the GeneralizedAdvantageEstimation layer."""
+
+import os
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+from absl.testing import parameterized
+
+from keras_gae import layers
+
+B, T = 3, 6
+
+
+def gae_reference(
+    rewards,
+    values,
+    bootstrap_value,
+    gamma,
+    lambda_,
+    terminated=None,
+    truncated=None,
+    truncation_values=None,
+    mask=None,
+):
+    """Batch-major float64 GAE, one loop per row (arXiv:1506.02438, eq. 16)."""
+    rewards = np.asarray(rewards, np.float64)
+    values = np.asarray(values, np.float64)
+    num_rows, num_steps = rewards.shape
+    terminated = (
+        np.zeros_like(rewards, bool) if terminated is None else terminated
+    )
+    truncated = np.zeros_like(rewards, bool) if truncated is None else truncated
+    mask = np.ones_like(rewards, bool) if mask is None else mask
+    advantages = np.zeros_like(rewards)
+    for b in range(num_rows):
+        following = 0.0
+        for t in reversed(range(num_steps)):
+            if not mask[b, t]:
+                advantages[b, t] = 0.0
+                following = 0.0
+                continue
+            if t == num_steps - 1:
+                next_value = bootstrap_value[b]
+            else:
+                next_value = values[b, t + 1]
+            if truncated[b, t] and truncation_values is not None:
+                next_value = truncation_values[b, t]
+            not_terminal = 0.0 if terminated[b, t] else 1.0
+            delta = rewards[b, t] + gamma * not_terminal * next_value
+            delta -= values[b, t]
+            end = terminated[b, t] or truncated[b, t]
+            advantages[b, t] = delta + gamma * lambda_ * (1 - end) * following
+            following = advantages[b, t]
+    return advantages, advantages + values
+
+
+def random_batch(seed=0, flags=True, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    batch = {
+        "reward": rng.normal(size=(B, T)).astype(dtype),
+        "value": rng.normal(size=(B, T)).astype(dtype),
+        "bootstrap_value": rng.normal(size=(B,)).astype(dtype),
+    }
+    if flags:
+        batch["terminated"] = rng.random((B, T)) < 0.2
+        batch["truncated"] = rng.random((B, T)) < 0.2
+        batch["truncation_value"] = rng.normal(size=(B, T)).astype(dtype)
+        batch["mask"] = rng.random((B, T)) < 0.85
+    return batch
+
+
+def reference_for(batch, gamma, lambda_):
+    return gae_reference(
+        batch["reward"],
+        batch["value"],
+        batch["bootstrap_value"],
+        gamma,
+        lambda_,
+        terminated=batch.get("terminated"),
+        truncated=batch.get("truncated"),
+        truncation_values=batch.get("truncation_value"),
+        mask=batch.get("mask"),
+    )
+
+
+class GeneralizedAdvantageEstimationTest(
+    tf.test.TestCase, parameterized.TestCase
+):
+    def tearDown(self):
+        tf.keras.mixed_precision.set_global_policy("float32")
+        super().tearDown()
+
+    @parameterized.product(
+        implementation=["scan", "xla", "auto"],
+        flags=[False, True],
+    )
+    def test_matches_numpy_reference(self, implementation, flags):
+        batch = random_batch(seed=1, flags=flags, dtype=np.float64)
+        layer = layers.GeneralizedAdvantageEstimation(
+            gamma=0.9,
+            lambda_=0.8,
+            implementation=implementation,
+            dtype="float64",
+        )
+        advantages, returns = layer(batch)
+        expected_advantages, expected_returns = reference_for(batch, 0.9, 0.8)
+        self.assertEqual(advantages.dtype, tf.float64)
+        self.assertAllClose(advantages, expected_advantages, atol=1e-10)
+        self.assertAllClose(returns, expected_returns, atol=1e-10)
+
+    def test_hand_computed_fixture(self):
+        # gamma = lambda = 0.5, V = 0, V(s_T) = 4, r = 1:
+        # deltas 1, 1, 1 + 0.5 * 4 = 3; A_2 = 3, A_1 = 1 + 0.25 * 3 = 1.75,
+        # A_0 = 1 + 0.25 * 1.75 = 1.4375. Terminated on the last step:
+        # delta_2 = 1, A_1 = 1.25, A_0 = 1.3125.
+        layer = layers.GeneralizedAdvantageEstimation(gamma=0.5, lambda_=0.5)
+        inputs = {
+            "reward": tf.ones([2, 3]),
+            "value": tf.zeros([2, 3]),
+            "bootstrap_value": tf.fill([2], 4.0),
+            "terminated": tf.constant([[False] * 3, [False, False, True]]),
+        }
+        advantages, returns = layer(inputs)
+        expected = [[1.4375, 1.75, 3.0], [1.3125, 1.25, 1.0]]
+        self.assertAllClose(advantages, expected)
+        self.assertAllClose(returns, expected)
+
+    def test_time_major_equals_batch_major(self):
+        batch = random_batch(seed=2)
+        batch_major = layers.GeneralizedAdvantageEstimation()(batch)
+        transposed = {
+            key: value if key == "bootstrap_value" else np.transpose(value)
+            for key, value in batch.items()
+        }
+        time_major = layers.GeneralizedAdvantageEstimation(time_major=True)(
+            transposed
+        )
+        for got, expected in zip(time_major, batch_major):
+            self.assertAllClose(tf.transpose(got), expected)
+
+    def test_accepts_a_whole_rollout_batch(self):
+        batch = random_batch(seed=3)
+        full = dict(
+            batch,
+            observation=np.zeros((B, T, 4), np.float32),
+            action=np.zeros((B, T), np.int32),
+            log_prob=np.zeros((B, T), np.float32),
+        )
+        layer = layers.GeneralizedAdvantageEstimation()
+        for got, expected in zip(layer(full), layer(batch)):
+            self.assertAllEqual(got, expected)
+
+    def test_float64_inputs_to_default_layer_are_float32(self):
+        batch = random_batch(seed=4, dtype=np.float64)
+        advantages, returns = layers.GeneralizedAdvantageEstimation()(batch)
+        self.assertEqual(advantages.dtype, tf.float32)
+        self.assertEqual(returns.dtype, tf.float32)
+        expected, _ = reference_for(batch, 0.99, 0.95)
+        self.assertAllClose(advantages, expected, atol=1e-5)
+
+    def test_stays_float32_under_mixed_precision(self):
+        tf.keras.mixed_precision.set_global_policy("mixed_float16")
+        layer = layers.GeneralizedAdvantageEstimation()
+        self.assertEqual(layer.compute_dtype, "float32")
+        batch = random_batch(seed=5, flags=True, dtype=np.float16)
+        advantages, returns = layer(batch)
+        self.assertEqual(advantages.dtype, tf.float32)
+        self.assertEqual(returns.dtype, tf.float32)
+        expected, _ = reference_for(batch, 0.99, 0.95)
+        self.assertAllClose(advantages, expected, atol=1e-5)
+
+        # Inside a functional model whose critic computes in float16.
+        observation = tf.keras.Input((T, 2), name="observation")
+        value = tf.squeeze(tf.keras.layers.Dense(1)(observation), -1)
+        self.assertEqual(value.dtype, tf.float16)
+        rewards = tf.keras.Input((T,), name="reward")
+        bootstrap = tf.keras.Input((), name="bootstrap_value")
+        advantages, _ = layers.GeneralizedAdvantageEstimation()(
+            {"reward": rewards, "value": value, "bootstrap_value": bootstrap}
+        )
+        self.assertEqual(advantages.dtype, tf.float32)
+
+    def test_check_numerics(self):
+        batch = random_batch(seed=6, flags=False)
+        batch["reward"][0, 2] = np.nan
+        quiet = layers.GeneralizedAdvantageEstimation()
+        self.assertTrue(np.isnan(quiet(batch)[0].numpy()).any())
+        layer = layers.GeneralizedAdvantageEstimation(check_numerics=True)
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "rewards"):
+            layer(batch)
+
+    @parameterized.named_parameters(
+        ("gamma_high", {"gamma": 1.5}, ValueError, "gamma"),
+        ("gamma_negative", {"gamma": -0.1}, ValueError, "gamma"),
+        ("lambda_high", {"lambda_": 1.01}, ValueError, "lambda_"),
+        ("gamma_string", {"gamma": "0.9"}, TypeError, "gamma"),
+        ("lambda_bool", {"lambda_": True}, TypeError, "lambda_"),
+        ("implementation", {"implementation": "fast"}, ValueError, "implem"),
+        ("time_major", {"time_major": 1}, TypeError, "time_major"),
+        ("check_numerics", {"check_numerics": "y"}, TypeError, "check_num"),
+        ("half_dtype", {"dtype": "mixed_float16"}, ValueError, "dtype"),
+    )
+    def test_constructor_errors(self, kwargs, error, name):
+        with self.assertRaisesRegex(error, f"`{name}.*Received: {name}"):
+            layers.GeneralizedAdvantageEstimation(**kwargs)
+
+    def test_call_errors(self):
+        layer = layers.GeneralizedAdvantageEstimation()
+        batch = random_batch(seed=7, flags=False)
+        with self.assertRaisesRegex(TypeError, "`inputs` must be a dict"):
+            layer(batch["reward"])
+        missing = {k: v for k, v in batch.items() if k != "bootstrap_value"}
+        with self.assertRaisesRegex(ValueError, "missing.*bootstrap_value"):
+            layer(missing)
+        with self.assertRaisesRegex(ValueError, "unknown key.*'rewards'"):
+            layer(dict(batch, rewards=batch["reward"]))
+        wrong_rank = dict(batch, value=batch["value"][..., None])
+        with self.assertRaisesRegex(
+            ValueError, r"inputs\['value'\] as `values`.*Received: values="
+        ):
+            layer(wrong_rank)
+        wrong_batch = dict(batch, bootstrap_value=np.zeros(B + 1, np.float32))
+        with self.assertRaisesRegex(ValueError, "Received: bootstrap_value="):
+            layer(wrong_batch)
+
+    def test_get_config_round_trip(self):
+        layer = layers.GeneralizedAdvantageEstimation(
+            gamma=0.9,
+            lambda_=0.7,
+            time_major=True,
+            implementation="scan",
+            check_numerics=True,
+            name="gae",
+        )
+        config = layer.get_config()
+        restored = layers.GeneralizedAdvantageEstimation.from_config(config)
+        self.assertEqual(restored.get_config(), config)
+        self.assertEqual(config["gamma"], 0.9)
+        self.assertEqual(config["lambda_"], 0.7)
+        serialized = tf.keras.layers.serialize(layer)
+        self.assertEqual(
+            serialized["registered_name"],
+            "keras_gae>GeneralizedAdvantageEstimation",
+        )
+        deserialized = tf.keras.layers.deserialize(serialized)
+        self.assertIsInstance(
+            deserialized, layers.GeneralizedAdvantageEstimation
+        )
+        batch = {
+            k: v if k == "bootstrap_value" else np.transpose(v)
+            for k, v in random_batch(seed=8).items()
+        }
+        for got, expected in zip(deserialized(batch), layer(batch)):
+            self.assertAllEqual(got, expected)
+
+    def _functional_model(self):
+        inputs = {
+            "reward": tf.keras.Input((T,), name="reward"),
+            "value": tf.keras.Input((T,), name="value"),
+            "bootstrap_value": tf.keras.Input((), name="bootstrap_value"),
+            "terminated": tf.keras.Input(
+                (T,), dtype=tf.bool, name="terminated"
+            ),
+            "truncated": tf.keras.Input((T,), dtype=tf.bool, name="truncated"),
+            "truncation_value": tf.keras.Input((T,), name="truncation_value"),
+            "mask": tf.keras.Input((T,), dtype=tf.bool, name="mask"),
+        }
+        outputs = layers.GeneralizedAdvantageEstimation(gamma=0.9, lambda_=0.8)(
+            inputs
+        )
+        return tf.keras.Model(inputs, outputs)
+
+    def test_functional_model_and_saved_model(self):
+        model = self._functional_model()
+        batch = random_batch(seed=9)
+        expected_advantages, expected_returns = reference_for(batch, 0.9, 0.8)
+        advantages, returns = model(batch)
+        self.assertAllClose(advantages, expected_advantages, atol=1e-5)
+        self.assertAllClose(returns, expected_returns, atol=1e-5)
+
+        path = os.path.join(tempfile.mkdtemp(dir=self.get_temp_dir()), "gae")
+        model.save(path, save_format="tf")
+        loaded_model = tf.keras.models.load_model(path)
+        gae_layers = [
+            layer
+            for layer in loaded_model.layers
+            if isinstance(layer, layers.GeneralizedAdvantageEstimation)
+        ]
+        self.assertLen(gae_layers, 1)
+        self.assertEqual(gae_layers[0].gamma, 0.9)
+        loaded_outputs = loaded_model(batch)
+        raw = tf.saved_model.load(path)
+        tensors = {k: tf.constant(v) for k, v in batch.items()}
+        raw_outputs = raw(tensors)
+        for loaded, restored, expected in zip(
+            loaded_outputs, raw_outputs, (advantages, returns)
+        ):
+            self.assertAllClose(loaded, expected, atol=1e-6)
+            self.assertAllClose(restored, expected, atol=1e-6)
+
+    def test_fit_smoke(self):
+        # A critic regressing on GAE returns inside a compiled train step.
+        observation = tf.keras.Input((T, 2), name="observation")
+        reward = tf.keras.Input((T,), name="reward")
+        bootstrap = tf.keras.Input((), name="bootstrap_value")
+        critic = tf.keras.layers.Dense(1, kernel_initializer="zeros")
+        value = tf.squeeze(critic(observation), -1)
+        _, returns = layers.GeneralizedAdvantageEstimation()(
+            {"reward": reward, "value": value, "bootstrap_value": bootstrap}
+        )
+        model = tf.keras.Model([observation, reward, bootstrap], value)
+        model.add_loss(tf.reduce_mean(tf.square(value - returns)))
+        model.compile(optimizer=tf.keras.optimizers.SGD(0.05))
+        rng = np.random.default_rng(10)
+        x = [
+            rng.normal(size=(8, T, 2)).astype(np.float32),
+            np.ones((8, T), np.float32),
+            np.zeros((8,), np.float32),
+        ]
+        history = model.fit(x, epochs=3, batch_size=4, verbose=0)
+        losses = history.history["loss"]
+        self.assertTrue(np.all(np.isfinite(losses)))
+        self.assertNotAllClose(critic.kernel, np.zeros((2, 1)))
+
+
+if __name__ == "__main__":
+    tf.test.main()
