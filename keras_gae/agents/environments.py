@@ -11,11 +11,13 @@ actions alike:
 |---|---|---|---|
 | `Discrete(n, start=s)` | int64 | `()` | `[s, s + n - 1]` |
 | `MultiDiscrete(nvec, start=s)` | int64 | `nvec.shape` | `[s, s + nvec - 1]` |
-| `Box(low, high)` | float32 | `low.shape` | `[low, high]` (may be inf) |
+| `Box(low, high)` | float32 | `low.shape` | `[low, high]` |
 
-Observations are cast to the spec dtype (a float64 or integer Box observation
-arrives as float32); actions are cast back to the space's own dtype before
-`env.step`. Rewards are float32 scalars. Other spaces (Dict, Tuple,
+Bounds equal in every entry become a scalar; tf-agents stores infinite Box
+bounds as the float32 limits. Observations are cast to the spec dtype (a
+float64 or integer Box observation arrives as float32); actions are cast
+back to the space's own dtype before `env.step` (a Discrete action as a
+Python int). Rewards are float32 scalars. Other spaces (Dict, Tuple,
 MultiBinary, Text, ...) raise a TypeError.
 
 Episode ends. gymnasium's `terminated` becomes `ts.termination` (discount 0:

@@ -5,7 +5,11 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 from tf_agents.drivers import dynamic_step_driver
+from tf_agents.drivers import py_driver
+from tf_agents.environments import batched_py_environment
+from tf_agents.metrics import py_metrics
 from tf_agents.metrics import tf_metrics
+from tf_agents.policies import random_py_policy
 from tf_agents.policies import random_tf_policy
 from tf_agents.system import system_multiprocessing
 from tf_agents.trajectories import time_step as ts
@@ -242,6 +246,37 @@ class EpisodeEndTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(metrics[1].result(), np.mean(lengths))
         self.assertEqual(int(metrics[2].result()), len(returns))
         self.assertEqual(int(metrics[3].result()), environment_steps)
+
+    def test_py_metrics_match_episode_statistics(self):
+        envs = [
+            GymnasiumEnvironment(
+                SCRIPTED_ENV_ID, seed=index, env_kwargs={"episode_stride": 2}
+            )
+            for index in range(2)
+        ]
+        env = batched_py_environment.BatchedPyEnvironment(
+            envs, multithreading=False
+        )
+        policy = random_py_policy.RandomPyPolicy(
+            env.time_step_spec(), env.action_spec(), outer_dims=(2,)
+        )
+        metrics = [
+            py_metrics.AverageReturnMetric(batch_size=2),
+            py_metrics.AverageEpisodeLengthMetric(batch_size=2),
+            py_metrics.NumberOfEpisodes(),
+            py_metrics.EnvironmentSteps(),
+        ]
+        driver = py_driver.PyDriver(
+            env, policy, observers=metrics, max_steps=24
+        )
+        driver.run(env.reset())
+        returns = envs[0].episode_returns() + envs[1].episode_returns()
+        lengths = envs[0].episode_lengths() + envs[1].episode_lengths()
+        self.assertGreaterEqual(len(returns), 4)
+        self.assertAllClose(metrics[0].result(), np.mean(returns))
+        self.assertAllClose(metrics[1].result(), np.mean(lengths))
+        self.assertEqual(metrics[2].result(), len(returns))
+        self.assertEqual(metrics[3].result(), 24)
 
 
 class SeedingTest(tf.test.TestCase, parameterized.TestCase):
