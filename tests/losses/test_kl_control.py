@@ -1,0 +1,187 @@
+"""Tests for the KL coefficient controllers in keras_gae.losses."""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+from absl.testing import parameterized
+
+from keras_gae import losses
+
+
+def np_adaptive(init_kl_coef, target_kl, horizon, updates):
+    """Ziegler et al. 2019, section 2.2, in float64: beta after each update."""
+    beta = init_kl_coef
+    history = []
+    for kl, n_steps in updates:
+        error = np.clip(kl / target_kl - 1.0, -0.2, 0.2)
+        beta *= 1.0 + error * n_steps / horizon
+        history.append(beta)
+    return np.array(history)
+
+
+# KL well above, slightly above, at, slightly below and far below target 6.
+UPDATES = [(12.0, 256), (6.6, 512), (6.0, 128), (5.4, 256), (0.0, 1000)]
+
+
+class AdaptiveKLControllerTest(tf.test.TestCase, parameterized.TestCase):
+    def test_hand_computed_fixture(self):
+        controller = losses.AdaptiveKLController(0.1, 6.0, 10_000)
+        # KL = 12: error clip(12 / 6 - 1) = 0.2, n / horizon = 0.0256,
+        # beta = 0.1 * (1 + 0.2 * 0.0256).
+        self.assertAllClose(controller.update(12.0, 256), 0.100512)
+        # KL = 3: error -0.5 clipped to -0.2.
+        self.assertAllClose(
+            controller.update(3.0, 256), 0.100512 * (1 - 0.2 * 0.0256)
+        )
+
+    @parameterized.named_parameters(("eager", False), ("compiled", True))
+    def test_matches_reference(self, compiled):
+        controller = losses.AdaptiveKLController(0.2, 6.0, 2_000)
+        update = controller.update
+        if compiled:
+            update = tf.function(update, jit_compile=False)
+        expected = np_adaptive(0.2, 6.0, 2_000, UPDATES)
+        for (kl, n_steps), beta in zip(UPDATES, expected):
+            returned = update(tf.constant(kl), tf.constant(n_steps))
+            self.assertAllClose(returned, beta, rtol=1e-6)
+            self.assertAllClose(controller.value, beta, rtol=1e-6)
+        self.assertLess(expected[-1], expected[0])
+
+    def test_update_in_a_compiled_train_step(self):
+        controller = losses.AdaptiveKLController(0.1, 1.0, 100)
+        weight = tf.Variable(1.0)
+
+        @tf.function(jit_compile=True)
+        def step():
+            with tf.GradientTape() as tape:
+                kl = tf.square(weight)
+                loss = controller.value * kl
+            weight.assign_sub(0.1 * tape.gradient(loss, weight))
+            return controller.update(kl, 50)
+
+        first = step()
+        # kl = 1 = target: no change; then kl < target: beta shrinks.
+        self.assertAllClose(first, 0.1)
+        self.assertLess(step().numpy(), 0.1)
+
+    def test_coefficient_is_a_non_trainable_variable(self):
+        controller = losses.AdaptiveKLController(0.1, 6.0, 100)
+        self.assertIsInstance(controller.coef, tf.Variable)
+        self.assertFalse(controller.coef.trainable)
+        self.assertEqual(controller.trainable_variables, ())
+        self.assertEqual(list(controller.variables), [controller.coef])
+
+    def test_checkpoint_round_trip(self):
+        controller = losses.AdaptiveKLController(0.1, 6.0, 100)
+        controller.update(12.0, 50)
+        saved_value = controller.value.numpy()
+        checkpoint = tf.train.Checkpoint(controller=controller)
+        path = checkpoint.save(os.path.join(self.get_temp_dir(), "ckpt"))
+        controller.update(12.0, 50)
+        self.assertNotAllClose(controller.value, saved_value)
+        fresh = losses.AdaptiveKLController(0.1, 6.0, 100)
+        tf.train.Checkpoint(controller=fresh).restore(path).assert_consumed()
+        self.assertAllClose(fresh.value, saved_value)
+
+    def test_saved_with_a_keras_model_holding_it(self):
+        model = tf.keras.Sequential([tf.keras.layers.Dense(1)])
+        model.build((None, 2))
+        model.kl_controller = losses.AdaptiveKLController(0.1, 6.0, 100)
+        model.kl_controller.update(12.0, 50)
+        saved_value = model.kl_controller.value.numpy()
+        path = os.path.join(self.get_temp_dir(), "weights")
+        model.save_weights(path)
+        model.kl_controller.coef.assign(5.0)
+        model.load_weights(path)
+        self.assertAllClose(model.kl_controller.value, saved_value)
+
+    def test_update_under_mirrored_strategy(self):
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        with strategy.scope():
+            controller = losses.AdaptiveKLController(0.2, 6.0, 2_000)
+
+        @tf.function
+        def step(kl, n_steps):
+            return strategy.run(controller.update, args=(kl, n_steps))
+
+        expected = np_adaptive(0.2, 6.0, 2_000, UPDATES)
+        for (kl, n_steps), beta in zip(UPDATES, expected):
+            per_replica = step(tf.constant(kl), tf.constant(n_steps))
+            for value in strategy.experimental_local_results(per_replica):
+                self.assertAllClose(value, beta, rtol=1e-6)
+        for value in controller.coef.values:
+            self.assertAllClose(value, expected[-1], rtol=1e-6)
+
+    def test_config_round_trip(self):
+        controller = losses.AdaptiveKLController(0.05, 3.0, 500, name="kl")
+        config = controller.get_config()
+        self.assertEqual(
+            config,
+            {
+                "init_kl_coef": 0.05,
+                "target_kl": 3.0,
+                "horizon": 500.0,
+                "name": "kl",
+            },
+        )
+        restored = losses.AdaptiveKLController.from_config(config)
+        self.assertEqual(restored.get_config(), config)
+        self.assertAllClose(restored.value, 0.05)
+        serialized = tf.keras.saving.serialize_keras_object(controller)
+        self.assertEqual(
+            serialized["registered_name"], "keras_gae>AdaptiveKLController"
+        )
+        restored = tf.keras.saving.deserialize_keras_object(serialized)
+        self.assertIsInstance(restored, losses.AdaptiveKLController)
+        self.assertEqual(restored.get_config(), config)
+
+    @parameterized.named_parameters(
+        ("init_zero", {"init_kl_coef": 0.0}, "init_kl_coef", ValueError),
+        ("init_negative", {"init_kl_coef": -1.0}, "init_kl_coef", ValueError),
+        ("target", {"target_kl": 0.0}, "target_kl", ValueError),
+        ("horizon", {"horizon": -10}, "horizon", ValueError),
+        ("string", {"target_kl": "6"}, "target_kl", TypeError),
+        ("bool", {"horizon": True}, "horizon", TypeError),
+    )
+    def test_bad_arguments(self, override, name, error):
+        kwargs = {"init_kl_coef": 0.1, "target_kl": 6.0, "horizon": 100}
+        kwargs.update(override)
+        with self.assertRaisesRegex(error, f"`{name}`.*Received: {name}="):
+            losses.AdaptiveKLController(**kwargs)
+
+
+class FixedKLControllerTest(tf.test.TestCase):
+    def test_update_leaves_the_coefficient(self):
+        controller = losses.FixedKLController(0.3)
+        for kl, n_steps in UPDATES:
+            self.assertAllClose(controller.update(kl, n_steps), 0.3)
+        compiled = tf.function(controller.update)
+        self.assertAllClose(compiled(tf.constant(50.0), tf.constant(7)), 0.3)
+        self.assertAllClose(controller.value, 0.3)
+        self.assertFalse(controller.coef.trainable)
+
+    def test_zero_is_allowed(self):
+        self.assertAllClose(losses.FixedKLController(0.0).value, 0.0)
+
+    def test_config_round_trip(self):
+        controller = losses.FixedKLController(0.3)
+        config = controller.get_config()
+        self.assertEqual(
+            config, {"kl_coef": 0.3, "name": "fixed_kl_controller"}
+        )
+        restored = losses.FixedKLController.from_config(config)
+        self.assertEqual(restored.get_config(), config)
+        restored = tf.keras.saving.deserialize_keras_object(
+            tf.keras.saving.serialize_keras_object(controller)
+        )
+        self.assertIsInstance(restored, losses.FixedKLController)
+        self.assertAllClose(restored.value, 0.3)
+
+    def test_bad_arguments(self):
+        with self.assertRaisesRegex(
+            ValueError, "`kl_coef`.*Received: kl_coef="
+        ):
+            losses.FixedKLController(-0.1)
+        with self.assertRaisesRegex(TypeError, "`kl_coef`"):
+            losses.FixedKLController(tf.constant(0.1))
