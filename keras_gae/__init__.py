@@ -34,8 +34,12 @@ def _check_keras_version() -> None:
 
 _check_keras_version()
 
+from keras_gae import layers  # noqa: E402
+from keras_gae import losses  # noqa: E402
 from keras_gae import ops  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["ops", "__version__"]
+# `keras_gae.models` and `keras_gae.agents` (tf-agents glue) are imported on
+# demand: `import keras_gae.agents`.
+__all__ = ["layers", "losses", "ops", "__version__"]
