@@ -13,17 +13,20 @@ from __future__ import annotations
 from typing import Any
 from typing import Optional
 
+import numpy as np
 import tensorflow as tf
 
 
 def _check_number(value: Any, name: str, *, positive: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, float, np.integer, np.floating)
+    ):
         raise TypeError(
             f"`{name}` must be a Python float. Received: {name}={value!r}"
         )
     value = float(value)
-    if value < 0.0 or (positive and value == 0.0):
-        relation = "> 0" if positive else ">= 0"
+    if not np.isfinite(value) or value < 0.0 or (positive and value == 0.0):
+        relation = "finite and > 0" if positive else "finite and >= 0"
         raise ValueError(
             f"`{name}` must be {relation}. Received: {name}={value!r}"
         )
@@ -91,8 +94,8 @@ class AdaptiveKLController(_KLController):
     """Adapts beta so the measured KL tracks a target KL.
 
     Ziegler et al. 2019, "Fine-Tuning Language Models from Human
-    Preferences", arXiv:1909.08593, section 2.2: after a batch of `n_steps`
-    steps with measured KL,
+    Preferences", arXiv:1909.08593: after a batch of `n_steps` steps with
+    measured KL,
 
         e = clip(KL / target_kl - 1, -0.2, 0.2)
         beta <- beta * (1 + e * n_steps / horizon)

@@ -216,9 +216,9 @@ def ppo_clip_loss(
 
         L_t = min(r_t * A_t, clip(r_t, 1 - eps_low, 1 + eps_high) * A_t).
 
-    Dual clip (Ye et al. 2020, arXiv:1912.09729, eq. 5) with c = `dual_clip`
-    > 1 also bounds the objective from below where the advantage is negative,
-    so a step whose ratio has grown large cannot dominate the update:
+    Dual clip (Ye et al. 2020, arXiv:1912.09729) with c = `dual_clip` > 1
+    also bounds the objective from below where the advantage is negative, so
+    a step whose ratio has grown large cannot dominate the update:
 
         L_t = max(L_t, c * A_t)   where A_t < 0.
 
@@ -310,6 +310,7 @@ def ppo_clip_loss(
         )
         if dual_clip is not None:
             negative = advantages < 0
+            # On a tie (ratio == c) tf.minimum also favours its first input.
             losses = tf.where(
                 negative,
                 tf.minimum(losses, -dual_clip * advantages),

@@ -10,7 +10,7 @@ from keras_gae import losses
 
 
 def np_adaptive(init_kl_coef, target_kl, horizon, updates):
-    """Ziegler et al. 2019, section 2.2, in float64: beta after each update."""
+    """Ziegler et al. 2019 in float64: beta after each update."""
     beta = init_kl_coef
     history = []
     for kl, n_steps in updates:
@@ -141,6 +141,7 @@ class AdaptiveKLControllerTest(tf.test.TestCase, parameterized.TestCase):
         ("init_negative", {"init_kl_coef": -1.0}, "init_kl_coef", ValueError),
         ("target", {"target_kl": 0.0}, "target_kl", ValueError),
         ("horizon", {"horizon": -10}, "horizon", ValueError),
+        ("nan", {"target_kl": float("nan")}, "target_kl", ValueError),
         ("string", {"target_kl": "6"}, "target_kl", TypeError),
         ("bool", {"horizon": True}, "horizon", TypeError),
     )

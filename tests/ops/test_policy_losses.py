@@ -27,7 +27,7 @@ def np_ppo(logp, old, adv, *, low, high, dual=None, mask=None):
     """Loss, clip fraction, approx KL and d loss / d logp per step.
 
     Schulman et al. 2017, eq. 7: L = min(r A, clip(r, 1-low, 1+high) A);
-    Ye et al. 2020, eq. 5: L = max(L, c A) where A < 0.
+    Ye et al. 2020: L = max(L, c A) where A < 0.
     """
     valid = _valid(np.shape(logp), mask)
     logp, old, adv = (np.where(valid, x, 0.0) for x in (logp, old, adv))
