@@ -1,0 +1,128 @@
+"""GAE through the native CPU op, and the XLA-context test that guards it.
+
+Letters used in shapes: `T` is the number of time steps, `B` the batch size.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import tensorflow as tf
+
+from keras_gae.ops.native import loader
+
+try:
+    from tensorflow.python.ops import control_flow_util
+except ImportError:  # A TensorFlow that moved it: see in_xla_context.
+    control_flow_util = None
+
+
+def in_xla_context() -> bool:
+    """Whether ops created now land in a graph that XLA compiles.
+
+    True while tracing a `tf.function(jit_compile=True)` (which wraps tracing
+    in an XLA control-flow context) or any function graph nested inside one,
+    such as a `tf.while_loop` body or an inner `tf.function`. The native op
+    has no XLA kernel, so callers must not create it there. False when
+    executing eagerly.
+    """
+    if tf.executing_eagerly():
+        return False
+    graph = tf.compat.v1.get_default_graph()
+    if control_flow_util is not None:
+        return bool(control_flow_util.GraphOrParentsInXlaContext(graph))
+    # Fallback if the private helper is gone: the same walk over the graph
+    # and its outer graphs, reading each graph's control-flow context.
+    while graph is not None:
+        context = graph._get_control_flow_context()
+        while context is not None:
+            if context.IsXLAContext():
+                return True
+            context = context.outer_context
+        graph = getattr(graph, "outer_graph", None)
+    return False
+
+
+def gae_time_major(
+    rewards: tf.Tensor,
+    values: tf.Tensor,
+    bootstrap_value: tf.Tensor,
+    terminated: Optional[tf.Tensor],
+    truncated: Optional[tf.Tensor],
+    truncation_values: Optional[tf.Tensor],
+    mask: Optional[tf.Tensor],
+    gamma: tf.Tensor,
+    lambda_: tf.Tensor,
+) -> tuple:
+    r"""GAE advantages and returns in one native pass over `[T, B]` inputs.
+
+    Computes, backwards over t (Schulman et al. 2015, arXiv:1506.02438,
+    eq. 16, with the trace cut at episode ends as in DESIGN.md):
+
+        V_{t+1} = truncation_values[t] if truncated[t] (and given)
+                  else values[t + 1]  (bootstrap_value at t = T - 1)
+        delta_t = r_t + gamma_t * (1 - terminated_t) * V_{t+1} - values[t]
+        A_t = delta_t + gamma_t * lambda_t * (1 - end_t) * A_{t+1},  A_T = 0
+        end_t = terminated_t or truncated_t;  A_t = 0 where mask[t] is false
+        returns = A + values
+
+    the same math as `keras_gae.ops.gae._gae_time_major`, on the CPU with the
+    batch split over TensorFlow's intra-op threads. Inputs are expected
+    checked (as `prepare_steps` leaves them); the op still verifies shapes
+    and raises `InvalidArgumentError` on a mismatch. Flags are read with
+    selects, so a terminated step never multiplies its (possibly non-finite)
+    V_{t+1} by zero. No gradient flows through the op. Call `available()`
+    first; do not call it where `in_xla_context()` is True.
+
+    Args:
+      rewards: `[T, B]` float32 or float64 rewards.
+      values: `[T, B]` values V(s_t), same dtype.
+      bootstrap_value: `[B]` V(s_T), same dtype.
+      terminated: optional `[T, B]` bool flags, or None.
+      truncated: optional `[T, B]` bool flags, or None.
+      truncation_values: optional `[T, B]` V(s_{t+1}) for truncated steps,
+        or None; ignored when `truncated` is None.
+      mask: optional `[T, B]` bool validity of each row, or None.
+      gamma: discount, a scalar or a rank-2 tensor of shape
+        `[1 or T, 1 or B]` (cast to the rewards' dtype).
+      lambda_: GAE lambda, shaped like `gamma`.
+
+    Returns:
+      `(advantages, returns)`, both `[T, B]` in the rewards' dtype.
+
+    Raises:
+      RuntimeError: the native op is not available.
+    """
+    library = loader.get_library()
+    if library is None:
+        raise RuntimeError(
+            "keras_gae's native GAE op is not available (see the warning "
+            "logged when it was built); check `available()` first."
+        )
+    dtype = rewards.dtype
+    absent_flags = tf.zeros([], tf.bool)
+    absent_values = tf.zeros([], dtype)
+
+    def flags(tensor):
+        return absent_flags if tensor is None else tensor
+
+    has_truncation_values = truncation_values is not None and (
+        truncated is not None
+    )
+    return library.keras_gae_generalized_advantage_estimation(
+        rewards=rewards,
+        values=values,
+        bootstrap_value=bootstrap_value,
+        terminated=flags(terminated),
+        truncated=flags(truncated),
+        truncation_values=(
+            truncation_values if has_truncation_values else absent_values
+        ),
+        mask=flags(mask),
+        gamma=tf.cast(gamma, dtype),
+        lambda_=tf.cast(lambda_, dtype),
+        has_terminated=terminated is not None,
+        has_truncated=truncated is not None,
+        has_truncation_values=has_truncation_values,
+        has_mask=mask is not None,
+    )

@@ -1,0 +1,345 @@
+// Generalized Advantage Estimation as one CPU pass over time-major [T, B]
+// tensors (Schulman et al. 2015, arXiv:1506.02438, eq. 16, with the trace cut
+// at episode ends as in keras_gae's DESIGN.md):
+//
+//   next_t  = truncation_values[t] if truncated[t] (and given)
+//             else values[t + 1] (bootstrap_value at t = T - 1)
+//   delta_t = rewards[t] + gamma_t * (1 - terminated[t]) * next_t - values[t]
+//   A_t     = delta_t + gamma_t * lambda_t * (1 - end_t) * A_{t+1},  A_T = 0
+//   end_t   = terminated[t] or truncated[t]
+//   A_t     = 0 where mask[t] is false, which also cuts the trace
+//   returns = A + values
+//
+// The loop runs backwards over t with the batch dimension innermost: rows of a
+// row-major [T, B] tensor are contiguous, so every input is read once and
+// every output written once, in order. Threads split the batch dimension.
+// Flags and coefficients that are absent or broadcast are read from short
+// constant rows, so one vectorisable inner loop serves every combination.
+//
+// Built on first use by keras_gae/ops/native/loader.py; no gradient is
+// registered (the Python side stops gradients: both outputs are targets).
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
+#include "tensorflow/core/framework/tensor.h"
+#include "tensorflow/core/util/work_sharder.h"
+
+namespace keras_gae {
+namespace {
+
+using ::tensorflow::DEVICE_CPU;
+using ::tensorflow::OpKernel;
+using ::tensorflow::OpKernelConstruction;
+using ::tensorflow::OpKernelContext;
+using ::tensorflow::Tensor;
+using ::tensorflow::TensorShape;
+namespace shape_inference = ::tensorflow::shape_inference;
+
+template <typename... Args>
+absl::Status InvalidArgument(const Args&... pieces) {
+  return absl::InvalidArgumentError(absl::StrCat(pieces...));
+}
+
+// Columns one thread processes together over all T steps. Its per-row slices
+// of every stream (about 10 bytes per column and stream) stay in L1/L2 while
+// the previous row of `values` is reread as V(s_{t+1}).
+constexpr int64_t kColumnBlock = 1024;
+
+// Rough cycles per element for the thread pool's cost model.
+constexpr int64_t kCyclesPerElement = 8;
+
+// A per-step coefficient (gamma or lambda_): a scalar, or a rank-2 tensor of
+// shape [1 or T, 1 or B].
+template <typename T>
+struct Coefficient {
+  const T* data = nullptr;
+  int64_t row_stride = 0;  // 0 when constant over time.
+  bool per_column = false;  // True when it varies over the batch.
+
+  // The value at row t when !per_column.
+  T RowValue(int64_t t) const { return data[t * row_stride]; }
+  // The slice starting at column b of row t when per_column.
+  const T* Row(int64_t t, int64_t b) const {
+    return data + t * row_stride + b;
+  }
+};
+
+REGISTER_OP("KerasGaeGeneralizedAdvantageEstimation")
+    .Input("rewards: T")
+    .Input("values: T")
+    .Input("bootstrap_value: T")
+    .Input("terminated: bool")
+    .Input("truncated: bool")
+    .Input("truncation_values: T")
+    .Input("mask: bool")
+    .Input("gamma: T")
+    .Input("lambda_: T")
+    .Output("advantages: T")
+    .Output("returns: T")
+    .Attr("T: {float, double}")
+    .Attr("has_terminated: bool = false")
+    .Attr("has_truncated: bool = false")
+    .Attr("has_truncation_values: bool = false")
+    .Attr("has_mask: bool = false")
+    .SetShapeFn([](shape_inference::InferenceContext* c) {
+      shape_inference::ShapeHandle steps;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 2, &steps));
+      TF_RETURN_IF_ERROR(c->Merge(steps, c->input(1), &steps));
+      shape_inference::ShapeHandle bootstrap;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 1, &bootstrap));
+      shape_inference::DimensionHandle batch;
+      TF_RETURN_IF_ERROR(
+          c->Merge(c->Dim(steps, 1), c->Dim(bootstrap, 0), &batch));
+      TF_RETURN_IF_ERROR(c->ReplaceDim(steps, 1, batch, &steps));
+      c->set_output(0, steps);
+      c->set_output(1, steps);
+      return absl::OkStatus();
+    })
+    .Doc(R"doc(
+Generalized Advantage Estimation on time-major [T, B] tensors (CPU only).
+
+Inputs whose has_* attribute is false are ignored and may be any tensor of
+their dtype (a scalar is enough). gamma and lambda_ are scalars or rank-2
+tensors of shape [1 or T, 1 or B].
+)doc");
+
+template <typename T>
+class GeneralizedAdvantageEstimationOp : public OpKernel {
+ public:
+  explicit GeneralizedAdvantageEstimationOp(OpKernelConstruction* context)
+      : OpKernel(context) {
+    OP_REQUIRES_OK(context,
+                   context->GetAttr("has_terminated", &has_terminated_));
+    OP_REQUIRES_OK(context, context->GetAttr("has_truncated", &has_truncated_));
+    OP_REQUIRES_OK(context, context->GetAttr("has_truncation_values",
+                                             &has_truncation_values_));
+    OP_REQUIRES_OK(context, context->GetAttr("has_mask", &has_mask_));
+  }
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& rewards = context->input(0);
+    const Tensor& values = context->input(1);
+    const Tensor& bootstrap_value = context->input(2);
+    const Tensor& terminated = context->input(3);
+    const Tensor& truncated = context->input(4);
+    const Tensor& truncation_values = context->input(5);
+    const Tensor& mask = context->input(6);
+
+    OP_REQUIRES(context, rewards.dims() == 2,
+                InvalidArgument("`rewards` must be [T, B], got shape ",
+                                rewards.shape().DebugString()));
+    const TensorShape& shape = rewards.shape();
+    const int64_t num_steps = shape.dim_size(0);
+    const int64_t batch = shape.dim_size(1);
+    auto check_steps = [&](const Tensor& tensor, const char* name) {
+      OP_REQUIRES(context, tensor.shape() == shape,
+                  InvalidArgument("`", name, "` must have the shape of ",
+                                  "`rewards` ", shape.DebugString(), ", got ",
+                                  tensor.shape().DebugString()));
+    };
+    check_steps(values, "values");
+    if (!context->status().ok()) return;
+    OP_REQUIRES(
+        context,
+        bootstrap_value.dims() == 1 && bootstrap_value.dim_size(0) == batch,
+        InvalidArgument("`bootstrap_value` must be [B] with B = ", batch,
+                        ", got shape ",
+                        bootstrap_value.shape().DebugString()));
+    if (has_terminated_) check_steps(terminated, "terminated");
+    if (has_truncated_) check_steps(truncated, "truncated");
+    if (has_truncation_values_) {
+      check_steps(truncation_values, "truncation_values");
+    }
+    if (has_mask_) check_steps(mask, "mask");
+    if (!context->status().ok()) return;
+
+    Coefficient<T> gamma;
+    Coefficient<T> lambda;
+    ResolveCoefficient(context, 7, "gamma", num_steps, batch, &gamma);
+    ResolveCoefficient(context, 8, "lambda_", num_steps, batch, &lambda);
+    if (!context->status().ok()) return;
+
+    // Reuses the input buffers when nothing else holds them.
+    Tensor* advantages = nullptr;
+    Tensor* returns = nullptr;
+    OP_REQUIRES_OK(context, context->forward_input_or_allocate_output(
+                                {0}, 0, shape, &advantages));
+    OP_REQUIRES_OK(context, context->forward_input_or_allocate_output(
+                                {1}, 1, shape, &returns));
+    if (num_steps == 0 || batch == 0) return;
+
+    Streams streams;
+    streams.rewards = rewards.flat<T>().data();
+    streams.values = values.flat<T>().data();
+    streams.bootstrap_value = bootstrap_value.flat<T>().data();
+    streams.terminated = has_terminated_ ? Bytes(terminated) : nullptr;
+    streams.truncated = has_truncated_ ? Bytes(truncated) : nullptr;
+    streams.truncation_values =
+        has_truncation_values_ && has_truncated_
+            ? truncation_values.flat<T>().data()
+            : nullptr;
+    streams.mask = has_mask_ ? Bytes(mask) : nullptr;
+    streams.advantages = advantages->flat<T>().data();
+    streams.returns = returns->flat<T>().data();
+
+    auto work = [&](int64_t begin, int64_t end) {
+      for (int64_t b0 = begin; b0 < end; b0 += kColumnBlock) {
+        Run(streams, gamma, lambda, num_steps, batch, b0,
+            std::min(end, b0 + kColumnBlock));
+      }
+    };
+    auto* workers = context->device()->tensorflow_cpu_worker_threads();
+    ::tensorflow::Shard(workers->num_threads, workers->workers, batch,
+                        num_steps * kCyclesPerElement, work);
+  }
+
+ private:
+  struct Streams {
+    const T* rewards;
+    const T* values;
+    const T* bootstrap_value;
+    const uint8_t* terminated;
+    const uint8_t* truncated;
+    const T* truncation_values;
+    const uint8_t* mask;
+    T* advantages;
+    T* returns;
+  };
+
+  // A bool tensor's bytes (TensorFlow stores bool as one byte, 0 or 1).
+  static const uint8_t* Bytes(const Tensor& flags) {
+    return reinterpret_cast<const uint8_t*>(flags.flat<bool>().data());
+  }
+
+  static void ResolveCoefficient(OpKernelContext* context, int index,
+                                 const char* name, int64_t num_steps,
+                                 int64_t batch, Coefficient<T>* coefficient) {
+    const Tensor& tensor = context->input(index);
+    coefficient->data = tensor.flat<T>().data();
+    if (tensor.dims() == 0) return;
+    const bool fits =
+        tensor.dims() == 2 &&
+        (tensor.dim_size(0) == 1 || tensor.dim_size(0) == num_steps) &&
+        (tensor.dim_size(1) == 1 || tensor.dim_size(1) == batch);
+    OP_REQUIRES(context, fits,
+                InvalidArgument("`", name, "` must be a scalar or have shape ",
+                                "[1 or T, 1 or B] with T = ", num_steps,
+                                ", B = ", batch, ", got shape ",
+                                tensor.shape().DebugString()));
+    coefficient->per_column = tensor.dim_size(1) != 1;
+    coefficient->row_stride = tensor.dim_size(0) == 1 ? 0 : tensor.dim_size(1);
+  }
+
+  // One step t for `width` columns; `trace` holds A_{t+1} and gets A_t.
+  // Every operand is loaded unconditionally and flags are read as bytes, so
+  // that (with -fno-trapping-math) the selects become vector blends.
+  static void StepRow(int64_t width, const T* __restrict__ rewards,
+                      const T* __restrict__ values,
+                      const T* __restrict__ next_values,
+                      const uint8_t* __restrict__ terminated,
+                      const uint8_t* __restrict__ truncated,
+                      const T* __restrict__ truncation_values,
+                      const uint8_t* __restrict__ mask,
+                      const T* __restrict__ gammas,
+                      const T* __restrict__ lambdas, T* __restrict__ trace,
+                      T* __restrict__ advantages, T* __restrict__ returns) {
+    for (int64_t i = 0; i < width; ++i) {
+      const T value = values[i];
+      const T gamma_i = gammas[i];
+      const T decay = gamma_i * lambdas[i];
+      const T after_step = next_values[i];
+      const T after_truncation = truncation_values[i];
+      const T previous = trace[i];
+      const bool ended = terminated[i] != 0;
+      const bool cut = truncated[i] != 0;
+      const bool valid = mask[i] != 0;
+      const T next = cut ? after_truncation : after_step;
+      const T bootstrap = ended ? T(0) : next;
+      const T delta = rewards[i] + gamma_i * bootstrap - value;
+      const T carried = (ended | cut) ? T(0) : previous;
+      const T advantage = valid ? delta + decay * carried : T(0);
+      trace[i] = advantage;
+      advantages[i] = advantage;
+      returns[i] = advantage + value;
+    }
+  }
+
+  // Columns [b_begin, b_end) over every step, last step first.
+  static void Run(const Streams& s, const Coefficient<T>& gamma,
+                  const Coefficient<T>& lambda, int64_t num_steps,
+                  int64_t batch, int64_t b_begin, int64_t b_end) {
+    const int64_t width = b_end - b_begin;
+    // Constant rows standing in for absent flags and for coefficients that
+    // do not vary over the batch.
+    const std::vector<uint8_t> falses(width, 0);
+    const std::vector<uint8_t> trues(width, 1);
+    std::vector<T> gamma_row(width);
+    std::vector<T> lambda_row(width);
+    std::vector<T> following(width, T(0));
+    T* trace = following.data();
+
+    for (int64_t t = num_steps - 1; t >= 0; --t) {
+      const int64_t offset = t * batch + b_begin;
+      const T* rewards = s.rewards + offset;
+      const T* values = s.values + offset;
+      const T* next_values =
+          t + 1 < num_steps ? values + batch : s.bootstrap_value + b_begin;
+      const uint8_t* terminated =
+          s.terminated ? s.terminated + offset : falses.data();
+      const uint8_t* truncated =
+          s.truncated ? s.truncated + offset : falses.data();
+      const T* truncation_values =
+          s.truncation_values ? s.truncation_values + offset : next_values;
+      const uint8_t* mask = s.mask ? s.mask + offset : trues.data();
+      const T* gammas = CoefficientRow(gamma, t, b_begin,
+                                                    &gamma_row);
+      const T* lambdas = CoefficientRow(lambda, t, b_begin,
+                                                     &lambda_row);
+      T* advantages = s.advantages + offset;
+      T* returns = s.returns + offset;
+
+      StepRow(width, rewards, values, next_values, terminated, truncated,
+              truncation_values, mask, gammas, lambdas, trace, advantages,
+              returns);
+    }
+  }
+
+  // The coefficient's slice of row t: the tensor itself when it varies over
+  // the batch, else `row` filled with the step's value.
+  static const T* CoefficientRow(const Coefficient<T>& coefficient, int64_t t,
+                                 int64_t b_begin, std::vector<T>* row) {
+    if (coefficient.per_column) return coefficient.Row(t, b_begin);
+    const T value = coefficient.RowValue(t);
+    // Refilled only when the value changes (a scalar fills it at most once;
+    // the row starts as zeros).
+    if ((*row)[0] != value) std::fill(row->begin(), row->end(), value);
+    return row->data();
+  }
+
+  bool has_terminated_ = false;
+  bool has_truncated_ = false;
+  bool has_truncation_values_ = false;
+  bool has_mask_ = false;
+};
+
+#define KERAS_GAE_REGISTER_CPU(T)                                     \
+  REGISTER_KERNEL_BUILDER(                                            \
+      Name("KerasGaeGeneralizedAdvantageEstimation")                  \
+          .Device(DEVICE_CPU)                                         \
+          .TypeConstraint<T>("T"),                                    \
+      GeneralizedAdvantageEstimationOp<T>)
+
+KERAS_GAE_REGISTER_CPU(float);
+KERAS_GAE_REGISTER_CPU(double);
+
+#undef KERAS_GAE_REGISTER_CPU
+
+}  // namespace
+}  // namespace keras_gae
