@@ -1,0 +1,200 @@
+"""Export of trained policies as SavedModels that load without keras_gae.
+
+`export_policy(model, path, observation_spec=...)` writes a SavedModel whose
+functions are plain TensorFlow graphs (tensorflow-probability's sampling and
+log-prob ops included), so `tf.saved_model.load(path)` needs only TensorFlow:
+
+    loaded = tf.saved_model.load(path)
+    actions = loaded.signatures["action"](observation=obs)["action"]
+
+Serving signatures (batch dimension dynamic; inputs checked against the
+observation spec, so a wrong shape or dtype fails at the call):
+
+* "action": observation -> {"action"}: the greedy action (the head's mode,
+  postprocessed to the action space's bounds).
+* "sample_action": observation, seed (int64 `[2]`, cast to int32) -> {"action",
+  "log_prob"}: a sampled action, reproducible for a given seed
+  (stateless sampling); "action" is postprocessed, "log_prob" is that of
+  the raw sample.
+* "distribution": observation -> {"params"}: the policy head's parameters
+  (logits for a categorical head; mean and log-std for a Gaussian one).
+* "value": observation -> {"value"}: the critic's V(observation).
+
+The same functions are attributes of the loaded object (`loaded.action`,
+`loaded.sample_action`, `loaded.distribution`, `loaded.value`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["export_policy"]
+
+
+def _observation_signature(observation_spec: Any) -> Any:
+    """TensorSpecs with a dynamic batch dimension for the observation nest."""
+
+    def one(spec):
+        if isinstance(spec, tf.TensorSpec):
+            shape, dtype = spec.shape, spec.dtype
+        elif hasattr(spec, "shape") and hasattr(spec, "dtype"):
+            # tf-agents ArraySpec / BoundedArraySpec (numpy dtypes).
+            shape, dtype = tf.TensorShape(spec.shape), tf.as_dtype(spec.dtype)
+        else:
+            raise TypeError(
+                "`observation_spec` must be a tf.TensorSpec, a tf-agents "
+                "ArraySpec, or a nest of them (without the batch dimension)."
+                f" Received: observation_spec={observation_spec!r}"
+            )
+        return tf.TensorSpec([None] + list(shape), dtype, name="observation")
+
+    return tf.nest.map_structure(one, observation_spec)
+
+
+class _ExportedPolicy(tf.Module):
+    """The tf.Module that is saved; holds the networks' variables."""
+
+    def __init__(self, model: tf.keras.Model, observation_signature: Any):
+        super().__init__(name="keras_gae_policy")
+        # Track the variables only: saving the Keras model object itself
+        # would also serialize its Keras-specific functions and metadata.
+        self._variables = list(model.variables)
+        head = model.policy_head
+
+        def check(observation, spec):
+            # Serving signatures do not enforce static shapes at call time.
+            expected = spec.shape[1:]
+            message = (
+                f"`observation` must have shape [batch, "
+                f"{', '.join(str(d) for d in expected)}] and dtype "
+                f"{spec.dtype.name}."
+            )
+            with tf.control_dependencies(
+                [
+                    tf.debugging.assert_equal(
+                        tf.shape(observation)[1:],
+                        tf.constant(expected.as_list(), tf.int32),
+                        message=message,
+                    )
+                ]
+            ):
+                return tf.identity(observation)
+
+        def params_and_value(observation):
+            observation = tf.nest.map_structure(
+                check, observation, observation_signature
+            )
+            params, value = model(observation, training=False)
+            return params, value
+
+        @tf.function(input_signature=[observation_signature])
+        def action(observation):
+            params, _ = params_and_value(observation)
+            return {"action": head.greedy_action(params)}
+
+        @tf.function(
+            input_signature=[
+                observation_signature,
+                tf.TensorSpec([2], tf.int64, name="seed"),
+            ]
+        )
+        def sample_action(observation, seed):
+            params, _ = params_and_value(observation)
+            distribution = head.distribution(params)
+            raw = distribution.sample(seed=tf.cast(seed, tf.int32))
+            return {
+                "action": head.postprocess_action(raw),
+                "log_prob": tf.cast(distribution.log_prob(raw), tf.float32),
+            }
+
+        @tf.function(input_signature=[observation_signature])
+        def distribution(observation):
+            params, _ = params_and_value(observation)
+            return {"params": params}
+
+        @tf.function(input_signature=[observation_signature])
+        def value(observation):
+            _, values = params_and_value(observation)
+            return {"value": values}
+
+        self.action = action
+        self.sample_action = sample_action
+        self.distribution = distribution
+        self.value = value
+
+
+def _check_finite_weights(model: tf.keras.Model) -> None:
+    bad = [
+        variable.name
+        for variable in model.weights
+        if variable.dtype.is_floating
+        and not np.all(np.isfinite(variable.numpy()))
+    ]
+    if bad:
+        raise ValueError(
+            "Refusing to export a policy whose weights hold NaN or Inf: "
+            f"{bad[:5]}{' ...' if len(bad) > 5 else ''}. Export the last "
+            "good checkpoint instead. Received: model="
+            f"{model.name!r}"
+        )
+
+
+def export_policy(
+    model: tf.keras.Model,
+    path: str,
+    *,
+    observation_spec: Any,
+) -> str:
+    """Writes `model`'s policy and value function as a SavedModel.
+
+    Args:
+      model: a keras_gae actor-critic model (`PPOModel`, `A2CModel` or any
+        `ActorCriticModel`): `model(observation)` returns `(params, value)`
+        and `model.policy_head` builds the action distribution.
+      path: directory to write the SavedModel to (created).
+      observation_spec: the spec of ONE observation, without the batch
+        dimension: a `tf.TensorSpec`, a tf-agents `ArraySpec`, or a nest of
+        them (e.g. `tf_env.observation_spec()`).
+
+    Returns:
+      `path`.
+
+    Raises:
+      ValueError: the weights hold NaN or Inf (a diverged policy is never
+        exported), or `path` is an existing file.
+      TypeError: `model` is not an actor-critic model, or a bad spec.
+    """
+    if not hasattr(model, "policy_head") or not callable(model):
+        raise TypeError(
+            "`model` must be a keras_gae actor-critic model with a "
+            f"`policy_head`. Received: model={model!r}"
+        )
+    if os.path.isfile(path):
+        raise ValueError(
+            f"`path` must be a directory, not a file. Received: path={path!r}"
+        )
+    signature = _observation_signature(observation_spec)
+    # Builds the networks' variables before checking them.
+    model(
+        tf.nest.map_structure(
+            lambda s: tf.zeros([1] + s.shape[1:], s.dtype), signature
+        ),
+        training=False,
+    )
+    _check_finite_weights(model)
+    module = _ExportedPolicy(model, signature)
+    tf.saved_model.save(
+        module,
+        path,
+        signatures={
+            "action": module.action,
+            "sample_action": module.sample_action,
+            "distribution": module.distribution,
+            "value": module.value,
+        },
+    )
+    return path
