@@ -1,0 +1,236 @@
+"""Minibatches of one rollout batch, as `tf.data` datasets for `Model.fit`.
+
+Two ways to split a rollout batch (the DESIGN.md dict, `[B, T, ...]`) into
+the minibatches a PPO epoch iterates over:
+
+* `rollout_dataset`: by rows. Each minibatch holds whole sequences, so the
+  training model computes GAE on it inside its compiled step. Needed when
+  the batch holds generated sequences, or when the networks must see
+  whole rows; the default.
+* `step_dataset`: by steps. GAE runs once over the whole rollout with the
+  model's own GAE layer; the valid steps are then shuffled individually
+  (the stable-baselines3 / CleanRL minibatching) and each minibatch is a
+  `[M, 1]` rollout batch carrying "advantage" and "return", which the same
+  `train_step` reads instead of recomputing GAE.
+
+Each pass over either dataset is one epoch: `fit(dataset, epochs=E)` runs E
+PPO epochs, reshuffling every epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from keras_gae.ops import _checks
+
+# Keys `step_dataset` carries from the rollout into each step.
+_STEP_KEYS = ("observation", "action", "log_prob", "value", "ref_log_prob")
+
+
+def _check_num_minibatches(num_minibatches: Any) -> int:
+    if isinstance(num_minibatches, bool) or not isinstance(
+        num_minibatches, (int, np.integer)
+    ):
+        raise TypeError(
+            "`num_minibatches` must be a positive int. "
+            f"Received: num_minibatches={num_minibatches!r}"
+        )
+    if num_minibatches < 1:
+        raise ValueError(
+            "`num_minibatches` must be >= 1. "
+            f"Received: num_minibatches={num_minibatches!r}"
+        )
+    return int(num_minibatches)
+
+
+def _check_seed(seed: Any) -> Optional[int]:
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(
+            f"`seed` must be None or an int. Received: seed={seed!r}"
+        )
+    return int(seed)
+
+
+def _as_tensors(batch: Any) -> dict:
+    if not isinstance(batch, Mapping):
+        raise TypeError(
+            "`batch` must be a rollout batch: a dict of batch-major tensors "
+            f"(see DESIGN.md). Received: batch={batch!r}"
+        )
+    if not batch:
+        raise ValueError("`batch` must not be empty. Received: batch={}")
+    return tf.nest.map_structure(tf.convert_to_tensor, dict(batch))
+
+
+def _num_rows(batch: dict) -> int:
+    """B, the leading dimension every value of the batch shares."""
+    rows = None
+    for key, value in batch.items():
+        for leaf in tf.nest.flatten(value):
+            if leaf.shape.rank == 0:
+                raise ValueError(
+                    f'batch["{key}"] must be batch-major with a leading '
+                    f"dimension B. Received: batch[{key!r}]="
+                    f"{_checks.describe(leaf)}"
+                )
+            size = leaf.shape[0]
+            if size is None:
+                raise ValueError(
+                    f'batch["{key}"] must have a known leading dimension B. '
+                    f"Received: batch[{key!r}]={_checks.describe(leaf)}"
+                )
+            if rows is None:
+                rows = size
+            elif size != rows:
+                raise ValueError(
+                    f'batch["{key}"] has {size} rows but other keys have '
+                    f"{rows}; every value must share the leading dimension "
+                    f"B. Received: batch[{key!r}]={_checks.describe(leaf)}"
+                )
+    return rows
+
+
+def rollout_dataset(
+    batch: Mapping,
+    *,
+    num_minibatches: int,
+    shuffle: bool = True,
+    seed: Optional[int] = None,
+) -> tf.data.Dataset:
+    """Splits the rows of one rollout batch into minibatches, every epoch.
+
+    The B rows (environments or sequences) are shuffled (again at every
+    pass when `shuffle`) and cut into `num_minibatches` minibatches of
+    B / num_minibatches whole rows; `[B, T, ...]` values become
+    `[B / num_minibatches, T, ...]`, `[B]` values (bootstrap_value)
+    `[B / num_minibatches]`. Minibatch shapes are static, which `jit_compile`
+    and distribution strategies like.
+
+    Args:
+      batch: a rollout batch, a dict of batch-major tensors or arrays
+        (nested observations allowed), every value with leading dimension B.
+      num_minibatches: K >= 1 dividing B.
+      shuffle: whether to shuffle rows (a new order every pass).
+      seed: optional int seed of the shuffle.
+
+    Returns:
+      A `tf.data.Dataset` of K rollout batches.
+
+    Raises:
+      ValueError: K < 1, K not dividing B, values of different B.
+      TypeError: `batch` not a dict, non-int K or seed, non-bool shuffle.
+    """
+    num_minibatches = _check_num_minibatches(num_minibatches)
+    seed = _check_seed(seed)
+    if not isinstance(shuffle, bool):
+        raise TypeError(
+            f"`shuffle` must be a bool. Received: shuffle={shuffle!r}"
+        )
+    batch = _as_tensors(batch)
+    rows = _num_rows(batch)
+    if rows % num_minibatches:
+        raise ValueError(
+            f"`num_minibatches` must divide the number of rows B={rows} of "
+            "the rollout batch, so that minibatches have one static size. "
+            f"Received: num_minibatches={num_minibatches}"
+        )
+    dataset = tf.data.Dataset.from_tensor_slices(batch)
+    if shuffle:
+        dataset = dataset.shuffle(
+            rows, seed=seed, reshuffle_each_iteration=True
+        )
+    return dataset.batch(rows // num_minibatches, drop_remainder=True)
+
+
+def step_dataset(
+    model: Any,
+    batch: Mapping,
+    *,
+    num_minibatches: int,
+    seed: Optional[int] = None,
+) -> tf.data.Dataset:
+    """Shuffled minibatches of single steps, with GAE computed once.
+
+    1. `model.compute_advantages(batch)` runs the model's GAE layer (its
+       gamma and lambda_) over the whole `[B, T]` rollout, so every trace
+       spans its full row.
+    2. The valid steps (all, or where "mask" is set) are gathered into
+       N steps: "observation", "action", "log_prob", "value" (and
+       "ref_log_prob" when present) with the "advantage" and "return" just
+       computed.
+    3. The steps are padded with masked zero steps to a multiple of
+       `num_minibatches`, shuffled at every pass, and cut into minibatches
+       of M = ceil(N / num_minibatches) steps, each shaped as a rollout
+       batch of M rows and one step: `[M, 1, ...]`, with a "mask" `[M, 1]`
+       that is false on padding.
+
+    The model's `train_step` reads "advantage" and "return" instead of
+    running GAE, and normalizes the advantages per minibatch.
+
+    Args:
+      model: an `ActorCriticModel` (anything with `compute_advantages`).
+      batch: a rollout batch (DESIGN.md), `[B, T, ...]`.
+      num_minibatches: K >= 1.
+      seed: optional int seed of the shuffle.
+
+    Returns:
+      A `tf.data.Dataset` of K rollout batches of single steps.
+
+    Raises:
+      ValueError: K < 1, a batch without valid steps, the GAE layer's
+        errors for malformed inputs.
+      TypeError: `batch` not a dict, non-int K or seed.
+    """
+    num_minibatches = _check_num_minibatches(num_minibatches)
+    seed = _check_seed(seed)
+    batch = _as_tensors(batch)
+    advantages, returns = model.compute_advantages(batch)
+    steps = {key: batch[key] for key in _STEP_KEYS if key in batch}
+    steps["advantage"] = advantages
+    steps["return"] = returns
+
+    if "mask" in batch:
+        valid = _checks.convert_flag(batch["mask"], 'batch["mask"]')
+    else:
+        valid = tf.ones(tf.shape(advantages), tf.bool)
+    indices = tf.where(tf.reshape(valid, [-1]))[:, 0]
+    num_steps = int(indices.shape[0])
+    if num_steps == 0:
+        raise ValueError(
+            'The rollout batch has no valid step ("mask" is false '
+            "everywhere); there is nothing to train on. "
+            f"Received: mask={_checks.describe(batch['mask'])}"
+        )
+    size = math.ceil(num_steps / num_minibatches)
+    padding = size * num_minibatches - num_steps
+
+    def gather(tensor):
+        merged = tf.reshape(
+            tensor, tf.concat([[-1], tf.shape(tensor)[2:]], axis=0)
+        )
+        kept = tf.gather(merged, indices)
+        if padding:
+            pad = tf.zeros(
+                tf.concat([[padding], tf.shape(kept)[1:]], 0), kept.dtype
+            )
+            kept = tf.concat([kept, pad], axis=0)
+        return kept[:, tf.newaxis]
+
+    steps = tf.nest.map_structure(gather, steps)
+    steps["mask"] = tf.concat(
+        [tf.ones([num_steps, 1], tf.bool), tf.zeros([padding, 1], tf.bool)],
+        axis=0,
+    )
+    dataset = tf.data.Dataset.from_tensor_slices(steps)
+    dataset = dataset.shuffle(
+        size * num_minibatches, seed=seed, reshuffle_each_iteration=True
+    )
+    return dataset.batch(size, drop_remainder=True)
