@@ -1,0 +1,22 @@
+"""Language-model policy training with token-level GAE.
+
+State: the text so far; action: the next token; reward: a scorer's sequence
+score at the end plus a per-token KL penalty. See `rollouts` for the
+token/transition alignment.
+"""
+
+from keras_gae.lm.rollouts import response_mask
+from keras_gae.lm.rollouts import sequence_advantages
+from keras_gae.lm.rollouts import sequence_kl
+from keras_gae.lm.rollouts import sequence_rollout_batch
+from keras_gae.lm.rollouts import token_rewards
+from keras_gae.lm.rollouts import whiten_advantages
+
+__all__ = [
+    "response_mask",
+    "sequence_advantages",
+    "sequence_kl",
+    "sequence_rollout_batch",
+    "token_rewards",
+    "whiten_advantages",
+]
