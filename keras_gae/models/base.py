@@ -671,6 +671,9 @@ class ActorCriticModel(tf.keras.Model):
 
     @tf.autograph.experimental.do_not_convert
     def _check_batch(self, data: Any) -> dict:
+        if isinstance(data, tuple) and len(data) == 1:
+            # `train_on_batch(batch)` and `evaluate(batch)` pass `(batch,)`.
+            (data,) = data
         if not isinstance(data, Mapping):
             raise TypeError(
                 "Each element `fit` trains on must be one rollout batch: a "
