@@ -5,6 +5,8 @@ score at the end plus a per-token KL penalty. See `rollouts` for the
 token/transition alignment.
 """
 
+from keras_gae.lm.generation import GenerationOutputs
+from keras_gae.lm.generation import generate
 from keras_gae.lm.rollouts import response_mask
 from keras_gae.lm.rollouts import sequence_advantages
 from keras_gae.lm.rollouts import sequence_kl
@@ -13,6 +15,8 @@ from keras_gae.lm.rollouts import token_rewards
 from keras_gae.lm.rollouts import whiten_advantages
 
 __all__ = [
+    "GenerationOutputs",
+    "generate",
     "response_mask",
     "sequence_advantages",
     "sequence_kl",
