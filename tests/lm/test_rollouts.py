@@ -1,5 +1,7 @@
 """Tests of token-level rollout batches against a per-sequence NumPy loop."""
 
+from unittest import mock
+
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
@@ -111,13 +113,20 @@ class ResponseMaskTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class SequenceRolloutBatchTest(tf.test.TestCase, parameterized.TestCase):
-    @parameterized.parameters((1.0, 0.95, 0.1), (0.9, 0.7, 0.0))
-    def test_matches_per_sequence_reference(self, gamma, lambda_, kl_coef):
+    @parameterized.parameters(
+        (1.0, 0.95, 0.1, False), (0.9, 0.7, 0.0, False), (1.0, 0.9, 0.2, True)
+    )
+    def test_matches_per_sequence_reference(
+        self, gamma, lambda_, kl_coef, per_row_prompt
+    ):
         tokens, start, lp, ref, values, scores, boot = make_batch()
+        if per_row_prompt:
+            start = np.array([3, 2, 4, 3, 1], np.int32)
+        starts = np.broadcast_to(start, [len(tokens)])
         expected = [
             reference_sequence(
                 tokens[b],
-                start,
+                starts[b],
                 lp[b],
                 ref[b],
                 values[b],
@@ -348,9 +357,21 @@ class WhitenAdvantagesTest(tf.test.TestCase, parameterized.TestCase):
         mask[2, 0] = True
         dataset = tf.data.Dataset.from_tensors((x, mask)).unbatch().batch(4)
         inputs = next(iter(strategy.experimental_distribute_dataset(dataset)))
-        per_replica = strategy.run(
-            lambda a, m: lm.whiten_advantages(a, m), args=inputs
-        )
+        calls = []
+        all_reduce = tf.distribute.ReplicaContext.all_reduce
+
+        def counting_all_reduce(context, reduce_op, value, options=None):
+            calls.append(reduce_op)
+            return all_reduce(context, reduce_op, value, options)
+
+        with mock.patch.object(
+            tf.distribute.ReplicaContext, "all_reduce", counting_all_reduce
+        ):
+            per_replica = strategy.run(
+                lambda a, m: lm.whiten_advantages(a, m), args=inputs
+            )
+        # One all-reduce per replica, each combining sum, sum of squares, N.
+        self.assertLen(calls, strategy.num_replicas_in_sync)
         out = np.concatenate(
             [
                 np.asarray(t)
