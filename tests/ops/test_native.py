@@ -148,10 +148,11 @@ class NativeGAETest(tf.test.TestCase, parameterized.TestCase):
                 self.assertAllClose(advantages, expected[0], atol=atol, rtol=0)
                 self.assertAllClose(returns, expected[1], atol=atol, rtol=0)
 
-    @parameterized.parameters((5, 2500), (3, 4097), (40, 777))
+    @parameterized.parameters((20, 4099), (3, 20001), (2, 40003))
     def test_wide_batches_split_over_threads_and_blocks(self, num_steps, batch):
-        # Wide enough for the thread pool to split B and for each thread to
-        # walk several column blocks, with odd remainders.
+        # Large enough for the kernel to split B between threads (from 2**16
+        # elements) and for a thread to walk several blocks of 8192 columns,
+        # with odd remainders.
         case = random_case(7, num_steps, batch, set(FLAG_NAMES), "per_step")
         expected = gae_reference(**case)
         advantages, returns = run_native(case, tf.float64)
@@ -268,6 +269,34 @@ class NativeGAETest(tf.test.TestCase, parameterized.TestCase):
             self.assertAllClose(advantages, expected[0], atol=1e-5, rtol=0)
             self.assertAllClose(returns, expected[1], atol=1e-5, rtol=0)
         self.assertEqual(compute.experimental_get_tracing_count(), 1)
+
+    def test_inputs_computed_in_the_graph(self):
+        # Intermediate tensors nobody else holds: the runtime could hand
+        # their buffers to the outputs, which must not change the result.
+        case = random_case(11, 12, 40, set(FLAG_NAMES), "scalar")
+        expected = gae_reference(**case)
+
+        @tf.function
+        def compute(half_rewards, half_values, two):
+            return native.gae_time_major(
+                half_rewards * two,
+                half_values * two,
+                tf.constant(case["bootstrap_value"]),
+                tf.constant(case["terminated"]),
+                tf.constant(case["truncated"]),
+                tf.constant(case["truncation_values"]),
+                tf.constant(case["mask"]),
+                tf.constant(case["gamma"], tf.float64),
+                tf.constant(case["lambda_"], tf.float64),
+            )
+
+        advantages, returns = compute(
+            tf.constant(case["rewards"] / 2),
+            tf.constant(case["values"] / 2),
+            tf.constant(2.0, tf.float64),
+        )
+        self.assertAllClose(advantages, expected[0], atol=1e-12, rtol=0)
+        self.assertAllClose(returns, expected[1], atol=1e-12, rtol=0)
 
     def test_static_shape_merges_known_dimensions(self):
         @tf.function(
