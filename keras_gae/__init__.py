@@ -17,11 +17,11 @@ import tensorflow as tf  # noqa: E402
 
 
 def _check_keras_version() -> None:
-    version = getattr(tf.keras, "__version__", None)
-    if version is None:
-        # tf_keras' public module has no __version__; its path tells.
-        version = "2" if "tf_keras" in tf.keras.__name__ else "3"
-    if not str(version).startswith("2"):
+    # tf.keras is a lazy module whose __name__ depends on how it was reached;
+    # the module defining its Layer class tells Keras 2 (tf_keras) apart.
+    layer_module = tf.keras.layers.Layer.__module__
+    if not layer_module.startswith("tf_keras"):
+        version = getattr(tf.keras, "__version__", "3")
         raise ImportError(
             "keras_gae needs Keras 2 (the tf-keras package) behind tf.keras, "
             f"but tf.keras is Keras {version}. Set the environment variable "
