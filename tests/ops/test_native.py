@@ -482,6 +482,26 @@ class LoaderTest(tf.test.TestCase):
             # Nothing half-built is left in the cache.
             self.assertEmpty(list(pathlib.Path(directory).rglob("*.so")))
 
+    def test_failed_compile_warns_and_leaves_no_file(self):
+        # `false` stands in for a compiler that exits with an error.
+        with tempfile.TemporaryDirectory() as directory:
+            with self.assertLogs("absl", level="WARNING") as logs:
+                library = loader.load_library(
+                    cache_dir=pathlib.Path(directory), compiler="false"
+                )
+            self.assertIsNone(library)
+            self.assertIn("exited with status 1", logs.output[0])
+            self.assertEmpty(list(pathlib.Path(directory).rglob("*.so")))
+
+    def test_build_skipped_when_another_process_finished_it(self):
+        with tempfile.TemporaryDirectory() as directory:
+            target = pathlib.Path(directory) / "key" / "gae_op.so"
+            target.parent.mkdir()
+            target.write_bytes(b"built elsewhere")
+            # Would raise if it tried to build with this compiler.
+            loader._build_once(target, "keras-gae-no-such-compiler")
+            self.assertEqual(target.read_bytes(), b"built elsewhere")
+
     def test_cache_path_is_keyed_by_tensorflow_version(self):
         path = loader.library_path(pathlib.Path("/cache"), "g++")
         self.assertEqual(path.name, "gae_op.so")

@@ -9,11 +9,12 @@ build command:
     $KERAS_GAE_CACHE/<tf version>-<hash>/gae_op.so
     (default $XDG_CACHE_HOME/keras_gae, else ~/.cache/keras_gae)
 
-The library is written to a temporary file and renamed into place, so
-processes that build at the same time (pytest-xdist workers) never load a
-partial file. Any failure (no compiler, a compile error, a library that does
-not load) logs one warning and leaves the op unavailable; callers then use
-the XLA path. Nothing here runs at `import keras_gae`.
+The library is written to a temporary file and renamed into place, and a
+lock file next to it lets one process build while others (pytest-xdist
+workers) wait, so none ever loads a partial file. Any failure (no compiler,
+a compile error, a library that does not load) logs one warning and leaves
+the op unavailable; callers then use the XLA path. Nothing here runs at
+`import keras_gae`.
 """
 
 from __future__ import annotations
@@ -32,8 +33,14 @@ from typing import Optional
 import tensorflow as tf
 from absl import logging
 
+try:
+    import fcntl
+except ImportError:  # Not POSIX: concurrent builds still rename atomically.
+    fcntl = None
+
 _SOURCE = pathlib.Path(__file__).with_name("gae_op.cc")
 _LIBRARY_NAME = "gae_op.so"
+_OP_NAME = "KerasGaeGeneralizedAdvantageEstimation"
 # -fno-trapping-math lets the compiler turn the flag selects of the inner loop
 # into vector blends; the op raises no floating-point exceptions anyway.
 _OPTIMIZATION_FLAGS = (
@@ -44,6 +51,9 @@ _OPTIMIZATION_FLAGS = (
     "-std=c++17",
     "-Wno-deprecated-declarations",
 )
+
+# A build takes 10-30 s on two cores; a hung compiler must not hang training.
+_BUILD_TIMEOUT_S = 600
 
 _lock = threading.Lock()
 _state: dict = {}
@@ -108,6 +118,7 @@ def build(target: pathlib.Path, compiler: str) -> float:
             capture_output=True,
             text=True,
             check=False,
+            timeout=_BUILD_TIMEOUT_S,
         )
         if result.returncode != 0:
             raise RuntimeError(
@@ -136,23 +147,9 @@ def load_library(
     compiler = compiler or default_compiler()
     try:
         target = library_path(cache_dir, compiler)
-        built = False
         if not target.exists():
-            seconds = build(target, compiler)
-            built = True
-            logging.info(
-                "Built keras_gae's native GAE op in %.1f s: %s",
-                seconds,
-                target,
-            )
-        try:
-            return tf.load_op_library(str(target))
-        except (tf.errors.OpError, OSError):
-            if built:
-                raise
-            # A cached file from an interrupted or foreign build: redo it.
-            build(target, compiler)
-            return tf.load_op_library(str(target))
+            _build_once(target, compiler)
+        return tf.load_op_library(str(target))
     except Exception as error:  # Any failure means: use the XLA path.
         logging.warning(
             "keras_gae's native GAE op is unavailable (%s: %s); GAE falls "
@@ -163,6 +160,21 @@ def load_library(
         return None
 
 
+def _build_once(target: pathlib.Path, compiler: str) -> None:
+    """Builds `target` unless another process does: waits for its lock."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_suffix(".lock"), "w") as lock:
+        if fcntl is not None:
+            # Released by the OS if the holder dies, so no stale locks.
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.exists():
+            return
+        seconds = build(target, compiler)
+    logging.info(
+        "Built keras_gae's native GAE op in %.1f s: %s", seconds, target
+    )
+
+
 def get_library() -> Optional[ModuleType]:
     """The loaded op library (built on the first call), or None."""
     with _lock:
@@ -170,7 +182,7 @@ def get_library() -> Optional[ModuleType]:
             _state["library"] = load_library()
             if _state["library"] is not None:
                 # Both outputs are regression targets: no gradient flows.
-                tf.no_gradient("KerasGaeGeneralizedAdvantageEstimation")
+                tf.no_gradient(_OP_NAME)
         return _state["library"]
 
 
