@@ -290,8 +290,9 @@ class ActorCriticModel(tf.keras.Model):
     the head; `act(observations)` samples actions for collection.
 
     Training (`fit` over rollout batches, `train_step`): each element of
-    the dataset is one rollout batch (a dict, batch-major, keys below). The
-    step
+    the dataset is one rollout batch (a dict, batch-major, keys below), e.g.
+    from `keras_gae.models.rollout_dataset` (a dict of arrays with
+    `batch_size` works too: Keras then slices rows). The step
 
     1. computes GAE with the `GeneralizedAdvantageEstimation` layer
        (Schulman et al. 2015, arXiv:1506.02438), in float32, unless the batch
@@ -345,10 +346,11 @@ class ActorCriticModel(tf.keras.Model):
 
     Mixed precision: build the networks and the model under a
     `mixed_float16` (or `mixed_bfloat16`) global policy; GAE,
-    normalization, distributions and losses stay in float32, and `compile`
-    wraps the optimizer in a LossScaleOptimizer as Keras does. Steps whose
-    scaled gradients overflow are skipped by the loss scale optimizer as
-    usual, and do not count as failures.
+    normalization, distributions and losses stay in float32. Under
+    `mixed_float16`, `compile` wraps the optimizer in a LossScaleOptimizer
+    as Keras does and the step scales the loss; steps whose scaled
+    gradients overflow are skipped by the loss scale optimizer as usual and
+    do not count as failures.
 
     Non-finite losses: a step whose loss (or, without loss scaling, a
     gradient) is NaN or Inf applies no update, nor does any later step of
@@ -376,8 +378,11 @@ class ActorCriticModel(tf.keras.Model):
       normalize_advantages: whether to normalize advantages per batch.
       max_grad_norm: None, or the global gradient norm > 0 to clip to.
       kl_coef: None (no KL penalty), a float >= 0, or a KL controller from
-        `keras_gae.losses.kl_control` whose coefficient the model reads at
-        every step.
+        `keras_gae.losses.kl_control`: the step reads its coefficient, then
+        calls `update(kl_penalty, n_steps)` with the global batch's KL
+        penalty and number of valid steps. Create a controller in the
+        strategy's scope; its coefficient variable is part of the model's
+        weights (and checkpoints).
       kl_estimator: "k1", "k2" or "k3", the estimator of the KL penalty.
       gae_implementation: "auto", "scan" or "xla"; see
         `keras_gae.ops.generalized_advantage_estimation`.
@@ -1062,17 +1067,21 @@ class ActorCriticModel(tf.keras.Model):
         kl_coef = self.kl_coef
         if kl_coef is not None and not isinstance(kl_coef, float):
             kl_coef = _serialize(kl_coef)
+        if self._apply_policy_head:
+            policy_head = _serialize(self.policy_head)
+        else:
+            # A head inside the network is restored with it; its name picks
+            # it out when the network holds several.
+            network = self.actor if self.shared is None else self.shared
+            several = len(_policy_heads_inside(network)) > 1
+            policy_head = self.policy_head.name if several else None
         config.update(
             {
                 "name": self.name,
                 "actor": _serialize(self.actor),
                 "critic": _serialize(self.critic),
                 "shared": _serialize(self.shared),
-                "policy_head": (
-                    _serialize(self.policy_head)
-                    if self._apply_policy_head
-                    else None
-                ),
+                "policy_head": policy_head,
                 "gamma": self.gamma,
                 "lambda_": self.lambda_,
                 "value_coef": self.value_coef,
@@ -1092,8 +1101,15 @@ class ActorCriticModel(tf.keras.Model):
     @classmethod
     def from_config(cls, config: dict, custom_objects: Any = None) -> Any:
         config = dict(config)
-        for key in ("actor", "critic", "shared", "policy_head"):
+        for key in ("actor", "critic", "shared"):
             config[key] = _deserialize(config.get(key), custom_objects)
+        head = config.get("policy_head")
+        if isinstance(head, str):
+            network = config["shared"] or config["actor"]
+            by_name = {h.name: h for h in _policy_heads_inside(network)}
+            config["policy_head"] = by_name[head]
+        else:
+            config["policy_head"] = _deserialize(head, custom_objects)
         if isinstance(config.get("kl_coef"), dict):
             config["kl_coef"] = _deserialize(config["kl_coef"], custom_objects)
         return cls(**config)

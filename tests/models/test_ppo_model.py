@@ -499,6 +499,20 @@ class PPOConfigTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(params.shape, (2, 3))
         self.assertEqual(values.shape, (2,))
 
+    def test_config_of_network_with_two_heads(self):
+        inputs = tf.keras.Input((OBS,))
+        first = CategoricalPolicyHead(2, name="first")(inputs)
+        second = CategoricalPolicyHead(3, name="second")(inputs)
+        actor = tf.keras.Model(inputs, [first, second])
+        critic = tf.keras.Sequential([tf.keras.layers.Dense(1)])
+        chosen = actor.get_layer("second")
+        model = PPOModel(actor, critic, policy_head=chosen)
+        with self.assertRaisesRegex(ValueError, "holds 2 heads"):
+            PPOModel(actor, critic)
+        restored = PPOModel.from_config(model.get_config())
+        self.assertEqual(restored.policy_head.name, "second")
+        self.assertIsNot(restored.policy_head, chosen)
+
 
 class PPOArgumentErrorsTest(tf.test.TestCase, parameterized.TestCase):
     @parameterized.named_parameters(

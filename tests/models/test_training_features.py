@@ -217,6 +217,25 @@ class MirroredStrategyTest(tf.test.TestCase, parameterized.TestCase):
                 mirrored_logs[name], single_logs[name], atol=1e-5
             )
 
+    def test_nonfinite_guard_across_replicas(self):
+        # Only the second replica's rows are broken; neither replica may
+        # apply the update.
+        devices = tf.config.list_logical_devices("CPU")
+        batch = random_batch(seed=21, rows=4)
+        batch["reward"][3, 0] = np.nan
+        batch["mask"][3, 0] = True
+        with tf.distribute.MirroredStrategy(
+            [d.name for d in devices[:2]]
+        ).scope():
+            model = linear_model(seed=7, **OPTIONS)
+            model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
+        before = network_weights(model)
+        with self.assertRaises(NonFiniteLossError):
+            history_of(
+                model, rollout_dataset(batch, num_minibatches=1, shuffle=False)
+            )
+        assert_weights_close(self, network_weights(model), before, atol=0)
+
 
 class NonFiniteGuardTest(tf.test.TestCase, parameterized.TestCase):
     """A NaN or Inf loss stops fit and leaves the pre-step weights."""
