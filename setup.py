@@ -23,6 +23,8 @@ setuptools.setup(
         "tensorflow>=2.21,<2.22",
         "tf-keras>=2.21,<2.22",
         "tf-agents>=0.19,<0.20",
+        # The TensorBoard callback writes summaries through this package.
+        "tensorboard>=2.21,<2.22",
         "gymnasium>=1.0,<2",
         "numpy>=1.26,<2",
         "absl-py>=2.0",

@@ -17,8 +17,9 @@ from typing import Optional
 import tensorflow as tf
 
 from keras_gae.ops import _checks
+from keras_gae.ops import native
 
-IMPLEMENTATIONS = ("auto", "scan", "xla")
+IMPLEMENTATIONS = ("auto", "scan", "xla", "native")
 
 
 class GAEOutputs(NamedTuple):
@@ -304,23 +305,54 @@ def _gae_time_major(
 
 
 # The compiled path: the same function, fused and run by XLA. Measured in
-# benchmarks/gae_benchmark.py; "auto" selects it (see `_resolve`).
+# benchmarks/gae_benchmark.py; see `_resolve` for what "auto" selects.
 _gae_time_major_xla = tf.function(
     _gae_time_major, jit_compile=True, reduce_retracing=True, autograph=False
 )
 
 
 def _resolve(implementation: str) -> str:
+    """The implementation to run here, from the user's choice.
+
+    "auto" picks by measurement (README, "Speed"): the native CPU op where it
+    can run (it built, no GPU is visible, and the caller is not being
+    compiled by XLA, which cannot run a custom op), else the XLA-compiled
+    scan, which wins over the interpreted tf.scan at every measured shape.
+    """
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(
             f"`implementation` must be one of {IMPLEMENTATIONS}. "
             f"Received: implementation={implementation!r}"
         )
+    if implementation == "native":
+        if native.in_xla_context():
+            raise ValueError(
+                "`implementation='native'` cannot run inside an XLA-compiled "
+                "function (jit_compile=True); use 'xla' or 'auto' there. "
+                f"Received: implementation={implementation!r}"
+            )
+        if not native.available():
+            raise ValueError(
+                "`implementation='native'` needs the native GAE op, which "
+                "could not be built here (see the logged warning); use "
+                f"'auto'. Received: implementation={implementation!r}"
+            )
     if implementation == "auto":
-        # XLA's compiled loop beats the interpreted tf.scan at every measured
-        # shape (README, "Speed"), on CPU and inside compiled train steps.
+        if (
+            not native.in_xla_context()
+            and not tf.config.list_logical_devices("GPU")
+            and native.available()
+        ):
+            return "native"
         return "xla"
     return implementation
+
+
+_COMPUTE = {
+    "scan": _gae_time_major,
+    "xla": _gae_time_major_xla,
+    "native": native.gae_time_major,
+}
 
 
 def generalized_advantage_estimation(
@@ -381,9 +413,11 @@ def generalized_advantage_estimation(
       time_major: whether the inputs and outputs are `[T, B]` (True) or
         `[B, T]` (False).
       implementation: "scan" (the reference: `tf.scan` run by the TensorFlow
-        executor), "xla" (the same scan compiled with XLA) or "auto" (the
-        faster one by measurement: currently "xla"). All give the same result
-        to float rounding.
+        executor), "xla" (the same scan compiled with XLA), "native" (a
+        one-pass C++ CPU op built on first use, `keras_gae.ops.native`) or
+        "auto" (the fastest that can run here, by measurement: "native" on
+        CPU outside XLA-compiled functions, else "xla"). All give the same
+        result to float rounding.
       check_numerics: if True, NaN or Inf in any float input raises an
         InvalidArgumentError that names the input.
       name: optional name scope.
@@ -425,10 +459,7 @@ def generalized_advantage_estimation(
             time_major=time_major,
             check_numerics=check_numerics,
         )
-        compute = (
-            _gae_time_major_xla if implementation == "xla" else _gae_time_major
-        )
-        advantages, returns = compute(
+        advantages, returns = _COMPUTE[implementation](
             steps.rewards,
             steps.values,
             steps.bootstrap_value,

@@ -7,6 +7,7 @@ import tensorflow as tf
 from absl.testing import parameterized
 
 from keras_gae import layers
+from tests import distribute_utils
 
 
 def normalize_reference(x, mask=None, center=True, epsilon=1e-8):
@@ -96,7 +97,7 @@ class AdvantageNormalizationTest(tf.test.TestCase, parameterized.TestCase):
     def test_mirrored_strategy_matches_one_replica(self, momentum):
         devices = [d.name for d in tf.config.list_logical_devices("CPU")]
         self.assertLen(devices, 2)
-        strategy = tf.distribute.MirroredStrategy(devices)
+        strategy = distribute_utils.two_cpu_strategy()
         rng = np.random.default_rng(1)
         # The halves differ in location and scale, so per-replica statistics
         # would give a different answer than the global ones.

@@ -8,6 +8,7 @@ from absl.testing import parameterized
 
 from keras_gae import lm
 from keras_gae.losses import AdaptiveKLController
+from tests import distribute_utils
 
 EOS = 2
 PAD = 0
@@ -349,7 +350,7 @@ class WhitenAdvantagesTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllEqual(np.asarray(out)[~mask], np.zeros((~mask).sum()))
 
     def test_global_statistics_under_mirrored_strategy(self):
-        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        strategy = distribute_utils.two_cpu_strategy()
         rng = np.random.default_rng(4)
         x = rng.normal(size=(4, 5)).astype(np.float32)
         mask = rng.random((4, 5)) < 0.7

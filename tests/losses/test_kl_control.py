@@ -7,6 +7,7 @@ import tensorflow as tf
 from absl.testing import parameterized
 
 from keras_gae import losses
+from tests import distribute_utils
 
 
 def np_adaptive(init_kl_coef, target_kl, horizon, updates):
@@ -97,7 +98,7 @@ class AdaptiveKLControllerTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(model.kl_controller.value, saved_value)
 
     def test_update_under_mirrored_strategy(self):
-        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        strategy = distribute_utils.two_cpu_strategy()
         with strategy.scope():
             controller = losses.AdaptiveKLController(0.2, 6.0, 2_000)
 

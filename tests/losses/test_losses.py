@@ -11,6 +11,7 @@ from absl.testing import parameterized
 
 from keras_gae import losses
 from keras_gae import ops
+from tests import distribute_utils
 
 B, T, OBS, ACTIONS = 4, 5, 3, 4
 
@@ -283,7 +284,7 @@ class FitSmokeTest(tf.test.TestCase):
         self.assertTrue(all(changed))
 
     def test_fit_under_mirrored_strategy(self):
-        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        strategy = distribute_utils.two_cpu_strategy()
         with strategy.scope():
             model = _policy_value_model()
             model.compile(

@@ -14,6 +14,7 @@ from keras_gae.models import NonFiniteLossError
 from keras_gae.models import PPOModel
 from keras_gae.models import rollout_dataset
 from keras_gae.models import step_dataset
+from tests import distribute_utils
 from tests.models.test_ppo_model import OBS
 from tests.models.test_ppo_model import linear_model
 from tests.models.test_ppo_model import network_weights
@@ -197,7 +198,7 @@ class MirroredStrategyTest(tf.test.TestCase, parameterized.TestCase):
         results = []
         for strategy in (
             tf.distribute.get_strategy(),
-            tf.distribute.MirroredStrategy([d.name for d in devices[:2]]),
+            distribute_utils.two_cpu_strategy(),
         ):
             with strategy.scope():
                 model = linear_model(model_class, seed=7, **OPTIONS)
@@ -220,13 +221,10 @@ class MirroredStrategyTest(tf.test.TestCase, parameterized.TestCase):
     def test_nonfinite_guard_across_replicas(self):
         # Only the second replica's rows are broken; neither replica may
         # apply the update.
-        devices = tf.config.list_logical_devices("CPU")
         batch = random_batch(seed=21, rows=4)
         batch["reward"][3, 0] = np.nan
         batch["mask"][3, 0] = True
-        with tf.distribute.MirroredStrategy(
-            [d.name for d in devices[:2]]
-        ).scope():
+        with distribute_utils.two_cpu_strategy().scope():
             model = linear_model(seed=7, **OPTIONS)
             model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
         before = network_weights(model)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from keras_gae import ops
 from tests.ops import reference
 
-IMPLEMENTATIONS = ("scan", "xla")
+IMPLEMENTATIONS = ("scan", "xla", "native")
 
 
 def random_case(
@@ -315,14 +315,18 @@ class GAEInvariantTest(tf.test.TestCase, parameterized.TestCase):
             **case, implementation="scan"
         )
         xla = ops.generalized_advantage_estimation(**case, implementation="xla")
+        native = ops.generalized_advantage_estimation(
+            **case, implementation="native"
+        )
         auto = ops.generalized_advantage_estimation(**case)
         self.assertAllClose(scan.advantages, xla.advantages, atol=1e-12)
+        self.assertAllClose(scan.advantages, native.advantages, atol=1e-12)
         self.assertAllClose(scan.advantages, auto.advantages, atol=1e-12)
 
 
 class GAEExecutionModeTest(tf.test.TestCase, parameterized.TestCase):
     @parameterized.product(
-        implementation=IMPLEMENTATIONS, jit_compile=(False, True)
+        implementation=IMPLEMENTATIONS + ("auto",), jit_compile=(False, True)
     )
     def test_tf_function_with_dynamic_shapes(self, implementation, jit_compile):
         spec = tf.TensorSpec([None, None], tf.float32)
@@ -347,6 +351,11 @@ class GAEExecutionModeTest(tf.test.TestCase, parameterized.TestCase):
                 implementation=implementation,
             )
 
+        if implementation == "native" and jit_compile:
+            # A custom op cannot be compiled by XLA: a clear error instead.
+            with self.assertRaisesRegex(ValueError, "`implementation='nat"):
+                compute.get_concrete_function()
+            return
         for num_steps, batch in [(5, 3), (9, 2)]:
             case = random_case(num_steps, num_steps, batch, with_mask=False)
             expected, _ = reference.gae(
