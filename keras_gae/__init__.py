@@ -34,12 +34,14 @@ def _check_keras_version() -> None:
 
 _check_keras_version()
 
+from keras_gae import export  # noqa: E402
 from keras_gae import layers  # noqa: E402
 from keras_gae import losses  # noqa: E402
+from keras_gae import models  # noqa: E402
 from keras_gae import ops  # noqa: E402
 
 __version__ = "0.1.0"
 
-# `keras_gae.models` and `keras_gae.agents` (tf-agents glue) are imported on
-# demand: `import keras_gae.agents`.
-__all__ = ["layers", "losses", "ops", "__version__"]
+# `keras_gae.agents` (tf-agents glue) and `keras_gae.lm` (language models) are
+# imported on demand: `import keras_gae.agents`.
+__all__ = ["export", "layers", "losses", "models", "ops", "__version__"]
