@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
+from keras_gae.ops import gae as gae_module
 from keras_gae.ops import native
 from keras_gae.ops.native import loader
 
@@ -23,12 +24,14 @@ FLAG_SUBSETS = [
     for chosen in itertools.product((False, True), repeat=len(FLAG_NAMES))
 ]
 SHAPES = ((1, 1), (1, 6), (4, 1), (9, 13), (17, 5))
-# How gamma and lambda_ are given: their shape as a function of (T, B).
+# How gamma and lambda_ are given: their shapes as a function of (T, B).
 COEFFICIENT_FORMS = {
-    "scalar": lambda t, b: (),
-    "per_step": lambda t, b: (t, b),
-    "per_time": lambda t, b: (t, 1),
-    "per_column": lambda t, b: (1, b),
+    "scalar": lambda t, b: ((), ()),
+    "per_step": lambda t, b: ((t, b), (t, b)),
+    "per_time": lambda t, b: ((t, 1), (t, 1)),
+    "per_column": lambda t, b: ((1, b), (1, b)),
+    "mixed": lambda t, b: ((t, 1), (1, b)),
+    "mixed_scalar": lambda t, b: ((1, b), ()),
 }
 
 
@@ -78,13 +81,15 @@ def random_case(seed, num_steps, batch, flags, coefficient_form):
     """Float64 NumPy inputs; flags set often enough to matter."""
     rng = np.random.default_rng(seed)
     shape = (num_steps, batch)
-    coefficient_shape = COEFFICIENT_FORMS[coefficient_form](num_steps, batch)
+    gamma_shape, lambda_shape = COEFFICIENT_FORMS[coefficient_form](
+        num_steps, batch
+    )
     case = dict(
         rewards=rng.normal(size=shape),
         values=rng.normal(size=shape),
         bootstrap_value=rng.normal(size=batch),
-        gamma=rng.uniform(0.5, 1.0, size=coefficient_shape),
-        lambda_=rng.uniform(0.0, 1.0, size=coefficient_shape),
+        gamma=rng.uniform(0.5, 1.0, size=gamma_shape),
+        lambda_=rng.uniform(0.0, 1.0, size=lambda_shape),
     )
     if "terminated" in flags:
         case["terminated"] = rng.random(shape) < 0.2
@@ -97,8 +102,8 @@ def random_case(seed, num_steps, batch, flags, coefficient_form):
     return case
 
 
-def run_native(case, dtype):
-    """Calls the op with `case` converted to `dtype` (flags stay bool)."""
+def to_tensors(case, dtype):
+    """`case` as op arguments: floats in `dtype`, flags bool, absent None."""
     converted = {}
     for name in ("rewards", "values", "bootstrap_value", "gamma", "lambda_"):
         converted[name] = tf.constant(case[name], dtype)
@@ -109,7 +114,11 @@ def run_native(case, dtype):
         if "truncation_values" in case
         else None
     )
-    return native.gae_time_major(**converted)
+    return converted
+
+
+def run_native(case, dtype):
+    return native.gae_time_major(**to_tensors(case, dtype))
 
 
 def tolerance(dtype, expected):
@@ -147,6 +156,19 @@ class NativeGAETest(tf.test.TestCase, parameterized.TestCase):
                 atol = tolerance(dtype, expected)
                 self.assertAllClose(advantages, expected[0], atol=atol, rtol=0)
                 self.assertAllClose(returns, expected[1], atol=atol, rtol=0)
+
+    @parameterized.parameters(tf.float32, tf.float64)
+    def test_matches_tensorflow_scan_path(self, dtype):
+        # Same operation order as the tf.scan implementation it replaces.
+        for seed, flags in enumerate(FLAG_SUBSETS):
+            case = random_case(seed, 30, 70, flags, "per_step")
+            converted = to_tensors(case, dtype)
+            native_outputs = native.gae_time_major(**converted)
+            scan_outputs = gae_module._gae_time_major(**converted)
+            scale = float(np.max(np.abs(scan_outputs[1])))
+            atol = (1e-6 if dtype == tf.float32 else 1e-14) * scale
+            for got, want in zip(native_outputs, scan_outputs):
+                self.assertAllClose(got, want, atol=atol, rtol=0)
 
     @parameterized.parameters((20, 4099), (3, 20001), (2, 40003))
     def test_wide_batches_split_over_threads_and_blocks(self, num_steps, batch):

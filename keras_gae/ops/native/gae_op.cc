@@ -12,9 +12,13 @@
 //
 // The loop runs backwards over t with the batch dimension innermost: rows of a
 // row-major [T, B] tensor are contiguous, so every input is read once and
-// every output written once, in order. Threads split the batch dimension.
-// Flags and coefficients that are absent or broadcast are read from short
-// constant rows, so one vectorisable inner loop serves every combination.
+// every output written once, in order; A_{t+1} is reread from the row of
+// advantages just written. Threads split the batch dimension.
+//
+// The row loop is compiled for the common cases (no flags, `terminated` only;
+// gamma and lambda_ constant over the batch or not) and a general case that
+// reads absent flags from constant rows, each for AVX2 and for baseline
+// x86-64 (chosen at load time; no FMA, so both give the same bits).
 //
 // Built on first use by keras_gae/ops/native/loader.py; no gradient is
 // registered (the Python side stops gradients: both outputs are targets).
@@ -77,6 +81,143 @@ struct Coefficient {
     return data + t * row_stride + b;
   }
 };
+
+// Which flags a row loop reads. kGeneral reads all three, with constant rows
+// standing in for absent ones.
+enum class Flags { kNone, kTerminated, kGeneral };
+
+// One step t for `width` columns. `advantages_after` is row t + 1 of the
+// advantages (zeros at t = T - 1). With kPerColumn, gamma and lambda_ are read
+// from `gammas` and `lambdas`; otherwise the row's `gamma` and
+// `decay` = gamma * lambda_ apply to every column. Every operand is loaded
+// unconditionally and flags are read as bytes, so that (with
+// -fno-trapping-math) the selects compile to vector blends.
+template <typename T, Flags kFlags, bool kPerColumn>
+__attribute__((target_clones("avx2", "default"))) void StepRow(
+    int64_t width, const T* __restrict__ rewards, const T* __restrict__ values,
+    const T* __restrict__ next_values, const T* __restrict__ advantages_after,
+    const uint8_t* __restrict__ terminated,
+    const uint8_t* __restrict__ truncated,
+    const T* __restrict__ truncation_values, const uint8_t* __restrict__ mask,
+    const T* __restrict__ gammas, const T* __restrict__ lambdas, T gamma,
+    T decay, T* __restrict__ advantages, T* __restrict__ returns) {
+  for (int64_t i = 0; i < width; ++i) {
+    const T value = values[i];
+    const T after = advantages_after[i];
+    const T gamma_i = kPerColumn ? gammas[i] : gamma;
+    const T decay_i = kPerColumn ? gamma_i * lambdas[i] : decay;
+    T next = next_values[i];
+    bool ended = false;
+    bool cut = false;
+    bool valid = true;
+    if constexpr (kFlags != Flags::kNone) ended = terminated[i] != 0;
+    if constexpr (kFlags == Flags::kGeneral) {
+      const T after_truncation = truncation_values[i];
+      cut = truncated[i] != 0;
+      valid = mask[i] != 0;
+      next = cut ? after_truncation : next;
+    }
+    const T bootstrap = ended ? T(0) : next;
+    const T delta = rewards[i] + gamma_i * bootstrap - value;
+    const T carried = (ended | cut) ? T(0) : after;
+    const T traced = delta + decay_i * carried;
+    const T advantage = valid ? traced : T(0);
+    advantages[i] = advantage;
+    returns[i] = advantage + value;
+  }
+}
+
+template <typename T>
+using RowFunction = decltype(&StepRow<T, Flags::kNone, false>);
+
+template <typename T, Flags kFlags>
+RowFunction<T> SelectRow(bool per_column) {
+  return per_column ? &StepRow<T, kFlags, true> : &StepRow<T, kFlags, false>;
+}
+
+template <typename T>
+RowFunction<T> SelectRow(Flags flags, bool per_column) {
+  switch (flags) {
+    case Flags::kNone:
+      return SelectRow<T, Flags::kNone>(per_column);
+    case Flags::kTerminated:
+      return SelectRow<T, Flags::kTerminated>(per_column);
+    case Flags::kGeneral:
+      break;
+  }
+  return SelectRow<T, Flags::kGeneral>(per_column);
+}
+
+// Pointers to the op's inputs and outputs; null for absent inputs.
+template <typename T>
+struct Streams {
+  const T* rewards;
+  const T* values;
+  const T* bootstrap_value;
+  const uint8_t* terminated;
+  const uint8_t* truncated;
+  const T* truncation_values;
+  const uint8_t* mask;
+  T* advantages;
+  T* returns;
+};
+
+// Fills `row` with `value` unless it already holds it (it starts as zeros).
+template <typename T>
+const T* ConstantRow(T value, std::vector<T>* row) {
+  if ((*row)[0] != value) std::fill(row->begin(), row->end(), value);
+  return row->data();
+}
+
+// Columns [b_begin, b_end) over every step, last step first.
+template <typename T>
+void RunColumns(const Streams<T>& s, const Coefficient<T>& gamma,
+                const Coefficient<T>& lambda, int64_t num_steps, int64_t batch,
+                int64_t b_begin, int64_t b_end) {
+  const int64_t width = b_end - b_begin;
+  const bool per_column = gamma.per_column || lambda.per_column;
+  Flags flags = Flags::kGeneral;
+  if (!s.truncated && !s.mask) {
+    flags = s.terminated ? Flags::kTerminated : Flags::kNone;
+  }
+  const RowFunction<T> step_row = SelectRow<T>(flags, per_column);
+  // Constant rows standing in for A_T, for absent flags (general loop) and
+  // for a coefficient constant over the batch when the other one is not.
+  const std::vector<T> zeros(width, T(0));
+  const std::vector<uint8_t> falses(width, 0);
+  const std::vector<uint8_t> trues(width, 1);
+  std::vector<T> gamma_row(width, T(0));
+  std::vector<T> lambda_row(width, T(0));
+
+  for (int64_t t = num_steps - 1; t >= 0; --t) {
+    const int64_t offset = t * batch + b_begin;
+    const T* values = s.values + offset;
+    const bool last = t + 1 == num_steps;
+    const T* next_values = last ? s.bootstrap_value + b_begin : values + batch;
+    T* advantages = s.advantages + offset;
+    const T* advantages_after = last ? zeros.data() : advantages + batch;
+    const T* gammas = nullptr;
+    const T* lambdas = nullptr;
+    T gamma_t = T(0);
+    T decay_t = T(0);
+    if (per_column) {
+      gammas = gamma.per_column ? gamma.Row(t, b_begin)
+                                : ConstantRow(gamma.RowValue(t), &gamma_row);
+      lambdas = lambda.per_column
+                    ? lambda.Row(t, b_begin)
+                    : ConstantRow(lambda.RowValue(t), &lambda_row);
+    } else {
+      gamma_t = gamma.RowValue(t);
+      decay_t = gamma_t * lambda.RowValue(t);
+    }
+    step_row(width, s.rewards + offset, values, next_values, advantages_after,
+             s.terminated ? s.terminated + offset : falses.data(),
+             s.truncated ? s.truncated + offset : falses.data(),
+             s.truncation_values ? s.truncation_values + offset : next_values,
+             s.mask ? s.mask + offset : trues.data(), gammas, lambdas, gamma_t,
+             decay_t, advantages, s.returns + offset);
+  }
+}
 
 REGISTER_OP("KerasGaeGeneralizedAdvantageEstimation")
     .Input("rewards: T")
@@ -181,7 +322,7 @@ class GeneralizedAdvantageEstimationOp : public OpKernel {
     OP_REQUIRES_OK(context, context->allocate_output(1, shape, &returns));
     if (num_steps == 0 || batch == 0) return;
 
-    Streams streams;
+    Streams<T> streams;
     streams.rewards = rewards.flat<T>().data();
     streams.values = values.flat<T>().data();
     streams.bootstrap_value = bootstrap_value.flat<T>().data();
@@ -198,8 +339,8 @@ class GeneralizedAdvantageEstimationOp : public OpKernel {
     auto work = [&](int64_t group_begin, int64_t group_end) {
       const int64_t end = std::min(batch, group_end * kColumnGroup);
       for (int64_t b = group_begin * kColumnGroup; b < end; b += kColumnBlock) {
-        Run(streams, gamma, lambda, num_steps, batch, b,
-            std::min(end, b + kColumnBlock));
+        RunColumns(streams, gamma, lambda, num_steps, batch, b,
+                   std::min(end, b + kColumnBlock));
       }
     };
     const int64_t groups = (batch + kColumnGroup - 1) / kColumnGroup;
@@ -221,18 +362,6 @@ class GeneralizedAdvantageEstimationOp : public OpKernel {
   }
 
  private:
-  struct Streams {
-    const T* rewards;
-    const T* values;
-    const T* bootstrap_value;
-    const uint8_t* terminated;
-    const uint8_t* truncated;
-    const T* truncation_values;
-    const uint8_t* mask;
-    T* advantages;
-    T* returns;
-  };
-
   // A bool tensor's bytes (TensorFlow stores bool as one byte, 0 or 1).
   static const uint8_t* Bytes(const Tensor& flags) {
     return reinterpret_cast<const uint8_t*>(flags.flat<bool>().data());
@@ -255,92 +384,6 @@ class GeneralizedAdvantageEstimationOp : public OpKernel {
                                 tensor.shape().DebugString()));
     coefficient->per_column = tensor.dim_size(1) != 1;
     coefficient->row_stride = tensor.dim_size(0) == 1 ? 0 : tensor.dim_size(1);
-  }
-
-  // One step t for `width` columns; `trace` holds A_{t+1} and gets A_t.
-  // Every operand is loaded unconditionally and flags are read as bytes, so
-  // that (with -fno-trapping-math) the selects become vector blends.
-  static void StepRow(int64_t width, const T* __restrict__ rewards,
-                      const T* __restrict__ values,
-                      const T* __restrict__ next_values,
-                      const uint8_t* __restrict__ terminated,
-                      const uint8_t* __restrict__ truncated,
-                      const T* __restrict__ truncation_values,
-                      const uint8_t* __restrict__ mask,
-                      const T* __restrict__ gammas,
-                      const T* __restrict__ lambdas, T* __restrict__ trace,
-                      T* __restrict__ advantages, T* __restrict__ returns) {
-    for (int64_t i = 0; i < width; ++i) {
-      const T value = values[i];
-      const T gamma_i = gammas[i];
-      const T decay = gamma_i * lambdas[i];
-      const T after_step = next_values[i];
-      const T after_truncation = truncation_values[i];
-      const T previous = trace[i];
-      const bool ended = terminated[i] != 0;
-      const bool cut = truncated[i] != 0;
-      const bool valid = mask[i] != 0;
-      const T next = cut ? after_truncation : after_step;
-      const T bootstrap = ended ? T(0) : next;
-      const T delta = rewards[i] + gamma_i * bootstrap - value;
-      const T carried = (ended | cut) ? T(0) : previous;
-      const T advantage = valid ? delta + decay * carried : T(0);
-      trace[i] = advantage;
-      advantages[i] = advantage;
-      returns[i] = advantage + value;
-    }
-  }
-
-  // Columns [b_begin, b_end) over every step, last step first.
-  static void Run(const Streams& s, const Coefficient<T>& gamma,
-                  const Coefficient<T>& lambda, int64_t num_steps,
-                  int64_t batch, int64_t b_begin, int64_t b_end) {
-    const int64_t width = b_end - b_begin;
-    // Constant rows standing in for absent flags and for coefficients that
-    // do not vary over the batch.
-    const std::vector<uint8_t> falses(width, 0);
-    const std::vector<uint8_t> trues(width, 1);
-    std::vector<T> gamma_row(width);
-    std::vector<T> lambda_row(width);
-    std::vector<T> following(width, T(0));
-    T* trace = following.data();
-
-    for (int64_t t = num_steps - 1; t >= 0; --t) {
-      const int64_t offset = t * batch + b_begin;
-      const T* rewards = s.rewards + offset;
-      const T* values = s.values + offset;
-      const T* next_values =
-          t + 1 < num_steps ? values + batch : s.bootstrap_value + b_begin;
-      const uint8_t* terminated =
-          s.terminated ? s.terminated + offset : falses.data();
-      const uint8_t* truncated =
-          s.truncated ? s.truncated + offset : falses.data();
-      const T* truncation_values =
-          s.truncation_values ? s.truncation_values + offset : next_values;
-      const uint8_t* mask = s.mask ? s.mask + offset : trues.data();
-      const T* gammas = CoefficientRow(gamma, t, b_begin,
-                                                    &gamma_row);
-      const T* lambdas = CoefficientRow(lambda, t, b_begin,
-                                                     &lambda_row);
-      T* advantages = s.advantages + offset;
-      T* returns = s.returns + offset;
-
-      StepRow(width, rewards, values, next_values, terminated, truncated,
-              truncation_values, mask, gammas, lambdas, trace, advantages,
-              returns);
-    }
-  }
-
-  // The coefficient's slice of row t: the tensor itself when it varies over
-  // the batch, else `row` filled with the step's value.
-  static const T* CoefficientRow(const Coefficient<T>& coefficient, int64_t t,
-                                 int64_t b_begin, std::vector<T>* row) {
-    if (coefficient.per_column) return coefficient.Row(t, b_begin);
-    const T value = coefficient.RowValue(t);
-    // Refilled only when the value changes (a scalar fills it at most once;
-    // the row starts as zeros).
-    if ((*row)[0] != value) std::fill(row->begin(), row->end(), value);
-    return row->data();
   }
 
   bool has_terminated_ = false;
