@@ -66,13 +66,16 @@ def gae_time_major(
         end_t = terminated_t or truncated_t;  A_t = 0 where mask[t] is false
         returns = A + values
 
-    the same math as `keras_gae.ops.gae._gae_time_major`, on the CPU with the
-    batch split over TensorFlow's intra-op threads. Inputs are expected
-    checked (as `prepare_steps` leaves them); the op still verifies shapes
-    and raises `InvalidArgumentError` on a mismatch. Flags are read with
-    selects, so a terminated step never multiplies its (possibly non-finite)
-    V_{t+1} by zero. No gradient flows through the op. Call `available()`
-    first; do not call it where `in_xla_context()` is True.
+    the same math in the same operation order as
+    `keras_gae.ops.gae._gae_time_major` (equal to the bit in the tests), in
+    one pass on the CPU with the batch split over TensorFlow's intra-op
+    threads. Inputs are expected checked (as `prepare_steps` leaves them);
+    the op still verifies shapes and raises `InvalidArgumentError` on a
+    mismatch. Flags are applied with selects, so a non-finite V_{t+1} behind
+    a terminated step, or A_{t+1} behind an episode end or a masked row, does
+    not leak in as 0 * inf = NaN (the tf.scan path multiplies). No gradient
+    flows through the op. Call `available()` first; do not call it where
+    `in_xla_context()` is True (it has no XLA kernel).
 
     Args:
       rewards: `[T, B]` float32 or float64 rewards.

@@ -18,7 +18,8 @@
 // The row loop is compiled for the common cases (no flags, `terminated` only;
 // gamma and lambda_ constant over the batch or not) and a general case that
 // reads absent flags from constant rows, each for AVX2 and for baseline
-// x86-64 (chosen at load time; no FMA, so both give the same bits).
+// x86-64 (chosen at load time; no FMA, so both give the same bits as the
+// tf.scan path).
 //
 // Built on first use by keras_gae/ops/native/loader.py; no gradient is
 // registered (the Python side stops gradients: both outputs are targets).
@@ -46,6 +47,14 @@ using ::tensorflow::Tensor;
 using ::tensorflow::TensorShape;
 namespace shape_inference = ::tensorflow::shape_inference;
 
+// Row loops get an AVX2 copy next to the baseline one, picked when the
+// library loads, where the compiler supports it (GCC on x86-64).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define KERAS_GAE_CPU_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define KERAS_GAE_CPU_CLONES
+#endif
+
 template <typename... Args>
 absl::Status InvalidArgument(const Args&... pieces) {
   return absl::InvalidArgumentError(absl::StrCat(pieces...));
@@ -63,7 +72,7 @@ constexpr int64_t kColumnBlock = 8192;
 constexpr int64_t kColumnGroup = 16;
 
 // Below this many elements per thread, handing work to another thread costs
-// more than it saves (about 50 microseconds of work).
+// more than it saves (tens of microseconds of work).
 constexpr int64_t kMinElementsPerThread = int64_t{1} << 15;
 
 // A per-step coefficient (gamma or lambda_): a scalar, or a rank-2 tensor of
@@ -93,7 +102,7 @@ enum class Flags { kNone, kTerminated, kGeneral };
 // unconditionally and flags are read as bytes, so that (with
 // -fno-trapping-math) the selects compile to vector blends.
 template <typename T, Flags kFlags, bool kPerColumn>
-__attribute__((target_clones("avx2", "default"))) void StepRow(
+KERAS_GAE_CPU_CLONES void StepRow(
     int64_t width, const T* __restrict__ rewards, const T* __restrict__ values,
     const T* __restrict__ next_values, const T* __restrict__ advantages_after,
     const uint8_t* __restrict__ terminated,
