@@ -16,6 +16,8 @@ setuptools.setup(
     long_description=(_HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     packages=setuptools.find_packages(include=["keras_gae", "keras_gae.*"]),
+    # The native GAE op is compiled from this source on first use.
+    package_data={"keras_gae.ops.native": ["gae_op.cc"]},
     python_requires=">=3.10,<3.13",
     install_requires=[
         # Tested together; tf-agents 0.19 and tensorflow-probability 0.23
