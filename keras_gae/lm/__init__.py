@@ -7,6 +7,10 @@ token/transition alignment.
 
 from keras_gae.lm.generation import GenerationOutputs
 from keras_gae.lm.generation import generate
+from keras_gae.lm.models import CausalLMPPOModel
+from keras_gae.lm.models import SequenceRollout
+from keras_gae.lm.models import TokenLogitsHead
+from keras_gae.lm.models import causal_log_probs
 from keras_gae.lm.rollouts import response_mask
 from keras_gae.lm.rollouts import sequence_advantages
 from keras_gae.lm.rollouts import sequence_kl
@@ -15,7 +19,11 @@ from keras_gae.lm.rollouts import token_rewards
 from keras_gae.lm.rollouts import whiten_advantages
 
 __all__ = [
+    "CausalLMPPOModel",
     "GenerationOutputs",
+    "SequenceRollout",
+    "TokenLogitsHead",
+    "causal_log_probs",
     "generate",
     "response_mask",
     "sequence_advantages",
