@@ -6,7 +6,8 @@ response) and returns `(logits [B, L, V], values [B, L])`. One network pass
 per row gives every step's policy and value: the state s_t = tokens[:t] is
 read at position t - 1 (the alignment of `keras_gae.lm.rollouts`), so
 
-    log pi(tokens[t] | tokens[:t]) = log_softmax(logits[t - 1] / tau)[tokens[t]],
+    log pi(tokens[t] | tokens[:t])
+        = log_softmax(logits[t - 1] / tau)[tokens[t]],
     V(tokens[:t]) = values[t - 1].
 
 Letters used in shapes: `B` sequences, `L` token positions per row, `V`
@@ -148,7 +149,8 @@ class TokenLogitsHead(PolicyHead):
             )
         if vocab_size < 1:
             raise ValueError(
-                f"`vocab_size` must be >= 1. Received: vocab_size={vocab_size!r}"
+                "`vocab_size` must be >= 1. "
+                f"Received: vocab_size={vocab_size!r}"
             )
         self.vocab_size = int(vocab_size)
         self.temperature = _check_temperature(temperature)
