@@ -1,0 +1,456 @@
+"""Tests for keras_gae.agents.training (the collect-and-fit loop)."""
+
+import collections
+import contextlib
+import glob
+import io
+import os
+
+import gymnasium
+import numpy as np
+import tensorflow as tf
+from absl.testing import parameterized
+from tf_agents.environments import batched_py_environment
+from tf_agents.environments import tf_py_environment
+
+from keras_gae.agents import GymnasiumEnvironment
+from keras_gae.agents import OnPolicyTrainer
+from keras_gae.agents import make_tf_environment
+from keras_gae.agents import train
+from keras_gae.agents.training import LOOP_LOG_KEYS
+from keras_gae.layers import CategoricalPolicyHead
+from keras_gae.layers import GaussianPolicyHead
+from keras_gae.models import A2CModel
+from keras_gae.models import NonFiniteLossError
+from keras_gae.models import PPOModel
+from tests.agents.scripted_env import SCRIPTED_ENV_ID
+from tests.agents.scripted_env import ScriptedEnv
+
+
+def make_model(head, *, model_class=PPOModel, seed=0, learning_rate=1e-3):
+    tf.keras.utils.set_random_seed(seed)
+
+    def network(output):
+        return tf.keras.Sequential(
+            [tf.keras.layers.Dense(8, activation="tanh"), output]
+        )
+
+    model = model_class(network(head), network(tf.keras.layers.Dense(1)))
+    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate))
+    return model
+
+
+def cartpole(num_envs=2, seed=0):
+    return make_tf_environment("CartPole-v1", num_envs=num_envs, seed=seed)
+
+
+class HugeRewardAfter(gymnasium.Wrapper):
+    """Rewards of 3e38 after `steps` steps of the wrapped environment.
+
+    tf-agents refuses NaN rewards; a float32 reward near the largest
+    finite one makes the squared value error, hence the loss, Inf.
+    """
+
+    def __init__(self, env, steps):
+        super().__init__(env)
+        self.steps_left = steps
+
+    def step(self, action):
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        self.steps_left -= 1
+        if self.steps_left < 0:
+            reward = 3e38
+        return observation, reward, terminated, truncated, info
+
+
+class Recorder(tf.keras.callbacks.Callback):
+    """Records the callback calls, the logs and the weights at each end."""
+
+    def __init__(self, raise_at=None):
+        super().__init__()
+        self.raise_at = raise_at
+        self.events = []
+        self.logs = []
+        self.weights = []
+        self.optimizer_weights = []
+
+    def on_train_begin(self, logs=None):
+        self.events.append("train_begin")
+        self.weights_at_begin = self.model.get_weights()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.events.append(("epoch_begin", epoch))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.events.append(("epoch_end", epoch))
+        self.logs.append(dict(logs))
+        self.weights.append(self.model.get_weights())
+        self.optimizer_weights.append(
+            [v.numpy() for v in self.model.optimizer.variables]
+        )
+        if epoch == self.raise_at:
+            raise KeyboardInterrupt("interrupted by the test")
+
+    def on_train_end(self, logs=None):
+        self.events.append("train_end")
+
+
+class StopAt(tf.keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            self.model.stop_training = True
+
+
+def event_tags(log_dir):
+    """Tag -> number of scalar events in the TensorBoard files."""
+    tags = collections.Counter()
+    for path in glob.glob(os.path.join(log_dir, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                tags[value.tag] += 1
+    return tags
+
+
+class ArgumentTest(tf.test.TestCase, parameterized.TestCase):
+    def setUp(self):
+        super().setUp()
+        self.env = make_tf_environment(SCRIPTED_ENV_ID, num_envs=2)
+        self.model = make_model(CategoricalPolicyHead(3))
+
+    def test_rejects_model_that_is_not_compiled(self):
+        model = PPOModel(
+            tf.keras.Sequential([CategoricalPolicyHead(3)]),
+            tf.keras.Sequential([tf.keras.layers.Dense(1)]),
+        )
+        with self.assertRaisesRegex(ValueError, "model.*compiled"):
+            OnPolicyTrainer(
+                model, self.env, rollout_length=4, num_minibatches=2
+            )
+
+    def test_rejects_python_environment(self):
+        with self.assertRaisesRegex(TypeError, "env"):
+            OnPolicyTrainer(
+                self.model, self.env.pyenv, rollout_length=4, num_minibatches=2
+            )
+
+    @parameterized.parameters(
+        ("rollout_length", 0, ValueError),
+        ("rollout_length", 2.0, TypeError),
+        ("epochs", 0, ValueError),
+        ("num_minibatches", 3, ValueError),
+        ("num_minibatches", True, TypeError),
+        ("return_window", 0, ValueError),
+        ("checkpoint_interval", 0, ValueError),
+        ("seed", "0", TypeError),
+    )
+    def test_rejects_invalid_sizes(self, name, value, error):
+        kwargs = {"rollout_length": 4, "num_minibatches": 2, name: value}
+        with self.assertRaisesRegex(error, f"{name}={value!r}"):
+            OnPolicyTrainer(self.model, self.env, **kwargs)
+
+    @parameterized.parameters(
+        ("total_env_steps", 0, ValueError),
+        ("verbose", 3, ValueError),
+        ("target_return", "high", TypeError),
+    )
+    def test_run_rejects_invalid_arguments(self, name, value, error):
+        trainer = OnPolicyTrainer(
+            self.model, self.env, rollout_length=4, num_minibatches=2
+        )
+        kwargs = {"total_env_steps": 10, "verbose": 0, name: value}
+        with self.assertRaisesRegex(error, f"{name}={value!r}"):
+            trainer.run(**kwargs)
+        self.assertEqual(trainer.iteration, 0)
+
+
+class CollectTest(tf.test.TestCase):
+    def test_rollouts_have_fixed_length_and_continue_episodes(self):
+        num_envs, rollout_length = 2, 7
+        env = make_tf_environment(
+            SCRIPTED_ENV_ID,
+            num_envs=num_envs,
+            seed=0,
+            env_kwargs={"episode_stride": num_envs},
+        )
+        model = make_model(CategoricalPolicyHead(3))
+        trainer = OnPolicyTrainer(
+            model, env, rollout_length=rollout_length, num_minibatches=2
+        )
+        first = trainer.collect()
+        for key in ("reward", "mask", "value", "log_prob", "action"):
+            self.assertEqual(first[key].shape, (num_envs, rollout_length))
+        mask = first["mask"].numpy()
+        # Scripted episodes last 2-4 steps: boundary rows are in the batch
+        # and do not count as environment steps.
+        self.assertFalse(mask.all())
+        self.assertEqual(trainer.env_steps, mask.sum())
+
+        second = trainer.collect()
+        self.assertEqual(
+            trainer.env_steps, mask.sum() + second["mask"].numpy().sum()
+        )
+        # The next rollout starts at the time step the bootstrap came from.
+        self.assertAllClose(
+            first["bootstrap_value"], second["value"][:, 0], atol=1e-6
+        )
+        observations = first["observation"].numpy()
+        following = second["observation"].numpy()[:, 0]
+        for env_index in range(num_envs):
+            episode, step = observations[env_index, -1]
+            if mask[env_index, -1] and not (
+                first["terminated"][env_index, -1]
+                or first["truncated"][env_index, -1]
+            ):
+                self.assertAllEqual(following[env_index], [episode, step + 1])
+
+    def test_episode_statistics_match_the_environments(self):
+        env = make_tf_environment(SCRIPTED_ENV_ID, num_envs=2, seed=0)
+        model = make_model(CategoricalPolicyHead(3))
+        trainer = OnPolicyTrainer(
+            model, env, rollout_length=9, num_minibatches=2, return_window=100
+        )
+        trainer.collect()
+        logs = trainer.episode_statistics()
+        returns = [r for e in env.pyenv.envs for r in e.episode_returns()]
+        lengths = [n for e in env.pyenv.envs for n in e.episode_lengths()]
+        self.assertGreater(len(returns), 2)
+        self.assertEqual(logs["episodes"], len(returns))
+        self.assertAllClose(logs["episode_return_mean"], np.mean(returns))
+        self.assertAllClose(logs["episode_length_mean"], np.mean(lengths))
+
+
+class RunTest(tf.test.TestCase, parameterized.TestCase):
+    def test_smoke_history_callbacks_and_progress_bar(self):
+        model = make_model(CategoricalPolicyHead(2))
+        recorder = Recorder()
+        output = io.StringIO()
+        with contextlib.redirect_stdout(output):
+            history = train(
+                model,
+                cartpole(),
+                rollout_length=8,
+                total_env_steps=40,
+                epochs=2,
+                num_minibatches=2,
+                callbacks=[recorder],
+                verbose=1,
+            )
+        iterations = len(history["iteration"])
+        self.assertGreaterEqual(iterations, 3)
+        self.assertEqual(history["iteration"], list(range(1, iterations + 1)))
+        env_steps = history["env_steps"]
+        self.assertTrue(np.all(np.diff(env_steps) > 0))
+        # At most B * T = 16 steps per iteration; stops once past 40.
+        self.assertTrue(np.all(np.diff([0] + env_steps) <= 16))
+        self.assertGreaterEqual(env_steps[-1], 40)
+        self.assertLess(env_steps[-2], 40)
+        expected_keys = set(LOOP_LOG_KEYS) | set(model.metric_names)
+        self.assertEqual(set(history), expected_keys)
+        for name in model.metric_names:
+            self.assertTrue(np.all(np.isfinite(history[name])), name)
+        self.assertTrue(np.all(np.array(history["steps_per_second"]) > 0))
+
+        expected_events = ["train_begin"]
+        for index in range(iterations):
+            expected_events += [("epoch_begin", index), ("epoch_end", index)]
+        expected_events.append("train_end")
+        self.assertEqual(recorder.events, expected_events)
+        self.assertEqual(
+            [logs["env_steps"] for logs in recorder.logs], env_steps
+        )
+        self.assertIn("40/40", output.getvalue())
+        self.assertIn("episode_return_mean", output.getvalue())
+
+    def test_tensorboard_callback_writes_scalars(self):
+        log_dir = os.path.join(self.get_temp_dir(), "tensorboard")
+        history = train(
+            make_model(CategoricalPolicyHead(2)),
+            cartpole(),
+            rollout_length=8,
+            total_env_steps=30,
+            epochs=1,
+            num_minibatches=2,
+            callbacks=[tf.keras.callbacks.TensorBoard(log_dir)],
+            verbose=0,
+        )
+        tags = event_tags(os.path.join(log_dir, "train"))
+        iterations = len(history["iteration"])
+        for name in ("loss", "approx_kl", "env_steps", "episode_return_mean"):
+            self.assertEqual(tags[f"epoch_{name}"], iterations, name)
+
+    def test_stops_at_target_return(self):
+        history = train(
+            make_model(CategoricalPolicyHead(2)),
+            cartpole(),
+            rollout_length=8,
+            total_env_steps=10_000,
+            epochs=1,
+            num_minibatches=2,
+            return_window=1,
+            # Every CartPole return is positive: the first episode stops it.
+            target_return=0.5,
+            verbose=0,
+        )
+        episodes = history["episodes"]
+        self.assertGreaterEqual(episodes[-1], 1)
+        self.assertTrue(all(count == 0 for count in episodes[:-1]))
+        self.assertLess(history["env_steps"][-1], 10_000)
+
+    def test_callback_can_stop_training(self):
+        output = io.StringIO()
+        with contextlib.redirect_stdout(output):
+            history = train(
+                make_model(CategoricalPolicyHead(2)),
+                cartpole(),
+                rollout_length=4,
+                total_env_steps=10_000,
+                epochs=1,
+                num_minibatches=1,
+                callbacks=[StopAt(epoch=1)],
+                verbose=2,
+            )
+        self.assertEqual(history["iteration"], [1.0, 2.0])
+        lines = output.getvalue().splitlines()
+        self.assertLen(lines, 2)
+        self.assertStartsWith(lines[1], "iteration 2: env_steps=")
+
+    def test_a2c_with_gaussian_actions(self):
+        env = make_tf_environment("Pendulum-v1", num_envs=2, seed=0)
+        head = GaussianPolicyHead(1, bound="clip", low=-2.0, high=2.0)
+        model = make_model(head, model_class=A2CModel)
+        history = train(
+            model,
+            env,
+            rollout_length=5,
+            total_env_steps=20,
+            epochs=1,
+            num_minibatches=1,
+            verbose=0,
+        )
+        # Pendulum episodes last 200 steps: no boundary rows here.
+        self.assertEqual(history["env_steps"], [10.0, 20.0])
+        self.assertTrue(np.all(np.isfinite(history["loss"])))
+
+
+class CheckpointTest(tf.test.TestCase, parameterized.TestCase):
+    def trainer(self, root_dir, seed, **kwargs):
+        model = make_model(CategoricalPolicyHead(2), seed=seed)
+        kwargs.setdefault("checkpoint_interval", 1)
+        return OnPolicyTrainer(
+            model,
+            cartpole(seed=seed),
+            rollout_length=8,
+            epochs=2,
+            num_minibatches=2,
+            root_dir=root_dir,
+            **kwargs,
+        )
+
+    def test_resume_continues_from_the_last_checkpoint(self):
+        root_dir = self.get_temp_dir()
+        interrupted = Recorder(raise_at=1)
+        with self.assertRaises(KeyboardInterrupt):
+            self.trainer(root_dir, seed=0).run(
+                total_env_steps=1000, callbacks=[interrupted], verbose=0
+            )
+        env_steps = interrupted.logs[-1]["env_steps"]
+        self.assertEqual(interrupted.logs[-1]["iteration"], 2)
+
+        resumed = self.trainer(root_dir, seed=1)
+        self.assertEqual(resumed.iteration, 2)
+        self.assertEqual(resumed.env_steps, env_steps)
+        self.assertTrue(
+            resumed.checkpoint_manager.latest_checkpoint.endswith("ckpt-2")
+        )
+        for restored, saved in zip(
+            resumed.model.get_weights(), interrupted.weights[-1]
+        ):
+            self.assertAllEqual(restored, saved)
+        for restored, saved in zip(
+            resumed.model.optimizer.variables, interrupted.optimizer_weights[-1]
+        ):
+            self.assertAllEqual(restored, saved)
+
+        recorder = Recorder()
+        history = resumed.run(
+            total_env_steps=int(env_steps) + 1, callbacks=[recorder], verbose=0
+        )
+        for weights, saved in zip(
+            recorder.weights_at_begin, interrupted.weights[-1]
+        ):
+            self.assertAllEqual(weights, saved)
+        self.assertEqual(history["iteration"], [3.0])
+        self.assertGreater(history["env_steps"][0], env_steps)
+        self.assertEqual(
+            recorder.events,
+            ["train_begin", ("epoch_begin", 2), ("epoch_end", 2), "train_end"],
+        )
+        self.assertEqual(int(resumed.model.optimizer.iterations), 3 * 2 * 2)
+        self.assertTrue(
+            resumed.checkpoint_manager.latest_checkpoint.endswith("ckpt-3")
+        )
+
+    def test_checkpoint_interval_and_final_checkpoint(self):
+        trainer = self.trainer(
+            self.get_temp_dir(), seed=0, checkpoint_interval=2
+        )
+        history = trainer.run(total_env_steps=40, verbose=0)
+        self.assertLen(history["iteration"], 3)
+        names = [
+            os.path.basename(path)
+            for path in trainer.checkpoint_manager.checkpoints
+        ]
+        self.assertEqual(names, ["ckpt-2", "ckpt-3"])
+
+    def test_non_finite_loss_raises_and_keeps_the_last_good_checkpoint(self):
+        root_dir = self.get_temp_dir()
+        env = tf_py_environment.TFPyEnvironment(
+            batched_py_environment.BatchedPyEnvironment(
+                [
+                    GymnasiumEnvironment(
+                        HugeRewardAfter(ScriptedEnv(), steps=20), seed=seed
+                    )
+                    for seed in (0, 1)
+                ]
+            )
+        )
+        model = make_model(CategoricalPolicyHead(3))
+        trainer = OnPolicyTrainer(
+            model,
+            env,
+            rollout_length=6,
+            epochs=1,
+            num_minibatches=2,
+            root_dir=root_dir,
+        )
+        recorder = Recorder()
+        with self.assertRaisesRegex(NonFiniteLossError, "iteration") as caught:
+            trainer.run(total_env_steps=1000, callbacks=[recorder], verbose=0)
+        good = len(recorder.logs)
+        self.assertGreaterEqual(good, 1)
+        self.assertIn(f"iteration {good + 1}", str(caught.exception))
+        self.assertIn(f"ckpt-{good}", str(caught.exception))
+        self.assertTrue(
+            trainer.checkpoint_manager.latest_checkpoint.endswith(
+                f"ckpt-{good}"
+            )
+        )
+
+        restored = OnPolicyTrainer(
+            make_model(CategoricalPolicyHead(3), seed=1),
+            env,
+            rollout_length=6,
+            epochs=1,
+            num_minibatches=2,
+            root_dir=root_dir,
+        )
+        self.assertEqual(restored.iteration, good)
+        for weights, saved in zip(
+            restored.model.get_weights(), recorder.weights[-1]
+        ):
+            self.assertTrue(np.all(np.isfinite(weights)))
+            self.assertAllEqual(weights, saved)
