@@ -15,7 +15,7 @@ a score on the EOS token; values are noise. The contenders:
 
 * keras_gae: `generalized_advantage_estimation(..., mask=mask,
   terminated=eos, time_major=False)` inside a `tf.function` (default
-  implementation, the XLA-compiled scan), transposes included.
+  implementation: the native CPU op on CPU), transposes included.
 * tf_eager_loop: the reverse per-token loop PyTorch RLHF trainers run
   (`for t in reversed(range(L)): delta = r[:, t] + gamma * V[:, t + 1] -
   V[:, t]; ...`, on rewards and values zeroed after EOS), written here with
