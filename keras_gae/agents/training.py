@@ -61,9 +61,10 @@ default) an interruption loses at most the iteration that was running.
 Failures. A NaN or Inf loss makes `model.fit` raise `NonFiniteLossError`
 (`keras_gae.models`), which the loop raises again with the iteration and
 the last checkpoint named. That iteration is not checkpointed, so the
-latest checkpoint still holds the weights of the last good iteration;
-restore it with a new trainer on the same `root_dir`, after fixing the
-cause.
+latest checkpoint still holds the weights of the last good iteration (the
+model in memory may hold the finite updates of that iteration's earlier
+gradient steps); restore it with a new trainer on the same `root_dir`,
+after fixing the cause.
 
 Seeding. `seed` sets TensorFlow's global seed when `run` starts (the
 policy's sampling in the driver follows it) and, with the iteration
@@ -219,7 +220,13 @@ class OnPolicyTrainer:
         self._num_minibatches = _positive_int(
             num_minibatches, "num_minibatches"
         )
-        batch_size = int(env.batch_size or 1)
+        if not env.batched or env.batch_size is None:
+            raise ValueError(
+                "`env` must be batched with a known batch size B (a "
+                "TFPyEnvironment, e.g. from make_tf_environment). "
+                f"Received: env={env!r} with batch_size={env.batch_size!r}"
+            )
+        batch_size = int(env.batch_size)
         if batch_size % self._num_minibatches:
             raise ValueError(
                 "`num_minibatches` must divide the number of environments "

@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 from tf_agents.environments import batched_py_environment
+from tf_agents.environments import tf_environment
 from tf_agents.environments import tf_py_environment
 
 from keras_gae.agents import GymnasiumEnvironment
@@ -135,6 +136,25 @@ class ArgumentTest(tf.test.TestCase, parameterized.TestCase):
         with self.assertRaisesRegex(TypeError, "env"):
             OnPolicyTrainer(
                 self.model, self.env.pyenv, rollout_length=4, num_minibatches=2
+            )
+
+    def test_rejects_environment_without_batch_size(self):
+        class Unsized(tf_environment.TFEnvironment):
+            def _current_time_step(self):
+                raise NotImplementedError
+
+            def _reset(self):
+                raise NotImplementedError
+
+            def _step(self, action):
+                raise NotImplementedError
+
+        env = Unsized(
+            self.env.time_step_spec(), self.env.action_spec(), batch_size=None
+        )
+        with self.assertRaisesRegex(ValueError, "env.*batch_size=None"):
+            OnPolicyTrainer(
+                self.model, env, rollout_length=4, num_minibatches=2
             )
 
     @parameterized.parameters(
