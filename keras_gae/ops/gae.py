@@ -186,8 +186,9 @@ def prepare_steps(
         bootstrap_value = checked["bootstrap_value"]
         truncation_values = checked["truncation_values"]
 
-    with tf.control_dependencies(assertions):
-        rewards = tf.identity(rewards)
+    if assertions:
+        with tf.control_dependencies(assertions):
+            rewards = tf.identity(rewards)
     if not time_major:
         with tf.name_scope("to_time_major"):
             rewards, values, truncation_values, terminated, truncated, mask = (
@@ -201,14 +202,13 @@ def prepare_steps(
                     mask,
                 )
             )
-    stop = lambda t: None if t is None else tf.stop_gradient(t)  # noqa: E731
     return Steps(
-        rewards=stop(rewards),
-        values=stop(values),
-        bootstrap_value=stop(bootstrap_value),
+        rewards=rewards,
+        values=values,
+        bootstrap_value=bootstrap_value,
         terminated=terminated,
         truncated=truncated,
-        truncation_values=stop(truncation_values),
+        truncation_values=truncation_values,
         mask=mask,
         gamma=gamma,
         lambda_=lambda_,
@@ -285,6 +285,13 @@ def _gae_time_major(
     lambda_: tf.Tensor,
 ) -> tuple:
     """The GAE math on checked time-major tensors; see the public function."""
+    # Targets, not functions of the critic: no gradient flows back. (Inside
+    # the XLA path these are free; the native op has no gradient at all.)
+    rewards, values, bootstrap_value = map(
+        tf.stop_gradient, (rewards, values, bootstrap_value)
+    )
+    if truncation_values is not None:
+        truncation_values = tf.stop_gradient(truncation_values)
     next_values = next_state_values(
         values, bootstrap_value, truncated, truncation_values
     )
@@ -474,7 +481,4 @@ def generalized_advantage_estimation(
             with tf.name_scope("to_batch_major"):
                 advantages = tf.transpose(advantages)
                 returns = tf.transpose(returns)
-        return GAEOutputs(
-            advantages=tf.stop_gradient(advantages),
-            returns=tf.stop_gradient(returns),
-        )
+        return GAEOutputs(advantages=advantages, returns=returns)

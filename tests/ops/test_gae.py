@@ -396,11 +396,12 @@ class GAEExecutionModeTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(out.advantages, expected_rounded, atol=1e-4)
         self.assertLess(np.max(np.abs(out.advantages - expected)), 0.5)
 
-    def test_gradients_are_stopped(self):
+    @parameterized.parameters(*IMPLEMENTATIONS)
+    def test_gradients_are_stopped(self, implementation):
         values = tf.Variable([[1.0], [2.0]])
         with tf.GradientTape() as tape:
             out = ops.generalized_advantage_estimation(
-                [[1.0], [1.0]], values, [0.5]
+                [[1.0], [1.0]], values, [0.5], implementation=implementation
             )
             total = tf.reduce_sum(out.advantages + out.returns)
         self.assertIsNone(tape.gradient(total, values))
