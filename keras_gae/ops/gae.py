@@ -285,13 +285,6 @@ def _gae_time_major(
     lambda_: tf.Tensor,
 ) -> tuple:
     """The GAE math on checked time-major tensors; see the public function."""
-    # Targets, not functions of the critic: no gradient flows back. (Inside
-    # the XLA path these are free; the native op has no gradient at all.)
-    rewards, values, bootstrap_value = map(
-        tf.stop_gradient, (rewards, values, bootstrap_value)
-    )
-    if truncation_values is not None:
-        truncation_values = tf.stop_gradient(truncation_values)
     next_values = next_state_values(
         values, bootstrap_value, truncated, truncation_values
     )
@@ -466,6 +459,17 @@ def generalized_advantage_estimation(
             time_major=time_major,
             check_numerics=check_numerics,
         )
+        if implementation != "native":
+            # Outside the XLA function too: a tape must not record it (its
+            # forward pass would export scan TensorLists out of XLA).
+            steps = steps._replace(
+                rewards=tf.stop_gradient(steps.rewards),
+                values=tf.stop_gradient(steps.values),
+                bootstrap_value=tf.stop_gradient(steps.bootstrap_value),
+                truncation_values=None
+                if steps.truncation_values is None
+                else tf.stop_gradient(steps.truncation_values),
+            )
         advantages, returns = _COMPUTE[implementation](
             steps.rewards,
             steps.values,
