@@ -1,0 +1,156 @@
+r"""Evaluates an exported keras_gae policy on a gymnasium environment.
+
+To run:
+
+  .venv/bin/python examples/evaluate_policy.py \
+      --policy_dir=runs/cartpole/policy --env=CartPole-v1 --num_episodes=20
+  .venv/bin/python examples/evaluate_policy.py \
+      --policy_dir=runs/pendulum/policy --env=Pendulum-v1 --sample
+
+The policy is a SavedModel written by `keras_gae.export.export_policy` (as
+`examples/train_ppo.py` does under root_dir/policy). It is loaded with
+`tf.saved_model.load` alone: this file imports only gymnasium, NumPy,
+TensorFlow and absl, so it runs where keras_gae is not installed.
+
+Each episode feeds the observation, as a batch of one, to the signature
+"action" (the greedy action; for a Box action space already clipped to the
+box) or, with --sample, to "sample_action" with a seed derived from --seed,
+the episode and the step, so a sampled evaluation is reproducible too.
+Episode i resets the environment with seed `seed + i`. Prints each return
+and their mean and standard deviation.
+"""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+from typing import List  # noqa: E402
+
+import gymnasium  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+flags.DEFINE_string(
+    "policy_dir",
+    os.path.join("runs", "train_ppo", "policy"),
+    "SavedModel directory written by keras_gae.export.export_policy.",
+)
+flags.DEFINE_string("env", "CartPole-v1", "gymnasium environment id.")
+flags.DEFINE_integer("num_episodes", 10, "Episodes to run.")
+flags.DEFINE_bool(
+    "sample",
+    False,
+    "Sample actions (signature sample_action) instead of the greedy ones.",
+)
+flags.DEFINE_integer("seed", 0, "Episode i resets with seed + i.")
+flags.DEFINE_float(
+    "min_mean_return",
+    None,
+    "If given, exit with status 1 when the mean return is below it.",
+)
+FLAGS = flags.FLAGS
+
+
+def _observation_input(signature) -> tf.TensorSpec:
+    inputs = signature.structured_input_signature[1]
+    return inputs["observation"]
+
+
+def evaluate(
+    policy_dir: str,
+    env_id: str,
+    num_episodes: int = 10,
+    sample: bool = False,
+    seed: int = 0,
+) -> List[float]:
+    """Runs `num_episodes` episodes of `env_id` with the exported policy.
+
+    Args:
+      policy_dir: SavedModel directory from `export_policy`.
+      env_id: gymnasium environment id whose observations match the
+        policy's observation signature.
+      num_episodes: episodes to run, >= 1.
+      sample: sample actions ("sample_action", seeded) instead of taking
+        the greedy ones ("action").
+      seed: episode i resets the environment with `seed + i`; sampling
+        seeds derive from it as well.
+
+    Returns:
+      The undiscounted return of each episode, in order.
+
+    Raises:
+      ValueError: `num_episodes` < 1, or a SavedModel without the
+        signature asked for.
+    """
+    if num_episodes < 1:
+        raise ValueError(
+            "`num_episodes` must be >= 1. "
+            f"Received: num_episodes={num_episodes!r}"
+        )
+    loaded = tf.saved_model.load(policy_dir)
+    name = "sample_action" if sample else "action"
+    if name not in loaded.signatures:
+        raise ValueError(
+            f"The SavedModel has no signature {name!r} (it has "
+            f"{sorted(loaded.signatures)}); export it with "
+            "keras_gae.export.export_policy. "
+            f"Received: policy_dir={policy_dir!r}"
+        )
+    signature = loaded.signatures[name]
+    dtype = _observation_input(signature).dtype.as_numpy_dtype
+    env = gymnasium.make(env_id)
+    returns = []
+    try:
+        for episode in range(num_episodes):
+            observation, _ = env.reset(seed=seed + episode)
+            episode_return, step, done = 0.0, 0, False
+            while not done:
+                batch = tf.constant(np.asarray(observation, dtype)[None])
+                if sample:
+                    step_seed = tf.constant([seed + episode, step], tf.int64)
+                    outputs = signature(observation=batch, seed=step_seed)
+                else:
+                    outputs = signature(observation=batch)
+                action = outputs["action"].numpy()[0]
+                if isinstance(env.action_space, gymnasium.spaces.Discrete):
+                    action = int(action)
+                else:
+                    action = action.astype(env.action_space.dtype)
+                observation, reward, terminated, truncated, _ = env.step(action)
+                episode_return += float(reward)
+                step += 1
+                done = terminated or truncated
+            returns.append(episode_return)
+    finally:
+        env.close()
+    return returns
+
+
+def main(argv):
+    del argv
+    returns = evaluate(
+        FLAGS.policy_dir,
+        FLAGS.env,
+        num_episodes=FLAGS.num_episodes,
+        sample=FLAGS.sample,
+        seed=FLAGS.seed,
+    )
+    for episode, episode_return in enumerate(returns):
+        print(f"episode {episode}: return {episode_return:.1f}")
+    mode = "sampled" if FLAGS.sample else "greedy"
+    mean = float(np.mean(returns))
+    print(
+        f"{FLAGS.env}, {FLAGS.policy_dir}, {mode}: mean return {mean:.1f} "
+        f"+- {float(np.std(returns)):.1f} over {len(returns)} episodes",
+        flush=True,
+    )
+    if FLAGS.min_mean_return is not None and mean < FLAGS.min_mean_return:
+        print(f"Mean return {mean:.1f} is below {FLAGS.min_mean_return}.")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
