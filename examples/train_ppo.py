@@ -62,6 +62,7 @@ if not __package__:
 
 import math  # noqa: E402
 import time  # noqa: E402
+import warnings  # noqa: E402
 from typing import Any  # noqa: E402
 from typing import Dict  # noqa: E402
 from typing import Optional  # noqa: E402
@@ -469,7 +470,13 @@ def train_eval(
         train_step=tf.Variable(trainer.env_steps, dtype=tf.int64),
     )
     tf_agents_policy_dir = os.path.join(root_dir, TF_AGENTS_POLICY_DIR)
-    saver.save(tf_agents_policy_dir)
+    with warnings.catch_warnings():
+        # The saved distribution specs name tfp types, which a loader with
+        # tf-agents (hence tensorflow-probability) imported has registered.
+        warnings.filterwarnings(
+            "ignore", message="Encoding a StructuredValue with type tfp"
+        )
+        saver.save(tf_agents_policy_dir)
     wall_time = time.perf_counter() - start
     checkpoint_dir = os.path.join(root_dir, CHECKPOINT_DIR)
     if verbose:
