@@ -1,0 +1,174 @@
+"""Tests of examples/evaluate_policy.py on small untrained exports."""
+
+import ast
+import json
+import os
+import subprocess
+import sys
+
+import gymnasium
+import numpy as np
+import tensorflow as tf
+
+from examples import evaluate_policy
+from keras_gae import export
+from keras_gae import layers
+from keras_gae import models
+
+REPO_ROOT = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+)
+NUM_EPISODES = 3
+SEED = 5
+PENDULUM_WORST_STEP = -16.2736044  # -(pi^2 + 0.1 * 8^2 + 0.001 * 2^2)
+
+# Runs in a fresh interpreter where importing keras_gae fails.
+_EVALUATE = """
+import json, sys
+sys.modules["keras_gae"] = None
+sys.path.insert(0, sys.argv[1])
+from examples import evaluate_policy
+cartpole, pendulum, episodes, seed = sys.argv[2:6]
+episodes, seed = int(episodes), int(seed)
+out = {
+    "greedy": evaluate_policy.evaluate(cartpole, "CartPole-v1", episodes,
+                                       False, seed),
+    "greedy_again": evaluate_policy.evaluate(cartpole, "CartPole-v1",
+                                             episodes, False, seed),
+    "sampled": evaluate_policy.evaluate(cartpole, "CartPole-v1", episodes,
+                                        True, seed),
+    "sampled_again": evaluate_policy.evaluate(cartpole, "CartPole-v1",
+                                              episodes, True, seed),
+    "pendulum": evaluate_policy.evaluate(pendulum, "Pendulum-v1", 1,
+                                         False, seed),
+    "pendulum_again": evaluate_policy.evaluate(pendulum, "Pendulum-v1", 1,
+                                               False, seed),
+    "pendulum_sampled": evaluate_policy.evaluate(pendulum, "Pendulum-v1", 1,
+                                                 True, seed),
+    "keras_gae_loaded": sys.modules["keras_gae"] is not None,
+}
+print(json.dumps(out))
+"""
+
+
+def make_model(head):
+    model = models.PPOModel(
+        tf.keras.Sequential(
+            [tf.keras.layers.Dense(8, activation="tanh"), head]
+        ),
+        tf.keras.Sequential([tf.keras.layers.Dense(1)]),
+    )
+    return model
+
+
+def reference_greedy_returns(model, env_id, num_episodes, seed):
+    """Greedy episodes with the in-memory model, reset seeds seed + i."""
+    env = gymnasium.make(env_id)
+    returns = []
+    for episode in range(num_episodes):
+        observation, _ = env.reset(seed=seed + episode)
+        total, done = 0.0, False
+        while not done:
+            params, _ = model(observation[None].astype(np.float32))
+            action = int(model.policy_head.greedy_action(params).numpy()[0])
+            observation, reward, terminated, truncated, _ = env.step(action)
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    return returns
+
+
+class EvaluatePolicyTest(tf.test.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        root = tf.compat.v1.test.get_temp_dir()
+        tf.keras.utils.set_random_seed(1)
+        cls.cartpole_model = make_model(layers.CategoricalPolicyHead(2))
+        cls.cartpole_dir = export.export_policy(
+            cls.cartpole_model,
+            os.path.join(root, "cartpole_policy"),
+            observation_spec=tf.TensorSpec([4], tf.float32),
+        )
+        cls.pendulum_dir = export.export_policy(
+            make_model(
+                layers.GaussianPolicyHead(1, bound="clip", low=-2.0, high=2.0)
+            ),
+            os.path.join(root, "pendulum_policy"),
+            observation_spec=tf.TensorSpec([3], tf.float32),
+        )
+
+    def test_evaluates_without_keras_gae(self):
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _EVALUATE,
+                REPO_ROOT,
+                self.cartpole_dir,
+                self.pendulum_dir,
+                str(NUM_EPISODES),
+                str(SEED),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        )
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        out = json.loads(result.stdout.strip().splitlines()[-1])
+        self.assertFalse(out["keras_gae_loaded"])
+
+        for key in ("greedy", "sampled"):
+            self.assertLen(out[key], NUM_EPISODES)
+            self.assertTrue(np.all(np.isfinite(out[key])), msg=key)
+            # CartPole pays 1 per step, for 1 to 500 steps.
+            self.assertTrue(
+                np.all((np.array(out[key]) >= 1) & (np.array(out[key]) <= 500))
+            )
+        # Seeded resets (and seeded sampling) repeat exactly.
+        self.assertEqual(out["greedy"], out["greedy_again"])
+        self.assertEqual(out["sampled"], out["sampled_again"])
+        # The greedy actions are the model's own.
+        self.assertEqual(
+            out["greedy"],
+            reference_greedy_returns(
+                self.cartpole_model, "CartPole-v1", NUM_EPISODES, SEED
+            ),
+        )
+
+        for key in ("pendulum", "pendulum_sampled"):
+            (episode_return,) = out[key]
+            self.assertBetween(episode_return, 200 * PENDULUM_WORST_STEP, 0.0)
+        self.assertEqual(out["pendulum"], out["pendulum_again"])
+
+    def test_imports_nothing_but_gymnasium_numpy_tensorflow_absl(self):
+        with open(evaluate_policy.__file__, encoding="utf-8") as file:
+            tree = ast.parse(file.read())
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                imported.update(
+                    alias.name.split(".")[0] for alias in node.names
+                )
+            elif isinstance(node, ast.ImportFrom):
+                imported.add(node.module.split(".")[0])
+        self.assertContainsSubset(
+            imported,
+            {"os", "typing", "gymnasium", "numpy", "tensorflow", "absl"},
+        )
+
+    def test_num_episodes_must_be_positive(self):
+        with self.assertRaisesRegex(ValueError, "num_episodes"):
+            evaluate_policy.evaluate(self.cartpole_dir, "CartPole-v1", 0)
+
+    def test_missing_signature(self):
+        module = tf.Module()
+        module.value = tf.function(
+            lambda observation: {"value": tf.reduce_sum(observation, -1)},
+            input_signature=[tf.TensorSpec([None, 4], tf.float32)],
+        )
+        path = os.path.join(self.get_temp_dir(), "value_only")
+        tf.saved_model.save(module, path, signatures={"value": module.value})
+        with self.assertRaisesRegex(ValueError, "'action'.*policy_dir="):
+            evaluate_policy.evaluate(path, "CartPole-v1", 1)
