@@ -19,8 +19,14 @@ $(INSTALLED): $(VPY) setup.py
 	$(VPY) -m pip install --quiet -e ".[test]"
 	touch $(INSTALLED)
 
+# PPO on CartPole-v1 until a mean return of 475 (rerunning resumes from
+# runs/demo), then 20 greedy episodes of the exported SavedModel.
 demo: $(INSTALLED)
-	$(VPY) examples/gae_demo.py
+	$(VPY) examples/train_ppo.py --env=CartPole-v1 --target_return=475 \
+		--root_dir=runs/demo
+	$(VPY) examples/evaluate_policy.py --env=CartPole-v1 \
+		--policy_dir=runs/demo/policy --num_episodes=20 --min_mean_return=475
+	@echo "Written under runs/demo: checkpoints/, train/ (tensorboard --logdir=runs/demo), policy/ (SavedModel), tf_agents_policy/ (tf-agents PolicySaver)"
 
 test: $(INSTALLED)
 	$(VPY) -m pytest tests -n 2 --durations=15

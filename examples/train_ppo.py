@@ -515,8 +515,9 @@ def train_eval(
 def main(argv):
     del argv
     if not FLAGS["verbosity"].present:
-        # TensorFlow's INFO lines about saving would bury the progress.
-        logging.set_verbosity(logging.WARNING)
+        # TensorFlow's and tf-agents' notes about saving (renamed
+        # signature inputs) would bury the progress lines.
+        logging.set_verbosity(logging.ERROR)
     overrides = {}
     for name in CONFIG_KEYS:
         if FLAGS[name].present:
