@@ -9,20 +9,25 @@ To run:
       --max_env_steps=2048
 
 Both contenders collect the same way: `--num_envs` (8) CartPole-v1 copies
-seeded `seed + i`, a `DynamicStepDriver` run for `--rollout_length` (128)
-iterations into a `TFUniformReplayBuffer`, and `--epochs` (4) passes over
-each rollout, with tanh 64x64 actor and critic networks, Adam at
-`--learning_rate`, clip ratio 0.2, gamma 0.99, GAE lambda 0.95, value
-coefficient 0.5, no entropy bonus, gradients clipped to a global norm of
-0.5, no observation or reward normalization:
+seeded `seed + i` (`keras_gae.agents.make_tf_environment`), a
+`DynamicStepDriver` run for `--rollout_length` (128) iterations into a
+`TFUniformReplayBuffer`, with tanh 64x64 actor and critic networks, Adam,
+clip ratio 0.2, gamma 0.99, GAE lambda 0.95, value coefficient 0.5, no
+entropy bonus, gradients clipped to a global norm of 0.5, no observation
+or reward normalization. Each trains with its own settings:
 
-* keras_gae: `keras_gae.agents.OnPolicyTrainer` with a `PPOModel`; each
-  epoch is `--num_minibatches` (4) gradient steps on minibatches of whole
-  environment rows.
+* keras_gae: `keras_gae.agents.OnPolicyTrainer` with a `PPOModel`,
+  `--keras_gae_epochs` (10) passes over each rollout of
+  `--num_minibatches` (4) gradient steps on minibatches of whole
+  environment rows, Adam at `--keras_gae_learning_rate` (2e-3); the model
+  is compiled with `steps_per_execution` = epochs * minibatches, so an
+  iteration's gradient steps run in one call.
 * tf_agents: `tf_agents.agents.ppo.PPOClipAgent` trained with
-  `agent.train(buffer.gather_all())`, its documented use: each epoch is
-  one gradient step on the whole rollout. It treats every episode end as
-  terminal (the CartPole time limit included; tensorflow/agents#939).
+  `agent.train(buffer.gather_all())`, its documented use:
+  `--tf_agents_epochs` (4) epochs of one gradient step on the whole
+  rollout, Adam at `--tf_agents_learning_rate` (1e-3). It treats every
+  episode end as terminal (the CartPole time limit included;
+  tensorflow/agents#939).
 
 A run ends when the mean return of the last 20 finished episodes reaches
 `--target_return` (475) or after `--max_env_steps`. Per contender the
@@ -80,11 +85,13 @@ flags.DEFINE_float(
 )
 flags.DEFINE_integer("num_envs", 8, "Environments collected in parallel.")
 flags.DEFINE_integer("rollout_length", 128, "Steps per environment per round.")
-flags.DEFINE_integer("epochs", 4, "Passes over each rollout.")
+flags.DEFINE_integer("keras_gae_epochs", 10, "keras_gae passes per rollout.")
 flags.DEFINE_integer(
     "num_minibatches", 4, "keras_gae minibatches per epoch (rows of envs)."
 )
-flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate of both.")
+flags.DEFINE_float("keras_gae_learning_rate", 2e-3, "keras_gae Adam rate.")
+flags.DEFINE_integer("tf_agents_epochs", 4, "PPOClipAgent num_epochs.")
+flags.DEFINE_float("tf_agents_learning_rate", 1e-3, "PPOClipAgent Adam rate.")
 FLAGS = flags.FLAGS
 
 ENV_ID = "CartPole-v1"
@@ -111,7 +118,7 @@ def _gae_seconds(model: PPOModel, batch: dict) -> float:
     @tf.function
     def all_minibatches(inputs):
         total = tf.zeros([])
-        for _ in range(FLAGS.epochs):
+        for _ in range(FLAGS.keras_gae_epochs):
             for start in range(0, FLAGS.num_envs, rows):
                 piece = {k: v[start : start + rows] for k, v in inputs.items()}
                 advantages, _ = model.compute_advantages(piece)
@@ -141,12 +148,15 @@ def run_keras_gae(seed: int) -> dict:
         entropy_coef=0.0,
         max_grad_norm=0.5,
     )
-    model.compile(optimizer=tf.keras.optimizers.Adam(FLAGS.learning_rate))
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(FLAGS.keras_gae_learning_rate),
+        steps_per_execution=FLAGS.keras_gae_epochs * FLAGS.num_minibatches,
+    )
     trainer = OnPolicyTrainer(
         model,
         env,
         rollout_length=FLAGS.rollout_length,
-        epochs=FLAGS.epochs,
+        epochs=FLAGS.keras_gae_epochs,
         num_minibatches=FLAGS.num_minibatches,
         seed=seed,
         return_window=RETURN_WINDOW,
@@ -186,7 +196,7 @@ def run_tf_agents(seed: int) -> dict:
     agent = ppo_clip_agent.PPOClipAgent(
         env.time_step_spec(),
         env.action_spec(),
-        optimizer=tf.keras.optimizers.Adam(FLAGS.learning_rate),
+        optimizer=tf.keras.optimizers.Adam(FLAGS.tf_agents_learning_rate),
         actor_net=actor_distribution_network.ActorDistributionNetwork(
             env.observation_spec(),
             env.action_spec(),
@@ -201,7 +211,7 @@ def run_tf_agents(seed: int) -> dict:
         discount_factor=0.99,
         entropy_regularization=0.0,
         value_pred_loss_coef=0.5,
-        num_epochs=FLAGS.epochs,
+        num_epochs=FLAGS.tf_agents_epochs,
         use_gae=True,
         normalize_rewards=False,
         normalize_observations=False,
@@ -269,7 +279,14 @@ def main(argv):
         f"{ENV_ID}: steps and seconds until the mean return of the last "
         f"{RETURN_WINDOW} episodes reaches {FLAGS.target_return:g} "
         f"({FLAGS.num_envs} envs x {FLAGS.rollout_length} steps, "
-        f"{FLAGS.epochs} epochs, budget {FLAGS.max_env_steps} steps)"
+        f"budget {FLAGS.max_env_steps} steps)"
+    )
+    print(
+        f"keras_gae: {FLAGS.keras_gae_epochs} epochs x "
+        f"{FLAGS.num_minibatches} minibatches, Adam "
+        f"{FLAGS.keras_gae_learning_rate:g}; tf_agents: "
+        f"{FLAGS.tf_agents_epochs} epochs x 1 full batch, Adam "
+        f"{FLAGS.tf_agents_learning_rate:g}"
     )
     print(
         f"{'contender':<11} {'seed':>4} {'solved':>6} {'env_steps':>10} "

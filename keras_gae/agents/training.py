@@ -26,6 +26,10 @@ One iteration:
    whole rows, reshuffled every epoch; GAE runs inside the model's
    compiled train step. (The `E` passes are one Keras epoch over the
    dataset repeated `E` times: the same steps with less overhead.)
+   Compiling the model with `steps_per_execution=E * K` runs them in one
+   call: for small networks that halves the time of `fit`, for the cost of
+   a slower first trace (CartPole, tanh 64x64: about 60 instead of 150 ms
+   per iteration of 40 steps, on 2 CPU cores).
 
 Logs. After every iteration the Keras callbacks get `on_epoch_end(index,
 logs)` (`index` 0-based, continuing across resumes), through a
@@ -89,7 +93,6 @@ import numpy as np
 import tensorflow as tf
 from tf_agents.drivers import dynamic_step_driver
 from tf_agents.environments import tf_environment
-from tf_agents.metrics import tf_metrics
 from tf_agents.replay_buffers import tf_uniform_replay_buffer
 from tf_agents.utils import common
 
@@ -148,6 +151,53 @@ def _shuffle_seed(seed: int, iteration: int) -> int:
     """A minibatch-shuffle seed per (seed, iteration), stable on resume."""
     state = np.random.SeedSequence([seed % 2**32, iteration]).generate_state(1)
     return int(state[0] % 2**31)
+
+
+class _EpisodeStatistics(tf.Module):
+    """Driver observer: return and length of the last finished episodes.
+
+    Keeps what tf-agents' `AverageReturnMetric`, `AverageEpisodeLengthMetric`
+    and `NumberOfEpisodes` keep (a return accumulator zeroed at FIRST steps,
+    a length accumulator counting non-boundary steps, rings of the last
+    `window` finished episodes in environment order, the episode count),
+    with vectorised updates: those metrics add each finished episode in an
+    AutoGraph loop, whose conversion and per-step loops made up most of the
+    first collection's tracing time.
+    """
+
+    def __init__(self, batch_size: int, window: int):
+        super().__init__(name="episode_statistics")
+        self._window = window
+        self._return_sums = tf.Variable(tf.zeros([batch_size]), name="return")
+        self._lengths = tf.Variable(tf.zeros([batch_size]), name="length")
+        # Finished episodes' [return, length], slot = episode number % window.
+        self._finished = tf.Variable(tf.zeros([window, 2]), name="finished")
+        self.episodes = tf.Variable(0, dtype=tf.int64, name="episodes")
+
+    def __call__(self, trajectory: Any) -> Any:
+        return_sums = trajectory.reward + tf.where(
+            trajectory.is_first(), 0.0, self._return_sums
+        )
+        lengths = self._lengths + tf.cast(~trajectory.is_boundary(), tf.float32)
+        last = trajectory.is_last()
+        count = tf.reduce_sum(tf.cast(last, tf.int64))
+        rank = tf.cumsum(tf.cast(last, tf.int64), exclusive=True)
+        # Of more than `window` episodes ending at once, the last ones win.
+        kept = last & (rank >= count - self._window)
+        slots = tf.boolean_mask((self.episodes + rank) % self._window, kept)
+        self._finished.scatter_nd_update(
+            slots[:, None],
+            tf.boolean_mask(tf.stack([return_sums, lengths], -1), kept),
+        )
+        self._return_sums.assign(return_sums)
+        self._lengths.assign(tf.where(last, 0.0, lengths))
+        self.episodes.assign_add(count)
+        return trajectory
+
+    def means(self) -> tf.Tensor:
+        """[mean return, mean length] of the last finished episodes."""
+        stored = tf.minimum(self.episodes, self._window)
+        return tf.reduce_mean(self._finished[:stored], axis=0)
 
 
 class OnPolicyTrainer:
@@ -255,25 +305,23 @@ class OnPolicyTrainer:
             batch_size=batch_size,
             max_length=self._rollout_length,
         )
-        self._return_metric = tf_metrics.AverageReturnMetric(
-            batch_size=batch_size, buffer_size=self._return_window
+        self._episode_stats = _EpisodeStatistics(
+            batch_size, self._return_window
         )
-        self._length_metric = tf_metrics.AverageEpisodeLengthMetric(
-            batch_size=batch_size, buffer_size=self._return_window
-        )
-        self._episodes_metric = tf_metrics.NumberOfEpisodes()
         self._driver = dynamic_step_driver.DynamicStepDriver(
             env,
             self._policy,
             observers=[
                 self._replay_buffer.add_batch,
-                self._return_metric,
-                self._length_metric,
-                self._episodes_metric,
+                self._episode_stats,
             ],
             # Never reached before `maximum_iterations=T` (see `_run_driver`).
             num_steps=batch_size * self._rollout_length,
         )
+        # Adam's slot variables made now, not inside the first compiled
+        # train step: a tf.function that creates variables is traced twice,
+        # which doubled the first iteration's fit time.
+        model.optimizer.build(model.trainable_variables)
         self._run_driver_fn = common.function(self._run_driver)
         self._to_batch_fn = common.function(self._to_batch)
         self._iteration = tf.Variable(0, dtype=tf.int64, name="iteration")
@@ -321,17 +369,15 @@ class OnPolicyTrainer:
     def _make_checkpoint_manager(
         self, max_checkpoints: int
     ) -> tf.train.CheckpointManager:
+        # The optimizer is built (in __init__), so the restore fills its
+        # slot variables at once.
         optimizer = self._model.optimizer
-        # Slot variables must exist for the restore to fill them at once.
-        optimizer.build(self._model.trainable_variables)
         checkpoint = tf.train.Checkpoint(
             model=self._model,
             optimizer=optimizer,
             iteration=self._iteration,
             env_steps=self._env_steps,
-            episode_return=self._return_metric,
-            episode_length=self._length_metric,
-            episodes=self._episodes_metric,
+            episode_statistics=self._episode_stats,
         )
         return tf.train.CheckpointManager(
             checkpoint,
@@ -417,12 +463,12 @@ class OnPolicyTrainer:
           first episode ends) and "episodes", the number finished so far,
           restored ones included.
         """
-        episodes = int(self._episodes_metric.result().numpy())
+        episodes = int(self._episode_stats.episodes.numpy())
         if episodes == 0:
             return_mean = length_mean = math.nan
         else:
-            return_mean = float(self._return_metric.result().numpy())
-            length_mean = float(self._length_metric.result().numpy())
+            means = self._episode_stats.means().numpy()
+            return_mean, length_mean = float(means[0]), float(means[1])
         return {
             "episode_return_mean": return_mean,
             "episode_length_mean": length_mean,

@@ -13,6 +13,7 @@ from absl.testing import parameterized
 from tf_agents.environments import batched_py_environment
 from tf_agents.environments import tf_environment
 from tf_agents.environments import tf_py_environment
+from tf_agents.metrics import tf_metrics
 
 from keras_gae.agents import GymnasiumEnvironment
 from keras_gae.agents import OnPolicyTrainer
@@ -187,7 +188,7 @@ class ArgumentTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(trainer.iteration, 0)
 
 
-class CollectTest(tf.test.TestCase):
+class CollectTest(tf.test.TestCase, parameterized.TestCase):
     def test_rollouts_have_fixed_length_and_continue_episodes(self):
         num_envs, rollout_length = 2, 7
         env = make_tf_environment(
@@ -241,6 +242,40 @@ class CollectTest(tf.test.TestCase):
         self.assertEqual(logs["episodes"], len(returns))
         self.assertAllClose(logs["episode_return_mean"], np.mean(returns))
         self.assertAllClose(logs["episode_length_mean"], np.mean(lengths))
+
+    @parameterized.parameters(1, 3)
+    def test_episode_statistics_match_tf_agents_metrics(self, window):
+        # Windows smaller than the episodes ending per rollout, several
+        # environments ending on the same step: the last `window` episodes
+        # in tf-agents' order (step, then environment index).
+        env = make_tf_environment(SCRIPTED_ENV_ID, num_envs=4, seed=0)
+        model = make_model(CategoricalPolicyHead(3))
+        trainer = OnPolicyTrainer(
+            model,
+            env,
+            rollout_length=7,
+            num_minibatches=2,
+            return_window=window,
+        )
+        returns = tf_metrics.AverageReturnMetric(
+            batch_size=4, buffer_size=window
+        )
+        lengths = tf_metrics.AverageEpisodeLengthMetric(
+            batch_size=4, buffer_size=window
+        )
+        episodes = tf_metrics.NumberOfEpisodes()
+        for _ in range(2):
+            trainer.collect()
+            trajectory = trainer.replay_buffer.gather_all()
+            for t in range(7):
+                row = tf.nest.map_structure(lambda x, t=t: x[:, t], trajectory)
+                for metric in (returns, lengths, episodes):
+                    metric(row)
+        logs = trainer.episode_statistics()
+        self.assertGreater(int(episodes.result()), window)
+        self.assertEqual(logs["episodes"], int(episodes.result()))
+        self.assertAllClose(logs["episode_return_mean"], returns.result())
+        self.assertAllClose(logs["episode_length_mean"], lengths.result())
 
 
 class RunTest(tf.test.TestCase, parameterized.TestCase):
