@@ -394,6 +394,9 @@ def train_eval(
     config = configs.config_for(env_id, algorithm)
     config.update(overrides)
     start = time.perf_counter()
+    if verbose:
+        settings = ", ".join(f"{key}={value}" for key, value in config.items())
+        print(f"{env_id} {algorithm}: {settings}", flush=True)
 
     tf.keras.utils.set_random_seed(seed)
     env = make_environment(

@@ -1,12 +1,11 @@
 """Smoke tests of examples/train_ppo.py: tiny budgets, seconds each."""
 
 import os
-from unittest import mock
+import subprocess
+import sys
 
 import numpy as np
 import tensorflow as tf
-from absl import flags
-from absl.testing import flagsaver
 from absl.testing import parameterized
 from tf_agents.policies import py_tf_eager_policy
 
@@ -14,6 +13,9 @@ from examples import configs
 from examples import train_ppo
 from keras_gae.agents import GymnasiumEnvironment
 
+REPO_ROOT = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+)
 # Two environments, 32 steps each, one pass: a few hundred steps per run.
 TINY = dict(
     num_envs=2,
@@ -138,11 +140,12 @@ class TrainPPOTest(tf.test.TestCase, parameterized.TestCase):
         )["action"]
         self.assertAllClose(action, expected.numpy()[0])
 
-    def test_a2c(self):
+    def test_a2c_with_xla(self):
         root_dir = os.path.join(self.get_temp_dir(), "a2c")
         result = train_ppo.train_eval(
             root_dir,
             algorithm="a2c",
+            jit_compile=True,
             total_env_steps=60,
             verbose=0,
             **dict(TINY, epochs=3),
@@ -159,27 +162,42 @@ class TrainPPOTest(tf.test.TestCase, parameterized.TestCase):
         with self.assertRaisesRegex(ValueError, "num_env"):
             train_ppo.train_eval(self.get_temp_dir(), num_env=2)
 
-    @flagsaver.flagsaver
-    def test_main_passes_only_the_flags_given(self):
-        flags.FLAGS(
+    def test_command_line_flags_override_the_environment_config(self):
+        root_dir = os.path.join(self.get_temp_dir(), "command_line")
+        result = subprocess.run(
             [
-                "train_ppo",
+                sys.executable,
+                os.path.join(REPO_ROOT, "examples", "train_ppo.py"),
                 "--env=Pendulum-v1",
-                "--num_envs=4",
-                "--hidden_sizes=16,8",
-                "--root_dir=/tmp/somewhere",
-            ]
+                "--num_envs=2",
+                "--rollout_length=16",
+                "--epochs=1",
+                "--num_minibatches=1",
+                "--hidden_sizes=8,4",
+                "--total_env_steps=20",
+                f"--root_dir={root_dir}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
         )
-        with mock.patch.object(train_ppo, "train_eval") as train_eval:
-            train_ppo.main(["train_ppo"])
-        args, kwargs = train_eval.call_args
-        self.assertEqual(args, ("/tmp/somewhere",))
-        self.assertEqual(kwargs["env_id"], "Pendulum-v1")
-        self.assertEqual(kwargs["num_envs"], 4)
-        self.assertEqual(kwargs["hidden_sizes"], (16, 8))
-        # Not given: left to the environment's config.
-        self.assertNotIn("learning_rate", kwargs)
-        self.assertNotIn("gamma", kwargs)
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        settings = result.stdout.splitlines()[0]
+        self.assertStartsWith(settings, "Pendulum-v1 ppo: ")
+        for given in ("num_envs=2", "rollout_length=16", "hidden_sizes=(8, 4)"):
+            self.assertIn(given, settings)
+        # Flags not given keep Pendulum's values, not the flags' defaults.
+        pendulum = configs.ENV_CONFIGS["Pendulum-v1"]
+        for key in ("gamma", "reward_scale", "learning_rate"):
+            self.assertIn(f"{key}={pendulum[key]},", settings)
+        self.assertIn(
+            "after 32 environment steps (1 iterations)", result.stdout
+        )
+        self.assertIn(f"Exported policy:  {root_dir}/policy", result.stdout)
+        self.assertTrue(
+            os.path.exists(os.path.join(root_dir, "policy", "saved_model.pb"))
+        )
 
 
 class ConfigsTest(tf.test.TestCase):
@@ -199,7 +217,9 @@ class ConfigsTest(tf.test.TestCase):
         config = configs.config_for("CartPole-v1", "a2c")
         self.assertEqual(config["epochs"], 1)
         self.assertEqual(config["num_minibatches"], 1)
-        self.assertEqual(config["learning_rate"], 2e-3)
+        self.assertEqual(config["learning_rate"], 1e-3)
+        # What A2C leaves alone stays the environment's.
+        self.assertEqual(config["target_return"], 475.0)
 
     def test_every_environment_config_is_consistent(self):
         for env_id in configs.ENV_CONFIGS:
