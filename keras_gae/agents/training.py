@@ -103,6 +103,7 @@ from keras_gae.agents.trajectories import trajectory_to_rollout_batch
 from keras_gae.models.base import ActorCriticModel
 from keras_gae.models.base import NonFiniteLossError
 from keras_gae.models.datasets import rollout_dataset
+from keras_gae.ops import _checks
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -120,16 +121,6 @@ LOOP_LOG_KEYS = (
 )
 # What the progress bar shows.
 _PROGBAR_LOGS = ("episode_return_mean", "loss", "approx_kl", "steps_per_second")
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(
-            f"`{name}` must be a positive int. Received: {name}={value!r}"
-        )
-    if value < 1:
-        raise ValueError(f"`{name}` must be >= 1. Received: {name}={value!r}")
-    return int(value)
 
 
 def _check_int(value: Any, name: str) -> int:
@@ -265,9 +256,11 @@ class OnPolicyTrainer:
             )
         self._model = model
         self._env = env
-        self._rollout_length = _positive_int(rollout_length, "rollout_length")
-        self._epochs = _positive_int(epochs, "epochs")
-        self._num_minibatches = _positive_int(
+        self._rollout_length = _checks.check_positive_int(
+            rollout_length, "rollout_length"
+        )
+        self._epochs = _checks.check_positive_int(epochs, "epochs")
+        self._num_minibatches = _checks.check_positive_int(
             num_minibatches, "num_minibatches"
         )
         if not env.batched or env.batch_size is None:
@@ -284,11 +277,15 @@ class OnPolicyTrainer:
                 f"whole rows. Received: num_minibatches={num_minibatches!r}"
             )
         self._seed = _check_int(seed, "seed")
-        self._return_window = _positive_int(return_window, "return_window")
-        self._checkpoint_interval = _positive_int(
+        self._return_window = _checks.check_positive_int(
+            return_window, "return_window"
+        )
+        self._checkpoint_interval = _checks.check_positive_int(
             checkpoint_interval, "checkpoint_interval"
         )
-        max_checkpoints = _positive_int(max_checkpoints, "max_checkpoints")
+        max_checkpoints = _checks.check_positive_int(
+            max_checkpoints, "max_checkpoints"
+        )
         if root_dir is not None and not isinstance(
             root_dir, (str, os.PathLike)
         ):
@@ -548,7 +545,9 @@ class OnPolicyTrainer:
         Raises:
           NonFiniteLossError: a NaN or Inf loss (see the module docstring).
         """
-        total_env_steps = _positive_int(total_env_steps, "total_env_steps")
+        total_env_steps = _checks.check_positive_int(
+            total_env_steps, "total_env_steps"
+        )
         verbose = _check_verbose(verbose)
         if target_return is not None:
             if isinstance(target_return, bool) or not isinstance(

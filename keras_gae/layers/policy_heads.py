@@ -34,16 +34,6 @@ def _default_kernel_initializer() -> tf.keras.initializers.Initializer:
     return tf.keras.initializers.Orthogonal(gain=0.01)
 
 
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(
-            f"`{name}` must be a positive int. Received: {name}={value!r}"
-        )
-    if value < 1:
-        raise ValueError(f"`{name}` must be >= 1. Received: {name}={value!r}")
-    return int(value)
-
-
 def _python_float(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(
         value, (int, float, np.integer, np.floating)
@@ -271,7 +261,9 @@ class CategoricalPolicyHead(PolicyHead):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.num_actions = _positive_int(num_actions, "num_actions")
+        self.num_actions = _checks.check_positive_int(
+            num_actions, "num_actions"
+        )
         if action_dtype not in ("int32", "int64", tf.int32, tf.int64):
             raise ValueError(
                 '`action_dtype` must be "int32" or "int64". '
@@ -418,7 +410,7 @@ class GaussianPolicyHead(PolicyHead):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.action_dim = _positive_int(action_dim, "action_dim")
+        self.action_dim = _checks.check_positive_int(action_dim, "action_dim")
         self.initial_log_std = _python_float(initial_log_std, "initial_log_std")
         self.min_log_std = _python_float(min_log_std, "min_log_std")
         self.max_log_std = _python_float(max_log_std, "max_log_std")

@@ -180,3 +180,16 @@ def check_numerics(tensor: tf.Tensor, name: str) -> tf.Tensor:
     return tf.debugging.check_numerics(
         tensor, f"`{name}` contains NaN or Inf values."
     )
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    """A Python int >= 1 (bools refused); errors name `name`."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, np.integer)
+    ):
+        raise TypeError(
+            f"`{name}` must be a positive int. Received: {name}={value!r}"
+        )
+    if value < 1:
+        raise ValueError(f"`{name}` must be >= 1. Received: {name}={value!r}")
+    return int(value)

@@ -8,6 +8,7 @@ import tensorflow as tf
 from absl.testing import parameterized
 
 from keras_gae import layers
+from tests.ops import reference
 
 B, T = 3, 6
 
@@ -23,36 +24,23 @@ def gae_reference(
     truncation_values=None,
     mask=None,
 ):
-    """Batch-major float64 GAE, one loop per row (arXiv:1506.02438, eq. 16)."""
-    rewards = np.asarray(rewards, np.float64)
-    values = np.asarray(values, np.float64)
-    num_rows, num_steps = rewards.shape
-    terminated = (
-        np.zeros_like(rewards, bool) if terminated is None else terminated
+    """Batch-major float64 GAE: the shared time-major loop, transposed."""
+
+    def time_major(x):
+        return None if x is None else np.transpose(np.asarray(x))
+
+    advantages, returns = reference.gae(
+        time_major(rewards),
+        time_major(values),
+        bootstrap_value,
+        gamma=gamma,
+        lambda_=lambda_,
+        terminated=time_major(terminated),
+        truncated=time_major(truncated),
+        truncation_values=time_major(truncation_values),
+        mask=time_major(mask),
     )
-    truncated = np.zeros_like(rewards, bool) if truncated is None else truncated
-    mask = np.ones_like(rewards, bool) if mask is None else mask
-    advantages = np.zeros_like(rewards)
-    for b in range(num_rows):
-        following = 0.0
-        for t in reversed(range(num_steps)):
-            if not mask[b, t]:
-                advantages[b, t] = 0.0
-                following = 0.0
-                continue
-            if t == num_steps - 1:
-                next_value = bootstrap_value[b]
-            else:
-                next_value = values[b, t + 1]
-            if truncated[b, t] and truncation_values is not None:
-                next_value = truncation_values[b, t]
-            not_terminal = 0.0 if terminated[b, t] else 1.0
-            delta = rewards[b, t] + gamma * not_terminal * next_value
-            delta -= values[b, t]
-            end = terminated[b, t] or truncated[b, t]
-            advantages[b, t] = delta + gamma * lambda_ * (1 - end) * following
-            following = advantages[b, t]
-    return advantages, advantages + values
+    return advantages.T, returns.T
 
 
 def random_batch(seed=0, flags=True, dtype=np.float32):

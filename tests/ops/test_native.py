@@ -16,6 +16,7 @@ from absl.testing import parameterized
 from keras_gae.ops import gae as gae_module
 from keras_gae.ops import native
 from keras_gae.ops.native import loader
+from tests.ops import reference
 
 FLAG_NAMES = ("terminated", "truncated", "truncation_values", "mask")
 # Every subset of the optional inputs.
@@ -46,35 +47,18 @@ def gae_reference(
     truncation_values=None,
     mask=None,
 ):
-    """Float64 GAE, one column and one step at a time, from DESIGN.md."""
-    rewards = np.asarray(rewards, np.float64)
-    values = np.asarray(values, np.float64)
-    num_steps, batch = rewards.shape
-    gamma = np.broadcast_to(np.asarray(gamma, np.float64), rewards.shape)
-    lambda_ = np.broadcast_to(np.asarray(lambda_, np.float64), rewards.shape)
-    advantages = np.zeros((num_steps, batch))
-    for b in range(batch):
-        advantage_after = 0.0  # A_{t+1}
-        for t in range(num_steps - 1, -1, -1):
-            if mask is not None and not mask[t, b]:
-                advantages[t, b] = 0.0
-                advantage_after = 0.0
-                continue
-            is_terminated = terminated is not None and terminated[t, b]
-            is_truncated = truncated is not None and truncated[t, b]
-            if is_terminated:
-                next_value = 0.0
-            elif is_truncated and truncation_values is not None:
-                next_value = float(truncation_values[t, b])
-            elif t == num_steps - 1:
-                next_value = float(bootstrap_value[b])
-            else:
-                next_value = values[t + 1, b]
-            delta = rewards[t, b] + gamma[t, b] * next_value - values[t, b]
-            trace = 0.0 if is_terminated or is_truncated else advantage_after
-            advantages[t, b] = delta + gamma[t, b] * lambda_[t, b] * trace
-            advantage_after = advantages[t, b]
-    return advantages, advantages + values
+    """Float64 GAE from the shared step-by-step loop (tests/ops/reference)."""
+    return reference.gae(
+        rewards,
+        values,
+        bootstrap_value,
+        gamma=gamma,
+        lambda_=lambda_,
+        terminated=terminated,
+        truncated=truncated,
+        truncation_values=truncation_values,
+        mask=mask,
+    )
 
 
 def random_case(seed, num_steps, batch, flags, coefficient_form):
