@@ -176,20 +176,6 @@ class TokenLogitsHead(PolicyHead):
         return config
 
 
-def _check_reward_kl_coef(value: Any) -> Any:
-    if value is None or isinstance(value, (int, float, np.number)):
-        return base._check_float(
-            value, "reward_kl_coef", minimum=0.0, allow_none=True
-        )
-    if not (hasattr(value, "value") and hasattr(value, "update")):
-        raise TypeError(
-            "`reward_kl_coef` must be None, a float >= 0 or a KL controller "
-            "from keras_gae.losses.kl_control. "
-            f"Received: reward_kl_coef={value!r}"
-        )
-    return value
-
-
 class SequenceRollout(NamedTuple):
     """What `CausalLMPPOModel.collect` returns.
 
@@ -305,7 +291,7 @@ class CausalLMPPOModel(PPOModel):
         eos_id = rollouts._check_token_id(eos_id, "eos_id")
         if pad_id is not None:
             pad_id = rollouts._check_token_id(pad_id, "pad_id")
-        reward_kl_coef = _check_reward_kl_coef(reward_kl_coef)
+        reward_kl_coef = base._check_kl_coef(reward_kl_coef, "reward_kl_coef")
         if reference_network is None and not (
             reward_kl_coef is None or reward_kl_coef == 0.0
         ):

@@ -132,6 +132,19 @@ def _check_bool(value: Any, name: str) -> bool:
     return value
 
 
+def _check_kl_coef(value: Any, name: str) -> Any:
+    """None, a float >= 0, or a KL controller (`value` and `update`)."""
+    if value is None or isinstance(value, (int, float, np.number)):
+        return _check_float(value, name, minimum=0.0, allow_none=True)
+    if not (hasattr(value, "value") and hasattr(value, "update")):
+        raise TypeError(
+            f"`{name}` must be None, a float >= 0 or a KL controller "
+            "from keras_gae.losses.kl_control (an object with `value` "
+            f"and `update`). Received: {name}={value!r}"
+        )
+    return value
+
+
 def _policy_heads_inside(network: tf.keras.layers.Layer) -> list:
     """The distinct PolicyHead layers of `network` (itself included)."""
     candidates = [network] + list(network.submodules)
@@ -447,7 +460,7 @@ class ActorCriticModel(tf.keras.Model):
             inclusive=False,
             allow_none=True,
         )
-        self.kl_coef = self._check_kl_coef(kl_coef)
+        self.kl_coef = _check_kl_coef(kl_coef, "kl_coef")
         self.kl_estimator = _check_option(
             kl_estimator, "kl_estimator", KL_ESTIMATORS
         )
@@ -482,20 +495,6 @@ class ActorCriticModel(tf.keras.Model):
         self._nonfinite_steps = tf.keras.metrics.Sum(name="nonfinite_steps")
 
     # Construction.
-
-    @staticmethod
-    def _check_kl_coef(kl_coef: Any) -> Any:
-        if kl_coef is None or isinstance(kl_coef, (int, float, np.number)):
-            return _check_float(
-                kl_coef, "kl_coef", minimum=0.0, allow_none=True
-            )
-        if not (hasattr(kl_coef, "value") and hasattr(kl_coef, "update")):
-            raise TypeError(
-                "`kl_coef` must be None, a float >= 0 or a KL controller "
-                "from keras_gae.losses.kl_control (an object with `value` "
-                f"and `update`). Received: kl_coef={kl_coef!r}"
-            )
-        return kl_coef
 
     def _set_networks(
         self,
