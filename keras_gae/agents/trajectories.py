@@ -182,27 +182,14 @@ def trajectory_to_rollout_batch(
             )
         next_step_type, reward, discount, value, log_prob = fields.values()
 
-        bootstrap_value = _checks.convert_float(
-            bootstrap_value, "bootstrap_value"
+        bootstrap_value, checks = _checks.convert_batch_vector(
+            bootstrap_value,
+            "bootstrap_value",
+            step_type,
+            0,
+            "trajectory.step_type",
         )
-        _checks.check_rank(bootstrap_value, 1, "bootstrap_value", "[B]")
-        if not bootstrap_value.shape.is_compatible_with(step_type.shape[:1]):
-            raise ValueError(
-                "`bootstrap_value` must have shape [B] matching the batch "
-                f"size of the trajectory {tuple(step_type.shape)}. "
-                f"Received: bootstrap_value={_checks.describe(bootstrap_value)}"
-            )
-        if not (
-            bootstrap_value.shape.is_fully_defined()
-            and step_type.shape[:1].is_fully_defined()
-        ):
-            assertions.append(
-                tf.debugging.assert_equal(
-                    tf.shape(bootstrap_value)[0],
-                    tf.shape(step_type)[0],
-                    message="`bootstrap_value` must have shape [B].",
-                )
-            )
+        assertions.extend(checks)
         with tf.control_dependencies(assertions):
             next_is_last = tf.equal(
                 next_step_type, tf.cast(ts.StepType.LAST, next_step_type.dtype)

@@ -193,3 +193,40 @@ def check_positive_int(value: Any, name: str) -> int:
     if value < 1:
         raise ValueError(f"`{name}` must be >= 1. Received: {name}={value!r}")
     return int(value)
+
+
+def convert_batch_vector(
+    value: Any,
+    name: str,
+    reference: tf.Tensor,
+    batch_axis: int,
+    reference_name: str,
+) -> tuple:
+    """A float `[B]` tensor whose B is `reference`'s size on `batch_axis`.
+
+    Returns:
+      `(tensor, assertions)`: the graph assertions check B when a size is
+      not known while the graph is built.
+    """
+    tensor = convert_float(value, name)
+    check_rank(tensor, 1, name, "[B]")
+    batch_shape = reference.shape[batch_axis : batch_axis + 1]
+    if not tensor.shape.is_compatible_with(batch_shape):
+        raise ValueError(
+            f"`{name}` must have shape [B] matching the batch size of "
+            f"`{reference_name}`: {name}.shape={tuple(tensor.shape)} but "
+            f"{reference_name}.shape={tuple(reference.shape)}. "
+            f"Received: {name}={describe(tensor)}"
+        )
+    if tensor.shape.is_fully_defined() and batch_shape.is_fully_defined():
+        return tensor, []
+    return tensor, [
+        tf.debugging.assert_equal(
+            tf.shape(tensor)[0],
+            tf.shape(reference)[batch_axis],
+            message=(
+                f"`{name}` must have shape [B] matching the batch size of "
+                f"`{reference_name}`."
+            ),
+        )
+    ]

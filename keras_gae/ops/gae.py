@@ -111,34 +111,14 @@ def prepare_steps(
     mask = per_step(mask, "mask", _checks.convert_flag)
 
     if bootstrap_value is not None:
-        bootstrap_value = _checks.convert_float(
-            bootstrap_value, "bootstrap_value"
+        bootstrap_value, checks = _checks.convert_batch_vector(
+            bootstrap_value,
+            "bootstrap_value",
+            rewards,
+            1 - time_axis,
+            "rewards",
         )
-        _checks.check_rank(bootstrap_value, 1, "bootstrap_value", "[B]")
-        batch_axis = 1 - time_axis
-        batch_shape = rewards.shape[batch_axis : batch_axis + 1]
-        if not bootstrap_value.shape.is_compatible_with(batch_shape):
-            raise ValueError(
-                "`bootstrap_value` must have shape [B] matching the batch "
-                f"size of `rewards`: bootstrap_value.shape="
-                f"{tuple(bootstrap_value.shape)} but rewards.shape="
-                f"{tuple(rewards.shape)} ({layout}). "
-                f"Received: bootstrap_value={_checks.describe(bootstrap_value)}"
-            )
-        if not (
-            bootstrap_value.shape.is_fully_defined()
-            and rewards.shape.is_fully_defined()
-        ):
-            assertions.append(
-                tf.debugging.assert_equal(
-                    tf.shape(bootstrap_value)[0],
-                    tf.shape(rewards)[batch_axis],
-                    message=(
-                        "`bootstrap_value` must have shape [B] matching the "
-                        "batch size of `rewards`."
-                    ),
-                )
-            )
+        assertions.extend(checks)
 
     dtype = _checks.compute_dtype(
         rewards, values, bootstrap_value, truncation_values
