@@ -7,7 +7,6 @@ VPY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 # Quiet TensorFlow's C++ start-up logging; Python warnings still show.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
-export TF_USE_LEGACY_KERAS := 1
 
 .PHONY: demo test bench lint clean
 

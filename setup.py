@@ -8,7 +8,7 @@ _HERE = pathlib.Path(__file__).parent
 
 setuptools.setup(
     name="keras_gae",
-    version="0.1.0",
+    version="0.2.0",
     description=(
         "Generalized Advantage Estimation, policy losses and PPO/A2C "
         "training models for TensorFlow/Keras and tf-agents."
@@ -20,9 +20,10 @@ setuptools.setup(
     package_data={"keras_gae.ops.native": ["gae_op.cc"]},
     python_requires=">=3.10,<3.13",
     install_requires=[
-        # Tested together; tf-agents 0.19 and tensorflow-probability 0.23
-        # need Keras 2, which TensorFlow 2.21 provides through tf-keras.
+        # Tested together. keras_gae is built on Keras 3; tf-agents 0.19 and
+        # tensorflow-probability 0.23 need Keras 2 inside, from tf-keras.
         "tensorflow>=2.21,<2.22",
+        "keras>=3.15,<4",
         "tf-keras>=2.21,<2.22",
         "tf-agents>=0.19,<0.20",
         # The TensorBoard callback writes summaries through this package.

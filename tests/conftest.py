@@ -1,4 +1,4 @@
-"""Test-wide set-up: Keras 2 behind tf.keras, two logical CPUs, quiet logs.
+"""Test-wide set-up: two logical CPUs and quiet logs.
 
 Runs before any test module imports TensorFlow, so the environment variables
 and the logical device split take effect in every pytest(-xdist) worker.
@@ -6,7 +6,6 @@ and the logical device split take effect in every pytest(-xdist) worker.
 
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Optional
 
+import keras
 import tensorflow as tf
 
-from keras_gae.models import base
+from keras_gae.models.actor_critic import ActorCriticModel
 from keras_gae.ops import policy_losses
 
 
-@tf.keras.saving.register_keras_serializable(package="keras_gae")
-class A2CModel(base.ActorCriticModel):
+@keras.saving.register_keras_serializable(package="keras_gae")
+class A2CModel(ActorCriticModel):
     r"""Advantage actor-critic (synchronous A3C) with GAE, trained by `fit`.
 
     The policy loss is the policy gradient with the GAE advantage as

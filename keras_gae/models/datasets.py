@@ -1,6 +1,6 @@
 """Minibatches of one rollout batch, as `tf.data` datasets for `Model.fit`.
 
-Two ways to split a rollout batch (the DESIGN.md dict, `[B, T, ...]`) into
+Two ways to split a rollout batch (the docs/design.md dict, `[B, T, ...]`) into
 the minibatches a PPO epoch iterates over:
 
 * `rollout_dataset`: by rows. Each minibatch holds whole sequences, so the
@@ -24,46 +24,32 @@ from collections.abc import Mapping
 from typing import Any
 from typing import Optional
 
-import numpy as np
 import tensorflow as tf
 
+from keras_gae._src import rollout_batch
 from keras_gae.ops import _checks
 
 # Keys `step_dataset` carries from the rollout into each step.
-_STEP_KEYS = ("observation", "action", "log_prob", "value", "ref_log_prob")
-
-
-def _check_num_minibatches(num_minibatches: Any) -> int:
-    if isinstance(num_minibatches, bool) or not isinstance(
-        num_minibatches, (int, np.integer)
-    ):
-        raise TypeError(
-            "`num_minibatches` must be a positive int. "
-            f"Received: num_minibatches={num_minibatches!r}"
-        )
-    if num_minibatches < 1:
-        raise ValueError(
-            "`num_minibatches` must be >= 1. "
-            f"Received: num_minibatches={num_minibatches!r}"
-        )
-    return int(num_minibatches)
+_STEP_KEYS = (
+    rollout_batch.OBSERVATION,
+    rollout_batch.ACTION,
+    rollout_batch.LOG_PROB,
+    rollout_batch.VALUE,
+    rollout_batch.REF_LOG_PROB,
+)
 
 
 def _check_seed(seed: Any) -> Optional[int]:
     if seed is None:
         return None
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(
-            f"`seed` must be None or an int. Received: seed={seed!r}"
-        )
-    return int(seed)
+    return _checks.check_int(seed, "seed")
 
 
 def _as_tensors(batch: Any) -> dict:
     if not isinstance(batch, Mapping):
         raise TypeError(
             "`batch` must be a rollout batch: a dict of batch-major tensors "
-            f"(see DESIGN.md). Received: batch={batch!r}"
+            f"(see docs/design.md). Received: batch={batch!r}"
         )
     if not batch:
         raise ValueError("`batch` must not be empty. Received: batch={}")
@@ -128,7 +114,9 @@ def rollout_dataset(
       ValueError: K < 1, K not dividing B, values of different B.
       TypeError: `batch` not a dict, non-int K or seed, non-bool shuffle.
     """
-    num_minibatches = _check_num_minibatches(num_minibatches)
+    num_minibatches = _checks.check_positive_int(
+        num_minibatches, "num_minibatches"
+    )
     seed = _check_seed(seed)
     if not isinstance(shuffle, bool):
         raise TypeError(
@@ -177,7 +165,7 @@ def step_dataset(
 
     Args:
       model: an `ActorCriticModel` (anything with `compute_advantages`).
-      batch: a rollout batch (DESIGN.md), `[B, T, ...]`.
+      batch: a rollout batch (docs/design.md), `[B, T, ...]`.
       num_minibatches: K >= 1.
       seed: optional int seed of the shuffle.
 
@@ -189,7 +177,9 @@ def step_dataset(
         errors for malformed inputs.
       TypeError: `batch` not a dict, non-int K or seed.
     """
-    num_minibatches = _check_num_minibatches(num_minibatches)
+    num_minibatches = _checks.check_positive_int(
+        num_minibatches, "num_minibatches"
+    )
     seed = _check_seed(seed)
     batch = _as_tensors(batch)
     advantages, returns = model.compute_advantages(batch)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Optional
 
+import keras
 import tensorflow as tf
 
-from keras_gae.models import base
+from keras_gae.models.actor_critic import ActorCriticModel
+from keras_gae.ops import _checks
 from keras_gae.ops import policy_losses
 
 
-@tf.keras.saving.register_keras_serializable(package="keras_gae")
-class PPOModel(base.ActorCriticModel):
+@keras.saving.register_keras_serializable(package="keras_gae")
+class PPOModel(ActorCriticModel):
     r"""Proximal Policy Optimization with GAE, trained by `fit`.
 
     The policy loss is PPO's clipped surrogate (Schulman et al. 2017,
@@ -31,7 +33,7 @@ class PPOModel(base.ActorCriticModel):
     minibatches over one rollout:
 
         model = PPOModel(actor, critic, clip_ratio=0.2)
-        model.compile(optimizer=tf.keras.optimizers.Adam(3e-4))
+        model.compile(optimizer=keras.optimizers.Adam(3e-4))
         model.fit(rollout_dataset(batch, num_minibatches=4), epochs=10)
 
     Metrics: those of `ActorCriticModel`, with "approx_kl" and
@@ -55,8 +57,8 @@ class PPOModel(base.ActorCriticModel):
 
     def __init__(
         self,
-        actor: Optional[tf.keras.layers.Layer] = None,
-        critic: Optional[tf.keras.layers.Layer] = None,
+        actor: Optional[keras.layers.Layer] = None,
+        critic: Optional[keras.layers.Layer] = None,
         *,
         clip_ratio: float = 0.2,
         clip_ratio_low: Optional[float] = None,
@@ -64,10 +66,10 @@ class PPOModel(base.ActorCriticModel):
         dual_clip: Optional[float] = None,
         **kwargs,
     ):
-        clip_ratio = base._check_float(
+        clip_ratio = _checks.check_float(
             clip_ratio, "clip_ratio", minimum=0.0, inclusive=False
         )
-        clip_ratio_low = base._check_float(
+        clip_ratio_low = _checks.check_float(
             clip_ratio_low,
             "clip_ratio_low",
             minimum=0.0,
@@ -81,14 +83,14 @@ class PPOModel(base.ActorCriticModel):
                 f"clip_ratio_low must stay positive). "
                 f"Received: clip_ratio_low={clip_ratio_low!r}"
             )
-        clip_ratio_high = base._check_float(
+        clip_ratio_high = _checks.check_float(
             clip_ratio_high,
             "clip_ratio_high",
             minimum=0.0,
             inclusive=False,
             allow_none=True,
         )
-        dual_clip = base._check_float(
+        dual_clip = _checks.check_float(
             dual_clip,
             "dual_clip",
             minimum=1.0,

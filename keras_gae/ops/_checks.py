@@ -7,6 +7,7 @@ the argument and ends with `Received: name=...`, the Keras convention.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 from typing import Optional
 
@@ -230,3 +231,166 @@ def convert_batch_vector(
             ),
         )
     ]
+
+
+# Hyperparameters: Python values checked once, at construction.
+
+
+def check_float(
+    value: Any,
+    name: str,
+    *,
+    minimum: Optional[float] = None,
+    maximum: Optional[float] = None,
+    inclusive: bool = True,
+    allow_none: bool = False,
+) -> Optional[float]:
+    """A finite Python float within bounds (bools refused).
+
+    `inclusive` applies to `minimum`; `maximum` is always inclusive.
+    """
+    if value is None and allow_none:
+        return None
+    numbers = (int, float, np.integer, np.floating)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers):
+        kind = "None or a float" if allow_none else "a float"
+        raise TypeError(f"`{name}` must be {kind}. Received: {name}={value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"`{name}` must be finite. Received: {name}={value!r}")
+    if minimum is not None:
+        too_small = value < minimum if inclusive else value <= minimum
+        if too_small:
+            relation = ">=" if inclusive else ">"
+            raise ValueError(
+                f"`{name}` must be {relation} {minimum}. "
+                f"Received: {name}={value!r}"
+            )
+    if maximum is not None and value > maximum:
+        raise ValueError(
+            f"`{name}` must be <= {maximum}. Received: {name}={value!r}"
+        )
+    return value
+
+
+def check_option(value: Any, name: str, options: tuple) -> Any:
+    """`value` if it is one of `options`."""
+    if value not in options:
+        raise ValueError(
+            f"`{name}` must be one of {options}. Received: {name}={value!r}"
+        )
+    return value
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """A Python bool (0/1 and numpy bools refused)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"`{name}` must be a bool. Received: {name}={value!r}")
+    return value
+
+
+def check_int(
+    value: Any, name: str, *, minimum: Optional[int] = None
+) -> int:
+    """A Python int (bools refused), at least `minimum` when given."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, np.integer)
+    ):
+        raise TypeError(f"`{name}` must be an int. Received: {name}={value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(
+            f"`{name}` must be >= {minimum}. Received: {name}={value!r}"
+        )
+    return int(value)
+
+
+def check_kl_coef(value: Any, name: str) -> Any:
+    """None, a float >= 0, or a KL controller (`value` and `update`)."""
+    if value is None or isinstance(value, (int, float, np.number)):
+        return check_float(value, name, minimum=0.0, allow_none=True)
+    if not (hasattr(value, "value") and hasattr(value, "update")):
+        raise TypeError(
+            f"`{name}` must be None, a float >= 0 or a KL controller "
+            "from keras_gae.losses.kl_control (an object with `value` "
+            f"and `update`). Received: {name}={value!r}"
+        )
+    return value
+
+
+def check_index(
+    value: Any, name: str, *, size: Optional[int] = None
+) -> int:
+    """A Python int id in [0, size) (bools refused; `size` None: >= 0).
+
+    For ids that index a space or vocabulary: token ids, stop ids, actions.
+    """
+    value = check_int(value, name, minimum=0)
+    if size is not None and value >= size:
+        raise ValueError(
+            f"`{name}` must be < {size} (the size of the space it indexes). "
+            f"Received: {name}={value!r}"
+        )
+    return value
+
+
+def check_required(value: Any, name: str, why: str) -> None:
+    """A TypeError naming `name` when a required input is None."""
+    if value is None:
+        raise TypeError(f"`{name}` is required: {why}. Received: {name}=None")
+
+
+def convert_scalar_parameter(
+    value: Any,
+    name: str,
+    dtype: tf.DType,
+    *,
+    minimum: float,
+    inclusive: bool = True,
+) -> tuple:
+    """A scalar hyperparameter as a `dtype` tensor, checked against `minimum`.
+
+    Python numbers go through `check_float` and straight to `dtype` (through
+    float32 first, 0.1 would come out as 0.10000000149 in a float64 loss).
+    Tensors (a tf.Variable holding a schedule, say) are checked when the
+    graph is built if their value is known then, else by a graph assertion.
+
+    Returns:
+      `(tensor, assertions)`.
+    """
+    if isinstance(value, (bool, np.bool_, int, float, np.integer, np.floating)):
+        value = check_float(value, name, minimum=minimum, inclusive=inclusive)
+        return tf.constant(value, dtype), []
+    try:
+        tensor = tf.convert_to_tensor(value)
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"`{name}` must be a float or a scalar float tensor. "
+            f"Received: {name}={describe(value)}"
+        ) from error
+    if not (tensor.dtype.is_floating or tensor.dtype.is_integer):
+        raise TypeError(
+            f"`{name}` must be a float or a scalar float tensor, got dtype "
+            f"{tensor.dtype.name}. Received: {name}={describe(value)}"
+        )
+    if tensor.shape.rank is not None and tensor.shape.rank != 0:
+        raise ValueError(
+            f"`{name}` must be a scalar. Received: {name}={describe(value)}"
+        )
+    tensor = tf.cast(tensor, dtype)
+    relation = ">=" if inclusive else ">"
+    static = tf.get_static_value(tensor)
+    if static is not None:
+        if not (static >= minimum if inclusive else static > minimum):
+            raise ValueError(
+                f"`{name}` must be {relation} {minimum}. "
+                f"Received: {name}={describe(value)}"
+            )
+        return tensor, []
+    check = (
+        tf.debugging.assert_greater_equal
+        if inclusive
+        else tf.debugging.assert_greater
+    )
+    bound = tf.constant(minimum, dtype)
+    message = f"`{name}` must be {relation} {minimum}."
+    return tensor, [check(tensor, bound, message=message)]

@@ -7,6 +7,7 @@ make every run identical.
 """
 
 import numpy as np
+import keras
 import tensorflow as tf
 from absl.testing import parameterized
 
@@ -109,23 +110,23 @@ def collect(env, act, num_steps, seeds):
 
 
 def networks(observation_size, num_actions, hidden):
-    actor = tf.keras.Sequential(
+    actor = keras.Sequential(
         [
-            tf.keras.Input((observation_size,)),
+            keras.Input((observation_size,)),
             CategoricalPolicyHead(num_actions),
         ]
     )
-    critic_layers = [tf.keras.Input((observation_size,))]
+    critic_layers = [keras.Input((observation_size,))]
     if hidden:
-        critic_layers.append(tf.keras.layers.Dense(hidden, "tanh"))
-    critic_layers.append(tf.keras.layers.Dense(1))
-    return actor, tf.keras.Sequential(critic_layers)
+        critic_layers.append(keras.layers.Dense(hidden, "tanh"))
+    critic_layers.append(keras.layers.Dense(1))
+    return actor, keras.Sequential(critic_layers)
 
 
 class LearningTest(tf.test.TestCase, parameterized.TestCase):
     def setUp(self):
         super().setUp()
-        tf.keras.utils.set_random_seed(0)
+        keras.utils.set_random_seed(0)
         self.determinism_was_enabled = (
             framework_config.is_op_determinism_enabled()
         )
@@ -156,7 +157,7 @@ class LearningTest(tf.test.TestCase, parameterized.TestCase):
         env = TwoArmedBandit(num_envs=64, seed=0)
         actor, critic = networks(1, 2, hidden=0)
         model = PPOModel(actor, critic, entropy_coef=0.0)
-        model.compile(optimizer=tf.keras.optimizers.Adam(0.05))
+        model.compile(optimizer=keras.optimizers.Adam(0.05))
         self.train(model, env, 12, 1, dict(num_minibatches=4, epochs=4))
         params, _ = model(env.observation()[:1])
         probabilities = tf.nn.softmax(params)[0].numpy()
@@ -184,7 +185,7 @@ class LearningTest(tf.test.TestCase, parameterized.TestCase):
         actor, critic = networks(env.observation_size, 2, hidden=16)
         model = model_class(actor, critic, gamma=0.99, lambda_=0.95)
         model.compile(
-            optimizer=tf.keras.optimizers.Adam(settings["learning_rate"])
+            optimizer=keras.optimizers.Adam(settings["learning_rate"])
         )
         # Rows of 6 steps: episodes of 4 cross row ends and start mid-row.
         self.train(model, env, settings["iterations"], 6, fit_kwargs)

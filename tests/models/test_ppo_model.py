@@ -9,6 +9,7 @@ clipping, its gradient taken by central finite differences.
 """
 
 import numpy as np
+import keras
 import tensorflow as tf
 from absl.testing import parameterized
 
@@ -255,21 +256,21 @@ def random_batch(seed=0, rows=B, steps=T, flags=True):
 
 def linear_networks(seed=0, num_actions=ACTIONS):
     """A linear softmax actor and a linear critic on OBS features."""
-    initializer = tf.keras.initializers.RandomNormal(stddev=0.5, seed=seed)
-    actor = tf.keras.Sequential(
+    initializer = keras.initializers.RandomNormal(stddev=0.5, seed=seed)
+    actor = keras.Sequential(
         [
-            tf.keras.Input((OBS,)),
+            keras.Input((OBS,)),
             CategoricalPolicyHead(
                 num_actions, kernel_initializer=initializer, name="head"
             ),
         ]
     )
-    critic = tf.keras.Sequential(
+    critic = keras.Sequential(
         [
-            tf.keras.Input((OBS,)),
-            tf.keras.layers.Dense(
+            keras.Input((OBS,)),
+            keras.layers.Dense(
                 1,
-                kernel_initializer=tf.keras.initializers.RandomNormal(
+                kernel_initializer=keras.initializers.RandomNormal(
                     stddev=0.5, seed=seed + 1
                 ),
                 bias_initializer="ones",
@@ -324,7 +325,7 @@ class PPOTrainStepTest(tf.test.TestCase, parameterized.TestCase):
     def test_matches_numpy(self, kwargs, flags):
         batch = random_batch(seed=1, flags=flags)
         model = linear_model(**kwargs)
-        model.compile(optimizer=tf.keras.optimizers.SGD(0.1))
+        model.compile(optimizer=keras.optimizers.SGD(0.1))
         expected_weights, expected = reference_update(model, batch, 0.1)
         logs = fit_one_step(model, batch)
 
@@ -355,7 +356,7 @@ class PPOTrainStepTest(tf.test.TestCase, parameterized.TestCase):
     def test_test_step_reports_without_updating(self):
         batch = random_batch(seed=2)
         model = linear_model()
-        model.compile(optimizer=tf.keras.optimizers.SGD(0.1))
+        model.compile(optimizer=keras.optimizers.SGD(0.1))
         before = model.get_weights()
         _, expected = reference_update(model, batch, 0.1)
         del expected["gradient_norm"]
@@ -379,7 +380,7 @@ class PPOTrainStepTest(tf.test.TestCase, parameterized.TestCase):
             init_kl_coef=0.5, target_kl=0.01, horizon=100.0
         )
         model = linear_model(kl_coef=controller, kl_estimator="k2")
-        model.compile(optimizer=tf.keras.optimizers.SGD(0.1))
+        model.compile(optimizer=keras.optimizers.SGD(0.1))
         expected = reference_step(
             linear_parameters(model),
             [w.shape for w in network_weights(model)],
@@ -406,7 +407,7 @@ class PPOTrainStepTest(tf.test.TestCase, parameterized.TestCase):
     def test_fixed_kl_coef_against_behaviour_policy(self):
         batch = random_batch(seed=4)
         model = linear_model(kl_coef=0.2)
-        model.compile(optimizer=tf.keras.optimizers.SGD(0.1))
+        model.compile(optimizer=keras.optimizers.SGD(0.1))
         expected = reference_step(
             linear_parameters(model),
             [w.shape for w in network_weights(model)],
@@ -480,18 +481,18 @@ class PPOConfigTest(tf.test.TestCase, parameterized.TestCase):
     def test_config_with_kl_controller_and_serializer(self):
         controller = AdaptiveKLController(0.2, 0.02, 1000.0)
         model = linear_model(kl_coef=controller)
-        restored = tf.keras.saving.deserialize_keras_object(
-            tf.keras.saving.serialize_keras_object(model)
+        restored = keras.saving.deserialize_keras_object(
+            keras.saving.serialize_keras_object(model)
         )
         self.assertIsInstance(restored, PPOModel)
         self.assertIsInstance(restored.kl_coef, AdaptiveKLController)
         self.assertEqual(restored.kl_coef.get_config(), controller.get_config())
 
     def test_config_of_shared_trunk_with_separate_head(self):
-        inputs = tf.keras.Input((OBS,))
-        features = tf.keras.layers.Dense(8, activation="tanh")(inputs)
-        value = tf.keras.layers.Dense(1)(features)
-        shared = tf.keras.Model(inputs, [features, value])
+        inputs = keras.Input((OBS,))
+        features = keras.layers.Dense(8, activation="tanh")(inputs)
+        value = keras.layers.Dense(1)(features)
+        shared = keras.Model(inputs, [features, value])
         model = PPOModel(shared=shared, policy_head=CategoricalPolicyHead(3))
         model(tf.zeros((1, OBS)))
         restored = PPOModel.from_config(model.get_config())
@@ -500,11 +501,11 @@ class PPOConfigTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(values.shape, (2,))
 
     def test_config_of_network_with_two_heads(self):
-        inputs = tf.keras.Input((OBS,))
+        inputs = keras.Input((OBS,))
         first = CategoricalPolicyHead(2, name="first")(inputs)
         second = CategoricalPolicyHead(3, name="second")(inputs)
-        actor = tf.keras.Model(inputs, [first, second])
-        critic = tf.keras.Sequential([tf.keras.layers.Dense(1)])
+        actor = keras.Model(inputs, [first, second])
+        critic = keras.Sequential([keras.layers.Dense(1)])
         chosen = actor.get_layer("second")
         model = PPOModel(actor, critic, policy_head=chosen)
         with self.assertRaisesRegex(ValueError, "holds 2 heads"):
@@ -575,8 +576,8 @@ class PPOArgumentErrorsTest(tf.test.TestCase, parameterized.TestCase):
         with self.assertRaisesRegex(TypeError, "`actor` must be a Keras"):
             PPOModel(lambda x: x, critic)
         with self.assertRaisesRegex(TypeError, "`policy_head` must be"):
-            PPOModel(actor, critic, policy_head=tf.keras.layers.Dense(2))
-        torso = tf.keras.Sequential([tf.keras.layers.Dense(4)])
+            PPOModel(actor, critic, policy_head=keras.layers.Dense(2))
+        torso = keras.Sequential([keras.layers.Dense(4)])
         with self.assertRaisesRegex(ValueError, "`actor` holds no PolicyHead"):
             PPOModel(torso, critic)
         with self.assertRaisesRegex(ValueError, "not among the PolicyHeads"):
@@ -658,13 +659,13 @@ class PPONetworksTest(tf.test.TestCase):
         )
 
     def test_shared_trunk_trains(self):
-        inputs = tf.keras.Input((OBS,))
-        features = tf.keras.layers.Dense(8, activation="tanh")(inputs)
+        inputs = keras.Input((OBS,))
+        features = keras.layers.Dense(8, activation="tanh")(inputs)
         params = CategoricalPolicyHead(ACTIONS, name="head")(features)
-        value = tf.keras.layers.Dense(1)(features)
-        model = PPOModel(shared=tf.keras.Model(inputs, [params, value]))
+        value = keras.layers.Dense(1)(features)
+        model = PPOModel(shared=keras.Model(inputs, [params, value]))
         self.assertEqual(model.policy_head.name, "head")
-        model.compile(optimizer=tf.keras.optimizers.Adam(0.01))
+        model.compile(optimizer=keras.optimizers.Adam(0.01))
         before = [w.numpy() for w in model.trainable_weights]
         logs = fit_one_step(model, random_batch())
         self.assertTrue(np.isfinite(logs["loss"]))
@@ -673,20 +674,20 @@ class PPONetworksTest(tf.test.TestCase):
 
     def test_torso_with_policy_head_on_top(self):
         head = CategoricalPolicyHead(ACTIONS)
-        torso = tf.keras.Sequential([tf.keras.layers.Dense(6, "relu")])
-        critic = tf.keras.Sequential([tf.keras.layers.Dense(1)])
+        torso = keras.Sequential([keras.layers.Dense(6, "relu")])
+        critic = keras.Sequential([keras.layers.Dense(1)])
         model = PPOModel(torso, critic, policy_head=head)
         params, _ = model(tf.zeros((3, OBS)))
         self.assertEqual(params.shape, (3, ACTIONS))
         self.assertIn(
-            head.trainable_weights[0].ref(),
-            {w.ref() for w in model.trainable_weights},
+            id(head.trainable_weights[0]),
+            {id(w) for w in model.trainable_weights},
         )
 
     def test_gaussian_head_and_nested_observations(self):
         action_dim = 2
 
-        class Actor(tf.keras.Model):
+        class Actor(keras.Model):
             def __init__(self):
                 super().__init__()
                 self.head = GaussianPolicyHead(action_dim)
@@ -698,10 +699,10 @@ class PPONetworksTest(tf.test.TestCase):
                     )
                 )
 
-        class Critic(tf.keras.Model):
+        class Critic(keras.Model):
             def __init__(self):
                 super().__init__()
-                self.dense = tf.keras.layers.Dense(1)
+                self.dense = keras.layers.Dense(1)
 
             def call(self, observations):
                 return self.dense(observations["position"])
@@ -714,7 +715,7 @@ class PPONetworksTest(tf.test.TestCase):
             "velocity": rng.normal(size=(B, T, 1)).astype(np.float32),
         }
         batch["action"] = rng.normal(size=(B, T, action_dim)).astype(np.float32)
-        model.compile(optimizer=tf.keras.optimizers.Adam(0.01))
+        model.compile(optimizer=keras.optimizers.Adam(0.01))
         logs = fit_one_step(model, batch)
         self.assertTrue(all(np.isfinite(v) for v in logs.values()))
         # Gaussian entropy: sum over dims of 0.5 * log(2 pi e sigma^2),

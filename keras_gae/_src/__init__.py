@@ -1,0 +1,1 @@
+"""keras_gae internals shared across its packages; not a public API."""

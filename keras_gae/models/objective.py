@@ -1,0 +1,268 @@
+"""The actor-critic objective on one replica: targets, losses, metrics.
+
+Everything here is plain TensorFlow on float32 `[B, T]` tensors (masked
+means over valid steps); `ActorCriticModel.train_step` wires it together.
+
+Letters used in shapes: `B` rows, `T` steps per row, `N = B * T`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from typing import NamedTuple
+from typing import Optional
+
+import tensorflow as tf
+
+from keras_gae._src import rollout_batch
+from keras_gae.ops import _checks
+from keras_gae.ops import masked
+from keras_gae.ops import policy_losses
+
+
+class PreparedBatch(NamedTuple):
+    """A checked rollout batch ready for the loss.
+
+    Attributes:
+      observations: `[N, ...]` (or a nest), time merged into the batch.
+      actions: `[N, ...]`.
+      advantages: `[B, T]` float32, normalized when the model does so.
+      returns: `[B, T]` float32 critic targets.
+      old_values: `[B, T]` float32 values recorded at collection.
+      old_log_probs: `[B, T]` float32 log-probabilities at collection.
+      ref_log_probs: None or `[B, T]` float32 reference log-probabilities.
+      mask: None or `[B, T]` bool validity.
+      count: this replica's number of valid steps (float32 scalar).
+      statistics: metrics of the targets (advantage mean and std before
+        normalization, explained variance), over the global batch.
+    """
+
+    observations: Any
+    actions: tf.Tensor
+    advantages: tf.Tensor
+    returns: tf.Tensor
+    old_values: tf.Tensor
+    old_log_probs: tf.Tensor
+    ref_log_probs: Optional[tf.Tensor]
+    mask: Optional[tf.Tensor]
+    count: tf.Tensor
+    statistics: dict
+
+
+def target_statistics(
+    advantages: tf.Tensor,
+    returns: tf.Tensor,
+    old_values: tf.Tensor,
+    mask: Optional[tf.Tensor],
+) -> dict:
+    """Advantage mean and std and the explained variance, global batch.
+
+    explained_variance = 1 - Var[R - V_old] / Var[R] over valid steps (0
+    when Var[R] = 0).
+    """
+    (mean, variance), (_, returns_variance), (_, residual_variance) = (
+        masked.joint_masked_moments(
+            [advantages, returns, returns - old_values],
+            mask,
+            across_replicas=True,
+        )
+    )
+    return {
+        "advantage_mean": mean,
+        "advantage_std": tf.sqrt(variance),
+        "explained_variance": tf.where(
+            returns_variance > 0,
+            1.0 - tf.math.divide_no_nan(residual_variance, returns_variance),
+            tf.zeros([]),
+        ),
+    }
+
+
+def valid_count(advantages: tf.Tensor, mask: Optional[tf.Tensor]) -> tf.Tensor:
+    """This replica's number of valid steps, float32."""
+    if mask is None:
+        return tf.cast(tf.size(advantages), tf.float32)
+    return tf.reduce_sum(tf.cast(mask, tf.float32))
+
+
+def log_probs_and_entropy(
+    distribution: Any, actions: tf.Tensor, shape: tf.Tensor
+) -> tuple:
+    """`(log pi(a), H[pi])`, float32, reshaped to `shape` (`[B, T]`)."""
+    if actions.dtype != distribution.dtype:
+        actions = tf.cast(actions, distribution.dtype)
+    log_probs = tf.cast(distribution.log_prob(actions), tf.float32)
+    entropy = tf.cast(distribution.entropy(), tf.float32)
+    return tf.reshape(log_probs, shape), tf.reshape(entropy, shape)
+
+
+def value_and_entropy_terms(
+    model: Any,
+    prepared: PreparedBatch,
+    values: tf.Tensor,
+    entropy: tf.Tensor,
+) -> dict:
+    """The value and entropy losses of `model`'s settings, and metrics."""
+    value_outputs = policy_losses.value_loss(
+        values,
+        prepared.returns,
+        old_values=(
+            prepared.old_values if model.value_clip is not None else None
+        ),
+        clip_range=model.value_clip,
+        loss_type=model.value_loss_type,
+        huber_delta=model.huber_delta,
+        mask=prepared.mask,
+    )
+    entropy_loss = policy_losses.entropy_loss(entropy, mask=prepared.mask)
+    return {
+        "value_term": model.value_coef * value_outputs.loss
+        + model.entropy_coef * entropy_loss,
+        "value_loss": value_outputs.loss,
+        "entropy": -entropy_loss,
+        "value_clip_fraction": value_outputs.clip_fraction,
+    }
+
+
+def regularization_loss(losses: list) -> tf.Tensor:
+    """The sum of a model's regularization losses, float32."""
+    if not losses:
+        return tf.zeros([])
+    return tf.add_n([tf.cast(term, tf.float32) for term in losses])
+
+
+def replica_objective(results: dict, count: tf.Tensor) -> tuple:
+    """This replica's share of the global loss, and its weight.
+
+    Every masked mean becomes a sum over this replica's valid steps divided
+    by the global number of valid steps, so the gradients summed over
+    replicas are those of the global batch; regularization is split
+    evenly.
+
+    Args:
+      results: holds "loss" (regularization included) and
+        "regularization".
+      count: this replica's number of valid steps.
+
+    Returns:
+      `(loss, weight)`.
+    """
+    context = tf.distribute.get_replica_context()
+    num_replicas = context.num_replicas_in_sync
+    regularization = results["regularization"]
+    if num_replicas == 1:
+        return results["loss"], tf.ones([])
+    data_loss = results["loss"] - regularization
+    global_count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
+    weight = tf.math.divide_no_nan(count, global_count)
+    return data_loss * weight + regularization / num_replicas, weight
+
+
+@tf.autograph.experimental.do_not_convert
+def prepare_batch(model: Any, batch: dict, training: bool) -> PreparedBatch:
+    """Targets, statistics and time-merged inputs of a checked batch.
+
+    GAE runs with `model.compute_advantages` unless the batch carries
+    precomputed "advantage" and "return"; the advantages are normalized by
+    `model.advantage_normalization` when the model has one.
+    """
+    mask = batch.get(rollout_batch.MASK)
+    if mask is not None:
+        mask = _checks.convert_flag(mask, 'batch["mask"]')
+    if rollout_batch.ADVANTAGE in batch:
+        advantages = tf.cast(batch[rollout_batch.ADVANTAGE], tf.float32)
+        returns = _checks.convert_float(
+            batch[rollout_batch.RETURN], 'batch["return"]'
+        )
+        if mask is not None:
+            advantages = tf.where(mask, advantages, tf.zeros_like(advantages))
+    else:
+        advantages, returns = model.compute_advantages(batch)
+    advantages = tf.stop_gradient(tf.cast(advantages, tf.float32))
+    returns = tf.stop_gradient(tf.cast(returns, tf.float32))
+    old_values = tf.cast(batch[rollout_batch.VALUE], tf.float32)
+    statistics = target_statistics(advantages, returns, old_values, mask)
+    if model.advantage_normalization is not None:
+        advantages = model.advantage_normalization(
+            advantages, mask=mask, training=training
+        )
+    ref_log_probs = batch.get(rollout_batch.REF_LOG_PROB)
+    if ref_log_probs is not None:
+        ref_log_probs = _checks.convert_float(
+            ref_log_probs, 'batch["ref_log_prob"]'
+        )
+        ref_log_probs = tf.cast(ref_log_probs, tf.float32)
+    return PreparedBatch(
+        observations=merged_observations(batch[rollout_batch.OBSERVATION]),
+        actions=merge_time(tf.convert_to_tensor(batch[rollout_batch.ACTION])),
+        advantages=advantages,
+        returns=returns,
+        old_values=old_values,
+        old_log_probs=tf.cast(batch[rollout_batch.LOG_PROB], tf.float32),
+        ref_log_probs=ref_log_probs,
+        mask=mask,
+        count=valid_count(advantages, mask),
+        statistics=statistics,
+    )
+
+
+@tf.autograph.experimental.do_not_convert
+def loss_terms(
+    model: Any, prepared: PreparedBatch, params: tf.Tensor, values: tf.Tensor
+) -> dict:
+    """`model`'s losses and metrics on this replica (float32 masked means).
+
+    "loss" includes the regularization losses, also returned alone under
+    "regularization". The policy loss is `model._policy_loss`'s.
+    """
+    if values.shape.rank is not None and values.shape.rank != 1:
+        raise ValueError(
+            "The critic must return one value per observation, [N] or "
+            f"[N, 1] for N observations, got shape {tuple(values.shape)} "
+            f"after dropping a trailing 1. Received: critic={model.critic!r}"
+        )
+    shape = tf.shape(prepared.advantages)
+    log_probs, entropy = log_probs_and_entropy(
+        model.distribution(params), prepared.actions, shape
+    )
+    results = model._policy_loss(
+        log_probs, prepared.old_log_probs, prepared.advantages, prepared.mask
+    )
+    terms = value_and_entropy_terms(
+        model, prepared, tf.reshape(values, shape), entropy
+    )
+    loss = results["policy_loss"] + terms.pop("value_term")
+    results.update(prepared.statistics)
+    results.update(terms)
+    if model.kl_coef is not None:
+        ref_log_probs = prepared.ref_log_probs
+        if ref_log_probs is None:
+            ref_log_probs = prepared.old_log_probs
+        kl_penalty = policy_losses.kl_penalty_loss(
+            log_probs,
+            ref_log_probs,
+            estimator=model.kl_estimator,
+            mask=prepared.mask,
+        )
+        coefficient = model._kl_coefficient()
+        loss += coefficient * kl_penalty
+        results.update(kl_penalty=kl_penalty, kl_coef=coefficient)
+    regularization = regularization_loss(model.losses)
+    results["loss"] = loss + regularization
+    results["regularization"] = regularization
+    return results
+
+
+def merged_observations(observations: Any) -> Any:
+    """Observations (a nest allowed) with time merged into the batch."""
+    return tf.nest.map_structure(
+        lambda x: merge_time(tf.convert_to_tensor(x)), observations
+    )
+
+
+def merge_time(tensor: tf.Tensor) -> tf.Tensor:
+    """`[B, T, ...]` -> `[B * T, ...]`."""
+    inner = tensor.shape[2:]
+    if inner.is_fully_defined():
+        return tf.reshape(tensor, [-1] + inner.as_list())
+    return tf.reshape(tensor, tf.concat([[-1], tf.shape(tensor)[2:]], 0))

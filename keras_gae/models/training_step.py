@@ -1,0 +1,241 @@
+"""The rollout-batch training step of `ActorCriticModel`, and its guard.
+
+`RolloutTraining` holds what `fit` runs: `train_step` and `test_step` on one
+rollout batch, the non-finite-loss guard around Keras' train function, and
+the symbolic build Keras performs under a distribution strategy. The
+model class supplies the networks, the GAE layer, the advantage
+normalization, the hyperparameters and the policy loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from keras_gae._src import rollout_batch
+from keras_gae.models import objective
+from keras_gae.models import optimization
+
+
+def _first_replica(value: Any) -> Any:
+    if isinstance(value, tf.distribute.DistributedValues):
+        return value.values[0]
+    return value
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training met a NaN or Inf loss or gradient and stopped.
+
+    The update of the failing step was not applied (nor that of any later
+    step in the same `steps_per_execution` group), so the model's weights
+    and optimizer state are those from before that step.
+    """
+
+
+class RolloutTraining:
+    """Mixin of `ActorCriticModel`: training on rollout batches."""
+
+    @tf.__internal__.tracking.no_automatic_dependency_tracking
+    def _create_trackers(self) -> None:
+        # Kept out of TensorFlow checkpoints: metric state is not training
+        # state. `metrics` lists them for Keras to reset.
+        self._trackers = {
+            name: keras.metrics.Mean(name=name) for name in self.metric_names
+        }
+        # Counts failed steps; a positive count also blocks the updates of
+        # the remaining steps of the same execution.
+        self._nonfinite_steps = keras.metrics.Sum(name="nonfinite_steps")
+
+    @property
+    def metric_names(self) -> tuple:
+        """Names of the metrics `train_step` returns, in order."""
+        names = (
+            ("loss", "policy_loss", "value_loss", "entropy")
+            + self._POLICY_METRICS
+            + (
+                "value_clip_fraction",
+                "explained_variance",
+                "advantage_mean",
+                "advantage_std",
+            )
+        )
+        if self.kl_coef is not None:
+            names += ("kl_penalty", "kl_coef")
+        return names
+
+    @property
+    def metrics(self) -> list:
+        return [self._trackers[name] for name in self.metric_names] + [
+            self._nonfinite_steps
+        ]
+
+    # Training. The helpers below are plain TensorFlow without Python
+    # control flow on tensors; `do_not_convert` spares them (and the layers
+    # and ops they call) AutoGraph's conversion, which dominated the time
+    # to trace a train step. The networks themselves are converted as usual.
+
+    @tf.autograph.experimental.do_not_convert
+    def _check_batch(self, data: Any) -> dict:
+        return rollout_batch.check_training_batch(
+            data, has_kl_penalty=self.kl_coef is not None
+        )
+
+    def _prepare(self, batch: dict, training: bool) -> objective.PreparedBatch:
+        """Targets, statistics and time-merged inputs of a checked batch."""
+        return objective.prepare_batch(self, batch, training)
+
+    def _kl_coefficient(self) -> tf.Tensor:
+        if isinstance(self.kl_coef, float):
+            return tf.constant(self.kl_coef, tf.float32)
+        return tf.cast(self.kl_coef.value, tf.float32)
+
+    def _loss_terms(
+        self,
+        prepared: objective.PreparedBatch,
+        params: tf.Tensor,
+        values: tf.Tensor,
+    ) -> dict:
+        """The losses and metrics on this replica (masked means, float32).
+
+        "loss" includes the regularization losses, also returned alone
+        under "regularization".
+        """
+        return objective.loss_terms(self, prepared, params, values)
+
+    @tf.autograph.experimental.do_not_convert
+    def _update_kl_controller(
+        self, kl_penalty: tf.Tensor, count: tf.Tensor, weight: tf.Tensor
+    ) -> None:
+        """Feeds the controller the global batch's KL and number of steps."""
+        context = tf.distribute.get_replica_context()
+        if context.num_replicas_in_sync > 1:
+            kl_penalty, count = context.all_reduce(
+                tf.distribute.ReduceOp.SUM, [kl_penalty * weight, count]
+            )
+        self.kl_coef.update(tf.stop_gradient(kl_penalty), count)
+
+    @tf.autograph.experimental.do_not_convert
+    def _update_trackers(self, results: dict, count: tf.Tensor) -> dict:
+        # Keras averages the replicas' metric results, which weights every
+        # replica alike; combining each step's metrics over the global
+        # batch first makes every replica's trackers hold the global ones.
+        names = self.metric_names
+        values = tf.stack(
+            [tf.cast(results[name], tf.float32) for name in names]
+        )
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            sums = context.all_reduce(
+                tf.distribute.ReduceOp.SUM,
+                tf.concat([values * count, count[tf.newaxis]], 0),
+            )
+            values = tf.math.divide_no_nan(sums[:-1], sums[-1])
+            count = sums[-1]
+        for name, value in zip(names, tf.unstack(values)):
+            self._trackers[name].update_state(value, sample_weight=count)
+        return {
+            name: self._trackers[name].result() for name in self.metric_names
+        }
+
+    def train_step(self, data: Any) -> dict:
+        """One gradient step on one rollout batch; returns the metrics."""
+        batch = self._check_batch(data)
+        halted = self._nonfinite_steps.result() > 0
+        prepared = self._prepare(batch, training=True)
+        with tf.GradientTape() as tape:
+            params, values = self(prepared.observations, training=True)
+            results = self._loss_terms(prepared, params, values)
+            loss, weight = objective.replica_objective(results, prepared.count)
+            tape_loss = optimization.scaled_loss(self.optimizer, loss)
+        finite = optimization.guarded_update(
+            self.optimizer,
+            tape,
+            self.trainable_variables,
+            loss,
+            tape_loss,
+            halted,
+            self.max_grad_norm,
+        )
+        self._nonfinite_steps.update_state(
+            tf.cast(tf.logical_not(finite), tf.float32)
+        )
+        if self.kl_coef is not None and not isinstance(self.kl_coef, float):
+            self._update_kl_controller(
+                results["kl_penalty"], prepared.count, weight
+            )
+        return self._update_trackers(results, prepared.count)
+
+    def test_step(self, data: Any) -> dict:
+        """The losses and metrics of one rollout batch, without an update."""
+        batch = self._check_batch(data)
+        prepared = self._prepare(batch, training=False)
+        params, values = self(prepared.observations, training=False)
+        results = self._loss_terms(prepared, params, values)
+        return self._update_trackers(results, prepared.count)
+
+    def make_train_function(self, force: bool = False) -> Any:
+        """Keras' train function, followed by the non-finite-step check.
+
+        The check runs in Python after every execution, before `fit` hands
+        the logs to the callbacks.
+        """
+        if self.train_function is not None and not force:
+            return self.train_function
+        super().make_train_function(force=force)
+        train_function = self.train_function
+
+        def checked_train_function(iterator):
+            logs = train_function(iterator)
+            self._raise_if_nonfinite()
+            return logs
+
+        self.train_function = checked_train_function
+        return checked_train_function
+
+    def _raise_if_nonfinite(self) -> None:
+        if self._nonfinite_steps.result().numpy() > 0:
+            raise NonFiniteLossError(
+                "Training stopped: the loss or a gradient is NaN or Inf. The "
+                "failing step's update was not applied, so the weights are "
+                f"those after {int(self.optimizer.iterations.numpy())} "
+                "optimizer updates. Look for non-finite rewards, values or "
+                "observations in the rollout batch, or lower the learning "
+                "rate."
+            )
+
+    def _maybe_symbolic_build(
+        self, iterator: Any = None, data_batch: Any = None
+    ):
+        # Keras' version reduces the first distributed element with MEAN
+        # to find its shapes, which fails on the bool tensors of a rollout
+        # batch ("terminated", "mask"); one replica's part has the shapes.
+        if self._distribute_strategy is None:
+            return
+        if iterator is not None:
+            for _, _, elements in iterator:
+                data_batch = tf.nest.map_structure(
+                    _first_replica, next(elements)
+                )
+                break
+        with self.distribute_strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+    def _symbolic_build(self, iterator: Any = None, data_batch: Any = None):
+        # Under a distribution strategy Keras builds the model before the
+        # first step by calling it symbolically on the first element of the
+        # data. Here that element is a rollout batch, and the networks'
+        # input is its observations with time merged into the batch.
+        batch = data_batch
+        if isinstance(batch, tuple) and batch:
+            batch = batch[0]
+        if isinstance(batch, Mapping) and rollout_batch.OBSERVATION in batch:
+            data_batch = (
+                objective.merged_observations(batch[rollout_batch.OBSERVATION]),
+            )
+            if self.advantage_normalization is not None:
+                reward_shape = tf.TensorShape(batch[rollout_batch.VALUE].shape)
+                self.advantage_normalization.build(reward_shape)
+        super()._symbolic_build(iterator=iterator, data_batch=data_batch)
