@@ -26,6 +26,13 @@ def _first_replica(value: Any) -> Any:
     return value
 
 
+def _multi_worker(strategy: Any) -> bool:
+    return (
+        isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        and strategy.extended._in_multi_worker_mode()
+    )
+
+
 class NonFiniteLossError(FloatingPointError):
     """Training met a NaN or Inf loss or gradient and stopped.
 
@@ -136,9 +143,12 @@ class RolloutTraining:
             count = sums[-1]
         for name, value in zip(names, tf.unstack(values)):
             self._trackers[name].update_state(value, sample_weight=count)
-        return {
-            name: self._trackers[name].result() for name in self.metric_names
-        }
+        logs = {name: self._trackers[name].result() for name in names}
+        if _multi_worker(self.distribute_strategy):
+            # Keras reduces each log across workers with
+            # `strategy.reduce("MEAN", log, axis=0)`, which needs an axis.
+            logs = {name: log[tf.newaxis] for name, log in logs.items()}
+        return logs
 
     def train_step(self, data: Any) -> dict:
         """One gradient step on one rollout batch; returns the metrics."""

@@ -1,7 +1,7 @@
 """A2CModel: one train step against float64 NumPy, config, targets."""
 
-import numpy as np
 import keras
+import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 

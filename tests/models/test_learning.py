@@ -2,12 +2,12 @@
 
 The environments are vectorized NumPy classes; rollouts are collected with
 the model's own `act` (stateless seeded sampling), turned into rollout
-batches (DESIGN.md) and trained on with `fit`. Seeds and op determinism
+batches (docs/design.md) and trained on with `fit`. Seeds and op determinism
 make every run identical.
 """
 
-import numpy as np
 import keras
+import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 

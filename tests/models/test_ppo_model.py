@@ -8,8 +8,8 @@ value loss, the entropy bonus, and the update of plain SGD with global-norm
 clipping, its gradient taken by central finite differences.
 """
 
-import numpy as np
 import keras
+import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 

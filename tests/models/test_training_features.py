@@ -5,17 +5,19 @@ import glob
 import importlib.util
 import os
 
-import numpy as np
 import keras
+import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
+from keras_gae.layers import CategoricalPolicyHead
 from keras_gae.models import A2CModel
 from keras_gae.models import NonFiniteLossError
 from keras_gae.models import PPOModel
 from keras_gae.models import rollout_dataset
 from keras_gae.models import step_dataset
 from tests import distribute_utils
+from tests.models.test_ppo_model import ACTIONS
 from tests.models.test_ppo_model import OBS
 from tests.models.test_ppo_model import linear_model
 from tests.models.test_ppo_model import network_weights
@@ -218,6 +220,57 @@ class MirroredStrategyTest(tf.test.TestCase, parameterized.TestCase):
             self.assertAllClose(
                 mirrored_logs[name], single_logs[name], atol=1e-5
             )
+
+    def test_regularization_matches_one_device(self):
+        # Each replica adds its share of the regularization losses; summed
+        # over the two replicas they must count once, as on one device.
+        batch = random_batch(seed=18, rows=4)
+        results = []
+        for strategy in (
+            tf.distribute.get_strategy(),
+            distribute_utils.two_cpu_strategy(),
+        ):
+            with strategy.scope():
+                keras.utils.set_random_seed(5)
+                actor = keras.Sequential(
+                    [
+                        keras.Input((OBS,)),
+                        keras.layers.Dense(
+                            4,
+                            activation="tanh",
+                            kernel_initializer=keras.initializers.RandomNormal(
+                                stddev=0.5, seed=3
+                            ),
+                            kernel_regularizer=keras.regularizers.L2(0.5),
+                        ),
+                        CategoricalPolicyHead(ACTIONS),
+                    ]
+                )
+                critic = keras.Sequential(
+                    [
+                        keras.Input((OBS,)),
+                        keras.layers.Dense(
+                            1,
+                            kernel_initializer=keras.initializers.RandomNormal(
+                                stddev=0.5, seed=4
+                            ),
+                            kernel_regularizer=keras.regularizers.L1(0.3),
+                        ),
+                    ]
+                )
+                model = PPOModel(actor, critic, **OPTIONS)
+                model(tf.zeros((1, OBS)))
+                model.compile(optimizer=keras.optimizers.SGD(0.5))
+            self.assertGreater(len(model.losses), 0)
+            history = history_of(
+                model, rollout_dataset(batch, num_minibatches=1, shuffle=False)
+            )
+            results.append((network_weights(model), history))
+        (single, single_logs), (mirrored, mirrored_logs) = results
+        assert_weights_close(self, mirrored, single, atol=1e-6)
+        self.assertAllClose(
+            mirrored_logs["loss"], single_logs["loss"], atol=1e-5
+        )
 
     def test_nonfinite_guard_across_replicas(self):
         # Only the second replica's rows are broken; neither replica may
