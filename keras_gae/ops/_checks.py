@@ -289,9 +289,7 @@ def check_bool(value: Any, name: str) -> bool:
     return value
 
 
-def check_int(
-    value: Any, name: str, *, minimum: Optional[int] = None
-) -> int:
+def check_int(value: Any, name: str, *, minimum: Optional[int] = None) -> int:
     """A Python int (bools refused), at least `minimum` when given."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(
         value, (int, np.integer)
@@ -317,9 +315,7 @@ def check_kl_coef(value: Any, name: str) -> Any:
     return value
 
 
-def check_index(
-    value: Any, name: str, *, size: Optional[int] = None
-) -> int:
+def check_index(value: Any, name: str, *, size: Optional[int] = None) -> int:
     """A Python int id in [0, size) (bools refused; `size` None: >= 0).
 
     For ids that index a space or vocabulary: token ids, stop ids, actions.

@@ -78,6 +78,11 @@ def joint_masked_moments(
       per tensor; both are 0 when no element is valid.
     """
     tensors = [tf.convert_to_tensor(t) for t in tensors]
+    weights = _weights(tensors[0], mask) if tensors else None
+    if weights is not None:
+        # Zero masked elements first: NaN or Inf there must reach neither
+        # the statistics nor their gradients.
+        tensors = [tf.where(weights > 0, t, tf.zeros_like(t)) for t in tensors]
 
     def sums(values):
         pairs = [masked_sum_and_count(v, mask) for v in values]

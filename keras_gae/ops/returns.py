@@ -20,19 +20,15 @@ from typing import Optional
 
 import tensorflow as tf
 
-from keras_gae.ops import gae as gae_lib
+from keras_gae.ops import _checks
+from keras_gae.ops import _steps
 
 
 def _to_layout(tensor: tf.Tensor, time_major: bool) -> tf.Tensor:
     return tensor if time_major else tf.transpose(tensor)
 
 
-def _require(value: Any, name: str, why: str) -> None:
-    if value is None:
-        raise TypeError(f"`{name}` is required: {why}. Received: {name}=None")
-
-
-def _masked(steps: gae_lib.Steps, result: tf.Tensor, fill: tf.Tensor):
+def _masked(steps: _steps.Steps, result: tf.Tensor, fill: tf.Tensor):
     if steps.mask is None:
         return result
     return tf.where(steps.mask, result, fill)
@@ -71,10 +67,10 @@ def temporal_difference_errors(
     Returns:
       `[T, B]` TD errors, 0 on masked rows.
     """
-    _require(values, "values", "TD errors need V(s_t)")
-    _require(bootstrap_value, "bootstrap_value", "pass V(s_T)")
+    _checks.check_required(values, "values", "TD errors need V(s_t)")
+    _checks.check_required(bootstrap_value, "bootstrap_value", "pass V(s_T)")
     with tf.name_scope(name or "temporal_difference_errors"):
-        steps = gae_lib.prepare_steps(
+        steps = _steps.prepare_steps(
             rewards,
             values,
             bootstrap_value,
@@ -87,13 +83,13 @@ def temporal_difference_errors(
             time_major=time_major,
             check_numerics=check_numerics,
         )
-        next_values = gae_lib.next_state_values(
+        next_values = _steps.next_state_values(
             steps.values,
             steps.bootstrap_value,
             steps.truncated,
             steps.truncation_values,
         )
-        not_terminated = 1.0 - gae_lib.float_flag(
+        not_terminated = 1.0 - _steps.float_flag(
             steps.terminated, steps.rewards
         )
         deltas = (
@@ -141,10 +137,10 @@ def td_lambda_returns(
     Returns:
       `[T, B]` lambda-returns, `values` on masked rows.
     """
-    _require(values, "values", "lambda-returns need V(s_t)")
-    _require(bootstrap_value, "bootstrap_value", "pass V(s_T)")
+    _checks.check_required(values, "values", "lambda-returns need V(s_t)")
+    _checks.check_required(bootstrap_value, "bootstrap_value", "pass V(s_T)")
     with tf.name_scope(name or "td_lambda_returns"):
-        steps = gae_lib.prepare_steps(
+        steps = _steps.prepare_steps(
             rewards,
             values,
             bootstrap_value,
@@ -157,14 +153,16 @@ def td_lambda_returns(
             time_major=time_major,
             check_numerics=check_numerics,
         )
-        next_values = gae_lib.next_state_values(
+        next_values = _steps.next_state_values(
             steps.values,
             steps.bootstrap_value,
             steps.truncated,
             steps.truncation_values,
         )
-        terminated_f = gae_lib.float_flag(steps.terminated, steps.rewards)
-        continues = 1.0 - gae_lib.episode_ends(steps, steps.rewards)
+        terminated_f = _steps.float_flag(steps.terminated, steps.rewards)
+        continues = 1.0 - _steps.episode_ends(
+            steps.terminated, steps.truncated, steps.rewards
+        )
         trace = steps.lambda_ * continues
         inputs = steps.rewards + steps.gamma * (1.0 - terminated_f) * (
             next_values * (1.0 - trace)
@@ -172,7 +170,7 @@ def td_lambda_returns(
         decays = steps.gamma * trace + tf.zeros_like(inputs)
         inputs = _masked(steps, inputs, steps.values)
         decays = _masked(steps, decays, tf.zeros_like(decays))
-        returns = gae_lib.reverse_linear_recurrence(
+        returns = _steps.reverse_linear_recurrence(
             inputs, decays, steps.bootstrap_value
         )
         return tf.stop_gradient(_to_layout(returns, time_major))
@@ -217,7 +215,9 @@ def discounted_returns(
     Returns:
       `[T, B]` returns; on masked rows `values` (0 without `values`).
     """
-    _require(bootstrap_value, "bootstrap_value", "pass V(s_T) (or zeros)")
+    _checks.check_required(
+        bootstrap_value, "bootstrap_value", "pass V(s_T) (or zeros)"
+    )
     if truncated is not None and values is None and truncation_values is None:
         raise ValueError(
             "`truncated` needs `values` or `truncation_values`: a truncated "
@@ -225,7 +225,7 @@ def discounted_returns(
             "truncation_values=None"
         )
     with tf.name_scope(name or "discounted_returns"):
-        steps = gae_lib.prepare_steps(
+        steps = _steps.prepare_steps(
             rewards,
             values,
             bootstrap_value,
@@ -238,12 +238,12 @@ def discounted_returns(
             time_major=time_major,
             check_numerics=check_numerics,
         )
-        terminated_f = gae_lib.float_flag(steps.terminated, steps.rewards)
-        truncated_f = gae_lib.float_flag(steps.truncated, steps.rewards)
+        terminated_f = _steps.float_flag(steps.terminated, steps.rewards)
+        truncated_f = _steps.float_flag(steps.truncated, steps.rewards)
         if steps.truncated is None:
             bootstraps = tf.zeros_like(steps.rewards)
         elif steps.values is not None:
-            bootstraps = gae_lib.next_state_values(
+            bootstraps = _steps.next_state_values(
                 steps.values,
                 steps.bootstrap_value,
                 steps.truncated,
@@ -254,12 +254,14 @@ def discounted_returns(
         inputs = steps.rewards + (
             steps.gamma * (1.0 - terminated_f) * truncated_f * bootstraps
         )
-        continues = 1.0 - gae_lib.episode_ends(steps, steps.rewards)
+        continues = 1.0 - _steps.episode_ends(
+            steps.terminated, steps.truncated, steps.rewards
+        )
         decays = steps.gamma * continues + tf.zeros_like(inputs)
         fill = tf.zeros_like(inputs) if steps.values is None else steps.values
         inputs = _masked(steps, inputs, fill)
         decays = _masked(steps, decays, tf.zeros_like(decays))
-        returns = gae_lib.reverse_linear_recurrence(
+        returns = _steps.reverse_linear_recurrence(
             inputs, decays, steps.bootstrap_value
         )
         return tf.stop_gradient(_to_layout(returns, time_major))
@@ -305,12 +307,13 @@ def n_step_returns(
     Returns:
       `[T, B]` n-step returns, `values` on masked rows.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"`n` must be an int >= 1. Received: n={n!r}")
-    _require(values, "values", "n-step returns bootstrap from V(s_{t+n})")
-    _require(bootstrap_value, "bootstrap_value", "pass V(s_T)")
+    n = _checks.check_int(n, "n", minimum=1)
+    _checks.check_required(
+        values, "values", "n-step returns bootstrap from V(s_{t+n})"
+    )
+    _checks.check_required(bootstrap_value, "bootstrap_value", "pass V(s_T)")
     with tf.name_scope(name or "n_step_returns"):
-        steps = gae_lib.prepare_steps(
+        steps = _steps.prepare_steps(
             rewards,
             values,
             bootstrap_value,
@@ -323,14 +326,14 @@ def n_step_returns(
             time_major=time_major,
             check_numerics=check_numerics,
         )
-        next_values = gae_lib.next_state_values(
+        next_values = _steps.next_state_values(
             steps.values,
             steps.bootstrap_value,
             steps.truncated,
             steps.truncation_values,
         )
         discounts = steps.gamma * (
-            1.0 - gae_lib.float_flag(steps.terminated, steps.rewards)
+            1.0 - _steps.float_flag(steps.terminated, steps.rewards)
         )
         truncated = (
             None

@@ -2,7 +2,7 @@
 
 Each loops over time backwards for every batch column with explicit episode
 logic (no vectorised tricks), so that it reads like the definitions in
-DESIGN.md rather than like the implementation under test. Inputs are
+docs/design.md rather than like the implementation under test. Inputs are
 time-major [T, B].
 """
 
@@ -22,7 +22,7 @@ def _defaults(rewards, terminated, truncated, mask, gamma, lambda_=0.0):
 
 
 def _next_value(t, b, values, bootstrap_value, truncated, truncation_values):
-    """V(s_{t+1}) as DESIGN.md defines it."""
+    """V(s_{t+1}) as docs/design.md defines it."""
     if truncated[t, b] and truncation_values is not None:
         return float(truncation_values[t, b])
     if t + 1 < values.shape[0]:

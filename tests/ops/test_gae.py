@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from keras_gae import ops
 from tests.ops import reference
 
-IMPLEMENTATIONS = ("scan", "xla", "native")
+IMPLEMENTATIONS = ("auto", "scan", "xla", "native")
 
 
 def random_case(
@@ -326,7 +326,7 @@ class GAEInvariantTest(tf.test.TestCase, parameterized.TestCase):
 
 class GAEExecutionModeTest(tf.test.TestCase, parameterized.TestCase):
     @parameterized.product(
-        implementation=IMPLEMENTATIONS + ("auto",), jit_compile=(False, True)
+        implementation=IMPLEMENTATIONS, jit_compile=(False, True)
     )
     def test_tf_function_with_dynamic_shapes(self, implementation, jit_compile):
         spec = tf.TensorSpec([None, None], tf.float32)

@@ -57,7 +57,7 @@ def gae_time_major(
     r"""GAE advantages and returns in one native pass over `[T, B]` inputs.
 
     Computes, backwards over t (Schulman et al. 2015, arXiv:1506.02438,
-    eq. 16, with the trace cut at episode ends as in DESIGN.md):
+    eq. 16, with the trace cut at episode ends as in docs/design.md):
 
         V_{t+1} = truncation_values[t] if truncated[t] (and given)
                   else values[t + 1]  (bootstrap_value at t = T - 1)
@@ -67,13 +67,14 @@ def gae_time_major(
         returns = A + values
 
     the same math in the same operation order as
-    `keras_gae.ops.gae._gae_time_major` (equal to the bit in the tests), in
-    one pass on the CPU with the batch split over TensorFlow's intra-op
-    threads. Inputs are expected checked (as `prepare_steps` leaves them);
-    the op still verifies shapes and raises `InvalidArgumentError` on a
-    mismatch. Flags are applied with selects, so a non-finite V_{t+1} behind
-    a terminated step, or A_{t+1} behind an episode end or a masked row, does
-    not leak in as 0 * inf = NaN (the tf.scan path multiplies). No gradient
+    `keras_gae.ops._gae_implementations.scan` (equal to the bit in the
+    tests), in one pass on the CPU with the batch split over TensorFlow's
+    intra-op threads. Inputs are expected checked (as
+    `_steps.prepare_steps` leaves them); the op still verifies shapes and
+    raises `InvalidArgumentError` on a mismatch. Flags are applied with
+    selects, so a non-finite V_{t+1} behind a terminated step, or A_{t+1}
+    behind an episode end or a masked row, does not leak in as
+    0 * inf = NaN (the tf.scan path multiplies). No gradient
     flows through the op. Call `available()` first; do not call it where
     `in_xla_context()` is True (it has no XLA kernel).
 

@@ -1,6 +1,6 @@
 // Generalized Advantage Estimation as one CPU pass over time-major [T, B]
 // tensors (Schulman et al. 2015, arXiv:1506.02438, eq. 16, with the trace cut
-// at episode ends as in keras_gae's DESIGN.md):
+// at episode ends as in keras_gae's docs/design.md):
 //
 //   next_t  = truncation_values[t] if truncated[t] (and given)
 //             else values[t + 1] (bootstrap_value at t = T - 1)

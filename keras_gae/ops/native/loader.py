@@ -13,8 +13,8 @@ The library is written to a temporary file and renamed into place, and a
 lock file next to it lets one process build while others (pytest-xdist
 workers) wait, so none ever loads a partial file. Any failure (no compiler,
 a compile error, a library that does not load) logs one warning and leaves
-the op unavailable; callers then use the XLA path. Nothing here runs at
-`import keras_gae`.
+the op unavailable. Nothing here runs at `import keras_gae`, nor for GAE's
+default `implementation="auto"`: only `implementation="native"` builds it.
 """
 
 from __future__ import annotations
@@ -151,10 +151,11 @@ def load_library(
         if not target.exists():
             _build_once(target, compiler)
         return tf.load_op_library(str(target))
-    except Exception as error:  # Any failure means: use the XLA path.
+    except Exception as error:  # Any failure: the op is unavailable.
         logging.warning(
-            "keras_gae's native GAE op is unavailable (%s: %s); GAE falls "
-            "back to its XLA implementation.",
+            "keras_gae's native GAE op is unavailable (%s: %s); "
+            "implementation='native' cannot run here, the default 'auto' "
+            "needs no compiler.",
             type(error).__name__,
             error,
         )

@@ -1,0 +1,105 @@
+"""KL estimates between the current policy and a reference, and a penalty.
+
+Inputs follow the conventions of `keras_gae.ops.policy_losses`: per-step
+tensors of one shape, an optional bool-like `mask`, masked means, float32
+results (float64 for float64 inputs), stop_gradient'ed reference log-probs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+
+from keras_gae.ops import _checks
+from keras_gae.ops import _loss_inputs
+from keras_gae.ops import masked
+
+KL_ESTIMATORS = ("k1", "k2", "k3")
+
+
+def kl_divergence_estimate(
+    log_probs: Any,
+    ref_log_probs: Any,
+    *,
+    estimator: str = "k1",
+    mask: Any = None,
+) -> tf.Tensor:
+    """Per-step Monte Carlo estimates of KL(p || q) from actions drawn from p.
+
+    p is the current policy (which sampled the actions, `log_probs`), q the
+    reference policy (`ref_log_probs`). With log r = log q - log p
+    (Schulman 2020, "Approximating KL Divergence",
+    http://joschu.net/blog/kl-approx.html):
+
+        "k1": -log r = log p - log q         (unbiased, high variance, any sign)
+        "k2": 0.5 * (log r)^2                (biased, low variance, >= 0)
+        "k3": (r - 1) - log r                (unbiased, low variance, >= 0)
+
+    Their gradients with respect to `log_probs` differ from the gradient of
+    the true KL; choose the estimator with that in mind when the estimate is
+    used as a loss.
+
+    Args:
+      log_probs: per-step float log p(a_t | s_t), any shape.
+      ref_log_probs: log q(a_t | s_t), same shape. Gradient stopped.
+      estimator: "k1", "k2" or "k3".
+      mask: optional bool-like validity of each step, same shape.
+
+    Returns:
+      The per-step estimates, same shape as `log_probs`; 0 on masked steps.
+
+    Raises:
+      ValueError: mismatched shapes (naming both arguments), unknown
+        `estimator`.
+      TypeError: non-float inputs, a non-bool-like mask.
+    """
+    _checks.check_option(estimator, "estimator", KL_ESTIMATORS)
+    with tf.name_scope("kl_divergence_estimate"):
+        (log_probs, ref_log_probs), mask = _loss_inputs.per_step_inputs(
+            [("log_probs", log_probs), ("ref_log_probs", ref_log_probs)],
+            mask,
+        )
+        log_ratio = tf.stop_gradient(ref_log_probs) - log_probs
+        if estimator == "k1":
+            return -log_ratio
+        if estimator == "k2":
+            return 0.5 * tf.square(log_ratio)
+        return tf.math.expm1(log_ratio) - log_ratio
+
+
+def kl_penalty_loss(
+    log_probs: Any,
+    ref_log_probs: Any,
+    *,
+    estimator: str = "k3",
+    mask: Any = None,
+) -> tf.Tensor:
+    """Masked mean of `kl_divergence_estimate`: a KL(pi || pi_ref) penalty.
+
+        loss = mean_t k(log_probs_t, ref_log_probs_t)
+
+    over valid steps, with k the chosen estimator (see
+    `kl_divergence_estimate`; "k3" by default, the unbiased non-negative
+    one). Scale it with a coefficient, e.g. from `AdaptiveKLController`.
+
+    Args:
+      log_probs: per-step float log pi(a_t | s_t), actions drawn from pi,
+        any shape.
+      ref_log_probs: log pi_ref(a_t | s_t), same shape. Gradient stopped.
+      estimator: "k1", "k2" or "k3".
+      mask: optional bool-like validity of each step, same shape.
+
+    Returns:
+      The scalar loss.
+
+    Raises:
+      ValueError: mismatched shapes (naming both arguments), unknown
+        `estimator`.
+      TypeError: non-float inputs, a non-bool-like mask.
+    """
+    with tf.name_scope("kl_penalty_loss"):
+        estimates = kl_divergence_estimate(
+            log_probs, ref_log_probs, estimator=estimator, mask=mask
+        )
+        return masked.masked_mean(estimates, mask)
