@@ -12,44 +12,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import keras
 import tensorflow as tf
 
+from keras_gae._src import rollout_batch
+from keras_gae.layers import _precision
+from keras_gae.ops import _checks
 from keras_gae.ops import gae as gae_ops
 
-_HALF_DTYPES = ("float16", "bfloat16")
-
-# Rollout-batch key -> argument of `generalized_advantage_estimation`.
-_REQUIRED_KEYS = {
-    "reward": "rewards",
-    "value": "values",
-    "bootstrap_value": "bootstrap_value",
-}
-_OPTIONAL_KEYS = {
-    "terminated": "terminated",
-    "truncated": "truncated",
-    "truncation_value": "truncation_values",
-    "mask": "mask",
-}
-# Rollout-batch keys GAE does not read; accepted so that a whole rollout batch
-# can be passed in.
-_UNUSED_KEYS = ("observation", "action", "log_prob")
+# The keys without which GAE cannot run; the other `GAE_ARGUMENTS` keys are
+# optional, and every other rollout-batch key is accepted and left unread.
+_REQUIRED = (
+    rollout_batch.REWARD,
+    rollout_batch.VALUE,
+    rollout_batch.BOOTSTRAP_VALUE,
+)
 
 
-def _check_unit_interval(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(
-            f"`{name}` must be a Python float in [0, 1]. "
-            f"Received: {name}={value!r}"
-        )
-    if not 0.0 <= float(value) <= 1.0:
-        raise ValueError(
-            f"`{name}` must lie in [0, 1]. Received: {name}={value!r}"
-        )
-    return float(value)
-
-
-@tf.keras.saving.register_keras_serializable(package="keras_gae")
-class GeneralizedAdvantageEstimation(tf.keras.layers.Layer):
+@keras.saving.register_keras_serializable(package="keras_gae")
+class GeneralizedAdvantageEstimation(keras.layers.Layer):
     r"""Computes GAE advantages and critic targets from a rollout batch.
 
     With V_{t+1} = V(s_{t+1}) (Schulman et al. 2015, arXiv:1506.02438):
@@ -61,7 +42,8 @@ class GeneralizedAdvantageEstimation(tf.keras.layers.Layer):
 
     The layer wraps `keras_gae.ops.generalized_advantage_estimation`, which
     defines the episode-boundary semantics (terminated, truncated with
-    `truncation_value`, mask). It has no weights.
+    `truncation_value`, mask; docs/design.md, "Episode boundaries"). It has
+    no weights.
 
     Precision: the layer's dtype is float32 unless `dtype` is given, so under
     a `mixed_float16` or `mixed_bfloat16` global policy it still computes and
@@ -71,8 +53,8 @@ class GeneralizedAdvantageEstimation(tf.keras.layers.Layer):
     rejected.
 
     Call arguments:
-      inputs: a dict holding the rollout-batch keys below, batch-major
-        (`[B, T]`) unless `time_major=True` (then `[T, B]`):
+      inputs: a rollout batch (docs/design.md, "Rollout batch"), batch-major
+        (`[B, T]`) unless `time_major=True` (then `[T, B]`). The layer reads:
         * "reward": `[B, T]` float r_t.
         * "value": `[B, T]` float V(s_t).
         * "bootstrap_value": `[B]` float V(s_T) after the last step.
@@ -80,7 +62,8 @@ class GeneralizedAdvantageEstimation(tf.keras.layers.Layer):
         * "truncation_value": optional `[B, T]` float V(s_{t+1}) read where
           "truncated" is set.
         * "mask": optional `[B, T]` bool-like validity of each row.
-        "observation", "action" and "log_prob" are accepted and ignored, so
+        The other rollout-batch keys ("observation", "action", "log_prob",
+        "ref_log_prob", "advantage", "return") are accepted and ignored, so
         a whole rollout batch may be passed; any other key is an error.
 
     Returns:
@@ -93,7 +76,7 @@ class GeneralizedAdvantageEstimation(tf.keras.layers.Layer):
       lambda_: GAE lambda, a Python float in [0, 1].
       time_major: whether the inputs and outputs are `[T, B]` (True) or
         `[B, T]` (False, the rollout-batch layout).
-      implementation: "auto", "scan" or "xla"; see
+      implementation: one of `keras_gae.ops.IMPLEMENTATIONS`; see
         `keras_gae.ops.generalized_advantage_estimation`.
       check_numerics: if True, NaN or Inf in a float input raises an
         InvalidArgumentError naming it.
@@ -105,9 +88,26 @@ class GeneralizedAdvantageEstimation(tf.keras.layers.Layer):
         the op's rank/shape errors.
       TypeError: non-float gamma/lambda_, non-bool `time_major` or
         `check_numerics`; at the call, `inputs` not a dict.
-    """
 
-    INPUT_KEYS = tuple(_REQUIRED_KEYS) + tuple(_OPTIONAL_KEYS)
+    Example:
+
+    ```python
+    import numpy as np
+    import keras_gae
+
+    batch = {
+        "reward": np.ones((2, 3), "float32"),
+        "value": np.zeros((2, 3), "float32"),
+        "bootstrap_value": np.full((2,), 4.0, "float32"),
+        "terminated": np.array([[0, 0, 0], [0, 0, 1]], bool),
+    }
+    gae = keras_gae.layers.GeneralizedAdvantageEstimation(
+        gamma=0.5, lambda_=0.5
+    )
+    advantages, returns = gae(batch)
+    # advantages == [[1.4375, 1.75, 3.0], [1.3125, 1.25, 1.0]]
+    ```
+    """
 
     def __init__(
         self,
@@ -118,72 +118,42 @@ class GeneralizedAdvantageEstimation(tf.keras.layers.Layer):
         check_numerics: bool = False,
         **kwargs,
     ):
-        self.gamma = _check_unit_interval(gamma, "gamma")
-        self.lambda_ = _check_unit_interval(lambda_, "lambda_")
-        if not isinstance(time_major, bool):
-            raise TypeError(
-                "`time_major` must be a bool. "
-                f"Received: time_major={time_major!r}"
-            )
-        if implementation not in gae_ops.IMPLEMENTATIONS:
-            raise ValueError(
-                f"`implementation` must be one of {gae_ops.IMPLEMENTATIONS}. "
-                f"Received: implementation={implementation!r}"
-            )
-        if not isinstance(check_numerics, bool):
-            raise TypeError(
-                "`check_numerics` must be a bool. "
-                f"Received: check_numerics={check_numerics!r}"
-            )
-        if kwargs.get("dtype") is None:
-            kwargs["dtype"] = "float32"
-        super().__init__(**kwargs)
-        if self.compute_dtype in _HALF_DTYPES:
-            raise ValueError(
-                "GeneralizedAdvantageEstimation computes in float32 or "
-                "float64; a discounted sum in half precision loses too many "
-                "bits. Leave `dtype` unset (float32) under mixed precision. "
-                f"Received: dtype={kwargs['dtype']!r}"
-            )
+        gamma = _checks.check_float(gamma, "gamma", minimum=0.0, maximum=1.0)
+        lambda_ = _checks.check_float(
+            lambda_, "lambda_", minimum=0.0, maximum=1.0
+        )
+        _checks.check_bool(time_major, "time_major")
+        _checks.check_option(
+            implementation, "implementation", gae_ops.IMPLEMENTATIONS
+        )
+        _checks.check_bool(check_numerics, "check_numerics")
+        super().__init__(**_precision.float32_by_default(kwargs))
+        _precision.check_not_half(self, "a discounted sum")
+        self.gamma = gamma
+        self.lambda_ = lambda_
         self.time_major = time_major
         self.implementation = implementation
         self.check_numerics = check_numerics
 
     def _arguments(self, inputs: Any) -> dict:
-        if not isinstance(inputs, Mapping):
-            raise TypeError(
-                "`inputs` must be a dict with the rollout-batch keys "
-                f"{list(self.INPUT_KEYS)}. Received: inputs={inputs!r}"
-            )
-        missing = [key for key in _REQUIRED_KEYS if key not in inputs]
+        """The op's keyword arguments, read from the rollout batch."""
+        inputs = rollout_batch.check_keys(inputs, "inputs")
+        missing = [key for key in _REQUIRED if key not in inputs]
         if missing:
             raise ValueError(
                 f"`inputs` is missing the key(s) {missing}; GAE needs "
-                f"{list(_REQUIRED_KEYS)}. Received: inputs with keys "
+                f"{list(_REQUIRED)}. Received: inputs with keys "
                 f"{sorted(inputs)}"
             )
-        unknown = [
-            key
-            for key in inputs
-            if key not in self.INPUT_KEYS and key not in _UNUSED_KEYS
-        ]
-        if unknown:
-            raise ValueError(
-                f"`inputs` has unknown key(s) {sorted(unknown)}; accepted "
-                f"keys are {list(self.INPUT_KEYS)} (and the unused "
-                f"rollout-batch keys {list(_UNUSED_KEYS)}). Received: inputs "
-                f"with keys {sorted(inputs)}"
-            )
-        keys = {**_REQUIRED_KEYS, **_OPTIONAL_KEYS}
-        return {arg: inputs.get(key) for key, arg in keys.items()}
+        return {
+            argument: inputs.get(key)
+            for key, argument in rollout_batch.GAE_ARGUMENTS.items()
+        }
 
     def call(self, inputs: Mapping) -> tuple:
         arguments = self._arguments(inputs)
         try:
             outputs = gae_ops.generalized_advantage_estimation(
-                arguments.pop("rewards"),
-                arguments.pop("values"),
-                arguments.pop("bootstrap_value"),
                 gamma=self.gamma,
                 lambda_=self.lambda_,
                 time_major=self.time_major,
@@ -193,11 +163,13 @@ class GeneralizedAdvantageEstimation(tf.keras.layers.Layer):
             )
         except (TypeError, ValueError) as error:
             # The op names its arguments, not the rollout-batch keys.
+            renamed = ", ".join(
+                f"inputs[{key!r}] as `{argument}`"
+                for key, argument in rollout_batch.GAE_ARGUMENTS.items()
+                if key != argument
+            )
             raise type(error)(
-                f"{type(self).__name__} '{self.name}' passes "
-                "inputs['reward'] as `rewards`, inputs['value'] as `values` "
-                "and inputs['truncation_value'] as `truncation_values`: "
-                f"{error}"
+                f"{type(self).__name__} '{self.name}' passes {renamed}: {error}"
             ) from error
         # Float64 inputs to a float32 layer are cast down by autocast; the op
         # returns float32 for float32 and half inputs, so cast only to align
@@ -206,8 +178,8 @@ class GeneralizedAdvantageEstimation(tf.keras.layers.Layer):
         returns = tf.cast(outputs.returns, self.compute_dtype)
         return advantages, returns
 
-    def compute_output_shape(self, input_shape: Mapping) -> tuple:
-        shape = tf.TensorShape(input_shape["reward"])
+    def compute_output_shape(self, inputs_shape: Mapping) -> tuple:
+        shape = tuple(inputs_shape[rollout_batch.REWARD])
         return shape, shape
 
     def get_config(self) -> dict:

@@ -5,37 +5,38 @@ from __future__ import annotations
 from typing import Any
 from typing import Optional
 
+import keras
 import tensorflow as tf
 
+from keras_gae.layers import _precision
 from keras_gae.ops import _checks
 from keras_gae.ops import masked
 
-_HALF_DTYPES = ("float16", "bfloat16")
 
-
-@tf.keras.saving.register_keras_serializable(package="keras_gae")
-class AdvantageNormalization(tf.keras.layers.Layer):
+@keras.saving.register_keras_serializable(package="keras_gae")
+class AdvantageNormalization(keras.layers.Layer):
     r"""Normalizes advantages by their mean and standard deviation.
 
     Over the N valid elements x_i of a batch (all elements, or those where
     `mask` is set),
 
-        mean = sum_i x_i / N,   var = sum_i x_i^2 / N - mean^2,
+        mean = sum_i x_i / N,   var = sum_i (x_i - mean)^2 / N,
         center=True:   y = (x - mean) / sqrt(var + epsilon)
         center=False:  y = x / sqrt(var + epsilon)
 
     (`center=False` keeps each advantage's sign; var is still the variance
     about the mean.) Masked elements come out as 0 and never enter the
     statistics, even when they hold NaN or Inf. A batch with no valid element
-    has mean 0 and var 0.
+    has mean 0 and var 0. The statistics are those of
+    `keras_gae.ops.masked_moments` (two passes: the mean, then the centred
+    squares).
 
     Replicas: inside a tf.distribute replica context with more than one
     replica (`strategy.run`, or `Model.fit` under a strategy), the statistics
-    cover the global batch: each replica stacks its local
-    [sum x, sum x^2, N] into one tensor that a single
-    `ReplicaContext.all_reduce(SUM)` combines. In the default or a
-    cross-replica context they are local. var is clipped at 0 against
-    rounding in the subtraction.
+    cover the global batch: each pass of `masked_moments(...,
+    across_replicas=True)` combines the replicas' sums and counts with one
+    `ReplicaContext.all_reduce(SUM)`. In the default or a cross-replica
+    context they are local.
 
     Running statistics (`momentum` not None): the layer keeps three
     non-trainable scalar weights, "mean", "variance" and "count" (the number
@@ -51,9 +52,11 @@ class AdvantageNormalization(tf.keras.layers.Layer):
     BatchNormalization does; the spread of the batch means is not added.)
     Every call with count > 0, training or not, normalizes with the running
     "mean" and "variance" after that call's update; while count == 0 it
-    normalizes with the batch statistics. `training=None` counts as False.
-    Under a strategy the weights are synchronized on read (every replica
-    applies the same all-reduced update).
+    normalizes with the batch statistics. `training=None` counts as False
+    unless an enclosing call (e.g. `Model.fit`) sets it. Under a strategy
+    every replica computes the same all-reduced update, so the weights are
+    mirrored variables written from the first replica
+    (`aggregation="only_first_replica"`).
 
     Precision: the layer's dtype is float32 unless `dtype` is given, so under
     a mixed-precision policy sums of squares are not formed in half
@@ -82,6 +85,18 @@ class AdvantageNormalization(tf.keras.layers.Layer):
         `dtype`; at the call, a mask that does not broadcast.
       TypeError: non-bool `center`, non-float epsilon or momentum; at the
         call, non-float advantages or a non-bool-like mask.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import keras_gae
+
+    normalize = keras_gae.layers.AdvantageNormalization()
+    advantages = np.array([[1.0, 3.0, 100.0]], "float32")
+    normalize(advantages, mask=np.array([[True, True, False]]))
+    # [[-1.0, 1.0, 0.0]]: the masked 100 is left out of the statistics.
+    ```
     """
 
     def __init__(
@@ -91,44 +106,21 @@ class AdvantageNormalization(tf.keras.layers.Layer):
         momentum: Optional[float] = None,
         **kwargs,
     ):
-        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)):
-            raise TypeError(
-                "`epsilon` must be a Python float. "
-                f"Received: epsilon={epsilon!r}"
-            )
-        if not epsilon > 0:
+        epsilon = _checks.check_float(
+            epsilon, "epsilon", minimum=0.0, inclusive=False
+        )
+        _checks.check_bool(center, "center")
+        momentum = _checks.check_float(
+            momentum, "momentum", minimum=0.0, allow_none=True
+        )
+        if momentum is not None and not momentum < 1.0:
             raise ValueError(
-                f"`epsilon` must be > 0. Received: epsilon={epsilon!r}"
+                "`momentum` must be None or lie in [0, 1). "
+                f"Received: momentum={momentum!r}"
             )
-        if not isinstance(center, bool):
-            raise TypeError(
-                f"`center` must be a bool. Received: center={center!r}"
-            )
-        if momentum is not None:
-            if isinstance(momentum, bool) or not isinstance(
-                momentum, (int, float)
-            ):
-                raise TypeError(
-                    "`momentum` must be None or a Python float in [0, 1). "
-                    f"Received: momentum={momentum!r}"
-                )
-            if not 0.0 <= momentum < 1.0:
-                raise ValueError(
-                    "`momentum` must be None or lie in [0, 1). "
-                    f"Received: momentum={momentum!r}"
-                )
-            momentum = float(momentum)
-        if kwargs.get("dtype") is None:
-            kwargs["dtype"] = "float32"
-        super().__init__(**kwargs)
-        if self.compute_dtype in _HALF_DTYPES:
-            raise ValueError(
-                "AdvantageNormalization computes in float32 or float64; sums "
-                "of squares overflow in half precision. Leave `dtype` unset "
-                "(float32) under mixed precision. "
-                f"Received: dtype={kwargs['dtype']!r}"
-            )
-        self.epsilon = float(epsilon)
+        super().__init__(**_precision.float32_by_default(kwargs))
+        _precision.check_not_half(self, "a sum of squares")
+        self.epsilon = epsilon
         self.center = center
         self.momentum = momentum
         self.supports_masking = True
@@ -139,50 +131,33 @@ class AdvantageNormalization(tf.keras.layers.Layer):
             def statistic(name, initializer):
                 return self.add_weight(
                     name=name,
-                    shape=[],
+                    shape=(),
                     initializer=initializer,
                     trainable=False,
-                    synchronization=tf.VariableSynchronization.ON_READ,
-                    aggregation=tf.VariableAggregation.MEAN,
+                    autocast=False,
+                    aggregation="only_first_replica",
                 )
 
             self.moving_mean = statistic("mean", "zeros")
             self.moving_variance = statistic("variance", "ones")
             self.count = statistic("count", "zeros")
-        super().build(input_shape)
-
-    def _batch_moments(self, advantages: tf.Tensor, mask: Any) -> tuple:
-        """Global (mean, var, N) of the valid elements, one all-reduce."""
-        total, count = masked.masked_sum_and_count(advantages, mask)
-        squares, _ = masked.masked_sum_and_count(tf.square(advantages), mask)
-        statistics = tf.stack([total, squares, count])
-        context = tf.distribute.get_replica_context()
-        if context is not None and context.num_replicas_in_sync > 1:
-            statistics = context.all_reduce(
-                tf.distribute.ReduceOp.SUM, statistics
-            )
-        total, squares, count = tf.unstack(statistics)
-        mean = tf.math.divide_no_nan(total, count)
-        variance = tf.maximum(
-            tf.math.divide_no_nan(squares, count) - tf.square(mean), 0.0
-        )
-        return mean, variance, count
 
     def _running_moments(
         self,
         mean: tf.Tensor,
         variance: tf.Tensor,
-        count: tf.Tensor,
+        any_valid: tf.Tensor,
         training: Any,
     ) -> tuple:
         if training is not None and training is not False:
-            update = count > 0
+            update = any_valid
             if training is not True:
                 update = tf.logical_and(update, tf.cast(training, tf.bool))
             initialized = self.count > 0
             momentum = tf.constant(self.momentum, self.compute_dtype)
 
             def average(moving, batch):
+                moving = tf.convert_to_tensor(moving)
                 blended = momentum * moving + (1.0 - momentum) * batch
                 new = tf.where(initialized, blended, batch)
                 return tf.where(update, new, moving)
@@ -211,10 +186,21 @@ class AdvantageNormalization(tf.keras.layers.Layer):
             )
         if mask is not None:
             mask = self._check_mask(mask, advantages)
-        mean, variance, count = self._batch_moments(advantages, mask)
-        if self.momentum is not None:
+        if self.momentum is None:
+            mean, variance = masked.masked_moments(
+                advantages, mask, across_replicas=True
+            )
+        else:
+            # The mean of ones over the valid elements is 1 when the global
+            # batch has any (0 otherwise): whether to update, in the same
+            # all-reduces as the statistics.
+            (mean, variance), (any_valid, _) = masked.joint_masked_moments(
+                [advantages, tf.ones_like(advantages)],
+                mask,
+                across_replicas=True,
+            )
             mean, variance = self._running_moments(
-                mean, variance, count, training
+                mean, variance, any_valid > 0, training
             )
         if self.center:
             advantages = advantages - mean
@@ -246,6 +232,9 @@ class AdvantageNormalization(tf.keras.layers.Layer):
         if mask is None:
             return None
         return _checks.convert_flag(mask, "mask")
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
 
     def get_config(self) -> dict:
         config = super().get_config()

@@ -1,11 +1,14 @@
 """Controllers of the KL penalty coefficient beta.
 
-The coefficient lives in a non-trainable `tf.Variable` (`coef`), so it is
-saved with a `tf.train.Checkpoint` (or with a Keras model that holds the
-controller as an attribute) and can be updated inside a compiled train step.
-Under a `tf.distribute` strategy, create the controller in the strategy's
-scope and pass every replica the same, already all-reduced KL: the update
-is applied once, from the first replica.
+A controller is a Keras layer that is never called: it holds beta in one
+non-trainable float32 weight, `coef`. A Keras model holding a controller as
+an attribute (as `keras_gae.models.PPOModel` does with its `kl_coef`) lists
+`coef` among its `non_trainable_weights`, so it is saved in `.keras` files,
+`.weights.h5` files and `tf.train.Checkpoint`s with the model, and `update`
+assigns it inside a compiled train step. Under a `tf.distribute` strategy,
+create the controller in the strategy's scope (`coef` is then mirrored) and
+pass every replica the same, already all-reduced KL: the update is applied
+from the first replica (`aggregation="only_first_replica"`).
 """
 
 from __future__ import annotations
@@ -13,63 +16,72 @@ from __future__ import annotations
 from typing import Any
 from typing import Optional
 
-import numpy as np
+import keras
 import tensorflow as tf
 
+from keras_gae.ops import _checks
 
-def _check_number(value: Any, name: str, *, positive: bool) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(
-        value, (int, float, np.integer, np.floating)
+
+class _KLController(keras.layers.Layer):
+    """Base class: beta in a non-trainable weight; subclasses define `update`.
+
+    Args:
+      initial_value: beta's initial value.
+      name: the layer name.
+      **kwargs: base Layer arguments.
+    """
+
+    def __init__(
+        self, initial_value: float, name: Optional[str] = None, **kwargs
     ):
-        raise TypeError(
-            f"`{name}` must be a Python float. Received: {name}={value!r}"
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(name=name, **kwargs)
+        self.coef = self.add_weight(
+            name="kl_coef",
+            shape=(),
+            initializer=keras.initializers.Constant(initial_value),
+            dtype="float32",
+            trainable=False,
+            autocast=False,
+            # Every replica sees the same KL; keep one replica's update.
+            aggregation="only_first_replica",
         )
-    value = float(value)
-    if not np.isfinite(value) or value < 0.0 or (positive and value == 0.0):
-        relation = "finite and > 0" if positive else "finite and >= 0"
-        raise ValueError(
-            f"`{name}` must be {relation}. Received: {name}={value!r}"
-        )
-    return value
-
-
-class _KLController(tf.Module):
-    """Holds beta in a non-trainable variable; subclasses define `update`."""
-
-    def __init__(self, initial_value: float, name: Optional[str]):
-        super().__init__(name=name)
-        with self.name_scope:
-            self.coef = tf.Variable(
-                initial_value,
-                trainable=False,
-                dtype=tf.float32,
-                name="kl_coef",
-                # Every replica sees the same KL; keep one replica's update.
-                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
-            )
+        self.built = True
 
     @property
     def value(self) -> tf.Tensor:
         """The current coefficient beta, a float32 scalar."""
         return tf.convert_to_tensor(self.coef)
 
-    @classmethod
-    def from_config(cls, config: dict):
-        return cls(**config)
+    def update(self, current_kl: Any, n_steps: Any) -> tf.Tensor:
+        """Updates beta from the measured KL and returns the new beta."""
+        raise NotImplementedError
 
 
-@tf.keras.saving.register_keras_serializable(package="keras_gae")
+@keras.saving.register_keras_serializable(package="keras_gae")
 class FixedKLController(_KLController):
     """A constant KL coefficient beta, with the adaptive controller's API.
 
     Args:
       kl_coef: beta >= 0.
-      name: the module name.
+      name: the layer name.
+      **kwargs: base Layer arguments.
+
+    Example:
+
+    ```python
+    import keras_gae
+
+    controller = keras_gae.losses.FixedKLController(0.05)
+    controller.update(current_kl=0.3, n_steps=256)  # 0.05, unchanged
+    ```
     """
 
-    def __init__(self, kl_coef: float, name: str = "fixed_kl_controller"):
-        self.kl_coef = _check_number(kl_coef, "kl_coef", positive=False)
-        super().__init__(self.kl_coef, name=name)
+    def __init__(
+        self, kl_coef: float, name: str = "fixed_kl_controller", **kwargs
+    ):
+        self.kl_coef = _checks.check_float(kl_coef, "kl_coef", minimum=0.0)
+        super().__init__(self.kl_coef, name=name, **kwargs)
 
     def update(self, current_kl: Any, n_steps: Any) -> tf.Tensor:
         """Leaves beta unchanged and returns it.
@@ -86,10 +98,12 @@ class FixedKLController(_KLController):
         return self.value
 
     def get_config(self) -> dict:
-        return {"kl_coef": self.kl_coef, "name": self.name}
+        config = super().get_config()
+        config.update({"kl_coef": self.kl_coef})
+        return config
 
 
-@tf.keras.saving.register_keras_serializable(package="keras_gae")
+@keras.saving.register_keras_serializable(package="keras_gae")
 class AdaptiveKLController(_KLController):
     """Adapts beta so the measured KL tracks a target KL.
 
@@ -108,7 +122,22 @@ class AdaptiveKLController(_KLController):
       target_kl: the KL to track, > 0.
       horizon: > 0, the number of steps over which the proportional error is
         corrected (larger is slower).
-      name: the module name.
+      name: the layer name.
+      **kwargs: base Layer arguments.
+
+    Example:
+
+    ```python
+    import keras_gae
+
+    controller = keras_gae.losses.AdaptiveKLController(
+        init_kl_coef=0.1, target_kl=6.0, horizon=10_000
+    )
+    # The KL is twice the target: e = 0.2, beta = 0.1 * (1 + 0.2 * 0.0256).
+    controller.update(current_kl=12.0, n_steps=256)  # 0.100512
+    # With model.kl_controller = controller, beta is one of the model's
+    # non-trainable weights and is saved with it.
+    ```
     """
 
     def __init__(
@@ -117,18 +146,21 @@ class AdaptiveKLController(_KLController):
         target_kl: float,
         horizon: float,
         name: str = "adaptive_kl_controller",
+        **kwargs,
     ):
-        self.init_kl_coef = _check_number(
-            init_kl_coef, "init_kl_coef", positive=True
+        positive = {"minimum": 0.0, "inclusive": False}
+        self.init_kl_coef = _checks.check_float(
+            init_kl_coef, "init_kl_coef", **positive
         )
-        self.target_kl = _check_number(target_kl, "target_kl", positive=True)
-        self.horizon = _check_number(horizon, "horizon", positive=True)
-        super().__init__(self.init_kl_coef, name=name)
+        self.target_kl = _checks.check_float(target_kl, "target_kl", **positive)
+        self.horizon = _checks.check_float(horizon, "horizon", **positive)
+        super().__init__(self.init_kl_coef, name=name, **kwargs)
 
     def update(self, current_kl: Any, n_steps: Any) -> tf.Tensor:
         """Applies one update from the measured KL and returns the new beta.
 
-        Works eagerly and inside a `tf.function`.
+        Works eagerly and inside a `tf.function` (also in a replica context
+        of a strategy; see the module docstring).
 
         Args:
           current_kl: the KL measured over the last batch, a scalar (float
@@ -143,14 +175,17 @@ class AdaptiveKLController(_KLController):
         n_steps = tf.cast(n_steps, tf.float32)
         error = tf.clip_by_value(current_kl / self.target_kl - 1.0, -0.2, 0.2)
         multiplier = 1.0 + error * n_steps / self.horizon
-        # A variable in a plain context, a tensor in a replica context.
-        updated = self.coef.assign(self.coef * multiplier)
-        return tf.convert_to_tensor(updated)
+        updated = self.value * multiplier
+        self.coef.assign(updated)
+        return updated
 
     def get_config(self) -> dict:
-        return {
-            "init_kl_coef": self.init_kl_coef,
-            "target_kl": self.target_kl,
-            "horizon": self.horizon,
-            "name": self.name,
-        }
+        config = super().get_config()
+        config.update(
+            {
+                "init_kl_coef": self.init_kl_coef,
+                "target_kl": self.target_kl,
+                "horizon": self.horizon,
+            }
+        )
+        return config

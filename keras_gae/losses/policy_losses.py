@@ -1,7 +1,11 @@
 """Keras `Loss` classes around the policy, value, entropy and KL losses.
 
-Each class is a thin wrapper of a function in `keras_gae.ops.policy_losses`
-for use in `model.compile(loss=...)`. Keras calls a loss as
+Each class is a thin wrapper of a function in `keras_gae.ops` for use in
+`model.compile(loss=...)`, built the way Keras' own `LossFunctionWrapper`
+(keras/src/losses/losses.py) builds its losses: one wrapper
+(`MaskedMeanLossWrapper`) holds the function and its
+keyword arguments and serializes those arguments, and each class only names
+them. Keras calls a loss as
 `loss(y_true, y_pred, sample_weight)`; here:
 
   * `y_pred` is the model output the loss differentiates (new log-probs,
@@ -16,107 +20,77 @@ for use in `model.compile(loss=...)`. Keras calls a loss as
     a `[B, T]` output. Losses are means over valid steps, not weighted
     means, exactly as the functions compute.
 
-The result is always that scalar mean, so these classes take no `reduction`:
-`fit` divides it by the number of replicas under a `tf.distribute` strategy,
-as it does for Keras' own mean losses. The clipping diagnostics
+The result is always that scalar mean, so these classes take no `reduction`.
+Under a `tf.distribute` strategy it is divided by the number of replicas,
+as Keras 3's own mean losses are (each replica's gradient is then summed),
+and `fit` multiplies it back for the reported loss. The clipping diagnostics
 (`clip_fraction`, `approx_kl`) are not returned by a Keras loss; call the
 functions for them.
 
-Under a mixed-precision policy Keras casts `y_true` to `y_pred`'s dtype:
-make the layer that outputs log-probs or values float32.
+The tensors are not cast to a loss dtype: the functions compute in float32,
+or float64 when an input is float64 (half-precision inputs are computed in
+float32).
 """
 
 from __future__ import annotations
 
-from typing import Any
 from typing import Optional
-from typing import Sequence
 
-import numpy as np
-import tensorflow as tf
+import keras
 
-from keras_gae.ops import policy_losses
+from keras_gae import ops
+from keras_gae.losses.masked_mean_loss import MaskedMeanLossWrapper
+from keras_gae.losses.masked_mean_loss import check_hyperparameter
+from keras_gae.losses.masked_mean_loss import unstack_targets
+from keras_gae.ops import _checks
+
+# The functions in Keras' (y_true, y_pred) convention, unpacking y_true.
 
 
-def _float_option(value: Any, name: str, optional: bool = False):
-    """A Python float for the config (None allowed where `optional`)."""
-    if value is None and optional:
-        return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(
-        value, (int, float, np.integer, np.floating)
-    ):
-        raise TypeError(
-            f"`{name}` must be a Python float (it is saved in the loss "
-            "config); for a schedule held in a tf.Variable call the function "
-            "in keras_gae.ops instead. "
-            f"Received: {name}={value!r}"
+def _ppo_clip(y_true, y_pred, mask=None, **kwargs):
+    advantages, old_log_probs = unstack_targets(
+        y_true, y_pred, ("advantages", "old_log_probs")
+    )
+    return ops.ppo_clip_loss(
+        y_pred, old_log_probs, advantages, mask=mask, **kwargs
+    ).loss
+
+
+def _policy_gradient(y_true, y_pred, mask=None):
+    return ops.policy_gradient_loss(y_pred, y_true, mask=mask)
+
+
+def _value(y_true, y_pred, mask=None, **kwargs):
+    if y_true.shape.rank == y_pred.shape.rank:
+        if kwargs["clip_range"] is not None:
+            raise ValueError(
+                "`y_true` must stack (returns, old_values) on a new last "
+                "axis when `clip_range` is set: shape y_pred.shape + (2,) "
+                f"= {tuple(y_pred.shape.concatenate([2]))}, got "
+                f"{tuple(y_true.shape)}. "
+                f"Received: y_true={_checks.describe(y_true)}"
+            )
+        returns, old_values = y_true, None
+    else:
+        returns, old_values = unstack_targets(
+            y_true, y_pred, ("returns", "old_values")
         )
-    return float(value)
+    return ops.value_loss(
+        y_pred, returns, old_values=old_values, mask=mask, **kwargs
+    ).loss
 
 
-def _unstack(
-    y_true: tf.Tensor, y_pred: tf.Tensor, names: Sequence[str]
-) -> list:
-    """Splits `y_true` into per-step tensors shaped like `y_pred`."""
-    size = len(names)
-    expected = y_pred.shape.concatenate([size])
-    if not y_true.shape.is_compatible_with(expected):
-        raise ValueError(
-            f"`y_true` must stack ({', '.join(names)}) on a new last axis: "
-            f"shape y_pred.shape + ({size},) = {tuple(expected)}, got "
-            f"{tuple(y_true.shape)}. Received: y_true=<tensor shape="
-            f"{tuple(y_true.shape)} dtype={y_true.dtype.name}>"
-        )
-    return tf.unstack(y_true, num=size, axis=-1)
+def _entropy(y_true, y_pred, mask=None):
+    del y_true  # The entropy needs no target.
+    return ops.entropy_loss(y_pred, mask=mask)
 
 
-def _mask(sample_weight: Any, y_pred: tf.Tensor) -> Optional[tf.Tensor]:
-    if sample_weight is None:
-        return None
-    sample_weight = tf.convert_to_tensor(sample_weight)
-    if sample_weight.shape.rank is not None and y_pred.shape.rank is not None:
-        # Keras aligns weights with the leading (batch) axes: a [B] weight
-        # covers every step of its row.
-        for _ in range(y_pred.shape.rank - sample_weight.shape.rank):
-            sample_weight = sample_weight[..., tf.newaxis]
-    try:
-        shape = tf.broadcast_static_shape(sample_weight.shape, y_pred.shape)
-    except ValueError:
-        shape = None
-    if shape is None or not shape.is_compatible_with(y_pred.shape):
-        raise ValueError(
-            "`sample_weight` (the mask of valid steps) must broadcast to "
-            f"y_pred's shape {tuple(y_pred.shape)}. Received: sample_weight="
-            f"<tensor shape={tuple(sample_weight.shape)}>"
-        )
-    return tf.broadcast_to(sample_weight, tf.shape(y_pred))
+def _kl_penalty(y_true, y_pred, mask=None, **kwargs):
+    return ops.kl_penalty_loss(y_pred, y_true, mask=mask, **kwargs)
 
 
-class _MaskedMeanLoss(tf.keras.losses.Loss):
-    """Base: `sample_weight` is a mask and the result a masked mean.
-
-    Subclasses implement `call(y_true, y_pred, mask=None)` with the tensors
-    converted and `sample_weight` turned into a mask shaped like `y_pred`.
-    """
-
-    def __init__(self, name: Optional[str]):
-        super().__init__(reduction=tf.keras.losses.Reduction.AUTO, name=name)
-
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        with tf.name_scope(self._name_scope):
-            y_pred = tf.convert_to_tensor(y_pred)
-            y_true = tf.convert_to_tensor(y_true)
-            return self.call(y_true, y_pred, mask=_mask(sample_weight, y_pred))
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        # Always a masked mean over valid steps: not a choice to restore.
-        config.pop("reduction")
-        return config
-
-
-@tf.keras.saving.register_keras_serializable(package="keras_gae")
-class PPOClipLoss(_MaskedMeanLoss):
+@keras.saving.register_keras_serializable(package="keras_gae")
+class PPOClipLoss(MaskedMeanLossWrapper):
     """PPO's clipped surrogate loss; see `keras_gae.ops.ppo_clip_loss`.
 
     Packing:
@@ -129,8 +103,26 @@ class PPOClipLoss(_MaskedMeanLoss):
       clip_ratio: eps >= 0 for the bounds not given below.
       clip_ratio_low: eps_low >= 0 or None (`clip_ratio`).
       clip_ratio_high: eps_high >= 0 or None (`clip_ratio`).
-      dual_clip: c > 1 (Ye et al. 2020) or None.
+      dual_clip: c > 1 (Ye et al. 2020, arXiv:1912.09729) or None.
       name: the loss name.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import keras_gae
+
+    loss = keras_gae.losses.PPOClipLoss(clip_ratio=0.2)
+    advantages = np.array([[1.0, -1.0]], "float32")
+    old_log_probs = np.log(np.array([[0.5, 0.5]], "float32"))
+    log_probs = np.log(np.array([[0.9, 0.3]], "float32"))
+    y_true = np.stack([advantages, old_log_probs], axis=-1)  # [1, 2, 2]
+    loss(y_true, log_probs, sample_weight=np.array([[1.0, 1.0]]))
+    # -mean(min(r * A, clip(r, 0.8, 1.2) * A)) = -(1.2 - 0.8) / 2 = -0.2
+    ```
+
+    In `model.compile(loss={"log_prob": PPOClipLoss()})` the model's
+    "log_prob" output is `y_pred` and its target is the stacked `y_true`.
     """
 
     def __init__(
@@ -141,46 +133,33 @@ class PPOClipLoss(_MaskedMeanLoss):
         dual_clip: Optional[float] = None,
         name: str = "ppo_clip_loss",
     ):
-        super().__init__(name=name)
-        self.clip_ratio = _float_option(clip_ratio, "clip_ratio")
-        self.clip_ratio_low = _float_option(
-            clip_ratio_low, "clip_ratio_low", optional=True
+        super().__init__(
+            _ppo_clip,
+            name=name,
+            clip_ratio=check_hyperparameter(
+                clip_ratio, "clip_ratio", minimum=0.0
+            ),
+            clip_ratio_low=check_hyperparameter(
+                clip_ratio_low, "clip_ratio_low", minimum=0.0, allow_none=True
+            ),
+            clip_ratio_high=check_hyperparameter(
+                clip_ratio_high,
+                "clip_ratio_high",
+                minimum=0.0,
+                allow_none=True,
+            ),
+            dual_clip=check_hyperparameter(
+                dual_clip,
+                "dual_clip",
+                minimum=1.0,
+                inclusive=False,
+                allow_none=True,
+            ),
         )
-        self.clip_ratio_high = _float_option(
-            clip_ratio_high, "clip_ratio_high", optional=True
-        )
-        self.dual_clip = _float_option(dual_clip, "dual_clip", optional=True)
-        # Fail here, with the function's own messages, not in the first step.
-        self.call(tf.zeros([1, 2]), tf.zeros([1]))
-
-    def call(self, y_true, y_pred, mask=None):
-        advantages, old_log_probs = _unstack(
-            y_true, y_pred, ("advantages", "old_log_probs")
-        )
-        return policy_losses.ppo_clip_loss(
-            y_pred,
-            old_log_probs,
-            advantages,
-            clip_ratio=self.clip_ratio,
-            clip_ratio_low=self.clip_ratio_low,
-            clip_ratio_high=self.clip_ratio_high,
-            dual_clip=self.dual_clip,
-            mask=mask,
-        ).loss
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            clip_ratio=self.clip_ratio,
-            clip_ratio_low=self.clip_ratio_low,
-            clip_ratio_high=self.clip_ratio_high,
-            dual_clip=self.dual_clip,
-        )
-        return config
 
 
-@tf.keras.saving.register_keras_serializable(package="keras_gae")
-class PolicyGradientLoss(_MaskedMeanLoss):
+@keras.saving.register_keras_serializable(package="keras_gae")
+class PolicyGradientLoss(MaskedMeanLossWrapper):
     """-mean(log pi * A); see `keras_gae.ops.policy_gradient_loss`.
 
     Packing:
@@ -190,17 +169,27 @@ class PolicyGradientLoss(_MaskedMeanLoss):
 
     Args:
       name: the loss name.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import keras_gae
+
+    loss = keras_gae.losses.PolicyGradientLoss()
+    advantages = np.array([[2.0, 1.0, 5.0]], "float32")
+    log_probs = np.array([[-1.0, -0.5, -3.0]], "float32")
+    loss(advantages, log_probs, sample_weight=np.array([[1.0, 1.0, 0.0]]))
+    # -(2 * -1 + 1 * -0.5) / 2 = 1.25: the third step is masked out.
+    ```
     """
 
     def __init__(self, name: str = "policy_gradient_loss"):
-        super().__init__(name=name)
-
-    def call(self, y_true, y_pred, mask=None):
-        return policy_losses.policy_gradient_loss(y_pred, y_true, mask=mask)
+        super().__init__(_policy_gradient, name=name)
 
 
-@tf.keras.saving.register_keras_serializable(package="keras_gae")
-class ValueLoss(_MaskedMeanLoss):
+@keras.saving.register_keras_serializable(package="keras_gae")
+class ValueLoss(MaskedMeanLossWrapper):
     """The critic's (clipped) regression loss; see `keras_gae.ops.value_loss`.
 
     Packing:
@@ -217,6 +206,20 @@ class ValueLoss(_MaskedMeanLoss):
       loss_type: "squared" (0.5 * e^2) or "huber".
       huber_delta: delta > 0 for the Huber loss.
       name: the loss name.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import keras_gae
+
+    loss = keras_gae.losses.ValueLoss(clip_range=0.2)
+    returns = np.array([[1.0, 0.0]], "float32")
+    old_values = np.array([[0.0, 0.0]], "float32")
+    values = np.array([[0.5, 0.0]], "float32")
+    loss(np.stack([returns, old_values], axis=-1), values)
+    # mean(max(0.5 * 0.5**2, 0.5 * 0.8**2), 0) = 0.16
+    ```
     """
 
     def __init__(
@@ -227,52 +230,26 @@ class ValueLoss(_MaskedMeanLoss):
         huber_delta: float = 1.0,
         name: str = "value_loss",
     ):
-        super().__init__(name=name)
-        self.clip_range = _float_option(clip_range, "clip_range", optional=True)
-        self.clip_mode = clip_mode
-        self.loss_type = loss_type
-        self.huber_delta = _float_option(huber_delta, "huber_delta")
-        self.call(tf.zeros([1, 2]), tf.zeros([1]))
-
-    def call(self, y_true, y_pred, mask=None):
-        if y_true.shape.rank == y_pred.shape.rank:
-            if self.clip_range is not None:
-                raise ValueError(
-                    "`y_true` must stack (returns, old_values) on a new last "
-                    "axis when `clip_range` is set: shape y_pred.shape + (2,) "
-                    f"= {tuple(y_pred.shape.concatenate([2]))}, got "
-                    f"{tuple(y_true.shape)}. Received: y_true=<tensor shape="
-                    f"{tuple(y_true.shape)} dtype={y_true.dtype.name}>"
-                )
-            returns, old_values = y_true, None
-        else:
-            returns, old_values = _unstack(
-                y_true, y_pred, ("returns", "old_values")
-            )
-        return policy_losses.value_loss(
-            y_pred,
-            returns,
-            old_values=old_values,
-            clip_range=self.clip_range,
-            clip_mode=self.clip_mode,
-            loss_type=self.loss_type,
-            huber_delta=self.huber_delta,
-            mask=mask,
-        ).loss
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            clip_range=self.clip_range,
-            clip_mode=self.clip_mode,
-            loss_type=self.loss_type,
-            huber_delta=self.huber_delta,
+        super().__init__(
+            _value,
+            name=name,
+            clip_range=check_hyperparameter(
+                clip_range, "clip_range", minimum=0.0, allow_none=True
+            ),
+            clip_mode=_checks.check_option(
+                clip_mode, "clip_mode", ops.VALUE_CLIP_MODES
+            ),
+            loss_type=_checks.check_option(
+                loss_type, "loss_type", ops.VALUE_LOSS_TYPES
+            ),
+            huber_delta=check_hyperparameter(
+                huber_delta, "huber_delta", minimum=0.0, inclusive=False
+            ),
         )
-        return config
 
 
-@tf.keras.saving.register_keras_serializable(package="keras_gae")
-class EntropyLoss(_MaskedMeanLoss):
+@keras.saving.register_keras_serializable(package="keras_gae")
+class EntropyLoss(MaskedMeanLossWrapper):
     """-mean(entropy), an entropy bonus; see `keras_gae.ops.entropy_loss`.
 
     Packing:
@@ -285,18 +262,25 @@ class EntropyLoss(_MaskedMeanLoss):
 
     Args:
       name: the loss name.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import keras_gae
+
+    loss = keras_gae.losses.EntropyLoss()
+    entropy = np.array([[0.5, 1.5]], "float32")
+    loss(np.zeros_like(entropy), entropy)  # -1.0
+    ```
     """
 
     def __init__(self, name: str = "entropy_loss"):
-        super().__init__(name=name)
-
-    def call(self, y_true, y_pred, mask=None):
-        del y_true  # The entropy needs no target.
-        return policy_losses.entropy_loss(y_pred, mask=mask)
+        super().__init__(_entropy, name=name)
 
 
-@tf.keras.saving.register_keras_serializable(package="keras_gae")
-class KLPenaltyLoss(_MaskedMeanLoss):
+@keras.saving.register_keras_serializable(package="keras_gae")
+class KLPenaltyLoss(MaskedMeanLossWrapper):
     """KL(pi || pi_ref) penalty; see `keras_gae.ops.kl_penalty_loss`.
 
     Packing:
@@ -306,22 +290,28 @@ class KLPenaltyLoss(_MaskedMeanLoss):
       sample_weight: optional mask of valid steps (0 = left out).
 
     Args:
-      estimator: "k1", "k2" or "k3", see
-        `keras_gae.ops.kl_divergence_estimate`.
+      estimator: one of `keras_gae.ops.KL_ESTIMATORS` ("k1", "k2", "k3"),
+        see `keras_gae.ops.kl_divergence_estimate`.
       name: the loss name.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import keras_gae
+
+    loss = keras_gae.losses.KLPenaltyLoss(estimator="k1")
+    ref_log_probs = np.array([[-1.0, -2.0]], "float32")
+    log_probs = np.array([[-0.5, -2.0]], "float32")
+    loss(ref_log_probs, log_probs)  # mean(log pi - log pi_ref) = 0.25
+    ```
     """
 
     def __init__(self, estimator: str = "k3", name: str = "kl_penalty_loss"):
-        super().__init__(name=name)
-        self.estimator = estimator
-        self.call(tf.zeros([1]), tf.zeros([1]))
-
-    def call(self, y_true, y_pred, mask=None):
-        return policy_losses.kl_penalty_loss(
-            y_pred, y_true, estimator=self.estimator, mask=mask
+        super().__init__(
+            _kl_penalty,
+            name=name,
+            estimator=_checks.check_option(
+                estimator, "estimator", ops.KL_ESTIMATORS
+            ),
         )
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(estimator=self.estimator)
-        return config

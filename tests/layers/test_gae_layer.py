@@ -3,6 +3,7 @@
 import os
 import tempfile
 
+import keras
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
@@ -76,7 +77,7 @@ class GeneralizedAdvantageEstimationTest(
     tf.test.TestCase, parameterized.TestCase
 ):
     def tearDown(self):
-        tf.keras.mixed_precision.set_global_policy("float32")
+        keras.mixed_precision.set_global_policy("float32")
         super().tearDown()
 
     @parameterized.product(
@@ -134,6 +135,9 @@ class GeneralizedAdvantageEstimationTest(
             observation=np.zeros((B, T, 4), np.float32),
             action=np.zeros((B, T), np.int32),
             log_prob=np.zeros((B, T), np.float32),
+            ref_log_prob=np.zeros((B, T), np.float32),
+            advantage=np.zeros((B, T), np.float32),
+            **{"return": np.zeros((B, T), np.float32)},
         )
         layer = layers.GeneralizedAdvantageEstimation()
         for got, expected in zip(layer(full), layer(batch)):
@@ -148,7 +152,7 @@ class GeneralizedAdvantageEstimationTest(
         self.assertAllClose(advantages, expected, atol=1e-5)
 
     def test_stays_float32_under_mixed_precision(self):
-        tf.keras.mixed_precision.set_global_policy("mixed_float16")
+        keras.mixed_precision.set_global_policy("mixed_float16")
         layer = layers.GeneralizedAdvantageEstimation()
         self.assertEqual(layer.compute_dtype, "float32")
         batch = random_batch(seed=5, flags=True, dtype=np.float16)
@@ -159,15 +163,15 @@ class GeneralizedAdvantageEstimationTest(
         self.assertAllClose(advantages, expected, atol=1e-5)
 
         # Inside a functional model whose critic computes in float16.
-        observation = tf.keras.Input((T, 2), name="observation")
-        value = tf.squeeze(tf.keras.layers.Dense(1)(observation), -1)
-        self.assertEqual(value.dtype, tf.float16)
-        rewards = tf.keras.Input((T,), name="reward")
-        bootstrap = tf.keras.Input((), name="bootstrap_value")
+        observation = keras.Input((T, 2), name="observation")
+        value = keras.ops.squeeze(keras.layers.Dense(1)(observation), -1)
+        self.assertEqual(value.dtype, "float16")
+        rewards = keras.Input((T,), name="reward")
+        bootstrap = keras.Input((), name="bootstrap_value")
         advantages, _ = layers.GeneralizedAdvantageEstimation()(
             {"reward": rewards, "value": value, "bootstrap_value": bootstrap}
         )
-        self.assertEqual(advantages.dtype, tf.float32)
+        self.assertEqual(advantages.dtype, "float32")
 
     def test_check_numerics(self):
         batch = random_batch(seed=6, flags=False)
@@ -196,7 +200,9 @@ class GeneralizedAdvantageEstimationTest(
     def test_call_errors(self):
         layer = layers.GeneralizedAdvantageEstimation()
         batch = random_batch(seed=7, flags=False)
-        with self.assertRaisesRegex(TypeError, "`inputs` must be a dict"):
+        with self.assertRaisesRegex(
+            TypeError, "`inputs` must be one rollout batch: a dict"
+        ):
             layer(batch["reward"])
         missing = {k: v for k, v in batch.items() if k != "bootstrap_value"}
         with self.assertRaisesRegex(ValueError, "missing.*bootstrap_value"):
@@ -226,12 +232,12 @@ class GeneralizedAdvantageEstimationTest(
         self.assertEqual(restored.get_config(), config)
         self.assertEqual(config["gamma"], 0.9)
         self.assertEqual(config["lambda_"], 0.7)
-        serialized = tf.keras.layers.serialize(layer)
+        serialized = keras.layers.serialize(layer)
         self.assertEqual(
             serialized["registered_name"],
             "keras_gae>GeneralizedAdvantageEstimation",
         )
-        deserialized = tf.keras.layers.deserialize(serialized)
+        deserialized = keras.layers.deserialize(serialized)
         self.assertIsInstance(
             deserialized, layers.GeneralizedAdvantageEstimation
         )
@@ -244,22 +250,20 @@ class GeneralizedAdvantageEstimationTest(
 
     def _functional_model(self):
         inputs = {
-            "reward": tf.keras.Input((T,), name="reward"),
-            "value": tf.keras.Input((T,), name="value"),
-            "bootstrap_value": tf.keras.Input((), name="bootstrap_value"),
-            "terminated": tf.keras.Input(
-                (T,), dtype=tf.bool, name="terminated"
-            ),
-            "truncated": tf.keras.Input((T,), dtype=tf.bool, name="truncated"),
-            "truncation_value": tf.keras.Input((T,), name="truncation_value"),
-            "mask": tf.keras.Input((T,), dtype=tf.bool, name="mask"),
+            "reward": keras.Input((T,), name="reward"),
+            "value": keras.Input((T,), name="value"),
+            "bootstrap_value": keras.Input((), name="bootstrap_value"),
+            "terminated": keras.Input((T,), dtype=tf.bool, name="terminated"),
+            "truncated": keras.Input((T,), dtype=tf.bool, name="truncated"),
+            "truncation_value": keras.Input((T,), name="truncation_value"),
+            "mask": keras.Input((T,), dtype=tf.bool, name="mask"),
         }
         outputs = layers.GeneralizedAdvantageEstimation(gamma=0.9, lambda_=0.8)(
             inputs
         )
-        return tf.keras.Model(inputs, outputs)
+        return keras.Model(inputs, outputs)
 
-    def test_functional_model_and_saved_model(self):
+    def test_functional_model_keras_file_and_saved_model(self):
         model = self._functional_model()
         batch = random_batch(seed=9)
         expected_advantages, expected_returns = reference_for(batch, 0.9, 0.8)
@@ -267,9 +271,10 @@ class GeneralizedAdvantageEstimationTest(
         self.assertAllClose(advantages, expected_advantages, atol=1e-5)
         self.assertAllClose(returns, expected_returns, atol=1e-5)
 
-        path = os.path.join(tempfile.mkdtemp(dir=self.get_temp_dir()), "gae")
-        model.save(path, save_format="tf")
-        loaded_model = tf.keras.models.load_model(path)
+        directory = tempfile.mkdtemp(dir=self.get_temp_dir())
+        path = os.path.join(directory, "gae.keras")
+        model.save(path)
+        loaded_model = keras.saving.load_model(path)
         gae_layers = [
             layer
             for layer in loaded_model.layers
@@ -277,39 +282,56 @@ class GeneralizedAdvantageEstimationTest(
         ]
         self.assertLen(gae_layers, 1)
         self.assertEqual(gae_layers[0].gamma, 0.9)
+        self.assertEqual(gae_layers[0].lambda_, 0.8)
         loaded_outputs = loaded_model(batch)
-        raw = tf.saved_model.load(path)
+
+        export_path = os.path.join(directory, "gae_saved_model")
+        model.export(export_path, verbose=False)
+        raw = tf.saved_model.load(export_path)
         tensors = {k: tf.constant(v) for k, v in batch.items()}
-        raw_outputs = raw(tensors)
-        for loaded, restored, expected in zip(
-            loaded_outputs, raw_outputs, (advantages, returns)
-        ):
-            self.assertAllClose(loaded, expected, atol=1e-6)
-            self.assertAllClose(restored, expected, atol=1e-6)
+        raw_outputs = raw.serve(tensors)
+        reloaded = keras.layers.TFSMLayer(export_path)
+        layer_outputs = reloaded(tensors)
+        for outputs in (loaded_outputs, raw_outputs, layer_outputs):
+            self.assertLen(outputs, 2)
+            for got, expected in zip(outputs, (advantages, returns)):
+                self.assertAllClose(got, expected, atol=1e-6)
 
     def test_fit_smoke(self):
-        # A critic regressing on GAE returns inside a compiled train step.
-        observation = tf.keras.Input((T, 2), name="observation")
-        reward = tf.keras.Input((T,), name="reward")
-        bootstrap = tf.keras.Input((), name="bootstrap_value")
-        critic = tf.keras.layers.Dense(1, kernel_initializer="zeros")
-        value = tf.squeeze(critic(observation), -1)
+        # A critic regressing on GAE returns inside a compiled train step:
+        # the model outputs V(s_t) - returns_t, fit against zeros.
+        observation = keras.Input((T, 2), name="observation")
+        reward = keras.Input((T,), name="reward")
+        bootstrap = keras.Input((), name="bootstrap_value")
+        critic = keras.layers.Dense(1, kernel_initializer="zeros")
+        value = keras.ops.squeeze(critic(observation), -1)
         _, returns = layers.GeneralizedAdvantageEstimation()(
             {"reward": reward, "value": value, "bootstrap_value": bootstrap}
         )
-        model = tf.keras.Model([observation, reward, bootstrap], value)
-        model.add_loss(tf.reduce_mean(tf.square(value - returns)))
-        model.compile(optimizer=tf.keras.optimizers.SGD(0.05))
+        error = keras.layers.Subtract()([value, returns])
+        model = keras.Model([observation, reward, bootstrap], error)
+        model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
         rng = np.random.default_rng(10)
         x = [
             rng.normal(size=(8, T, 2)).astype(np.float32),
             np.ones((8, T), np.float32),
             np.zeros((8,), np.float32),
         ]
-        history = model.fit(x, epochs=3, batch_size=4, verbose=0)
+        history = model.fit(
+            x, np.zeros((8, T), np.float32), epochs=3, batch_size=4, verbose=0
+        )
         losses = history.history["loss"]
         self.assertTrue(np.all(np.isfinite(losses)))
         self.assertNotAllClose(critic.kernel, np.zeros((2, 1)))
+
+    def test_keras_file_round_trip_inside_a_model(self):
+        model = self._functional_model()
+        path = os.path.join(self.get_temp_dir(), "gae_model.keras")
+        model.save(path)
+        loaded = keras.saving.load_model(path)
+        batch = random_batch(seed=11)
+        for got, expected in zip(loaded(batch), model(batch)):
+            self.assertAllEqual(got, expected)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Tests of the AdvantageNormalization layer."""
 
+import os
 from unittest import mock
 
+import keras
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
@@ -39,7 +41,7 @@ def running_reference(batches, momentum):
 
 class AdvantageNormalizationTest(tf.test.TestCase, parameterized.TestCase):
     def tearDown(self):
-        tf.keras.mixed_precision.set_global_policy("float32")
+        keras.mixed_precision.set_global_policy("float32")
         super().tearDown()
 
     @parameterized.product(masked=[False, True], center=[True, False])
@@ -84,7 +86,7 @@ class AdvantageNormalizationTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllEqual(got._keras_mask, mask.astype(bool))
 
     def test_stays_float32_under_mixed_precision(self):
-        tf.keras.mixed_precision.set_global_policy("mixed_float16")
+        keras.mixed_precision.set_global_policy("mixed_float16")
         layer = layers.AdvantageNormalization()
         self.assertEqual(layer.compute_dtype, "float32")
         # 300^2 overflows float16; the statistics must not be half precision.
@@ -134,10 +136,12 @@ class AdvantageNormalizationTest(tf.test.TestCase, parameterized.TestCase):
         ):
             outputs = step(split(x), split(mask))
         got = tf.concat(strategy.experimental_local_results(outputs), 0)
-        # One all-reduce per replica, of the stacked [sum, sum sq, count].
-        self.assertLen(reduced, strategy.num_replicas_in_sync)
+        # Two all-reduces per replica (the sums, then the centred squares),
+        # each of one stacked tensor: [sum, count], or with running
+        # statistics [sum, number of valid elements, count].
+        self.assertLen(reduced, 2 * strategy.num_replicas_in_sync)
         for value in reduced:
-            self.assertEqual(value.shape, [3])
+            self.assertEqual(value.shape, [2 if momentum is None else 3])
 
         single = layers.AdvantageNormalization(momentum=momentum)
         expected = single(x, mask=mask, training=True)
@@ -145,8 +149,12 @@ class AdvantageNormalizationTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(got, normalize_reference(x, mask), atol=1e-4)
         if momentum is not None:
             for distributed, local in zip(layer.weights, single.weights):
-                self.assertAllClose(distributed.read_value(), local, atol=1e-5)
-            self.assertEqual(float(layer.count.read_value()), 1.0)
+                # Every replica's copy holds the single-replica value.
+                copies = strategy.experimental_local_results(distributed.value)
+                self.assertLen(copies, strategy.num_replicas_in_sync)
+                for copy in copies:
+                    self.assertAllClose(copy, local.numpy(), atol=1e-5)
+            self.assertEqual(float(layer.count.numpy()), 1.0)
 
     def test_default_context_is_local(self):
         # Outside strategy.run: no all-reduce, plain local statistics.
@@ -172,7 +180,7 @@ class AdvantageNormalizationTest(tf.test.TestCase, parameterized.TestCase):
         )
         self.assertEqual(float(layer.count), 0.0)
         names = sorted(w.name.split("/")[-1] for w in layer.weights)
-        self.assertEqual(names, ["count:0", "mean:0", "variance:0"])
+        self.assertEqual(names, ["count", "mean", "variance"])
         self.assertEmpty(layer.trainable_weights)
 
         batches = [
@@ -245,18 +253,38 @@ class AdvantageNormalizationTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(config["momentum"], 0.95)
         restored = layers.AdvantageNormalization.from_config(config)
         self.assertEqual(restored.get_config(), config)
-        serialized = tf.keras.layers.serialize(layer)
+        serialized = keras.layers.serialize(layer)
         self.assertEqual(
             serialized["registered_name"], "keras_gae>AdvantageNormalization"
         )
-        deserialized = tf.keras.layers.deserialize(serialized)
+        deserialized = keras.layers.deserialize(serialized)
         x = tf.constant([[1.0, -2.0, 5.0]])
         self.assertAllClose(deserialized(x), layer(x))
 
+    def test_keras_file_round_trip_inside_a_model(self):
+        normalization = layers.AdvantageNormalization(
+            epsilon=1e-6, momentum=0.9, name="norm"
+        )
+        model = keras.Sequential([keras.Input((4,)), normalization])
+        rng = np.random.default_rng(4)
+        model(rng.normal(3.0, 2.0, (5, 4)).astype(np.float32), training=True)
+        path = os.path.join(self.get_temp_dir(), "normalization.keras")
+        model.save(path)
+        loaded = keras.saving.load_model(path)
+        restored = loaded.get_layer("norm")
+        self.assertIsInstance(restored, layers.AdvantageNormalization)
+        self.assertEqual(restored.get_config(), normalization.get_config())
+        # The running statistics come back with the model.
+        self.assertEqual(float(restored.count.numpy()), 1.0)
+        for got, expected in zip(restored.weights, normalization.weights):
+            self.assertAllClose(got.numpy(), expected.numpy())
+        x = rng.normal(size=(2, 4)).astype(np.float32)
+        self.assertAllClose(loaded(x), model(x))
+
     def test_fit_smoke(self):
         normalization = layers.AdvantageNormalization(momentum=0.9)
-        model = tf.keras.Sequential(
-            [tf.keras.Input((6,)), normalization, tf.keras.layers.Dense(1)]
+        model = keras.Sequential(
+            [keras.Input((6,)), normalization, keras.layers.Dense(1)]
         )
         model.compile(optimizer="sgd", loss="mse")
         rng = np.random.default_rng(3)

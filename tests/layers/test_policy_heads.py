@@ -2,6 +2,7 @@
 
 import os
 
+import keras
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
@@ -39,7 +40,7 @@ def squashed_reference(mean, log_std, low, high, actions):
 
 class CategoricalPolicyHeadTest(tf.test.TestCase, parameterized.TestCase):
     def tearDown(self):
-        tf.keras.mixed_precision.set_global_policy("float32")
+        keras.mixed_precision.set_global_policy("float32")
         super().tearDown()
 
     def test_params_shape_and_distribution_shapes(self):
@@ -80,12 +81,20 @@ class CategoricalPolicyHeadTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(probs, np.full((8, 4), 0.25), atol=0.02)
 
     def test_params_are_float32_under_mixed_precision(self):
-        tf.keras.mixed_precision.set_global_policy("mixed_float16")
+        keras.mixed_precision.set_global_policy("mixed_float16")
         head = layers.CategoricalPolicyHead(3)
         self.assertEqual(head.compute_dtype, "float16")
         params = head(tf.ones([2, 4]))
         self.assertEqual(params.dtype, tf.float32)
         self.assertEqual(head.distribution(params).entropy().dtype, tf.float32)
+        # Also in a functional model, whose symbolic output is float32.
+        features = keras.Input((4,))
+        hidden = keras.layers.Dense(8)(features)
+        self.assertEqual(hidden.dtype, "float16")
+        symbolic = layers.CategoricalPolicyHead(3)(hidden)
+        self.assertEqual(symbolic.dtype, "float32")
+        actor = keras.Model(features, symbolic)
+        self.assertEqual(actor(tf.ones([2, 4])).dtype, tf.float32)
 
     @parameterized.named_parameters(
         ("zero", {"num_actions": 0}, ValueError, "num_actions"),
@@ -113,7 +122,7 @@ class CategoricalPolicyHeadTest(tf.test.TestCase, parameterized.TestCase):
         head = layers.CategoricalPolicyHead(
             4,
             kernel_initializer="glorot_uniform",
-            bias_initializer=tf.keras.initializers.Constant(0.5),
+            bias_initializer=keras.initializers.Constant(0.5),
             action_dtype="int64",
             name="pi",
         )
@@ -127,15 +136,36 @@ class CategoricalPolicyHeadTest(tf.test.TestCase, parameterized.TestCase):
         restored.set_weights(head.get_weights())
         self.assertAllClose(restored(features), head(features))
         self.assertAllClose(restored.weights[1], np.full([4], 0.5))
-        serialized = tf.keras.layers.serialize(head)
+        serialized = keras.layers.serialize(head)
         self.assertEqual(
             serialized["registered_name"], "keras_gae>CategoricalPolicyHead"
+        )
+
+    def test_saved_actor_round_trip(self):
+        actor = keras.Sequential(
+            [
+                keras.Input((3,)),
+                keras.layers.Dense(8, activation="tanh"),
+                layers.CategoricalPolicyHead(4, action_dtype="int64"),
+            ]
+        )
+        path = os.path.join(self.get_temp_dir(), "categorical.keras")
+        actor.save(path)
+        loaded = keras.models.load_model(path)
+        head = loaded.layers[-1]
+        self.assertIsInstance(head, layers.CategoricalPolicyHead)
+        self.assertEqual(head.get_config(), actor.layers[-1].get_config())
+        features = np.random.default_rng(9).normal(size=(4, 3))
+        self.assertAllClose(loaded(features), actor(features))
+        self.assertAllEqual(
+            head.greedy_action(loaded(features)),
+            actor.layers[-1].greedy_action(actor(features)),
         )
 
 
 class GaussianPolicyHeadTest(tf.test.TestCase, parameterized.TestCase):
     def tearDown(self):
-        tf.keras.mixed_precision.set_global_policy("float32")
+        keras.mixed_precision.set_global_policy("float32")
         super().tearDown()
 
     def test_params_layout(self):
@@ -297,7 +327,7 @@ class GaussianPolicyHeadTest(tf.test.TestCase, parameterized.TestCase):
         self.assertIsNone(head.low)
 
     def test_params_are_float32_under_mixed_precision(self):
-        tf.keras.mixed_precision.set_global_policy("mixed_float16")
+        keras.mixed_precision.set_global_policy("mixed_float16")
         head = layers.GaussianPolicyHead(2, bound="tanh", low=-1.0, high=1.0)
         params = head(tf.ones([3, 4]))
         self.assertEqual(head.compute_dtype, "float16")
@@ -409,20 +439,20 @@ class GaussianPolicyHeadTest(tf.test.TestCase, parameterized.TestCase):
         )
 
     def test_saved_actor_round_trip(self):
-        actor = tf.keras.Sequential(
+        actor = keras.Sequential(
             [
-                tf.keras.Input((3,)),
-                tf.keras.layers.Dense(8, activation="tanh"),
+                keras.Input((3,)),
+                keras.layers.Dense(8, activation="tanh"),
                 layers.GaussianPolicyHead(2, bound="tanh", low=-1.0, high=1.0),
             ]
         )
         path = os.path.join(self.get_temp_dir(), "actor.keras")
         actor.save(path)
-        loaded = tf.keras.models.load_model(path)
+        loaded = keras.models.load_model(path)
         self.assertIsInstance(loaded.layers[-1], layers.GaussianPolicyHead)
         features = np.random.default_rng(6).normal(size=(4, 3))
         self.assertAllClose(loaded(features), actor(features))
-        clone = tf.keras.Sequential.from_config(actor.get_config())
+        clone = keras.Sequential.from_config(actor.get_config())
         clone.set_weights(actor.get_weights())
         self.assertAllClose(clone(features), actor(features))
 
@@ -431,22 +461,22 @@ class PolicyHeadFitTest(tf.test.TestCase, parameterized.TestCase):
     """A head inside a Sequential actor trained by negative log-likelihood."""
 
     def _fit(self, head, features, actions, epochs=15):
-        actor = tf.keras.Sequential(
+        actor = keras.Sequential(
             [
-                tf.keras.Input(features.shape[1:]),
-                tf.keras.layers.Dense(16, activation="tanh"),
+                keras.Input(features.shape[1:]),
+                keras.layers.Dense(16, activation="tanh"),
                 head,
             ]
         )
 
         def negative_log_likelihood(action, params):
             if isinstance(head, layers.CategoricalPolicyHead):
-                # Keras hands rank-1 targets over as [batch, 1].
-                action = tf.squeeze(action, -1)
+                # Keras 3 hands targets over in the loss dtype, float32.
+                action = tf.cast(action, head.action_dtype)
             return -head.distribution(params).log_prob(action)
 
         actor.compile(
-            optimizer=tf.keras.optimizers.Adam(0.03),
+            optimizer=keras.optimizers.Adam(0.03),
             loss=negative_log_likelihood,
         )
         history = actor.fit(

@@ -2,6 +2,7 @@
 
 import os
 
+import keras
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
@@ -21,8 +22,61 @@ def np_adaptive(init_kl_coef, target_kl, horizon, updates):
     return np.array(history)
 
 
+# What every Keras layer's config holds besides its own arguments.
+BASE_KEYS = ("trainable", "dtype")
+
 # KL well above, slightly above, at, slightly below and far below target 6.
 UPDATES = [(12.0, 256), (6.6, 512), (6.0, 128), (5.4, 256), (0.0, 1000)]
+
+
+@keras.saving.register_keras_serializable(package="keras_gae_tests")
+class PenalizedRegression(keras.Model):
+    """A regression whose loss is beta * mse, beta from a KL controller.
+
+    The mean squared error stands in for a measured KL: the train step
+    feeds its all-reduced value to the controller, as the PPO models do.
+    """
+
+    def __init__(self, kl_controller, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(1)
+        self.kl_controller = kl_controller
+
+    def call(self, x):
+        return self.dense(x)
+
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            kl = tf.reduce_mean(tf.square(self(x, training=True) - y))
+            loss = self.kl_controller.value * kl
+            # Keras 3 divides mean losses by the number of replicas.
+            scaled = loss / tf.distribute.get_strategy().num_replicas_in_sync
+        variables = self.trainable_variables
+        gradients = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        context = tf.distribute.get_replica_context()
+        kl = context.all_reduce(tf.distribute.ReduceOp.MEAN, kl)
+        n_steps = context.all_reduce(
+            tf.distribute.ReduceOp.SUM, tf.cast(tf.shape(x)[0], tf.float32)
+        )
+        kl_coef = self.kl_controller.update(kl, n_steps)
+        return {"kl": kl, "kl_coef": kl_coef}
+
+    def get_config(self):
+        config = super().get_config()
+        config["kl_controller"] = keras.saving.serialize_keras_object(
+            self.kl_controller
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["kl_controller"] = keras.saving.deserialize_keras_object(
+            config["kl_controller"]
+        )
+        return cls(**config)
 
 
 class AdaptiveKLControllerTest(tf.test.TestCase, parameterized.TestCase):
@@ -68,9 +122,10 @@ class AdaptiveKLControllerTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_coefficient_is_a_non_trainable_variable(self):
         controller = losses.AdaptiveKLController(0.1, 6.0, 100)
-        self.assertIsInstance(controller.coef, tf.Variable)
+        self.assertIsInstance(controller.coef, keras.Variable)
+        self.assertEqual(controller.coef.dtype, "float32")
         self.assertFalse(controller.coef.trainable)
-        self.assertEqual(controller.trainable_variables, ())
+        self.assertEmpty(controller.trainable_variables)
         self.assertEqual(list(controller.variables), [controller.coef])
 
     def test_checkpoint_round_trip(self):
@@ -86,15 +141,22 @@ class AdaptiveKLControllerTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(fresh.value, saved_value)
 
     def test_saved_with_a_keras_model_holding_it(self):
-        model = tf.keras.Sequential([tf.keras.layers.Dense(1)])
-        model.build((None, 2))
-        model.kl_controller = losses.AdaptiveKLController(0.1, 6.0, 100)
+        model = PenalizedRegression(losses.AdaptiveKLController(0.1, 6.0, 100))
+        model(np.zeros((1, 2), np.float32))
         model.kl_controller.update(12.0, 50)
         saved_value = model.kl_controller.value.numpy()
-        path = os.path.join(self.get_temp_dir(), "weights")
+        # The coefficient is one of the model's weights.
+        self.assertIn(model.kl_controller.coef, model.non_trainable_weights)
+        path = os.path.join(self.get_temp_dir(), "model.weights.h5")
         model.save_weights(path)
         model.kl_controller.coef.assign(5.0)
         model.load_weights(path)
+        self.assertAllClose(model.kl_controller.value, saved_value)
+        # And it is in the model's tf.train.Checkpoint.
+        checkpoint = tf.train.Checkpoint(model=model)
+        saved = checkpoint.save(os.path.join(self.get_temp_dir(), "ckpt"))
+        model.kl_controller.coef.assign(5.0)
+        checkpoint.restore(saved)
         self.assertAllClose(model.kl_controller.value, saved_value)
 
     def test_update_under_mirrored_strategy(self):
@@ -111,14 +173,61 @@ class AdaptiveKLControllerTest(tf.test.TestCase, parameterized.TestCase):
             per_replica = step(tf.constant(kl), tf.constant(n_steps))
             for value in strategy.experimental_local_results(per_replica):
                 self.assertAllClose(value, beta, rtol=1e-6)
-        for value in controller.coef.values:
+        copies = strategy.experimental_local_results(controller.coef.value)
+        self.assertLen(copies, strategy.num_replicas_in_sync)
+        for value in copies:
             self.assertAllClose(value, expected[-1], rtol=1e-6)
+
+    def test_keras_file_round_trip_inside_a_model(self):
+        model = PenalizedRegression(losses.AdaptiveKLController(0.1, 6.0, 100))
+        x = np.ones((2, 2), np.float32)
+        model(x)
+        model.kl_controller.update(12.0, 50)
+        saved_value = model.kl_controller.value.numpy()
+        path = os.path.join(self.get_temp_dir(), "penalized.keras")
+        model.save(path)
+        loaded = keras.saving.load_model(path)
+        self.assertIsInstance(loaded.kl_controller, losses.AdaptiveKLController)
+        self.assertEqual(
+            loaded.kl_controller.get_config(), model.kl_controller.get_config()
+        )
+        # The updated beta, not the initial one, comes back from the file.
+        self.assertAllClose(loaded.kl_controller.value, saved_value)
+        self.assertNotAllClose(saved_value, 0.1)
+        self.assertAllClose(loaded(x), model(x))
+
+    @parameterized.named_parameters(("one_device", False), ("mirrored", True))
+    def test_fit_smoke(self, mirrored):
+        strategy = (
+            distribute_utils.two_cpu_strategy()
+            if mirrored
+            else tf.distribute.get_strategy()
+        )
+        with strategy.scope():
+            model = PenalizedRegression(
+                losses.AdaptiveKLController(0.1, 0.01, 16)
+            )
+            model.compile(optimizer=keras.optimizers.SGD(0.01))
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(16, 2)).astype(np.float32)
+        y = rng.normal(size=(16, 1)).astype(np.float32)
+        history = model.fit(x, y, batch_size=8, epochs=2, verbose=0).history
+        self.assertTrue(np.all(np.isfinite(history["kl"])))
+        # The KL stays far above its target: beta grows by the full 20% of
+        # n_steps / horizon = 8 / 16 on each of the 4 steps.
+        self.assertAllClose(history["kl_coef"][-1], 0.1 * 1.1**4, rtol=1e-5)
+        self.assertAllClose(model.kl_controller.value, 0.1 * 1.1**4, rtol=1e-5)
+        self.assertIn(model.kl_controller.coef, model.non_trainable_weights)
+        for copy in strategy.experimental_local_results(
+            model.kl_controller.coef.value
+        ):
+            self.assertAllClose(copy, 0.1 * 1.1**4, rtol=1e-5)
 
     def test_config_round_trip(self):
         controller = losses.AdaptiveKLController(0.05, 3.0, 500, name="kl")
         config = controller.get_config()
         self.assertEqual(
-            config,
+            {key: config[key] for key in config if key not in BASE_KEYS},
             {
                 "init_kl_coef": 0.05,
                 "target_kl": 3.0,
@@ -129,11 +238,11 @@ class AdaptiveKLControllerTest(tf.test.TestCase, parameterized.TestCase):
         restored = losses.AdaptiveKLController.from_config(config)
         self.assertEqual(restored.get_config(), config)
         self.assertAllClose(restored.value, 0.05)
-        serialized = tf.keras.saving.serialize_keras_object(controller)
+        serialized = keras.saving.serialize_keras_object(controller)
         self.assertEqual(
             serialized["registered_name"], "keras_gae>AdaptiveKLController"
         )
-        restored = tf.keras.saving.deserialize_keras_object(serialized)
+        restored = keras.saving.deserialize_keras_object(serialized)
         self.assertIsInstance(restored, losses.AdaptiveKLController)
         self.assertEqual(restored.get_config(), config)
 
@@ -170,12 +279,13 @@ class FixedKLControllerTest(tf.test.TestCase):
         controller = losses.FixedKLController(0.3)
         config = controller.get_config()
         self.assertEqual(
-            config, {"kl_coef": 0.3, "name": "fixed_kl_controller"}
+            {key: config[key] for key in config if key not in BASE_KEYS},
+            {"kl_coef": 0.3, "name": "fixed_kl_controller"},
         )
         restored = losses.FixedKLController.from_config(config)
         self.assertEqual(restored.get_config(), config)
-        restored = tf.keras.saving.deserialize_keras_object(
-            tf.keras.saving.serialize_keras_object(controller)
+        restored = keras.saving.deserialize_keras_object(
+            keras.saving.serialize_keras_object(controller)
         )
         self.assertIsInstance(restored, losses.FixedKLController)
         self.assertAllClose(restored.value, 0.3)

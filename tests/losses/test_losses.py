@@ -5,6 +5,9 @@ Each class must give what its function gives on the unpacked tensors, with
 serialization, and train inside `model.compile` + `model.fit`.
 """
 
+import os
+
+import keras
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
@@ -201,32 +204,32 @@ class SerializationTest(tf.test.TestCase, parameterized.TestCase):
 
     @parameterized.parameters(*[(loss,) for loss in ALL_LOSSES])
     def test_keras_serialization_by_registered_name(self, loss):
-        serialized = tf.keras.losses.serialize(loss)
+        serialized = keras.losses.serialize(loss)
         self.assertEqual(
             serialized["registered_name"], f"keras_gae>{type(loss).__name__}"
         )
-        restored = tf.keras.losses.deserialize(serialized)
+        restored = keras.losses.deserialize(serialized)
         self.assertIsInstance(restored, type(loss))
         self.assertEqual(restored.get_config(), loss.get_config())
 
 
 def _policy_value_model():
-    observation = tf.keras.Input((T, OBS), name="observation")
-    action = tf.keras.Input((T, ACTIONS), name="action_one_hot")
-    hidden = tf.keras.layers.Dense(8, activation="tanh")(observation)
-    logits = tf.keras.layers.Dense(ACTIONS)(hidden)
-    log_pi = tf.nn.log_softmax(logits)
+    observation = keras.Input((T, OBS), name="observation")
+    action = keras.Input((T, ACTIONS), name="action_one_hot")
+    hidden = keras.layers.Dense(8, activation="tanh")(observation)
+    logits = keras.layers.Dense(ACTIONS)(hidden)
+    log_pi = keras.ops.log_softmax(logits)
     outputs = {
-        "log_prob": tf.reduce_sum(log_pi * action, axis=-1),
-        "value": tf.squeeze(tf.keras.layers.Dense(1)(hidden), -1),
-        "entropy": -tf.reduce_sum(tf.exp(log_pi) * log_pi, axis=-1),
+        "log_prob": keras.ops.sum(log_pi * action, axis=-1),
+        "value": keras.ops.squeeze(keras.layers.Dense(1)(hidden), -1),
+        "entropy": -keras.ops.sum(keras.ops.exp(log_pi) * log_pi, axis=-1),
     }
     # Named layers give the per-output metrics their names.
     outputs = {
-        name: tf.keras.layers.Identity(name=name)(output)
+        name: keras.layers.Identity(name=name)(output)
         for name, output in outputs.items()
     }
-    return tf.keras.Model([observation, action], outputs)
+    return keras.Model([observation, action], outputs)
 
 
 def _fit_data(seed=0):
@@ -252,17 +255,16 @@ def _fit_data(seed=0):
 
 class FitSmokeTest(tf.test.TestCase):
     def test_fit_policy_value_entropy_model(self):
-        tf.keras.utils.set_random_seed(0)
+        keras.utils.set_random_seed(0)
         model = _policy_value_model()
         model.compile(
-            optimizer=tf.keras.optimizers.Adam(1e-2),
+            optimizer=keras.optimizers.Adam(1e-2),
             loss={
                 "log_prob": losses.PPOClipLoss(),
                 "value": losses.ValueLoss(clip_range=0.2),
                 "entropy": losses.EntropyLoss(),
             },
             loss_weights={"log_prob": 1.0, "value": 0.5, "entropy": 0.01},
-            weighted_metrics=[],
         )
         inputs, targets, mask = _fit_data()
         before = [w.numpy() for w in model.trainable_weights]
@@ -288,12 +290,11 @@ class FitSmokeTest(tf.test.TestCase):
         with strategy.scope():
             model = _policy_value_model()
             model.compile(
-                optimizer=tf.keras.optimizers.SGD(1e-2),
+                optimizer=keras.optimizers.SGD(1e-2),
                 loss={
                     "log_prob": losses.PPOClipLoss(),
                     "value": losses.ValueLoss(clip_range=0.2),
                 },
-                weighted_metrics=[],
             )
         inputs, targets, mask = _fit_data(seed=2)
         del targets["entropy"]
@@ -318,7 +319,6 @@ class FitSmokeTest(tf.test.TestCase):
                 "value": losses.ValueLoss(),
             },
             loss_weights={"log_prob": 1.0, "value": 0.5},
-            weighted_metrics=[],
         )
         inputs, targets, mask = _fit_data(seed=1)
         targets = {
@@ -348,3 +348,82 @@ class FitSmokeTest(tf.test.TestCase):
         self.assertAllClose(result["log_prob_loss"], policy, rtol=1e-5)
         self.assertAllClose(result["value_loss"], value, rtol=1e-5)
         self.assertAllClose(result["loss"], policy + 0.5 * value, rtol=1e-5)
+
+
+class SavingAndReplicasTest(tf.test.TestCase):
+    def _compile(self, model):
+        model.compile(
+            optimizer="sgd",
+            loss={
+                "log_prob": losses.PPOClipLoss(
+                    clip_ratio_low=0.1, clip_ratio_high=0.28, dual_clip=3.0
+                ),
+                "value": losses.ValueLoss(
+                    clip_range=0.5, clip_mode="clamp", loss_type="huber"
+                ),
+                "entropy": losses.EntropyLoss(name="entropy_bonus"),
+            },
+            loss_weights={"log_prob": 1.0, "value": 0.5, "entropy": 0.01},
+        )
+
+    def test_keras_file_round_trip_inside_a_model(self):
+        keras.utils.set_random_seed(1)
+        model = _policy_value_model()
+        self._compile(model)
+        inputs, targets, mask = _fit_data(seed=3)
+        weights = {name: mask for name in targets}
+        model.fit(inputs, targets, sample_weight=weights, verbose=0)
+        path = os.path.join(self.get_temp_dir(), "policy_value.keras")
+        model.save(path)
+        loaded = keras.saving.load_model(path)
+        for name, loss in model.loss.items():
+            self.assertIsInstance(loaded.loss[name], type(loss))
+            self.assertEqual(loaded.loss[name].get_config(), loss.get_config())
+        evaluate = dict(sample_weight=weights, verbose=0, return_dict=True)
+        self.assertAllClose(
+            loaded.evaluate(inputs, targets, **evaluate),
+            model.evaluate(inputs, targets, **evaluate),
+        )
+        more = [
+            losses.PolicyGradientLoss(name="pg"),
+            losses.KLPenaltyLoss(estimator="k2"),
+        ]
+        for loss in more:
+            restored = keras.saving.load_model(
+                self._saved_with_loss(loss), compile=True
+            ).loss
+            self.assertIsInstance(restored, type(loss))
+            self.assertEqual(restored.get_config(), loss.get_config())
+
+    def _saved_with_loss(self, loss):
+        model = keras.Sequential([keras.Input((T,)), keras.layers.Dense(T)])
+        model.compile(optimizer="sgd", loss=loss)
+        path = os.path.join(self.get_temp_dir(), f"{loss.name}.keras")
+        model.save(path)
+        return path
+
+    def test_evaluate_under_mirrored_strategy_equals_one_device(self):
+        # Every replica gets the same number of valid steps, so the mean of
+        # the replicas' masked means is the global masked mean: the loss
+        # Keras reports is the one-device loss only if each replica's loss
+        # was divided by the number of replicas (and multiplied back).
+        inputs, targets, _ = _fit_data(seed=4)
+        mask = np.tile(np.array([1, 1, 0, 1, 0], np.float32), (B, 1))
+        weights = {name: mask for name in targets}
+        targets = {
+            name: np.nan_to_num(target) for name, target in targets.items()
+        }
+        keras.utils.set_random_seed(2)
+        model = _policy_value_model()
+        self._compile(model)
+        evaluate = dict(
+            sample_weight=weights, batch_size=B, verbose=0, return_dict=True
+        )
+        expected = model.evaluate(inputs, targets, **evaluate)
+        strategy = distribute_utils.two_cpu_strategy()
+        with strategy.scope():
+            mirrored = _policy_value_model()
+            self._compile(mirrored)
+        mirrored.set_weights(model.get_weights())
+        got = mirrored.evaluate(inputs, targets, **evaluate)
+        self.assertAllClose(got, expected, rtol=1e-5)
