@@ -14,8 +14,8 @@ second half and padding after it; rewards are a small per-token KL term plus
 a score on the EOS token; values are noise. The contenders:
 
 * keras_gae: `generalized_advantage_estimation(..., mask=mask,
-  terminated=eos, time_major=False)` inside a `tf.function` (default
-  implementation: the native CPU op on CPU), transposes included.
+  terminated=eos, time_major=False)` inside a `tf.function` (the default
+  `implementation="auto"`), transposes included.
 * tf_eager_loop: the reverse per-token loop PyTorch RLHF trainers run
   (`for t in reversed(range(L)): delta = r[:, t] + gamma * V[:, t + 1] -
   V[:, t]; ...`, on rewards and values zeroed after EOS), written here with
@@ -33,7 +33,6 @@ call): `--loop_repeats=1` times them once per shape while keras_gae keeps
 import os
 import time
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402

@@ -38,20 +38,18 @@ int64 `[2]`.
 """
 
 import os
+import time
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import app
+from absl import flags
+from absl import logging
 
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from absl import app  # noqa: E402
-from absl import flags  # noqa: E402
-
-import keras_gae  # noqa: E402, F401
-from keras_gae import lm  # noqa: E402
-from keras_gae.losses.kl_control import AdaptiveKLController  # noqa: E402
-from keras_gae.models import rollout_dataset  # noqa: E402
+from keras_gae import lm
+from keras_gae.losses import AdaptiveKLController
+from keras_gae.models import rollout_dataset
 
 NUM_DIGITS = 10
 EOS_ID = 10
@@ -93,8 +91,8 @@ flags.DEFINE_integer("checkpoint_interval", 10, "Iterations per checkpoint.")
 FLAGS = flags.FLAGS
 
 
-@tf.keras.saving.register_keras_serializable(package="keras_gae_examples")
-class CausalTransformer(tf.keras.Model):
+@keras.saving.register_keras_serializable(package="keras_gae_examples")
+class CausalTransformer(keras.Model):
     """A small decoder-only transformer: tokens -> (logits, values).
 
     Pre-norm blocks of causal multi-head self-attention
@@ -132,32 +130,32 @@ class CausalTransformer(tf.keras.Model):
         self.embed_dim = embed_dim
         self.num_heads = num_heads
         self.num_layers = num_layers
-        self.token_embedding = tf.keras.layers.Embedding(
+        self.token_embedding = keras.layers.Embedding(
             vocab_size, embed_dim, name="token_embedding"
         )
-        self.position_embedding = tf.keras.layers.Embedding(
+        self.position_embedding = keras.layers.Embedding(
             max_length, embed_dim, name="position_embedding"
         )
         self.blocks = []
         for index in range(num_layers):
             self.blocks.append(
                 (
-                    tf.keras.layers.LayerNormalization(name=f"ln_a_{index}"),
-                    tf.keras.layers.MultiHeadAttention(
+                    keras.layers.LayerNormalization(name=f"ln_a_{index}"),
+                    keras.layers.MultiHeadAttention(
                         num_heads,
                         embed_dim // num_heads,
                         name=f"attention_{index}",
                     ),
-                    tf.keras.layers.LayerNormalization(name=f"ln_b_{index}"),
-                    tf.keras.layers.Dense(
+                    keras.layers.LayerNormalization(name=f"ln_b_{index}"),
+                    keras.layers.Dense(
                         4 * embed_dim, activation="relu", name=f"mlp_{index}"
                     ),
-                    tf.keras.layers.Dense(embed_dim, name=f"mlp_out_{index}"),
+                    keras.layers.Dense(embed_dim, name=f"mlp_out_{index}"),
                 )
             )
-        self.final_norm = tf.keras.layers.LayerNormalization(name="ln_final")
-        self.lm_head = tf.keras.layers.Dense(vocab_size, name="lm_head")
-        self.value_head = tf.keras.layers.Dense(1, name="value_head")
+        self.final_norm = keras.layers.LayerNormalization(name="ln_final")
+        self.lm_head = keras.layers.Dense(vocab_size, name="lm_head")
+        self.value_head = keras.layers.Dense(1, name="value_head")
 
     def call(self, tokens, training=None):
         positions = tf.range(tf.shape(tokens)[1])
@@ -224,7 +222,7 @@ def make_prompts(rng, size):
 
 def pretrain(network, corpus, *, steps, batch_size, learning_rate, seed):
     """Next-token cross-entropy over each row up to its first EOS."""
-    optimizer = tf.keras.optimizers.Adam(learning_rate)
+    optimizer = keras.optimizers.Adam(learning_rate)
     inputs, targets = corpus[:, :-1], corpus[:, 1:]
     # Positions up to and including the first EOS target count.
     is_eos = targets == EOS_ID
@@ -240,7 +238,7 @@ def pretrain(network, corpus, *, steps, batch_size, learning_rate, seed):
     def step(x, y, w):
         with tf.GradientTape() as tape:
             logits, _ = network(x, training=True)
-            losses = tf.keras.losses.sparse_categorical_crossentropy(
+            losses = keras.losses.sparse_categorical_crossentropy(
                 y, logits, from_logits=True
             )
             loss = tf.reduce_sum(losses * w) / tf.reduce_sum(w)
@@ -391,7 +389,7 @@ def train_eval(
       "export_dir", "checkpoint_dir", "wall_time".
     """
     start = time.time()
-    tf.keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     max_length = PROMPT_LENGTH + max_new_tokens
     if max_digits + 2 > max_length:
@@ -410,7 +408,10 @@ def train_eval(
     policy_network = build()
     reference_network = build()
     controller = AdaptiveKLController(init_kl_coef, target_kl, kl_horizon)
-    optimizer = tf.keras.optimizers.Adam(learning_rate)
+    optimizer = keras.optimizers.Adam(learning_rate)
+    # Keras 3 creates an optimizer's slots when it is built: build it now so
+    # that a restored checkpoint fills them instead of being dropped.
+    optimizer.build(policy_network.trainable_variables)
     iteration = tf.Variable(0, dtype=tf.int64, name="iteration")
     checkpoint = tf.train.Checkpoint(
         policy=policy_network,
@@ -426,7 +427,9 @@ def train_eval(
     writer = tf.summary.create_file_writer(os.path.join(root_dir, "train"))
 
     if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint)
+        checkpoint.restore(
+            manager.latest_checkpoint
+        ).assert_existing_objects_matched()
         if verbose:
             print(f"Restored {manager.latest_checkpoint}")
     else:
@@ -491,6 +494,7 @@ def train_eval(
                 rollout.batch, num_minibatches=num_minibatches, seed=step
             ),
             epochs=num_epochs,
+            shuffle=False,  # rollout_dataset shuffles the rows itself.
             verbose=0,
         ).history
         record = {
@@ -554,6 +558,10 @@ def train_eval(
 
 def main(argv):
     del argv
+    if not FLAGS["verbosity"].present:
+        # TensorFlow's notes about saving (checkpoint sharding, renamed
+        # signature inputs) would bury the progress lines.
+        logging.set_verbosity(logging.ERROR)
     train_eval(
         FLAGS.root_dir,
         seed=FLAGS.seed,

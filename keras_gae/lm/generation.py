@@ -14,6 +14,8 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from keras_gae._src import dependencies
+from keras_gae.lm import _tokens
 from keras_gae.ops import _checks
 
 
@@ -88,10 +90,19 @@ def _generate_loop(
         axis=1,
     )
     positions = tf.range(total)[tf.newaxis, :]
-    # Traced only to learn whether the model gives values; its result is
-    # unused, so the executed graph drops it.
-    _, probe_values = _forward(model, value_head, tokens)
+    # Traced only to learn the vocabulary size and whether the model gives
+    # values; its result is unused, so the executed graph drops it.
+    probe_logits, probe_values = _forward(model, value_head, tokens)
     has_values = probe_values is not None
+    vocab_size = probe_logits.shape[-1]
+    if vocab_size is not None:
+        if eos_id is not None:
+            _checks.check_index(eos_id, "eos_id", size=vocab_size)
+        if top_k is not None and top_k > vocab_size:
+            raise ValueError(
+                f"`top_k` must be <= the vocabulary size {vocab_size} of "
+                f"the model's logits. Received: top_k={top_k!r}"
+            )
 
     new_positions = tf.range(max_new_tokens)[tf.newaxis, :]
 
@@ -210,67 +221,49 @@ def generate(
     `bootstrap_value = values[:, N]`.
 
     Args:
-      model: a callable (a Keras model) mapping `[B, L]` token ids to logits
-        `[B, L, V]`, or to `(logits, values)`.
+      model: a callable (a Keras 3 model) mapping `[B, L]` token ids to
+        logits `[B, L, V]`, or to `(logits, values)`.
       prompt_tokens: `[B, P]` integer token ids, P >= 1.
       max_new_tokens: N >= 1.
       temperature: float > 0 (use `top_k=1` for greedy decoding).
       top_k: optional int >= 1.
-      eos_id: optional end-of-sequence id; without it every row runs N steps.
+      eos_id: optional end-of-sequence id >= 0; without it every row runs N
+        steps.
       seed: optional int; None draws one from TensorFlow's global generator
-        (reproducible under `tf.random.set_seed`).
+        (reproducible under `tf.random.set_seed` or
+        `keras.utils.set_random_seed`).
       value_head: optional callable giving values per position.
 
     Returns:
       `GenerationOutputs(tokens, log_probs, values, mask, done)`.
 
     Raises:
-      ValueError: non-positive max_new_tokens, temperature or top_k; an
+      ValueError: non-positive max_new_tokens, temperature or top_k; a
+        negative eos_id; eos_id or top_k beyond the model's vocabulary; an
         empty prompt; a model returning more than two outputs.
-      TypeError: non-integer prompt tokens or wrongly typed settings.
+      TypeError: non-integer prompt tokens, wrongly typed settings, a
+        tf-keras (Keras 2) model or value head.
     """
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int):
-        raise TypeError(
-            "`max_new_tokens` must be a Python int. "
-            f"Received: max_new_tokens={max_new_tokens!r}"
-        )
-    if max_new_tokens < 1:
-        raise ValueError(
-            "`max_new_tokens` must be >= 1. "
-            f"Received: max_new_tokens={max_new_tokens!r}"
-        )
-    if isinstance(temperature, bool) or not isinstance(
-        temperature, (int, float)
-    ):
-        raise TypeError(
-            "`temperature` must be a Python float. "
-            f"Received: temperature={temperature!r}"
-        )
-    if not (np.isfinite(temperature) and temperature > 0):
-        raise ValueError(
-            "`temperature` must be finite and > 0 (use top_k=1 for greedy "
-            f"decoding). Received: temperature={temperature!r}"
-        )
-    for name, value in (("top_k", top_k), ("eos_id", eos_id), ("seed", seed)):
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int)
-        ):
-            raise TypeError(
-                f"`{name}` must be None or a Python int. "
-                f"Received: {name}={value!r}"
-            )
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"`top_k` must be >= 1. Received: top_k={top_k!r}")
-    if eos_id is not None and eos_id < 0:
-        raise ValueError(f"`eos_id` must be >= 0. Received: eos_id={eos_id!r}")
-    prompt_tokens = tf.convert_to_tensor(prompt_tokens)
-    if not prompt_tokens.dtype.is_integer:
-        raise TypeError(
-            "`prompt_tokens` must be an integer tensor of token ids, got "
-            f"dtype {prompt_tokens.dtype.name}. "
-            f"Received: prompt_tokens={_checks.describe(prompt_tokens)}"
-        )
-    _checks.check_rank(prompt_tokens, 2, "prompt_tokens", "[B, P]")
+    for name, network in (("model", model), ("value_head", value_head)):
+        # Any callable will do, but a Keras 2 network gets the message that
+        # keras_gae runs on Keras 3.
+        if dependencies.is_keras2_object(network):
+            dependencies.check_layer(network, name)
+    max_new_tokens = _checks.check_positive_int(
+        max_new_tokens, "max_new_tokens"
+    )
+    temperature = _checks.check_float(
+        temperature, "temperature", minimum=0.0, inclusive=False
+    )
+    if top_k is not None:
+        top_k = _checks.check_positive_int(top_k, "top_k")
+    if eos_id is not None:
+        eos_id = _checks.check_index(eos_id, "eos_id")
+    if seed is not None:
+        seed = _checks.check_int(seed, "seed")
+    prompt_tokens = _tokens.convert_tokens(
+        prompt_tokens, "prompt_tokens", "[B, P]"
+    )
     if prompt_tokens.shape[1] == 0:
         raise ValueError(
             "`prompt_tokens` must hold at least one token per row (P >= 1): "
@@ -289,7 +282,7 @@ def generate(
         model,
         value_head,
         max_new_tokens,
-        float(temperature),
+        temperature,
         top_k,
         eos_id,
     )

@@ -3,8 +3,9 @@
 A generated sequence is an episode whose steps are its response tokens: the
 state s_t is the text so far, `tokens[:t]`, the action a_t is the next token
 `tokens[t]`, and a scorer rates the whole sequence once it ends. The
-functions here turn sampled sequences into the rollout batch of DESIGN.md,
-batch-major with one row per sequence and one step per token position.
+functions here turn sampled sequences into the rollout batch of
+docs/design.md ("Rollout batch"), batch-major with one row per sequence and
+one step per token position.
 
 Letters used in shapes: `B` sequences, `L` token positions per row (prompt
 and response together).
@@ -28,68 +29,41 @@ values in this alignment for the generated positions.
 from __future__ import annotations
 
 from typing import Any
+from typing import NamedTuple
 from typing import Optional
 
 import tensorflow as tf
 
+from keras_gae._src import rollout_batch as rb
+from keras_gae.lm import _tokens
+from keras_gae.lm import rewards as rewards_lib
 from keras_gae.ops import _checks
 from keras_gae.ops import gae
-from keras_gae.ops import policy_losses
+from keras_gae.ops import masked
 
 
-def _convert_tokens(tokens: Any) -> tf.Tensor:
-    tokens = tf.convert_to_tensor(tokens)
-    if not tokens.dtype.is_integer:
-        raise TypeError(
-            "`tokens` must be an integer tensor of token ids, got dtype "
-            f"{tokens.dtype.name}. Received: tokens={_checks.describe(tokens)}"
-        )
-    _checks.check_rank(tokens, 2, "tokens", "[B, L]")
-    return tokens
+class SequenceRollout(NamedTuple):
+    """What `CausalLMPPOModel.collect` returns.
 
+    Attributes:
+      batch: the rollout batch dict of `keras_gae.lm.sequence_rollout_batch`
+        (`[B, L]` per token), ready for `fit` (e.g. through
+        `keras_gae.models.rollout_dataset`).
+      scores: `[B]` float32 scorer outputs.
+      kl: scalar float32 `sequence_kl`: mean over rows of the summed
+        per-token KL to the reference (0 without a reference).
+      kl_coef: scalar float32, the KL reward coefficient the batch used.
+      response_length: `[B]` int32 number of response tokens (EOS
+        included).
+      done: `[B]` bool, whether the row ended with EOS.
+    """
 
-def _check_token_id(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(
-            f"`{name}` must be a Python int token id. "
-            f"Received: {name}={value!r}"
-        )
-    if value < 0:
-        raise ValueError(f"`{name}` must be >= 0. Received: {name}={value!r}")
-    return value
-
-
-def _prompt_lengths(prompt_length: Any, tokens: tf.Tensor) -> tf.Tensor:
-    """`[B, 1]` int32 start of the response in each row."""
-    length = tf.convert_to_tensor(prompt_length)
-    if not length.dtype.is_integer:
-        raise TypeError(
-            "`prompt_length` must be an int or an integer tensor of shape "
-            f"[B]. Received: prompt_length={_checks.describe(prompt_length)}"
-        )
-    if length.shape.rank is not None and length.shape.rank > 1:
-        raise ValueError(
-            "`prompt_length` must be a scalar or have shape [B]. "
-            f"Received: prompt_length={_checks.describe(prompt_length)}"
-        )
-    if length.shape.rank == 1 and not length.shape.is_compatible_with(
-        tokens.shape[:1]
-    ):
-        raise ValueError(
-            "`prompt_length` must have shape [B] matching `tokens` "
-            f"{tuple(tokens.shape)}. "
-            f"Received: prompt_length={_checks.describe(prompt_length)}"
-        )
-    static = tf.get_static_value(length)
-    if static is not None and (static < 0).any():
-        raise ValueError(
-            "`prompt_length` must be >= 0. "
-            f"Received: prompt_length={_checks.describe(prompt_length)}"
-        )
-    length = tf.cast(length, tf.int32)
-    return tf.broadcast_to(
-        tf.reshape(length, [-1, 1]), [tf.shape(tokens)[0], 1]
-    )
+    batch: dict
+    scores: tf.Tensor
+    kl: tf.Tensor
+    kl_coef: tf.Tensor
+    response_length: tf.Tensor
+    done: tf.Tensor
 
 
 def response_mask(
@@ -126,11 +100,11 @@ def response_mask(
       ValueError: wrong ranks, negative ids or prompt lengths.
     """
     with tf.name_scope("response_mask"):
-        tokens = _convert_tokens(tokens)
-        eos_id = _check_token_id(eos_id, "eos_id")
+        tokens = _tokens.convert_tokens(tokens)
+        eos_id = _checks.check_index(eos_id, "eos_id")
         if pad_id is not None:
-            pad_id = _check_token_id(pad_id, "pad_id")
-        start = _prompt_lengths(prompt_length, tokens)
+            pad_id = _checks.check_index(pad_id, "pad_id")
+        start = _tokens.prompt_lengths(prompt_length, tokens)
         positions = tf.range(tf.shape(tokens)[1])[tf.newaxis, :]
         in_response = positions >= start
         stop = tf.equal(tokens, tf.cast(eos_id, tokens.dtype))
@@ -149,107 +123,6 @@ def response_mask(
         return tf.logical_and(valid, tf.logical_not(stops_before))
 
 
-def _last_valid(mask: tf.Tensor) -> tf.Tensor:
-    """`[B, L]` bool: True at the last True of each row (none if all False)."""
-    length = tf.shape(mask)[1]
-    reversed_index = tf.argmax(
-        tf.reverse(tf.cast(mask, tf.int32), axis=[1]),
-        axis=1,
-        output_type=tf.int32,
-    )
-    last = tf.one_hot(length - 1 - reversed_index, length, dtype=tf.int32)
-    any_valid = tf.reduce_any(mask, axis=1, keepdims=True)
-    return tf.logical_and(tf.cast(last, tf.bool), any_valid)
-
-
-def token_rewards(
-    scores: Any,
-    log_probs: Any,
-    ref_log_probs: Any,
-    mask: Any,
-    *,
-    kl_coef: Any,
-    estimator: str = "k1",
-) -> tuple:
-    """Per-token rewards: a KL penalty at every token, the score at the end.
-
-    With k_t the per-token estimate of KL(pi || pi_ref) (see
-    `keras_gae.ops.kl_divergence_estimate`) and t_b the last valid position
-    of row b,
-
-        r_t = -kl_coef * k_t + [t == t_b] * score_b
-
-    (Ziegler et al. 2019, "Fine-Tuning Language Models from Human
-    Preferences", arXiv:1909.08593; Ouyang et al. 2022, arXiv:2203.02155).
-
-    Args:
-      scores: `[B]` float sequence scores from the scorer.
-      log_probs: `[B, L]` float log pi(a_t | s_t) of the sampling policy.
-      ref_log_probs: `[B, L]` float log pi_ref(a_t | s_t).
-      mask: `[B, L]` bool-like validity (e.g. `response_mask`).
-      kl_coef: float >= 0 or a scalar tensor (e.g. a KL controller's
-        `value`).
-      estimator: "k1", "k2" or "k3".
-
-    Returns:
-      `(rewards, kl)`, both `[B, L]`, 0 on invalid positions (whatever the
-      inputs hold there). A row without valid positions gets no score.
-
-    Raises:
-      ValueError: mismatched shapes, unknown estimator, negative kl_coef.
-      TypeError: non-float inputs, non-bool-like mask.
-    """
-    with tf.name_scope("token_rewards"):
-        if isinstance(kl_coef, (int, float)) and not isinstance(kl_coef, bool):
-            if not kl_coef >= 0:
-                raise ValueError(
-                    f"`kl_coef` must be >= 0. Received: kl_coef={kl_coef!r}"
-                )
-        mask = _checks.convert_flag(mask, "mask")
-        _checks.check_rank(mask, 2, "mask", "[B, L]")
-        kl = policy_losses.kl_divergence_estimate(
-            log_probs, ref_log_probs, estimator=estimator, mask=mask
-        )
-        scores = _checks.convert_float(scores, "scores")
-        _checks.check_rank(scores, 1, "scores", "[B]")
-        if not scores.shape.is_compatible_with(mask.shape[:1]):
-            raise ValueError(
-                "`scores` must have shape [B] matching `mask` "
-                f"{tuple(mask.shape)}. "
-                f"Received: scores={_checks.describe(scores)}"
-            )
-        dtype = _checks.compute_dtype(kl, scores)
-        kl = tf.cast(kl, dtype)
-        scores = tf.cast(scores, dtype)
-        kl_coef = tf.cast(kl_coef, dtype)
-        at_end = _last_valid(mask)
-        final = tf.where(at_end, scores[:, tf.newaxis], tf.zeros_like(kl))
-        rewards = tf.where(mask, -kl_coef * kl + final, tf.zeros_like(kl))
-        return rewards, kl
-
-
-def sequence_kl(kl: Any, mask: Any) -> tf.Tensor:
-    """Mean over sequences of the summed per-token KL: the measured KL.
-
-        KL = (1 / B) * sum_b sum_t mask_bt * k_bt
-
-    This is the quantity an `AdaptiveKLController` tracks (Ziegler et al.
-    2019), fed with `n_steps = B`.
-
-    Args:
-      kl: `[B, L]` float per-token KL estimates (from `token_rewards`).
-      mask: `[B, L]` bool-like validity.
-
-    Returns:
-      A scalar of kl's dtype.
-    """
-    with tf.name_scope("sequence_kl"):
-        kl = _checks.convert_float(kl, "kl")
-        mask = _checks.convert_flag(mask, "mask")
-        safe = tf.where(mask, kl, tf.zeros_like(kl))
-        return tf.reduce_mean(tf.reduce_sum(safe, axis=1))
-
-
 def sequence_rollout_batch(
     tokens: Any,
     prompt_length: Any,
@@ -265,7 +138,7 @@ def sequence_rollout_batch(
     whiten_rewards: bool = False,
     pad_id: Optional[int] = None,
 ) -> dict:
-    """The rollout batch (DESIGN.md) of a batch of generated sequences.
+    """The rollout batch (docs/design.md) of a batch of generated sequences.
 
     Steps are token positions, batch-major `[B, L]`, aligned as the module
     docstring says: position t is the transition s_t = tokens[:t]
@@ -280,10 +153,10 @@ def sequence_rollout_batch(
       not terminal and bootstraps from `bootstrap_value[b]`, also written to
       "truncation_value" at that position, so it is read correctly whether
       or not the truncation is at the row's end (position L - 1).
-    * "reward": `token_rewards` (KL penalty at every token, score on the last
-      valid token), then, with `whiten_rewards`, scaled by the inverse
-      standard deviation over valid tokens (mean kept, as `masked_whiten`
-      with `shift_mean=False`).
+    * "reward": `keras_gae.lm.token_rewards` (KL penalty at every token,
+      score on the last valid token), then, with `whiten_rewards`, scaled
+      by the inverse standard deviation over valid tokens (mean kept:
+      `whiten_advantages` with `shift_mean=False`).
     * "observation" and "action": `tokens` (a causal model reads s_t from the
       row at position t - 1); "log_prob" and "value" as given. Invalid
       positions of every float entry are set to 0, so NaN there never
@@ -320,20 +193,16 @@ def sequence_rollout_batch(
       ValueError, TypeError: as the functions it calls; a non-bool
         `whiten_rewards`.
     """
-    if not isinstance(whiten_rewards, bool):
-        raise TypeError(
-            "`whiten_rewards` must be a bool. "
-            f"Received: whiten_rewards={whiten_rewards!r}"
-        )
+    whiten_rewards = _checks.check_bool(whiten_rewards, "whiten_rewards")
     with tf.name_scope("sequence_rollout_batch"):
-        tokens = _convert_tokens(tokens)
+        tokens = _tokens.convert_tokens(tokens)
         mask = response_mask(tokens, prompt_length, eos_id, pad_id=pad_id)
         values = _checks.convert_float(values, "values")
         _checks.check_rank(values, 2, "values", "[B, L]")
         assertions = _checks.check_same_shape(
             values, tokens, "values", "tokens"
         )
-        rewards, _ = token_rewards(
+        rewards, _ = rewards_lib.token_rewards(
             scores,
             log_probs,
             ref_log_probs,
@@ -350,7 +219,7 @@ def sequence_rollout_batch(
         log_probs = _checks.convert_float(log_probs, "log_probs")
         log_probs = tf.where(mask, log_probs, tf.zeros_like(log_probs))
 
-        at_end = _last_valid(mask)
+        at_end = _tokens.last_valid(mask)
         is_eos = tf.equal(tokens, tf.cast(eos_id, tokens.dtype))
         terminated = tf.logical_and(at_end, is_eos)
         truncated = tf.logical_and(at_end, tf.logical_not(is_eos))
@@ -368,16 +237,10 @@ def sequence_rollout_batch(
             )
             bootstrap_value = tf.zeros_like(rewards[:, 0])
         else:
-            bootstrap_value = _checks.convert_float(
-                bootstrap_value, "bootstrap_value"
+            bootstrap_value, batch_assertions = _checks.convert_batch_vector(
+                bootstrap_value, "bootstrap_value", tokens, 0, "tokens"
             )
-            _checks.check_rank(bootstrap_value, 1, "bootstrap_value", "[B]")
-            if not bootstrap_value.shape.is_compatible_with(tokens.shape[:1]):
-                raise ValueError(
-                    "`bootstrap_value` must have shape [B] matching `tokens` "
-                    f"{tuple(tokens.shape)}. Received: bootstrap_value="
-                    f"{_checks.describe(bootstrap_value)}"
-                )
+            assertions += batch_assertions
             bootstrap_value = tf.cast(bootstrap_value, dtype)
         truncation_value = tf.where(
             truncated, bootstrap_value[:, tf.newaxis] + zeros, zeros
@@ -385,16 +248,16 @@ def sequence_rollout_batch(
         with tf.control_dependencies(assertions):
             rewards = tf.identity(rewards)
         return {
-            "observation": tokens,
-            "action": tokens,
-            "reward": rewards,
-            "terminated": terminated,
-            "truncated": truncated,
-            "log_prob": log_probs,
-            "value": values,
-            "bootstrap_value": bootstrap_value,
-            "truncation_value": truncation_value,
-            "mask": mask,
+            rb.OBSERVATION: tokens,
+            rb.ACTION: tokens,
+            rb.REWARD: rewards,
+            rb.TERMINATED: terminated,
+            rb.TRUNCATED: truncated,
+            rb.LOG_PROB: log_probs,
+            rb.VALUE: values,
+            rb.BOOTSTRAP_VALUE: bootstrap_value,
+            rb.TRUNCATION_VALUE: truncation_value,
+            rb.MASK: mask,
         }
 
 
@@ -420,17 +283,18 @@ def sequence_advantages(
       `GAEOutputs(advantages, returns)`, `[B, L]`, advantage 0 on invalid
       positions.
     """
+    missing = [key for key in rb.GAE_ARGUMENTS if key not in batch]
+    if missing:
+        raise ValueError(
+            f"`batch` is missing key(s) {missing} of a "
+            "sequence_rollout_batch. "
+            f"Received: batch keys={sorted(batch)}"
+        )
+    arguments = {
+        argument: batch[key] for key, argument in rb.GAE_ARGUMENTS.items()
+    }
     return gae.generalized_advantage_estimation(
-        batch["reward"],
-        batch["value"],
-        batch["bootstrap_value"],
-        gamma=gamma,
-        lambda_=lambda_,
-        terminated=batch["terminated"],
-        truncated=batch["truncated"],
-        truncation_values=batch["truncation_value"],
-        mask=batch["mask"],
-        time_major=False,
+        **arguments, gamma=gamma, lambda_=lambda_, time_major=False
     )
 
 
@@ -446,13 +310,13 @@ def whiten_advantages(
     mean and var (population) are taken over the valid elements only;
     invalid elements come out as 0 and never enter the statistics, NaN or
     Inf included. With `shift_mean=False` the mean is added back (only the
-    scale changes), as `keras_gae.ops.masked_whiten` does.
+    scale changes).
 
-    Under a tf.distribute strategy (a replica context with more than one
-    replica) the statistics cover the global batch: each replica stacks its
-    local [sum x, sum x^2, N] and one `all_reduce(SUM)` combines them. var
-    is clipped at 0 against rounding. Statistics are formed in float32 (or
-    float64 for float64 input), also for half-precision input.
+    This is `keras_gae.ops.masked_whiten(..., across_replicas=True)`: under
+    a tf.distribute strategy (a replica context with more than one replica)
+    the statistics cover the global batch, two passes (the mean, then the
+    centred squares) of one `all_reduce(SUM)` each. Statistics are formed in
+    float32 (or float64 for float64 input), also for half-precision input.
 
     Args:
       advantages: `[B, L]` (any shape) float tensor.
@@ -466,39 +330,24 @@ def whiten_advantages(
     Raises:
       TypeError: non-float advantages, non-bool-like mask, non-bool
         shift_mean.
-      ValueError: mismatched shapes.
+      ValueError: mismatched shapes, epsilon <= 0.
     """
-    if not isinstance(shift_mean, bool):
-        raise TypeError(
-            f"`shift_mean` must be a bool. Received: shift_mean={shift_mean!r}"
-        )
+    shift_mean = _checks.check_bool(shift_mean, "shift_mean")
+    epsilon = _checks.check_float(
+        epsilon, "epsilon", minimum=0.0, inclusive=False
+    )
     with tf.name_scope("whiten_advantages"):
         advantages = _checks.convert_float(advantages, "advantages")
         mask = _checks.convert_flag(mask, "mask")
         assertions = _checks.check_same_shape(
             mask, advantages, "mask", "advantages"
         )
-        dtype = _checks.compute_dtype(advantages)
-        x = tf.where(mask, tf.cast(advantages, dtype), tf.zeros([], dtype))
-        statistics = tf.stack(
-            [
-                tf.reduce_sum(x),
-                tf.reduce_sum(tf.square(x)),
-                tf.reduce_sum(tf.cast(mask, dtype)),
-            ]
-        )
-        context = tf.distribute.get_replica_context()
-        if context is not None and context.num_replicas_in_sync > 1:
-            statistics = context.all_reduce(
-                tf.distribute.ReduceOp.SUM, statistics
-            )
         with tf.control_dependencies(assertions):
-            total, squares, count = tf.unstack(statistics)
-        mean = tf.math.divide_no_nan(total, count)
-        variance = tf.maximum(
-            tf.math.divide_no_nan(squares, count) - tf.square(mean), 0.0
+            x = tf.cast(advantages, _checks.compute_dtype(advantages))
+        return masked.masked_whiten(
+            x,
+            mask,
+            shift_mean=shift_mean,
+            epsilon=epsilon,
+            across_replicas=True,
         )
-        whitened = (x - mean) * tf.math.rsqrt(variance + epsilon)
-        if not shift_mean:
-            whitened += mean
-        return tf.where(mask, whitened, tf.zeros_like(whitened))

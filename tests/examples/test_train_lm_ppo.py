@@ -2,6 +2,7 @@
 
 import os
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -76,7 +77,7 @@ class TrainLMPPOTest(tf.test.TestCase):
         self.assertLen(resumed["history"], 1)
 
     def test_exported_greedy_matches_the_network(self):
-        tf.keras.utils.set_random_seed(0)
+        keras.utils.set_random_seed(0)
         network = train_lm_ppo.CausalTransformer(12, 6, 8, 2, 1)
         prompts = np.array([[11, 2], [11, 9]], np.int32)
         path = train_lm_ppo.export_policy(

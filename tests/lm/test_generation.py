@@ -1,5 +1,6 @@
 """Tests of sampling from a tiny Keras causal language model."""
 
+import keras
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
@@ -12,18 +13,18 @@ EOS = 6
 
 def tiny_model(seed=0, with_values=False):
     """Embedding + Dense: position-wise, hence causal."""
-    tf.keras.utils.set_random_seed(seed)
-    tokens = tf.keras.Input([None], dtype=tf.int32)
-    hidden = tf.keras.layers.Embedding(VOCAB, 8)(tokens)
-    logits = tf.keras.layers.Dense(VOCAB)(hidden)
+    keras.utils.set_random_seed(seed)
+    tokens = keras.Input([None], dtype=tf.int32)
+    hidden = keras.layers.Embedding(VOCAB, 8)(tokens)
+    logits = keras.layers.Dense(VOCAB)(hidden)
     outputs = logits
     if with_values:
-        values = tf.keras.layers.Dense(1)(hidden)
+        values = keras.layers.Dense(1)(hidden)
         outputs = (logits, values)
-    return tf.keras.Model(tokens, outputs)
+    return keras.Model(tokens, outputs)
 
 
-class CountingModel(tf.keras.Model):
+class CountingModel(keras.Model):
     """Next token = current + 1 (mod VOCAB) almost surely; value = token."""
 
     def call(self, tokens):
@@ -142,3 +143,18 @@ class GenerateTest(tf.test.TestCase, parameterized.TestCase):
             lm.generate(model, prompt, max_new_tokens=2, top_k=0)
         with self.assertRaisesRegex(TypeError, "prompt_tokens"):
             lm.generate(model, [[1.0]], max_new_tokens=2)
+        with self.assertRaisesRegex(ValueError, "eos_id.*Received: eos_id=7"):
+            lm.generate(model, prompt, max_new_tokens=2, eos_id=VOCAB)
+        with self.assertRaisesRegex(ValueError, "top_k.*Received: top_k=8"):
+            lm.generate(model, prompt, max_new_tokens=2, top_k=VOCAB + 1)
+        with self.assertRaisesRegex(TypeError, "seed"):
+            lm.generate(model, prompt, max_new_tokens=2, seed=1.5)
+
+    def test_tf_keras_model_gets_the_keras_3_message(self):
+        import tf_keras
+
+        model = tf_keras.Sequential(
+            [tf_keras.layers.Embedding(VOCAB, 4), tf_keras.layers.Dense(VOCAB)]
+        )
+        with self.assertRaisesRegex(TypeError, "model.*Keras 2.*Keras 3"):
+            lm.generate(model, [[1, 2]], max_new_tokens=2)

@@ -8,6 +8,9 @@ clipped surrogate (arXiv:1707.06347, eq. 7), the (clipped) value loss and
 the entropy, all as means over response tokens.
 """
 
+import os
+
+import keras
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
@@ -24,30 +27,28 @@ B, P, N = 4, 2, 5
 L = P + N
 
 
-@tf.keras.saving.register_keras_serializable(package="keras_gae_tests")
-class PrefixMeanLM(tf.keras.Model):
+@keras.saving.register_keras_serializable(package="keras_gae_tests")
+class PrefixMeanLM(keras.Model):
     """h_t = tanh(mean of embeddings of tokens[:t + 1]); linear heads."""
 
     def __init__(self, vocab_size=VOCAB, width=WIDTH, **kwargs):
         super().__init__(**kwargs)
         self.vocab_size = vocab_size
         self.width = width
-        self.embedding = tf.keras.layers.Embedding(
+        self.embedding = keras.layers.Embedding(
             vocab_size,
             width,
-            embeddings_initializer=tf.keras.initializers.RandomNormal(
-                stddev=1.0
-            ),
+            embeddings_initializer=keras.initializers.RandomNormal(stddev=1.0),
         )
-        self.logits_layer = tf.keras.layers.Dense(
+        self.logits_layer = keras.layers.Dense(
             vocab_size,
-            kernel_initializer=tf.keras.initializers.RandomNormal(stddev=1.0),
-            bias_initializer=tf.keras.initializers.RandomNormal(stddev=0.5),
+            kernel_initializer=keras.initializers.RandomNormal(stddev=1.0),
+            bias_initializer=keras.initializers.RandomNormal(stddev=0.5),
         )
-        self.value_layer = tf.keras.layers.Dense(
+        self.value_layer = keras.layers.Dense(
             1,
-            kernel_initializer=tf.keras.initializers.RandomNormal(stddev=1.0),
-            bias_initializer=tf.keras.initializers.RandomNormal(stddev=0.5),
+            kernel_initializer=keras.initializers.RandomNormal(stddev=1.0),
+            bias_initializer=keras.initializers.RandomNormal(stddev=0.5),
         )
 
     def call(self, tokens, training=None):
@@ -65,7 +66,7 @@ class PrefixMeanLM(tf.keras.Model):
 
 
 def make_network(seed):
-    tf.keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(seed)
     network = PrefixMeanLM()
     network(tf.zeros([1, L], tf.int32))
     return network
@@ -174,7 +175,7 @@ def numpy_step(
 
 def make_model(network, learning_rate=0.1, **kwargs):
     model = lm.CausalLMPPOModel(network, vocab_size=VOCAB, eos_id=EOS, **kwargs)
-    model.compile(optimizer=tf.keras.optimizers.SGD(learning_rate))
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate))
     return model
 
 
@@ -402,11 +403,54 @@ class ConfigAndErrorsTest(tf.test.TestCase, parameterized.TestCase):
         self.assertIsInstance(restored.reward_kl_coef, AdaptiveKLController)
         self.assertFalse(restored.reference_network.trainable)
 
+    def test_keras_save_and_load_round_trip(self):
+        model = make_model(
+            make_network(13),
+            reference_network=make_network(14),
+            reward_kl_coef=AdaptiveKLController(0.1, 2.0, 100.0),
+            temperature=0.9,
+            pad_id=0,
+        )
+        model.train_on_batch(make_batch(13), return_dict=True)
+        tokens = make_tokens(13)
+        path = os.path.join(self.get_temp_dir(), "lm_ppo.keras")
+        model.save(path)
+        restored = keras.saving.load_model(path)
+        self.assertIsInstance(restored, lm.CausalLMPPOModel)
+        self.assertEqual(restored.temperature, 0.9)
+        self.assertEqual(restored.pad_id, 0)
+        self.assertFalse(restored.reference_network.trainable)
+        self.assertIsInstance(restored.reward_kl_coef, AdaptiveKLController)
+        for expected, actual in zip(
+            model.sequence_outputs(tokens), restored.sequence_outputs(tokens)
+        ):
+            self.assertAllClose(actual, expected)
+        self.assertAllClose(
+            restored.reference_log_probs(tokens),
+            model.reference_log_probs(tokens),
+        )
+
+    def test_tf_keras_network_gets_the_keras_3_message(self):
+        import tf_keras
+
+        network = tf_keras.Sequential([tf_keras.layers.Dense(VOCAB)])
+        with self.assertRaisesRegex(TypeError, "network.*Keras 2.*Keras 3"):
+            lm.CausalLMPPOModel(network, vocab_size=VOCAB, eos_id=EOS)
+        with self.assertRaisesRegex(TypeError, "reference_network.*Keras 2"):
+            lm.CausalLMPPOModel(
+                make_network(12),
+                vocab_size=VOCAB,
+                eos_id=EOS,
+                reference_network=network,
+            )
+
     @parameterized.named_parameters(
         ("network", dict(network="lm"), TypeError, "network"),
         ("shared", dict(shared=None), ValueError, "shared"),
         ("temperature", dict(temperature=0.0), ValueError, "temperature"),
         ("eos", dict(eos_id=-1), ValueError, "eos_id"),
+        ("eos_vocab", dict(eos_id=VOCAB), ValueError, "eos_id"),
+        ("pad_vocab", dict(pad_id=VOCAB), ValueError, "pad_id"),
         ("kl_no_ref", dict(reward_kl_coef=0.1), ValueError, "reward_kl_coef"),
         ("kl_type", dict(reward_kl_coef="x"), TypeError, "reward_kl_coef"),
         (
@@ -422,3 +466,49 @@ class ConfigAndErrorsTest(tf.test.TestCase, parameterized.TestCase):
         arguments.update(override)
         with self.assertRaisesRegex(error, f"{name}.*Received: {name}="):
             lm.CausalLMPPOModel(**arguments)
+
+
+class TokenLogitsHeadTest(tf.test.TestCase, parameterized.TestCase):
+    def test_params_distribution_and_greedy_action(self):
+        head = lm.TokenLogitsHead(VOCAB, temperature=0.5)
+        logits = np.random.default_rng(0).normal(size=(3, VOCAB))
+        params = head(tf.constant(logits, tf.float32))
+        self.assertEqual(params.dtype, tf.float32)
+        self.assertAllClose(params, logits / 0.5)
+        tokens = np.array([0, 3, 5], np.int32)
+        self.assertAllClose(
+            head.distribution(params).log_prob(tokens),
+            log_softmax(logits / 0.5)[np.arange(3), tokens],
+        )
+        self.assertAllEqual(head.greedy_action(params), logits.argmax(-1))
+
+    def test_get_config_round_trip(self):
+        head = lm.TokenLogitsHead(VOCAB, temperature=0.7, name="head")
+        restored = lm.TokenLogitsHead.from_config(head.get_config())
+        self.assertEqual(restored.vocab_size, VOCAB)
+        self.assertEqual(restored.temperature, 0.7)
+        self.assertEqual(restored.name, "head")
+
+    def test_keras_save_and_load_in_a_functional_model(self):
+        keras.utils.set_random_seed(0)
+        tokens = keras.Input([None], dtype="int32")
+        logits = keras.layers.Dense(VOCAB)(
+            keras.layers.Embedding(VOCAB, WIDTH)(tokens)
+        )
+        model = keras.Model(tokens, lm.TokenLogitsHead(VOCAB, 0.8)(logits))
+        path = os.path.join(self.get_temp_dir(), "head.keras")
+        model.save(path)
+        restored = keras.saving.load_model(path)
+        rows = make_tokens(0)
+        self.assertAllClose(restored(rows), model(rows))
+
+    @parameterized.named_parameters(
+        ("vocab", dict(vocab_size=0), ValueError, "vocab_size"),
+        ("vocab_type", dict(vocab_size=2.0), TypeError, "vocab_size"),
+        ("temperature", dict(temperature=-1.0), ValueError, "temperature"),
+    )
+    def test_bad_arguments(self, override, error, name):
+        arguments = dict(vocab_size=VOCAB)
+        arguments.update(override)
+        with self.assertRaisesRegex(error, f"{name}.*Received: {name}="):
+            lm.TokenLogitsHead(**arguments)

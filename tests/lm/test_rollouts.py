@@ -371,8 +371,10 @@ class WhitenAdvantagesTest(tf.test.TestCase, parameterized.TestCase):
             per_replica = strategy.run(
                 lambda a, m: lm.whiten_advantages(a, m), args=inputs
             )
-        # One all-reduce per replica, each combining sum, sum of squares, N.
-        self.assertLen(calls, strategy.num_replicas_in_sync)
+        # Two passes per replica (sum and N, then the centred squares), one
+        # all-reduce(SUM) each.
+        self.assertLen(calls, 2 * strategy.num_replicas_in_sync)
+        self.assertAllEqual(calls, [tf.distribute.ReduceOp.SUM] * len(calls))
         out = np.concatenate(
             [
                 np.asarray(t)

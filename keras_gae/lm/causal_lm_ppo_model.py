@@ -2,13 +2,8 @@
 
 `CausalLMPPOModel` is a `keras_gae.models.PPOModel` whose network is a
 causal language model: it reads whole token rows `[B, L]` (prompt and
-response) and returns `(logits [B, L, V], values [B, L])`. One network pass
-per row gives every step's policy and value: the state s_t = tokens[:t] is
-read at position t - 1 (the alignment of `keras_gae.lm.rollouts`), so
-
-    log pi(tokens[t] | tokens[:t])
-        = log_softmax(logits[t - 1] / tau)[tokens[t]],
-    V(tokens[:t]) = values[t - 1].
+response) and returns `(logits [B, L, V], values [B, L])`, read as
+`keras_gae.lm.causal_outputs` describes (step t at position t - 1).
 
 Letters used in shapes: `B` sequences, `L` token positions per row, `V`
 vocabulary size, `P` prompt positions, `N = B * L`.
@@ -18,189 +13,24 @@ from __future__ import annotations
 
 from typing import Any
 from typing import Callable
-from typing import NamedTuple
 from typing import Optional
 
-import numpy as np
+import keras
 import tensorflow as tf
-import tensorflow_probability as tfp
 
-from keras_gae.layers.policy_heads import PolicyHead
+from keras_gae._src import dependencies
+from keras_gae.lm import causal_outputs
 from keras_gae.lm import generation
+from keras_gae.lm import rewards
 from keras_gae.lm import rollouts
-from keras_gae.models import base
+from keras_gae.lm.token_logits_head import TokenLogitsHead
+from keras_gae.models import networks as networks_lib
 from keras_gae.models.ppo import PPOModel
 from keras_gae.ops import _checks
 from keras_gae.ops import policy_losses
 
-tfd = tfp.distributions
 
-
-def _shift_to_states(x: tf.Tensor) -> tf.Tensor:
-    """`out[:, t] = x[:, t - 1]`, zeros at t = 0 (no state reads there)."""
-    paddings = [[0, 0], [1, 0]] + [[0, 0]] * (x.shape.rank - 2)
-    return tf.pad(x[:, :-1], paddings)
-
-
-def _split_outputs(outputs: Any) -> tuple:
-    if not isinstance(outputs, (list, tuple)) or len(outputs) != 2:
-        raise TypeError(
-            "The language model must return a pair (logits [B, L, V], "
-            f"values [B, L] or [B, L, 1]). Received: outputs={outputs!r}"
-        )
-    logits, values = outputs
-    values = tf.convert_to_tensor(values)
-    if values.shape.rank == 3 and values.shape[-1] == 1:
-        values = tf.squeeze(values, axis=-1)
-    return tf.convert_to_tensor(logits), values
-
-
-def causal_log_probs(
-    logits: Any, tokens: Any, *, temperature: float = 1.0
-) -> tf.Tensor:
-    """Log-probabilities of each row's tokens from one causal-model pass.
-
-        out[b, t] = log_softmax(logits[b, t - 1] / temperature)[tokens[b, t]]
-
-    for t >= 1, and 0 at t = 0 (the first token has no prefix to be
-    predicted from). This is the `log_probs` alignment of
-    `keras_gae.lm.sequence_rollout_batch`.
-
-    Args:
-      logits: `[B, L, V]` float logits of a causal model on `tokens`.
-      tokens: `[B, L]` integer token ids.
-      temperature: float > 0 dividing the logits (as in
-        `keras_gae.lm.generate`).
-
-    Returns:
-      `[B, L]` float32 log-probabilities.
-
-    Raises:
-      ValueError: wrong ranks, non-positive temperature.
-      TypeError: non-float logits, non-integer tokens.
-    """
-    _check_temperature(temperature)
-    with tf.name_scope("causal_log_probs"):
-        logits = _checks.convert_float(logits, "logits")
-        _checks.check_rank(logits, 3, "logits", "[B, L, V]")
-        tokens = tf.convert_to_tensor(tokens)
-        if not tokens.dtype.is_integer:
-            raise TypeError(
-                "`tokens` must be an integer tensor of token ids. "
-                f"Received: tokens={_checks.describe(tokens)}"
-            )
-        _checks.check_rank(tokens, 2, "tokens", "[B, L]")
-        log_distribution = tf.nn.log_softmax(
-            tf.cast(logits[:, :-1], tf.float32) / temperature
-        )
-        gathered = tf.gather(
-            log_distribution,
-            tf.cast(tokens[:, 1:], tf.int32),
-            batch_dims=2,
-        )
-        return tf.pad(gathered, [[0, 0], [1, 0]])
-
-
-def _check_temperature(temperature: Any) -> float:
-    if isinstance(temperature, bool) or not isinstance(
-        temperature, (int, float, np.integer, np.floating)
-    ):
-        raise TypeError(
-            "`temperature` must be a Python float. "
-            f"Received: temperature={temperature!r}"
-        )
-    if not (np.isfinite(temperature) and temperature > 0):
-        raise ValueError(
-            "`temperature` must be finite and > 0. "
-            f"Received: temperature={temperature!r}"
-        )
-    return float(temperature)
-
-
-@tf.keras.saving.register_keras_serializable(package="keras_gae")
-class TokenLogitsHead(PolicyHead):
-    r"""A policy head over a vocabulary whose params are the LM's logits.
-
-        params = logits / temperature,   pi(token | prefix) = softmax(params).
-
-    No weights: the language model's own output layer produces the logits.
-
-    Args:
-      vocab_size: V >= 1.
-      temperature: tau > 0, the sampling temperature the policy is trained
-        at (the one `keras_gae.lm.generate` samples with).
-      **kwargs: base Layer arguments.
-
-    Call arguments:
-      logits: `[..., V]` float logits.
-
-    Returns:
-      float32 params `[..., V]`.
-    """
-
-    def __init__(self, vocab_size: int, temperature: float = 1.0, **kwargs):
-        super().__init__(**kwargs)
-        if isinstance(vocab_size, bool) or not isinstance(
-            vocab_size, (int, np.integer)
-        ):
-            raise TypeError(
-                "`vocab_size` must be a positive int. "
-                f"Received: vocab_size={vocab_size!r}"
-            )
-        if vocab_size < 1:
-            raise ValueError(
-                "`vocab_size` must be >= 1. "
-                f"Received: vocab_size={vocab_size!r}"
-            )
-        self.vocab_size = int(vocab_size)
-        self.temperature = _check_temperature(temperature)
-
-    @property
-    def params_size(self) -> int:
-        return self.vocab_size
-
-    def call(self, logits: tf.Tensor) -> tf.Tensor:
-        return tf.cast(logits, tf.float32) / self.temperature
-
-    def distribution(self, params: tf.Tensor) -> tfd.Categorical:
-        return tfd.Categorical(logits=params, dtype=tf.int32)
-
-    def greedy_action(self, params: tf.Tensor) -> tf.Tensor:
-        return tf.argmax(params, axis=-1, output_type=tf.int32)
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(
-            {"vocab_size": self.vocab_size, "temperature": self.temperature}
-        )
-        return config
-
-
-class SequenceRollout(NamedTuple):
-    """What `CausalLMPPOModel.collect` returns.
-
-    Attributes:
-      batch: the rollout batch dict of `keras_gae.lm.sequence_rollout_batch`
-        (`[B, L]` per token), ready for `fit` (e.g. through
-        `keras_gae.models.rollout_dataset`).
-      scores: `[B]` float32 scorer outputs.
-      kl: scalar float32 `sequence_kl`: mean over rows of the summed
-        per-token KL to the reference (0 without a reference).
-      kl_coef: scalar float32, the KL reward coefficient the batch used.
-      response_length: `[B]` int32 number of response tokens (EOS
-        included).
-      done: `[B]` bool, whether the row ended with EOS.
-    """
-
-    batch: dict
-    scores: tf.Tensor
-    kl: tf.Tensor
-    kl_coef: tf.Tensor
-    response_length: tf.Tensor
-    done: tf.Tensor
-
-
-@tf.keras.saving.register_keras_serializable(package="keras_gae")
+@keras.saving.register_keras_serializable(package="keras_gae")
 class CausalLMPPOModel(PPOModel):
     r"""PPO with token-level GAE for a causal language model, by `fit`.
 
@@ -229,7 +59,8 @@ class CausalLMPPOModel(PPOModel):
     is off by default).
 
     Args:
-      network: Keras model, tokens `[B, L]` -> `(logits, values)`.
+      network: Keras 3 model, tokens `[B, L]` -> `(logits, values)` (a
+        tf-keras model is refused with a message saying so).
       vocab_size: V, the size of the logits' last axis.
       eos_id: end-of-sequence token id.
       reference_network: the frozen reference model (same signature as
@@ -252,15 +83,35 @@ class CausalLMPPOModel(PPOModel):
     Raises:
       ValueError, TypeError: an argument out of range or of the wrong type,
         naming it.
+
+    Example:
+
+    ```python
+    model = keras_gae.lm.CausalLMPPOModel(
+        network,  # tokens [B, L] -> (logits [B, L, V], values [B, L])
+        vocab_size=V,
+        eos_id=eos_id,
+        reference_network=reference,  # a frozen copy of `network`
+        reward_kl_coef=keras_gae.losses.AdaptiveKLController(
+            0.1, target_kl=3.0, horizon=256.0
+        ),
+    )
+    model.compile(optimizer=keras.optimizers.Adam(3e-4))
+    rollout = model.collect(prompts, scorer, max_new_tokens=16)
+    dataset = keras_gae.models.rollout_dataset(
+        rollout.batch, num_minibatches=2
+    )
+    model.fit(dataset, epochs=4)
+    ```
     """
 
     def __init__(
         self,
-        network: tf.keras.layers.Layer,
+        network: keras.layers.Layer,
         *,
         vocab_size: int,
         eos_id: int,
-        reference_network: Optional[tf.keras.layers.Layer] = None,
+        reference_network: Optional[keras.layers.Layer] = None,
         reward_kl_coef: Any = None,
         reward_kl_estimator: str = "k1",
         temperature: float = 1.0,
@@ -276,22 +127,14 @@ class CausalLMPPOModel(PPOModel):
                     f"CausalLMPPOModel takes `network`, not `{name}`. "
                     f"Received: {name}={kwargs[name]!r}"
                 )
-        if not isinstance(network, tf.keras.layers.Layer):
-            raise TypeError(
-                "`network` must be a Keras layer or model mapping tokens to "
-                f"(logits, values). Received: network={network!r}"
-            )
-        if reference_network is not None and not isinstance(
-            reference_network, tf.keras.layers.Layer
-        ):
-            raise TypeError(
-                "`reference_network` must be None or a Keras layer or model. "
-                f"Received: reference_network={reference_network!r}"
-            )
-        eos_id = rollouts._check_token_id(eos_id, "eos_id")
+        dependencies.check_layer(network, "network")
+        if reference_network is not None:
+            dependencies.check_layer(reference_network, "reference_network")
+        vocab_size = _checks.check_positive_int(vocab_size, "vocab_size")
+        eos_id = _checks.check_index(eos_id, "eos_id", size=vocab_size)
         if pad_id is not None:
-            pad_id = rollouts._check_token_id(pad_id, "pad_id")
-        reward_kl_coef = base._check_kl_coef(reward_kl_coef, "reward_kl_coef")
+            pad_id = _checks.check_index(pad_id, "pad_id", size=vocab_size)
+        reward_kl_coef = _checks.check_kl_coef(reward_kl_coef, "reward_kl_coef")
         if reference_network is None and not (
             reward_kl_coef is None or reward_kl_coef == 0.0
         ):
@@ -301,13 +144,15 @@ class CausalLMPPOModel(PPOModel):
                 f"Received: reward_kl_coef={reward_kl_coef!r}, "
                 "reference_network=None"
             )
-        reward_kl_estimator = base._check_option(
+        reward_kl_estimator = _checks.check_option(
             reward_kl_estimator,
             "reward_kl_estimator",
             policy_losses.KL_ESTIMATORS,
         )
-        temperature = _check_temperature(temperature)
-        whiten_rewards = base._check_bool(whiten_rewards, "whiten_rewards")
+        temperature = _checks.check_float(
+            temperature, "temperature", minimum=0.0, inclusive=False
+        )
+        whiten_rewards = _checks.check_bool(whiten_rewards, "whiten_rewards")
         head = TokenLogitsHead(
             vocab_size, temperature=temperature, name="token_logits"
         )
@@ -330,7 +175,7 @@ class CausalLMPPOModel(PPOModel):
         self.reference_network = reference_network
 
     @property
-    def network(self) -> tf.keras.layers.Layer:
+    def network(self) -> keras.layers.Layer:
         """The trained language model, tokens -> (logits, values)."""
         return self.shared
 
@@ -348,9 +193,11 @@ class CausalLMPPOModel(PPOModel):
           policy's logits / temperature and V for the state tokens[:t]
           (zeros at t = 0).
         """
-        logits, values = _split_outputs(self.shared(tokens, training=training))
-        params = _shift_to_states(self.policy_head(logits))
-        values = _shift_to_states(tf.cast(values, tf.float32))
+        logits, values = causal_outputs.split_outputs(
+            self.shared(tokens, training=training)
+        )
+        params = causal_outputs.shift_to_states(self.policy_head(logits))
+        values = causal_outputs.shift_to_states(tf.cast(values, tf.float32))
         return params, values
 
     def call(self, tokens: Any, training: Any = None) -> tuple:
@@ -377,9 +224,11 @@ class CausalLMPPOModel(PPOModel):
                 "Received: reference_network=None"
             )
         outputs = self.reference_network(tokens, training=False)
-        logits, _ = _split_outputs(outputs)
+        logits, _ = causal_outputs.split_outputs(outputs)
         return tf.stop_gradient(
-            causal_log_probs(logits, tokens, temperature=self.temperature)
+            causal_outputs.causal_log_probs(
+                logits, tokens, temperature=self.temperature
+            )
         )
 
     def _reward_kl_value(self) -> tf.Tensor:
@@ -398,7 +247,7 @@ class CausalLMPPOModel(PPOModel):
         top_k: Optional[int] = None,
         seed: Optional[int] = None,
         update_kl_controller: bool = True,
-    ) -> SequenceRollout:
+    ) -> rollouts.SequenceRollout:
         """Samples responses and builds their rollout batch (eager).
 
         1. `keras_gae.lm.generate(network, prompt_tokens, ...)` at the
@@ -465,7 +314,7 @@ class CausalLMPPOModel(PPOModel):
             whiten_rewards=self.whiten_rewards,
             pad_id=self.pad_id,
         )
-        kl = rollouts.sequence_kl(
+        kl = rewards.sequence_kl(
             policy_losses.kl_divergence_estimate(
                 log_probs,
                 ref_log_probs,
@@ -479,7 +328,7 @@ class CausalLMPPOModel(PPOModel):
             or isinstance(self.reward_kl_coef, float)
         ):
             self.reward_kl_coef.update(kl, tf.shape(tokens)[0])
-        return SequenceRollout(
+        return rollouts.SequenceRollout(
             batch=batch,
             scores=scores,
             kl=tf.cast(kl, tf.float32),
@@ -490,16 +339,15 @@ class CausalLMPPOModel(PPOModel):
 
     # Training: the base step, with the token rows kept whole for `call`.
 
-    def _prepare(self, batch: dict, training: bool) -> Any:
-        prepared = super()._prepare(batch, training)
-        tokens = tf.convert_to_tensor(batch["observation"])
+    def _network_inputs(self, observations: Any) -> tf.Tensor:
+        tokens = tf.convert_to_tensor(observations)
         if not tokens.dtype.is_integer or tokens.shape.rank != 2:
             raise ValueError(
                 'batch["observation"] must be the `[B, L]` integer token '
                 "rows (as from sequence_rollout_batch). "
                 f'Received: batch["observation"]={_checks.describe(tokens)}'
             )
-        return prepared._replace(observations=tokens)
+        return tokens
 
     # Serialization.
 
@@ -509,13 +357,15 @@ class CausalLMPPOModel(PPOModel):
             config.pop(key, None)
         reward_kl_coef = self.reward_kl_coef
         if reward_kl_coef is not None and not isinstance(reward_kl_coef, float):
-            reward_kl_coef = base._serialize(reward_kl_coef)
+            reward_kl_coef = networks_lib.serialize(reward_kl_coef)
         config.update(
             {
-                "network": base._serialize(self.shared),
+                "network": networks_lib.serialize(self.shared),
                 "vocab_size": self.vocab_size,
                 "eos_id": self.eos_id,
-                "reference_network": base._serialize(self.reference_network),
+                "reference_network": networks_lib.serialize(
+                    self.reference_network
+                ),
                 "reward_kl_coef": reward_kl_coef,
                 "reward_kl_estimator": self.reward_kl_estimator,
                 "temperature": self.temperature,
@@ -529,8 +379,12 @@ class CausalLMPPOModel(PPOModel):
     def from_config(cls, config: dict, custom_objects: Any = None) -> Any:
         config = dict(config)
         for key in ("network", "reference_network"):
-            config[key] = base._deserialize(config.get(key), custom_objects)
+            config[key] = networks_lib.deserialize(
+                config.get(key), custom_objects
+            )
         for key in ("kl_coef", "reward_kl_coef"):
             if isinstance(config.get(key), dict):
-                config[key] = base._deserialize(config[key], custom_objects)
+                config[key] = networks_lib.deserialize(
+                    config[key], custom_objects
+                )
         return cls(**config)

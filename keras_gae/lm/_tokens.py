@@ -1,0 +1,72 @@
+"""Token-row helpers shared by the `keras_gae.lm` modules.
+
+Letters used in shapes: `B` rows, `L` token positions per row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+
+from keras_gae.ops import _checks
+
+
+def convert_tokens(
+    tokens: Any, name: str = "tokens", layout: str = "[B, L]"
+) -> tf.Tensor:
+    """Rank-2 integer token ids, or a TypeError / ValueError naming `name`."""
+    tokens = tf.convert_to_tensor(tokens)
+    if not tokens.dtype.is_integer:
+        raise TypeError(
+            f"`{name}` must be an integer tensor of token ids, got dtype "
+            f"{tokens.dtype.name}. Received: {name}={_checks.describe(tokens)}"
+        )
+    _checks.check_rank(tokens, 2, name, layout)
+    return tokens
+
+
+def prompt_lengths(prompt_length: Any, tokens: tf.Tensor) -> tf.Tensor:
+    """`[B, 1]` int32 start of the response in each row."""
+    length = tf.convert_to_tensor(prompt_length)
+    if not length.dtype.is_integer:
+        raise TypeError(
+            "`prompt_length` must be an int or an integer tensor of shape "
+            f"[B]. Received: prompt_length={_checks.describe(prompt_length)}"
+        )
+    if length.shape.rank is not None and length.shape.rank > 1:
+        raise ValueError(
+            "`prompt_length` must be a scalar or have shape [B]. "
+            f"Received: prompt_length={_checks.describe(prompt_length)}"
+        )
+    if length.shape.rank == 1 and not length.shape.is_compatible_with(
+        tokens.shape[:1]
+    ):
+        raise ValueError(
+            "`prompt_length` must have shape [B] matching `tokens` "
+            f"{tuple(tokens.shape)}. "
+            f"Received: prompt_length={_checks.describe(prompt_length)}"
+        )
+    static = tf.get_static_value(length)
+    if static is not None and (static < 0).any():
+        raise ValueError(
+            "`prompt_length` must be >= 0. "
+            f"Received: prompt_length={_checks.describe(prompt_length)}"
+        )
+    length = tf.cast(length, tf.int32)
+    return tf.broadcast_to(
+        tf.reshape(length, [-1, 1]), [tf.shape(tokens)[0], 1]
+    )
+
+
+def last_valid(mask: tf.Tensor) -> tf.Tensor:
+    """`[B, L]` bool: True at the last True of each row (none if all False)."""
+    length = tf.shape(mask)[1]
+    reversed_index = tf.argmax(
+        tf.reverse(tf.cast(mask, tf.int32), axis=[1]),
+        axis=1,
+        output_type=tf.int32,
+    )
+    last = tf.one_hot(length - 1 - reversed_index, length, dtype=tf.int32)
+    any_valid = tf.reduce_any(mask, axis=1, keepdims=True)
+    return tf.logical_and(tf.cast(last, tf.bool), any_valid)
