@@ -17,15 +17,10 @@ import os
 from typing import Any
 from typing import Iterator
 
-import keras
-import tensorflow as tf
-
 _LEGACY_KERAS = "TF_USE_LEGACY_KERAS"
 
 
-def check_backend() -> None:
-    """Raises ImportError unless Keras runs on the TensorFlow backend."""
-    backend = keras.backend.backend()
+def _check_backend_name(backend: str) -> None:
     if backend != "tensorflow":
         raise ImportError(
             "keras_gae runs on Keras' TensorFlow backend (its training step "
@@ -34,6 +29,22 @@ def check_backend() -> None:
             "KERAS_BACKEND=tensorflow before Keras is first imported. "
             f"Received: KERAS_BACKEND={backend!r}"
         )
+
+
+# Before Keras is imported: another backend may not even import here.
+_check_backend_name(os.environ.get("KERAS_BACKEND", "tensorflow"))
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+
+def check_backend() -> None:
+    """Raises ImportError unless Keras runs on the TensorFlow backend.
+
+    Covers a backend chosen in `~/.keras/keras.json` or a Keras imported
+    before keras_gae; the environment variable is checked on import.
+    """
+    _check_backend_name(keras.backend.backend())
 
 
 @contextlib.contextmanager

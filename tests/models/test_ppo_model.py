@@ -1,7 +1,7 @@
 """PPOModel: one train step against float64 NumPy, config, errors, networks.
 
 The NumPy reference recomputes everything from the formulas: GAE
-(arXiv:1506.02438, eq. 16, with DESIGN.md's episode boundaries), masked
+(arXiv:1506.02438, eq. 16, with docs/design.md's episode boundaries), masked
 advantage normalization, the linear softmax policy, PPO's clipped (and dual
 clipped) surrogate (arXiv:1707.06347, eq. 7; arXiv:1912.09729), the clipped
 value loss, the entropy bonus, and the update of plain SGD with global-norm
