@@ -17,7 +17,7 @@ import tensorflow as tf
 from keras_gae._src import rollout_batch
 from keras_gae.layers.gae import GeneralizedAdvantageEstimation
 from keras_gae.layers.normalization import AdvantageNormalization
-from keras_gae.layers.policy_heads import PolicyHead
+from keras_gae.layers import PolicyHead
 from keras_gae.models import networks as networks_lib
 from keras_gae.models import training_step
 from keras_gae.ops import _checks
@@ -264,6 +264,11 @@ class ActorCriticModel(training_step.RolloutTraining, keras.Model):
             if self.normalize_advantages
             else None
         )
+        # Neither layer's weights depend on the input shape; built now, the
+        # model holds no unbuilt state once its networks are built.
+        self.gae.build(None)
+        if self.advantage_normalization is not None:
+            self.advantage_normalization.build(None)
         self._create_trackers()
 
     # Inference.

@@ -12,7 +12,7 @@ from typing import Optional
 import keras
 
 from keras_gae._src import dependencies
-from keras_gae.layers.policy_heads import PolicyHead
+from keras_gae.layers import PolicyHead
 
 
 class Networks(NamedTuple):

@@ -193,7 +193,7 @@ def prepare_batch(model: Any, batch: dict, training: bool) -> PreparedBatch:
         )
         ref_log_probs = tf.cast(ref_log_probs, tf.float32)
     return PreparedBatch(
-        observations=merged_observations(batch[rollout_batch.OBSERVATION]),
+        observations=model._network_inputs(batch[rollout_batch.OBSERVATION]),
         actions=merge_time(tf.convert_to_tensor(batch[rollout_batch.ACTION])),
         advantages=advantages,
         returns=returns,

@@ -233,19 +233,23 @@ class RolloutTraining:
         with self.distribute_strategy.scope():
             self._symbolic_build(data_batch=data_batch)
 
+    def _network_inputs(self, observations: Any) -> Any:
+        """What the networks see of a batch's `[B, T, ...]` observations.
+
+        Here time merged into the batch, `[N, ...]` (a nest allowed).
+        """
+        return objective.merged_observations(observations)
+
     def _symbolic_build(self, iterator: Any = None, data_batch: Any = None):
         # Under a distribution strategy Keras builds the model before the
         # first step by calling it symbolically on the first element of the
-        # data. Here that element is a rollout batch, and the networks'
-        # input is its observations with time merged into the batch.
+        # data. Here that element is a rollout batch, of which the networks
+        # see `_network_inputs(observations)`.
         batch = data_batch
         if isinstance(batch, tuple) and batch:
             batch = batch[0]
         if isinstance(batch, Mapping) and rollout_batch.OBSERVATION in batch:
             data_batch = (
-                objective.merged_observations(batch[rollout_batch.OBSERVATION]),
+                self._network_inputs(batch[rollout_batch.OBSERVATION]),
             )
-            if self.advantage_normalization is not None:
-                reward_shape = tf.TensorShape(batch[rollout_batch.VALUE].shape)
-                self.advantage_normalization.build(reward_shape)
         super()._symbolic_build(iterator=iterator, data_batch=data_batch)
