@@ -31,7 +31,9 @@ test: $(INSTALLED)
 	$(VPY) -m pytest tests -n 2 --durations=15
 
 bench: $(INSTALLED)
-	$(VPY) benchmarks/gae_benchmark.py
+	$(VPY) benchmarks/gae_benchmark.py \
+		--shapes=1x1,32x64,128x8,512x64,128x2048,2048x4096 --repeats=11 \
+		--format=markdown
 
 lint: $(INSTALLED)
 	$(VPY) -m ruff check keras_gae tests examples benchmarks
