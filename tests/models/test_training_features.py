@@ -152,12 +152,23 @@ class MixedPrecisionTest(tf.test.TestCase):
         super().tearDown()
 
     def test_mixed_float16_smoke(self):
+        self.check_mixed_precision_training("float16")
+
+    def test_mixed_bfloat16_smoke(self):
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        self.check_mixed_precision_training("bfloat16")
+
+    def check_mixed_precision_training(self, compute_dtype):
         batch = random_batch(seed=14, rows=4)
         model = linear_model(**OPTIONS)
-        self.assertEqual(model.actor.layers[0].compute_dtype, "float16")
+        self.assertEqual(model.actor.layers[0].compute_dtype, compute_dtype)
         model.compile(optimizer=keras.optimizers.Adam(0.01))
-        self.assertIsInstance(
-            model.optimizer, keras.mixed_precision.LossScaleOptimizer
+        # Keras scales the loss for float16 only.
+        self.assertEqual(
+            isinstance(
+                model.optimizer, keras.mixed_precision.LossScaleOptimizer
+            ),
+            compute_dtype == "float16",
         )
         before = network_weights(model)
         history = history_of(
