@@ -52,22 +52,30 @@ import os
 import statistics
 import time
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# tf-agents and tensorflow-probability need Keras 2 inside; keras_gae
+# imports them with it and leaves `keras` Keras 3 (docs/design.md, "Keras
+# version"). tf-agents' PPO agent, which keras_gae.agents does not import,
+# is imported the same way.
+from keras_gae._src import dependencies  # noqa: E402
+from keras_gae._src import rollout_batch as rb  # noqa: E402
+
+with dependencies.keras2_inside():
+    from tf_agents.agents.ppo import ppo_clip_agent
+    from tf_agents.networks import actor_distribution_network
+    from tf_agents.networks import value_network
+
+import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
-from tf_agents.agents.ppo import ppo_clip_agent  # noqa: E402
 from tf_agents.drivers import dynamic_step_driver  # noqa: E402
 from tf_agents.metrics import tf_metrics  # noqa: E402
-from tf_agents.networks import actor_distribution_network  # noqa: E402
-from tf_agents.networks import value_network  # noqa: E402
 from tf_agents.replay_buffers import tf_uniform_replay_buffer  # noqa: E402
 from tf_agents.utils import common  # noqa: E402
 
-import keras_gae  # noqa: E402, F401
 from keras_gae.agents import OnPolicyTrainer  # noqa: E402
 from keras_gae.agents import make_tf_environment  # noqa: E402
 from keras_gae.layers import CategoricalPolicyHead  # noqa: E402
@@ -99,9 +107,9 @@ RETURN_WINDOW = 20
 HIDDEN = (64, 64)
 
 
-def _mlp(output: tf.keras.layers.Layer) -> tf.keras.Sequential:
-    layers = [tf.keras.layers.Dense(units, "tanh") for units in HIDDEN]
-    return tf.keras.Sequential(layers + [output])
+def _mlp(output: keras.layers.Layer) -> keras.Sequential:
+    layers = [keras.layers.Dense(units, "tanh") for units in HIDDEN]
+    return keras.Sequential(layers + [output])
 
 
 def _solved(episodes: int, return_mean: float) -> bool:
@@ -111,9 +119,7 @@ def _solved(episodes: int, return_mean: float) -> bool:
 def _gae_seconds(model: PPOModel, batch: dict) -> float:
     """Seconds of the model's GAE over one rollout's minibatch slices."""
     rows = FLAGS.num_envs // FLAGS.num_minibatches
-    keys = ("reward", "value", "bootstrap_value", "terminated", "truncated")
-    keys += ("mask",)
-    inputs = {key: batch[key] for key in keys}
+    inputs = {key: batch[key] for key in rb.GAE_ARGUMENTS if key in batch}
 
     @tf.function
     def all_minibatches(inputs):
@@ -135,12 +141,12 @@ def _gae_seconds(model: PPOModel, batch: dict) -> float:
 
 
 def run_keras_gae(seed: int) -> dict:
-    tf.keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(seed)
     start = time.perf_counter()
     env = make_tf_environment(ENV_ID, num_envs=FLAGS.num_envs, seed=seed)
     model = PPOModel(
         _mlp(CategoricalPolicyHead(2)),
-        _mlp(tf.keras.layers.Dense(1)),
+        _mlp(keras.layers.Dense(1)),
         gamma=0.99,
         lambda_=0.95,
         clip_ratio=0.2,
@@ -149,7 +155,7 @@ def run_keras_gae(seed: int) -> dict:
         max_grad_norm=0.5,
     )
     model.compile(
-        optimizer=tf.keras.optimizers.Adam(FLAGS.keras_gae_learning_rate),
+        optimizer=keras.optimizers.Adam(FLAGS.keras_gae_learning_rate),
         steps_per_execution=FLAGS.keras_gae_epochs * FLAGS.num_minibatches,
     )
     trainer = OnPolicyTrainer(
@@ -165,7 +171,7 @@ def run_keras_gae(seed: int) -> dict:
         total_env_steps=FLAGS.max_env_steps,
         target_return=FLAGS.target_return,
         verbose=0,
-    )
+    ).history
     seconds = time.perf_counter() - start
     iterations = len(history["iteration"])
     driver = sum(history["collect_seconds"])
@@ -189,14 +195,14 @@ def run_keras_gae(seed: int) -> dict:
 
 
 def run_tf_agents(seed: int) -> dict:
-    tf.keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(seed)
     start = time.perf_counter()
     env = make_tf_environment(ENV_ID, num_envs=FLAGS.num_envs, seed=seed)
-    tanh = tf.keras.activations.tanh
+    tanh = keras.activations.tanh
     agent = ppo_clip_agent.PPOClipAgent(
         env.time_step_spec(),
         env.action_spec(),
-        optimizer=tf.keras.optimizers.Adam(FLAGS.tf_agents_learning_rate),
+        optimizer=keras.optimizers.Adam(FLAGS.tf_agents_learning_rate),
         actor_net=actor_distribution_network.ActorDistributionNetwork(
             env.observation_spec(),
             env.action_spec(),

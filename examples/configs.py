@@ -10,11 +10,8 @@
 
 Flags given on the command line override the merged values.
 
-Measured with these settings on a shared 2-core CPU (mean return of the
-last 20 episodes): PPO on CartPole-v1 reaches 475 after 30k environment
-steps (seed 0, 16 s of training); PPO on Pendulum-v1 reaches -200 after
-90k-118k (seeds 0-2, 21-28 s); A2C on CartPole-v1 reaches 475 after 100k
-(seed 0, 73 s).
+What these settings reach, and how fast, is measured in README.md
+("Results"), with the commands.
 """
 
 from __future__ import annotations

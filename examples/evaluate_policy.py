@@ -21,16 +21,13 @@ and their mean and standard deviation.
 """
 
 import os
+from typing import List
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-from typing import List  # noqa: E402
-
-import gymnasium  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from absl import app  # noqa: E402
-from absl import flags  # noqa: E402
+import gymnasium
+import numpy as np
+import tensorflow as tf
+from absl import app
+from absl import flags
 
 flags.DEFINE_string(
     "policy_dir",

@@ -2,24 +2,19 @@ r"""A short demonstration of keras_gae's advantage estimation.
 
 To run:
 
-  make demo
-  # or: .venv/bin/python examples/gae_demo.py --num_steps=6
+  .venv/bin/python examples/gae_demo.py --num_steps=6
 
 Builds two environments' worth of rollout by hand, one episode ending by
 termination and one by truncation, and prints the advantages and returns next
 to the rewards so the boundary rules can be read off the table.
 """
 
-import os
+import numpy as np
+from absl import app
+from absl import flags
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-import numpy as np  # noqa: E402
-from absl import app  # noqa: E402
-from absl import flags  # noqa: E402
-
-import keras_gae  # noqa: E402
-from keras_gae import ops  # noqa: E402
+import keras_gae
+from keras_gae import ops
 
 flags.DEFINE_integer("num_steps", 6, "Steps per environment.")
 flags.DEFINE_float("gamma", 0.9, "Discount.")

@@ -53,7 +53,11 @@ Outputs under `--root_dir`:
 import os
 import sys
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+# keras_gae before tf-agents: keras_gae.agents imports tf-agents and
+# tensorflow-probability with the Keras 2 they need inside, and leaves
+# `keras` Keras 3 (docs/design.md, "Keras version").
+import keras_gae.agents  # noqa: F401
+
 if not __package__:
     # Run as `python examples/train_ppo.py`: make `examples` importable.
     sys.path.insert(
@@ -69,6 +73,7 @@ from typing import Optional  # noqa: E402
 from typing import Sequence  # noqa: E402
 
 import gymnasium  # noqa: E402
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app  # noqa: E402
@@ -78,13 +83,13 @@ from tf_agents.environments import batched_py_environment  # noqa: E402
 from tf_agents.environments import tf_py_environment  # noqa: E402
 from tf_agents.policies import policy_saver  # noqa: E402
 
-import keras_gae  # noqa: E402, F401
 from examples import configs  # noqa: E402
 from keras_gae import export  # noqa: E402
 from keras_gae.agents import GymnasiumEnvironment  # noqa: E402
 from keras_gae.agents import KerasPolicy  # noqa: E402
 from keras_gae.agents import OnPolicyTrainer  # noqa: E402
 from keras_gae.agents import make_tf_environment  # noqa: E402
+from keras_gae.agents.checkpointing import CHECKPOINT_DIR  # noqa: E402
 from keras_gae.layers import CategoricalPolicyHead  # noqa: E402
 from keras_gae.layers import GaussianPolicyHead  # noqa: E402
 from keras_gae.models import A2CModel  # noqa: E402
@@ -92,7 +97,6 @@ from keras_gae.models import PPOModel  # noqa: E402
 
 POLICY_DIR = "policy"
 TF_AGENTS_POLICY_DIR = "tf_agents_policy"
-CHECKPOINT_DIR = "checkpoints"
 # TensorBoard's callback writes its training scalars to log_dir/train.
 TENSORBOARD_DIR = "train"
 RETURN_WINDOW = 20
@@ -259,12 +263,9 @@ def make_policy_head(action_spec: Any, *, bound: str, initial_log_std: float):
     )
 
 
-def mlp(hidden_sizes: Sequence[int], output: tf.keras.layers.Layer, name):
-    return tf.keras.Sequential(
-        [
-            tf.keras.layers.Dense(size, activation="tanh")
-            for size in hidden_sizes
-        ]
+def mlp(hidden_sizes: Sequence[int], output: keras.layers.Layer, name):
+    return keras.Sequential(
+        [keras.layers.Dense(size, activation="tanh") for size in hidden_sizes]
         + [output],
         name=name,
     )
@@ -298,7 +299,7 @@ def make_model(
         max_grad_norm=max_grad_norm or None,
     )
     actor = mlp(hidden_sizes, head, "actor")
-    critic = mlp(hidden_sizes, tf.keras.layers.Dense(1), "critic")
+    critic = mlp(hidden_sizes, keras.layers.Dense(1), "critic")
     if algorithm == "a2c":
         return A2CModel(actor, critic, **common)
     return PPOModel(
@@ -311,7 +312,7 @@ def make_model(
     )
 
 
-class ProgressCallback(tf.keras.callbacks.Callback):
+class ProgressCallback(keras.callbacks.Callback):
     """Puts returns back in the environment's units; prints a line.
 
     Runs first among the loop's callbacks: it divides "episode_return_mean"
@@ -398,7 +399,7 @@ def train_eval(
         settings = ", ".join(f"{key}={value}" for key, value in config.items())
         print(f"{env_id} {algorithm}: {settings}", flush=True)
 
-    tf.keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(seed)
     env = make_environment(
         env_id,
         num_envs=config["num_envs"],
@@ -421,7 +422,7 @@ def train_eval(
         initial_log_std=config["initial_log_std"],
     )
     model.compile(
-        optimizer=tf.keras.optimizers.Adam(config["learning_rate"]),
+        optimizer=keras.optimizers.Adam(config["learning_rate"]),
         jit_compile=jit_compile,
     )
     trainer = OnPolicyTrainer(
@@ -449,7 +450,7 @@ def train_eval(
         total_env_steps=config["total_env_steps"],
         callbacks=[
             ProgressCallback(scale, config["total_env_steps"], verbose),
-            tf.keras.callbacks.TensorBoard(
+            keras.callbacks.TensorBoard(
                 log_dir=log_dir, write_graph=False, profile_batch=0
             ),
         ],
@@ -507,7 +508,7 @@ def train_eval(
         "episode_return_mean": episode_return,
         "episodes": int(statistics["episodes"]),
         "wall_time": wall_time,
-        "history": history,
+        "history": history.history,
         "policy_dir": policy_dir,
         "tf_agents_policy_dir": tf_agents_policy_dir,
         "checkpoint_dir": checkpoint_dir,

@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -58,7 +59,7 @@ def _observation_signature(observation_spec: Any) -> Any:
 class _ExportedPolicy(tf.Module):
     """The tf.Module that is saved; holds the networks' variables."""
 
-    def __init__(self, model: tf.keras.Model, observation_signature: Any):
+    def __init__(self, model: keras.Model, observation_signature: Any):
         super().__init__(name="keras_gae_policy")
         # Track the variables only: saving the Keras model object itself
         # would also serialize its Keras-specific functions and metadata.
@@ -127,11 +128,11 @@ class _ExportedPolicy(tf.Module):
         self.value = value
 
 
-def _check_finite_weights(model: tf.keras.Model) -> None:
+def _check_finite_weights(model: keras.Model) -> None:
     bad = [
-        variable.name
+        variable.path
         for variable in model.weights
-        if variable.dtype.is_floating
+        if keras.backend.is_float_dtype(variable.dtype)
         and not np.all(np.isfinite(variable.numpy()))
     ]
     if bad:
@@ -144,7 +145,7 @@ def _check_finite_weights(model: tf.keras.Model) -> None:
 
 
 def export_policy(
-    model: tf.keras.Model,
+    model: keras.Model,
     path: str,
     *,
     observation_spec: Any,

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
@@ -43,11 +44,9 @@ print(json.dumps(out))
 
 
 def make_model(head):
-    actor = tf.keras.Sequential(
-        [tf.keras.layers.Dense(8, activation="tanh"), head]
-    )
-    critic = tf.keras.Sequential(
-        [tf.keras.layers.Dense(8, activation="tanh"), tf.keras.layers.Dense(1)]
+    actor = keras.Sequential([keras.layers.Dense(8, activation="tanh"), head])
+    critic = keras.Sequential(
+        [keras.layers.Dense(8, activation="tanh"), keras.layers.Dense(1)]
     )
     return PPOModel(actor, critic)
 
@@ -63,7 +62,7 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
         ),
     )
     def test_loads_in_fresh_process_without_keras_gae(self, make_head):
-        tf.keras.utils.set_random_seed(0)
+        keras.utils.set_random_seed(0)
         model = make_model(make_head())
         path = os.path.join(self.get_temp_dir(), "policy")
         export.export_policy(
@@ -117,16 +116,18 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
         kernel = model.critic.layers[-1].kernel
         kernel.assign(tf.fill(kernel.shape, np.nan))
         path = os.path.join(self.get_temp_dir(), "policy")
-        with self.assertRaisesRegex(ValueError, "NaN or Inf"):
+        with self.assertRaisesRegex(ValueError, "NaN or Inf") as caught:
             export.export_policy(
                 model, path, observation_spec=tf.TensorSpec([4], tf.float32)
             )
+        # The message names the variable by its path.
+        self.assertIn(kernel.path, str(caught.exception))
         self.assertFalse(os.path.exists(path))
 
     def test_bad_arguments(self):
         with self.assertRaisesRegex(TypeError, "`model`"):
             export.export_policy(
-                tf.keras.Sequential(),
+                keras.Sequential(),
                 self.get_temp_dir(),
                 observation_spec=tf.TensorSpec([4]),
             )

@@ -158,19 +158,14 @@ class GymnasiumEnvironment(py_environment.PyEnvironment):
                 "`env` must be a gymnasium environment id (str) or a "
                 f"gymnasium.Env instance. Received: env={env!r}"
             )
-        if seed is not None and (
-            isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-        ):
-            raise TypeError(
-                f"`seed` must be an int or None. Received: seed={seed!r}"
-            )
-        if isinstance(discount, bool) or not 0.0 < float(discount) <= 1.0:
-            raise ValueError(
-                "`discount` must lie in (0, 1]: a discount of 0 marks "
-                f"terminal steps only. Received: discount={discount!r}"
-            )
+        if seed is not None:
+            seed = _checks.check_int(seed, "seed")
+        # A discount of 0 marks terminal steps only.
+        discount = _checks.check_float(
+            discount, "discount", minimum=0.0, maximum=1.0, inclusive=False
+        )
         self._env = env
-        self._seed = None if seed is None else int(seed)
+        self._seed = seed
         self._discount = np.asarray(discount, np.float32)
         self._observation_spec = _space_to_spec(
             env.observation_space, "observation"
@@ -308,20 +303,9 @@ def make_tf_environment(
             "`env_id` must be a gymnasium environment id (str). "
             f"Received: env_id={env_id!r}"
         )
-    if (
-        isinstance(num_envs, bool)
-        or not isinstance(num_envs, (int, np.integer))
-        or num_envs < 1
-    ):
-        raise ValueError(
-            f"`num_envs` must be an int >= 1. Received: num_envs={num_envs!r}"
-        )
-    if seed is not None and (
-        isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-    ):
-        raise TypeError(
-            f"`seed` must be an int or None. Received: seed={seed!r}"
-        )
+    num_envs = _checks.check_positive_int(num_envs, "num_envs")
+    if seed is not None:
+        seed = _checks.check_int(seed, "seed")
     env_kwargs = dict(env_kwargs or {})
 
     def constructor(index: int):

@@ -42,20 +42,22 @@ from typing import Optional
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 from tf_agents.policies import tf_policy
 from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import policy_step
 from tf_agents.trajectories import time_step as ts
 
-from keras_gae.layers.policy_heads import CategoricalPolicyHead
-from keras_gae.models.base import ActorCriticModel
+from keras_gae._src import rollout_batch as rb
+from keras_gae._src.dependencies import tfp
+from keras_gae.layers import CategoricalPolicyHead
+from keras_gae.models import ActorCriticModel
 
 tfd = tfp.distributions
 
-# Keys of `policy_info`, as `trajectory_to_rollout_batch` reads them.
-LOG_PROB_KEY = "log_prob"
-VALUE_KEY = "value"
+# Keys of `policy_info`, as `trajectory_to_rollout_batch` reads them: the
+# rollout-batch keys they become.
+LOG_PROB_KEY = rb.LOG_PROB
+VALUE_KEY = rb.VALUE
 
 
 def policy_info_spec() -> dict:
@@ -159,6 +161,10 @@ class KerasPolicy(tf_policy.TFPolicy):
         self._model = model
         self._greedy = greedy
         self._check_model_actions()
+        # `variables()` (tf.Module's, which TFPolicy does not let a subclass
+        # override) finds tf.Variables in attributes; a Keras 3 model is no
+        # tf.Module and its variables hold their tf.Variable as `value`.
+        self._model_variables = [variable.value for variable in model.variables]
 
     @property
     def model(self) -> ActorCriticModel:
@@ -214,7 +220,7 @@ class KerasPolicy(tf_policy.TFPolicy):
             LOG_PROB_KEY: tf.cast(
                 distribution.log_prob(greedy_action), tf.float32
             ),
-            VALUE_KEY: value,
+            VALUE_KEY: tf.cast(value, tf.float32),
         }
         if self._greedy:
             distribution = tfd.Deterministic(self._cast_action(greedy_action))

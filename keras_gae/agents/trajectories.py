@@ -3,7 +3,7 @@
 `trajectory_to_rollout_batch` turns a batch-major tf-agents `Trajectory`
 `[B, T]` (from `TFUniformReplayBuffer.gather_all()` or
 `as_dataset(single_deterministic_pass=True)`) into the rollout-batch dict
-that keras_gae models train on (DESIGN.md, "Rollout batch"). Letters: `B`
+that keras_gae models train on (docs/design.md, "Rollout batch"). Letters: `B`
 environments, `T` rows per environment.
 
 Layout. A driver writes one row per environment step:
@@ -71,24 +71,18 @@ import tensorflow as tf
 from tf_agents.trajectories import time_step as ts
 from tf_agents.trajectories import trajectory as trajectory_lib
 
+from keras_gae._src import rollout_batch as rb
 from keras_gae.ops import _checks
 
-
-def _rank2(tensor: tf.Tensor, name: str) -> tf.Tensor:
-    if tensor.shape.rank is not None and tensor.shape.rank != 2:
-        raise ValueError(
-            f"`{name}` must have rank 2 ([B, T], batch-major), got rank "
-            f"{tensor.shape.rank}. Received: {name}={_checks.describe(tensor)}"
-        )
-    return tensor
+_BATCH_MAJOR = "[B, T], batch-major"
 
 
 def trajectory_to_rollout_batch(
     trajectory: trajectory_lib.Trajectory,
     bootstrap_value: Any,
     *,
-    value_key: str = "value",
-    log_prob_key: str = "log_prob",
+    value_key: str = rb.VALUE,
+    log_prob_key: str = rb.LOG_PROB,
 ) -> Dict[str, Any]:
     """Converts a batch-major tf-agents `Trajectory` to a rollout batch.
 
@@ -149,9 +143,8 @@ def trajectory_to_rollout_batch(
                 f"Received: {argument}={key!r}"
             )
     with tf.name_scope("trajectory_to_rollout_batch"):
-        step_type = _rank2(
-            tf.convert_to_tensor(trajectory.step_type), "trajectory.step_type"
-        )
+        step_type = tf.convert_to_tensor(trajectory.step_type)
+        _checks.check_rank(step_type, 2, "trajectory.step_type", _BATCH_MAJOR)
         fields = {
             "trajectory.next_step_type": tf.convert_to_tensor(
                 trajectory.next_step_type
@@ -174,7 +167,7 @@ def trajectory_to_rollout_batch(
         }
         assertions = []
         for name, tensor in fields.items():
-            _rank2(tensor, name)
+            _checks.check_rank(tensor, 2, name, _BATCH_MAJOR)
             assertions.extend(
                 _checks.check_same_shape(
                     tensor, step_type, name, "trajectory.step_type"
@@ -199,15 +192,17 @@ def trajectory_to_rollout_batch(
             tf.convert_to_tensor, nest
         )
         return {
-            "observation": as_tensors(trajectory.observation),
-            "action": as_tensors(trajectory.action),
-            "reward": reward,
-            "terminated": tf.logical_and(next_is_last, terminal),
-            "truncated": tf.logical_and(next_is_last, tf.logical_not(terminal)),
-            "log_prob": log_prob,
-            "value": value,
-            "bootstrap_value": bootstrap_value,
-            "mask": tf.not_equal(
+            rb.OBSERVATION: as_tensors(trajectory.observation),
+            rb.ACTION: as_tensors(trajectory.action),
+            rb.REWARD: reward,
+            rb.TERMINATED: tf.logical_and(next_is_last, terminal),
+            rb.TRUNCATED: tf.logical_and(
+                next_is_last, tf.logical_not(terminal)
+            ),
+            rb.LOG_PROB: log_prob,
+            rb.VALUE: value,
+            rb.BOOTSTRAP_VALUE: bootstrap_value,
+            rb.MASK: tf.not_equal(
                 step_type, tf.cast(ts.StepType.LAST, step_type.dtype)
             ),
         }

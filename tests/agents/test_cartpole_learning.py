@@ -9,6 +9,7 @@ budget below leaves about twice the slowest of those.
 
 import time
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -24,10 +25,10 @@ ENV_STEP_BUDGET = 100_000
 
 
 def mlp(output):
-    return tf.keras.Sequential(
+    return keras.Sequential(
         [
-            tf.keras.layers.Dense(64, activation="tanh"),
-            tf.keras.layers.Dense(64, activation="tanh"),
+            keras.layers.Dense(64, activation="tanh"),
+            keras.layers.Dense(64, activation="tanh"),
             output,
         ]
     )
@@ -36,11 +37,11 @@ def mlp(output):
 @pytest.mark.slow
 class CartPoleLearningTest(tf.test.TestCase):
     def test_ppo_reaches_475(self):
-        tf.keras.utils.set_random_seed(SEED)
+        keras.utils.set_random_seed(SEED)
         env = make_tf_environment("CartPole-v1", num_envs=8, seed=SEED)
         model = PPOModel(
             mlp(CategoricalPolicyHead(2)),
-            mlp(tf.keras.layers.Dense(1)),
+            mlp(keras.layers.Dense(1)),
             gamma=0.99,
             lambda_=0.95,
             clip_ratio=0.2,
@@ -48,7 +49,7 @@ class CartPoleLearningTest(tf.test.TestCase):
             entropy_coef=0.0,
             max_grad_norm=0.5,
         )
-        model.compile(optimizer=tf.keras.optimizers.Adam(2e-3))
+        model.compile(optimizer=keras.optimizers.Adam(2e-3))
         start = time.perf_counter()
         history = train(
             model,
@@ -63,14 +64,14 @@ class CartPoleLearningTest(tf.test.TestCase):
             verbose=0,
         )
         seconds = time.perf_counter() - start
-        env_steps = history["env_steps"][-1]
-        final_return = history["episode_return_mean"][-1]
+        env_steps = history.history["env_steps"][-1]
+        final_return = history.history["episode_return_mean"][-1]
         print(
             f"\nCartPole-v1: mean return {final_return:.1f} over the last "
             f"20 episodes after {env_steps:.0f} environment steps, "
-            f"{len(history['iteration'])} iterations, {seconds:.1f} s"
+            f"{len(history.history['iteration'])} iterations, {seconds:.1f} s"
         )
         self.assertGreaterEqual(final_return, TARGET_RETURN)
-        self.assertGreaterEqual(history["episodes"][-1], 20)
+        self.assertGreaterEqual(history.history["episodes"][-1], 20)
         self.assertLessEqual(env_steps, ENV_STEP_BUDGET + 8 * 128)
-        self.assertTrue(np.all(np.isfinite(history["loss"])))
+        self.assertTrue(np.all(np.isfinite(history.history["loss"])))

@@ -368,9 +368,11 @@ class ErrorTest(tf.test.TestCase, parameterized.TestCase):
         with self.assertRaisesRegex(ValueError, "Received: action="):
             env.step(np.array([0, 1], np.int64))
 
-    @parameterized.parameters(0, -1, 1.0, True)
-    def test_num_envs(self, num_envs):
-        with self.assertRaisesRegex(ValueError, "Received: num_envs="):
+    @parameterized.parameters(
+        (0, ValueError), (-1, ValueError), (1.0, TypeError), (True, TypeError)
+    )
+    def test_num_envs(self, num_envs, error):
+        with self.assertRaisesRegex(error, "Received: num_envs="):
             make_tf_environment(SCRIPTED_ENV_ID, num_envs=num_envs)
 
     def test_env_id_of_wrong_type(self):

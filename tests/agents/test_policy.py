@@ -2,9 +2,9 @@
 
 import os
 
+import keras
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 from absl.testing import parameterized
 from tf_agents.drivers import dynamic_episode_driver
 from tf_agents.drivers import dynamic_step_driver
@@ -16,6 +16,7 @@ from tf_agents.replay_buffers import tf_uniform_replay_buffer
 from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts
 
+from keras_gae._src.dependencies import tfp
 from keras_gae.agents import GymnasiumEnvironment
 from keras_gae.agents import KerasPolicy
 from keras_gae.agents import make_tf_environment
@@ -28,13 +29,13 @@ LAST = int(ts.StepType.LAST)
 
 
 def make_model(head, hidden=8):
-    actor = tf.keras.Sequential(
-        [tf.keras.layers.Dense(hidden, activation="tanh"), head]
+    actor = keras.Sequential(
+        [keras.layers.Dense(hidden, activation="tanh"), head]
     )
-    critic = tf.keras.Sequential(
+    critic = keras.Sequential(
         [
-            tf.keras.layers.Dense(hidden, activation="tanh"),
-            tf.keras.layers.Dense(1),
+            keras.layers.Dense(hidden, activation="tanh"),
+            keras.layers.Dense(1),
         ]
     )
     return PPOModel(actor, critic)
@@ -92,7 +93,7 @@ class ConstructionTest(tf.test.TestCase, parameterized.TestCase):
     def test_rejects_a_model_that_is_not_an_actor_critic(self):
         with self.assertRaisesRegex(TypeError, "model"):
             KerasPolicy(
-                tf.keras.Sequential([tf.keras.layers.Dense(2)]),
+                keras.Sequential([keras.layers.Dense(2)]),
                 box_time_step_spec(4),
                 discrete_spec(2),
             )
@@ -134,9 +135,17 @@ class ConstructionTest(tf.test.TestCase, parameterized.TestCase):
         policy = KerasPolicy(model, box_time_step_spec(4), discrete_spec(2))
         self.assertTrue(model.built)
         self.assertIs(policy.model, model)
-        policy_variables = {id(v) for v in policy.variables()}
-        for variable in model.trainable_variables:
-            self.assertIn(id(variable), policy_variables)
+        policy_variables = policy.variables()
+        self.assertLen(policy_variables, len(model.variables))
+        self.assertGreaterEqual(
+            len(policy_variables), len(model.trainable_variables)
+        )
+        # The policy's variables are the model's: a change to one shows in
+        # the other.
+        for index, variable in enumerate(model.variables):
+            variable.assign(variable + float(index + 1))
+        for policy_variable, variable in zip(policy_variables, model.variables):
+            self.assertAllEqual(policy_variable, variable.numpy())
 
     def test_info_spec(self):
         model = make_model(CategoricalPolicyHead(2))
@@ -236,7 +245,7 @@ class CategoricalActionTest(tf.test.TestCase, parameterized.TestCase):
             CategoricalPolicyHead(
                 2,
                 kernel_initializer="zeros",
-                bias_initializer=tf.keras.initializers.Constant(
+                bias_initializer=keras.initializers.Constant(
                     [0.0, np.log(3.0)]
                 ),
             )

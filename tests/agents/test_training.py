@@ -7,6 +7,7 @@ import io
 import os
 
 import gymnasium
+import keras
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
@@ -30,15 +31,15 @@ from tests.agents.scripted_env import ScriptedEnv
 
 
 def make_model(head, *, model_class=PPOModel, seed=0, learning_rate=1e-3):
-    tf.keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(seed)
 
     def network(output):
-        return tf.keras.Sequential(
-            [tf.keras.layers.Dense(8, activation="tanh"), output]
+        return keras.Sequential(
+            [keras.layers.Dense(8, activation="tanh"), output]
         )
 
-    model = model_class(network(head), network(tf.keras.layers.Dense(1)))
-    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate))
+    model = model_class(network(head), network(keras.layers.Dense(1)))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
     return model
 
 
@@ -65,7 +66,7 @@ class HugeRewardAfter(gymnasium.Wrapper):
         return observation, reward, terminated, truncated, info
 
 
-class Recorder(tf.keras.callbacks.Callback):
+class Recorder(keras.callbacks.Callback):
     """Records the callback calls, the logs and the weights at each end."""
 
     def __init__(self, raise_at=None):
@@ -97,7 +98,7 @@ class Recorder(tf.keras.callbacks.Callback):
         self.events.append("train_end")
 
 
-class StopAt(tf.keras.callbacks.Callback):
+class StopAt(keras.callbacks.Callback):
     def __init__(self, epoch):
         super().__init__()
         self.epoch = epoch
@@ -125,8 +126,8 @@ class ArgumentTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_rejects_model_that_is_not_compiled(self):
         model = PPOModel(
-            tf.keras.Sequential([CategoricalPolicyHead(3)]),
-            tf.keras.Sequential([tf.keras.layers.Dense(1)]),
+            keras.Sequential([CategoricalPolicyHead(3)]),
+            keras.Sequential([keras.layers.Dense(1)]),
         )
         with self.assertRaisesRegex(ValueError, "model.*compiled"):
             OnPolicyTrainer(
@@ -294,20 +295,28 @@ class RunTest(tf.test.TestCase, parameterized.TestCase):
                 callbacks=[recorder],
                 verbose=1,
             )
-        iterations = len(history["iteration"])
+        iterations = len(history.history["iteration"])
         self.assertGreaterEqual(iterations, 3)
-        self.assertEqual(history["iteration"], list(range(1, iterations + 1)))
-        env_steps = history["env_steps"]
+        self.assertEqual(
+            history.history["iteration"], list(range(1, iterations + 1))
+        )
+        env_steps = history.history["env_steps"]
         self.assertTrue(np.all(np.diff(env_steps) > 0))
         # At most B * T = 16 steps per iteration; stops once past 40.
         self.assertTrue(np.all(np.diff([0] + env_steps) <= 16))
         self.assertGreaterEqual(env_steps[-1], 40)
         self.assertLess(env_steps[-2], 40)
+        # What `model.fit` returns: a History, one epoch per iteration.
+        self.assertIsInstance(history, keras.callbacks.History)
+        self.assertEqual(history.epoch, list(range(iterations)))
+        self.assertIs(model.history, history)
         expected_keys = set(LOOP_LOG_KEYS) | set(model.metric_names)
-        self.assertEqual(set(history), expected_keys)
+        self.assertEqual(set(history.history), expected_keys)
         for name in model.metric_names:
-            self.assertTrue(np.all(np.isfinite(history[name])), name)
-        self.assertTrue(np.all(np.array(history["steps_per_second"]) > 0))
+            self.assertTrue(np.all(np.isfinite(history.history[name])), name)
+        self.assertTrue(
+            np.all(np.array(history.history["steps_per_second"]) > 0)
+        )
 
         expected_events = ["train_begin"]
         for index in range(iterations):
@@ -329,11 +338,11 @@ class RunTest(tf.test.TestCase, parameterized.TestCase):
             total_env_steps=30,
             epochs=1,
             num_minibatches=2,
-            callbacks=[tf.keras.callbacks.TensorBoard(log_dir)],
+            callbacks=[keras.callbacks.TensorBoard(log_dir)],
             verbose=0,
         )
         tags = event_tags(os.path.join(log_dir, "train"))
-        iterations = len(history["iteration"])
+        iterations = len(history.history["iteration"])
         for name in ("loss", "approx_kl", "env_steps", "episode_return_mean"):
             self.assertEqual(tags[f"epoch_{name}"], iterations, name)
 
@@ -350,10 +359,10 @@ class RunTest(tf.test.TestCase, parameterized.TestCase):
             target_return=0.5,
             verbose=0,
         )
-        episodes = history["episodes"]
+        episodes = history.history["episodes"]
         self.assertGreaterEqual(episodes[-1], 1)
         self.assertTrue(all(count == 0 for count in episodes[:-1]))
-        self.assertLess(history["env_steps"][-1], 10_000)
+        self.assertLess(history.history["env_steps"][-1], 10_000)
 
     def test_callback_can_stop_training(self):
         output = io.StringIO()
@@ -368,7 +377,7 @@ class RunTest(tf.test.TestCase, parameterized.TestCase):
                 callbacks=[StopAt(epoch=1)],
                 verbose=2,
             )
-        self.assertEqual(history["iteration"], [1.0, 2.0])
+        self.assertEqual(history.history["iteration"], [1.0, 2.0])
         lines = output.getvalue().splitlines()
         self.assertLen(lines, 2)
         self.assertStartsWith(lines[1], "iteration 2: env_steps=")
@@ -387,8 +396,8 @@ class RunTest(tf.test.TestCase, parameterized.TestCase):
             verbose=0,
         )
         # Pendulum episodes last 200 steps: no boundary rows here.
-        self.assertEqual(history["env_steps"], [10.0, 20.0])
-        self.assertTrue(np.all(np.isfinite(history["loss"])))
+        self.assertEqual(history.history["env_steps"], [10.0, 20.0])
+        self.assertTrue(np.all(np.isfinite(history.history["loss"])))
 
 
 class CheckpointTest(tf.test.TestCase, parameterized.TestCase):
@@ -438,8 +447,9 @@ class CheckpointTest(tf.test.TestCase, parameterized.TestCase):
             recorder.weights_at_begin, interrupted.weights[-1]
         ):
             self.assertAllEqual(weights, saved)
-        self.assertEqual(history["iteration"], [3.0])
-        self.assertGreater(history["env_steps"][0], env_steps)
+        self.assertEqual(history.history["iteration"], [3.0])
+        self.assertEqual(history.epoch, [2])
+        self.assertGreater(history.history["env_steps"][0], env_steps)
         self.assertEqual(
             recorder.events,
             ["train_begin", ("epoch_begin", 2), ("epoch_end", 2), "train_end"],
@@ -454,12 +464,47 @@ class CheckpointTest(tf.test.TestCase, parameterized.TestCase):
             self.get_temp_dir(), seed=0, checkpoint_interval=2
         )
         history = trainer.run(total_env_steps=40, verbose=0)
-        self.assertLen(history["iteration"], 3)
+        self.assertLen(history.history["iteration"], 3)
         names = [
             os.path.basename(path)
             for path in trainer.checkpoint_manager.checkpoints
         ]
         self.assertEqual(names, ["ckpt-2", "ckpt-3"])
+
+    def test_unreadable_latest_checkpoint_falls_back_with_a_warning(self):
+        root_dir = self.get_temp_dir()
+        trainer = self.trainer(root_dir, seed=0)
+        recorder = Recorder()
+        trainer.run(total_env_steps=40, callbacks=[recorder], verbose=0)
+        last = trainer.iteration
+        self.assertGreaterEqual(last, 2)
+        latest = trainer.checkpoint_manager.latest_checkpoint
+        self.assertTrue(latest.endswith(f"ckpt-{last}"))
+        for path in glob.glob(latest + ".data-*"):
+            with open(path, "wb") as file:
+                file.write(b"not a checkpoint")
+
+        with self.assertWarnsRegex(
+            RuntimeWarning, f"ckpt-{last - 1} instead.*ckpt-{last}"
+        ):
+            resumed = self.trainer(root_dir, seed=1)
+        self.assertEqual(resumed.iteration, last - 1)
+        self.assertEqual(resumed.env_steps, recorder.logs[-2]["env_steps"])
+        for restored, saved in zip(
+            resumed.model.get_weights(), recorder.weights[-2]
+        ):
+            self.assertAllEqual(restored, saved)
+
+    def test_no_readable_checkpoint_is_refused(self):
+        root_dir = self.get_temp_dir()
+        trainer = self.trainer(root_dir, seed=0)
+        trainer.run(total_env_steps=16, verbose=0)
+        for path in trainer.checkpoint_manager.checkpoints:
+            for data in glob.glob(path + ".data-*"):
+                with open(data, "wb") as file:
+                    file.write(b"not a checkpoint")
+        with self.assertRaisesRegex(ValueError, "None of the checkpoints"):
+            self.trainer(root_dir, seed=1)
 
     def test_non_finite_loss_raises_and_keeps_the_last_good_checkpoint(self):
         root_dir = self.get_temp_dir()

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import gymnasium
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -53,10 +54,8 @@ print(json.dumps(out))
 
 def make_model(head):
     model = models.PPOModel(
-        tf.keras.Sequential(
-            [tf.keras.layers.Dense(8, activation="tanh"), head]
-        ),
-        tf.keras.Sequential([tf.keras.layers.Dense(1)]),
+        keras.Sequential([keras.layers.Dense(8, activation="tanh"), head]),
+        keras.Sequential([keras.layers.Dense(1)]),
     )
     return model
 
@@ -83,7 +82,7 @@ class EvaluatePolicyTest(tf.test.TestCase):
     def setUpClass(cls):
         super().setUpClass()
         root = tf.compat.v1.test.get_temp_dir()
-        tf.keras.utils.set_random_seed(1)
+        keras.utils.set_random_seed(1)
         cls.cartpole_model = make_model(layers.CategoricalPolicyHead(2))
         cls.cartpole_dir = export.export_policy(
             cls.cartpole_model,

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
@@ -12,6 +13,7 @@ from tf_agents.policies import py_tf_eager_policy
 from examples import configs
 from examples import train_ppo
 from keras_gae.agents import GymnasiumEnvironment
+from keras_gae.agents import make_tf_environment
 
 REPO_ROOT = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -198,6 +200,35 @@ class TrainPPOTest(tf.test.TestCase, parameterized.TestCase):
         self.assertTrue(
             os.path.exists(os.path.join(root_dir, "policy", "saved_model.pb"))
         )
+
+
+class Keras3Test(tf.test.TestCase):
+    def test_examples_leave_the_process_on_keras_3(self):
+        # The binaries import keras_gae, which lets tf-agents import its
+        # Keras 2 inside; the user's process stays on Keras 3.
+        for name in ("train_ppo.py", "evaluate_policy.py", "gae_demo.py"):
+            with open(os.path.join(REPO_ROOT, "examples", name)) as file:
+                self.assertNotIn("TF_USE_LEGACY_KERAS", file.read(), name)
+        self.assertNotIn("TF_USE_LEGACY_KERAS", os.environ)
+        self.assertStartsWith(keras.__version__, "3.")
+        self.assertIs(tf.keras.Model, keras.Model)
+        model = train_ppo.make_model(
+            make_tf_environment("CartPole-v1", num_envs=1).action_spec(),
+            algorithm="ppo",
+            hidden_sizes=(4,),
+            gamma=0.99,
+            lambda_=0.95,
+            clip_ratio=0.2,
+            clip_ratio_low=None,
+            clip_ratio_high=None,
+            value_coef=0.5,
+            entropy_coef=0.0,
+            max_grad_norm=0.5,
+            action_bound="clip",
+            initial_log_std=0.0,
+        )
+        self.assertIsInstance(model, keras.Model)
+        self.assertIsInstance(model.actor, keras.Sequential)
 
 
 class ConfigsTest(tf.test.TestCase):

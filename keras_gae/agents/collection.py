@@ -1,0 +1,126 @@
+"""Rollout collection: a tf-agents driver writing fixed-length rollouts.
+
+`RolloutCollector` steps a batched tf-agents environment with a
+`KerasPolicy` of a keras_gae model and returns each rollout as a rollout
+batch `[B, T]` (`B` environments, `T` rows each), bootstrapped from the
+value of the driver's final time step. It only collects; learning from the
+batches is the model's (`keras_gae.agents.trainer`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from typing import Dict
+
+import tensorflow as tf
+from tf_agents.drivers import dynamic_step_driver
+from tf_agents.environments import tf_environment
+from tf_agents.replay_buffers import tf_uniform_replay_buffer
+from tf_agents.utils import common
+
+from keras_gae._src import rollout_batch as rb
+from keras_gae.agents.episode_statistics import EpisodeStatistics
+from keras_gae.agents.policy import LOG_PROB_KEY
+from keras_gae.agents.policy import VALUE_KEY
+from keras_gae.agents.policy import KerasPolicy
+from keras_gae.agents.trajectories import trajectory_to_rollout_batch
+from keras_gae.models import ActorCriticModel
+
+
+class RolloutCollector:
+    """Collects rollouts of exactly `T` rows per environment.
+
+    A `DynamicStepDriver` steps the `B` environments `T` times with a
+    `KerasPolicy` of the model (its `run` compiled with
+    `tf_agents.utils.common.function`) and writes every step into a
+    `TFUniformReplayBuffer` of `T` rows per environment, cleared first.
+    Capping the driver at `maximum_iterations=T` gives every rollout the
+    same shape, so a compiled training step is traced once; the LAST ->
+    FIRST boundary rows an auto-reset writes are masked out of the batch
+    and not counted as environment steps. The environments keep running
+    across collections: each continues the episodes the last one left.
+
+    Args:
+      model: a keras_gae `ActorCriticModel` taking the observations.
+      env: a batched tf-agents `TFEnvironment` with a known batch size B.
+      rollout_length: T >= 1.
+      return_window: how many finished episodes the episode statistics
+        average over.
+
+    Raises:
+      TypeError: `env` not a `TFEnvironment`.
+      ValueError: `env` not batched or of unknown batch size.
+    """
+
+    def __init__(
+        self,
+        model: ActorCriticModel,
+        env: tf_environment.TFEnvironment,
+        *,
+        rollout_length: int,
+        return_window: int,
+    ):
+        if not isinstance(env, tf_environment.TFEnvironment):
+            raise TypeError(
+                "`env` must be a tf-agents TFEnvironment, e.g. from "
+                "keras_gae.agents.make_tf_environment. "
+                f"Received: env={env!r}"
+            )
+        if not env.batched or env.batch_size is None:
+            raise ValueError(
+                "`env` must be batched with a known batch size B (a "
+                "TFPyEnvironment, e.g. from make_tf_environment). "
+                f"Received: env={env!r} with batch_size={env.batch_size!r}"
+            )
+        self._model = model
+        self._rollout_length = rollout_length
+        self.batch_size = int(env.batch_size)
+        self.policy = KerasPolicy(
+            model, env.time_step_spec(), env.action_spec(), name="policy"
+        )
+        self.replay_buffer = tf_uniform_replay_buffer.TFUniformReplayBuffer(
+            self.policy.trajectory_spec,
+            batch_size=self.batch_size,
+            max_length=rollout_length,
+        )
+        self.episode_statistics = EpisodeStatistics(
+            self.batch_size, return_window
+        )
+        self._driver = dynamic_step_driver.DynamicStepDriver(
+            env,
+            self.policy,
+            observers=[self.replay_buffer.add_batch, self.episode_statistics],
+            # Never reached before `maximum_iterations=T` (`_run_driver`).
+            num_steps=self.batch_size * rollout_length,
+        )
+        # Environment steps collected, boundary rows not counted.
+        self.env_steps = tf.Variable(0, dtype=tf.int64, name="env_steps")
+        self.run_driver = common.function(self._run_driver)
+        self.to_batch = common.function(self._to_batch)
+
+    def _run_driver(self) -> Any:
+        self.replay_buffer.clear()
+        # num_steps counts transitions summed over the batch; capping the
+        # loop at T iterations gives exactly T rows per environment.
+        time_step, _ = self._driver.run(maximum_iterations=self._rollout_length)
+        return time_step
+
+    def _to_batch(self, final_time_step: Any) -> Dict[str, Any]:
+        trajectory = self.replay_buffer.gather_all()
+        _, bootstrap_value = self._model(
+            final_time_step.observation, training=False
+        )
+        batch = trajectory_to_rollout_batch(
+            trajectory,
+            bootstrap_value,
+            value_key=VALUE_KEY,
+            log_prob_key=LOG_PROB_KEY,
+        )
+        self.env_steps.assign_add(
+            tf.reduce_sum(tf.cast(batch[rb.MASK], tf.int64))
+        )
+        return batch
+
+    def collect(self) -> Dict[str, Any]:
+        """One rollout batch `[B, T]` (`run_driver`, then `to_batch`)."""
+        return self.to_batch(self.run_driver())
