@@ -5,6 +5,7 @@ import pathlib
 import setuptools
 
 _HERE = pathlib.Path(__file__).parent
+_LM = ["keras-hub>=0.32,<0.33", "tensorflow-text>=2.21,<2.22"]
 
 setuptools.setup(
     name="keras_gae",
@@ -33,7 +34,10 @@ setuptools.setup(
         "absl-py>=2.0",
     ],
     extras_require={
-        "test": [
+        # Real causal LMs for keras_gae.lm (GPT-2, Gemma, Llama, ...).
+        "lm": _LM,
+        "test": _LM
+        + [
             "pytest>=8",
             "pytest-xdist>=3.5",
             "hypothesis>=6.100",
