@@ -21,6 +21,7 @@ and their mean and standard deviation.
 """
 
 import os
+import sys
 from typing import List
 
 import gymnasium
@@ -55,6 +56,32 @@ def _observation_input(signature) -> tf.TensorSpec:
     return inputs["observation"]
 
 
+def _check_spaces(env, spec: tf.TensorSpec, env_id: str) -> None:
+    """Refuses spaces the exported policy cannot serve (closing `env`)."""
+    observation_space, action_space = env.observation_space, env.action_space
+    problem = None
+    if not isinstance(observation_space, gymnasium.spaces.Box):
+        problem = (
+            f"its observation space {observation_space} is not a Box (the "
+            "exported policy takes one array per observation)"
+        )
+    elif tuple(observation_space.shape) != tuple(spec.shape[1:]):
+        problem = (
+            f"its observations have shape {observation_space.shape}, the "
+            f"policy's {tuple(spec.shape[1:])}"
+        )
+    elif not isinstance(
+        action_space, (gymnasium.spaces.Discrete, gymnasium.spaces.Box)
+    ):
+        problem = f"its action space {action_space} is not Discrete or Box"
+    if problem is not None:
+        env.close()
+        raise ValueError(
+            f"The environment does not fit the policy: {problem}. "
+            f"Received: env={env_id!r}"
+        )
+
+
 def evaluate(
     policy_dir: str,
     env_id: str,
@@ -78,15 +105,33 @@ def evaluate(
       The undiscounted return of each episode, in order.
 
     Raises:
-      ValueError: `num_episodes` < 1, or a SavedModel without the
-        signature asked for.
+      ValueError: `num_episodes` < 1, a directory that does not hold a
+        SavedModel loadable with TensorFlow alone (e.g. the tf-agents
+        export), a SavedModel without the signature asked for, an unknown
+        environment, or one whose spaces do not fit the policy.
     """
     if num_episodes < 1:
         raise ValueError(
             "`num_episodes` must be >= 1. "
             f"Received: num_episodes={num_episodes!r}"
         )
-    loaded = tf.saved_model.load(policy_dir)
+    if os.path.exists(os.path.join(policy_dir, "policy_specs.pbtxt")):
+        raise ValueError(
+            "This is a tf-agents PolicySaver export (it needs tf-agents and "
+            "tensorflow-probability to load); point --policy_dir at the "
+            "keras_gae export (root_dir/policy, not root_dir/tf_agents_policy)."
+            f" Received: policy_dir={policy_dir!r}"
+        )
+    try:
+        loaded = tf.saved_model.load(policy_dir)
+    except (OSError, ValueError, KeyError, tf.errors.OpError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error) else ""
+        raise ValueError(
+            f"Cannot load a SavedModel from {policy_dir!r} with TensorFlow "
+            f"alone ({type(error).__name__}: {first_line}); export one with "
+            f"keras_gae.export.export_policy. Received: policy_dir="
+            f"{policy_dir!r}"
+        ) from error
     name = "sample_action" if sample else "action"
     if name not in loaded.signatures:
         raise ValueError(
@@ -96,8 +141,15 @@ def evaluate(
             f"Received: policy_dir={policy_dir!r}"
         )
     signature = loaded.signatures[name]
-    dtype = _observation_input(signature).dtype.as_numpy_dtype
-    env = gymnasium.make(env_id)
+    spec = _observation_input(signature)
+    dtype = spec.dtype.as_numpy_dtype
+    try:
+        env = gymnasium.make(env_id)
+    except gymnasium.error.Error as error:
+        raise ValueError(
+            f"Unknown gymnasium environment ({error}). Received: env={env_id!r}"
+        ) from error
+    _check_spaces(env, spec, env_id)
     returns = []
     try:
         for episode in range(num_episodes):
@@ -127,13 +179,18 @@ def evaluate(
 
 def main(argv):
     del argv
-    returns = evaluate(
-        FLAGS.policy_dir,
-        FLAGS.env,
-        num_episodes=FLAGS.num_episodes,
-        sample=FLAGS.sample,
-        seed=FLAGS.seed,
-    )
+    try:
+        returns = evaluate(
+            FLAGS.policy_dir,
+            FLAGS.env,
+            num_episodes=FLAGS.num_episodes,
+            sample=FLAGS.sample,
+            seed=FLAGS.seed,
+        )
+    except ValueError as error:
+        # A bad flag value: one line, not a traceback.
+        print(f"evaluate_policy.py: error: {error}", file=sys.stderr)
+        return 2
     for episode, episode_return in enumerate(returns):
         print(f"episode {episode}: return {episode_return:.1f}")
     mode = "sampled" if FLAGS.sample else "greedy"

@@ -37,7 +37,12 @@ Outputs under `--root_dir`:
 * checkpoints/: the model, the optimizer and the counters after every
   iteration; rerunning with the same root_dir resumes from the latest one
   (the environment-step counter continues; the environments start new
-  episodes);
+  episodes). An unreadable latest checkpoint (truncated file, unparsable
+  `checkpoint` state file) falls back to the newest readable one with a
+  warning; with none readable, or a checkpoint saved with another
+  `--num_envs` or other networks, the run refuses to start and overwrites
+  nothing; `--restart` starts over, moving the old checkpoints to
+  checkpoints.old-<n>;
 * train/: TensorBoard scalars, one point per iteration (the model's losses,
   approx_kl, explained_variance, episode_return_mean, steps_per_second,
   ...);
@@ -113,6 +118,12 @@ flags.DEFINE_string(
     os.path.join("runs", "train_ppo"),
     "Checkpoints, TensorBoard logs and exported policies go here; a rerun "
     "on the same directory resumes.",
+)
+flags.DEFINE_bool(
+    "restart",
+    False,
+    "Start a new run even if root_dir holds checkpoints; they are moved to "
+    "root_dir/checkpoints.old-<n>, never overwritten.",
 )
 flags.DEFINE_integer("seed", 0, "Seed of the networks, sampling and envs.")
 flags.DEFINE_bool(
@@ -352,6 +363,7 @@ def train_eval(
     seed: int = 0,
     jit_compile: bool = False,
     checkpoint_interval: int = 1,
+    restart: bool = False,
     verbose: int = 1,
     **overrides: Any,
 ) -> Dict[str, Any]:
@@ -366,6 +378,8 @@ def train_eval(
         the environments (copy i gets seed + i).
       jit_compile: compile the train step with XLA.
       checkpoint_interval: iterations between checkpoints.
+      restart: start over even if `root_dir` holds checkpoints (moved to
+        `root_dir/checkpoints.old-<n>`, not overwritten).
       verbose: 0 quiet, 1 a line per iteration and a summary.
       **overrides: any of `configs.DEFAULTS`' keys (num_envs,
         rollout_length, epochs, num_minibatches, gamma, lambda_,
@@ -435,10 +449,11 @@ def train_eval(
         seed=seed,
         return_window=RETURN_WINDOW,
         checkpoint_interval=checkpoint_interval,
+        restart=restart,
     )
-    if verbose and trainer.env_steps:
+    if verbose and trainer.restored_checkpoint:
         print(
-            f"Resumed from {trainer.checkpoint_manager.latest_checkpoint}: "
+            f"Resumed from {trainer.restored_checkpoint}: "
             f"{trainer.env_steps} environment steps, "
             f"{trainer.iteration} iterations done.",
             flush=True,
@@ -522,23 +537,45 @@ def main(argv):
         # TensorFlow's and tf-agents' notes about saving (renamed
         # signature inputs) would bury the progress lines.
         logging.set_verbosity(logging.ERROR)
-    overrides = {}
-    for name in CONFIG_KEYS:
-        if FLAGS[name].present:
-            value = FLAGS[name].value
-            if name == "hidden_sizes":
-                value = tuple(int(size) for size in value)
-            overrides[name] = value
-    train_eval(
-        FLAGS.root_dir,
-        env_id=FLAGS.env,
-        algorithm=FLAGS.algorithm,
-        seed=FLAGS.seed,
-        jit_compile=FLAGS.jit_compile,
-        checkpoint_interval=FLAGS.checkpoint_interval,
-        verbose=FLAGS.verbose,
-        **overrides,
-    )
+    try:
+        overrides = {}
+        for name in CONFIG_KEYS:
+            if FLAGS[name].present:
+                value = FLAGS[name].value
+                if name == "hidden_sizes":
+                    value = _layer_sizes(value)
+                overrides[name] = value
+        train_eval(
+            FLAGS.root_dir,
+            env_id=FLAGS.env,
+            algorithm=FLAGS.algorithm,
+            seed=FLAGS.seed,
+            jit_compile=FLAGS.jit_compile,
+            checkpoint_interval=FLAGS.checkpoint_interval,
+            restart=FLAGS.restart,
+            verbose=FLAGS.verbose,
+            **overrides,
+        )
+    except ValueError as error:
+        # Bad settings (and checkpoints this run cannot resume) are
+        # reported in one line, not a traceback.
+        print(f"train_ppo.py: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _layer_sizes(values: Sequence[str]) -> tuple:
+    """--hidden_sizes as positive ints, or a ValueError naming the flag."""
+    try:
+        sizes = tuple(int(value) for value in values)
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise ValueError(
+            "--hidden_sizes must be a comma-separated list of positive "
+            f"ints, e.g. 64,64. Received: hidden_sizes={','.join(values)!r}"
+        )
+    return sizes
 
 
 if __name__ == "__main__":

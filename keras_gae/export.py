@@ -8,7 +8,9 @@ log-prob ops included), so `tf.saved_model.load(path)` needs only TensorFlow:
     actions = loaded.signatures["action"](observation=obs)["action"]
 
 Serving signatures (batch dimension dynamic; inputs checked against the
-observation spec, so a wrong shape or dtype fails at the call):
+observation spec, so a wrong shape or dtype fails at the call, and NaN or
+Inf observations, or parameters that overflow, fail with an
+InvalidArgumentError that says so instead of returning an action):
 
 * "action": observation -> {"action"}: the greedy action (the head's mode,
   postprocessed to the action space's bounds).
@@ -19,9 +21,14 @@ observation spec, so a wrong shape or dtype fails at the call):
 * "distribution": observation -> {"params"}: the policy head's parameters
   (logits for a categorical head; mean and log-std for a Gaussian one).
 * "value": observation -> {"value"}: the critic's V(observation).
+* "serving_default": the same as "action" (what serving tools call).
 
 The same functions are attributes of the loaded object (`loaded.action`,
-`loaded.sample_action`, `loaded.distribution`, `loaded.value`).
+`loaded.sample_action`, `loaded.distribution`, `loaded.value`). For a
+single (non-nest) floating observation they also take float16/32/64
+observations (cast to the spec's dtype) and one unbatched observation
+(then the outputs are unbatched too); other dtypes or shapes are refused
+by TensorFlow with the accepted signatures listed.
 """
 
 from __future__ import annotations
@@ -56,6 +63,29 @@ def _observation_signature(observation_spec: Any) -> Any:
     return tf.nest.map_structure(one, observation_spec)
 
 
+def _input_specs(signature: Any) -> list:
+    """The observation specs the functions are traced for.
+
+    The signature itself, and for a single floating observation also the
+    other float dtypes (cast to the signature's: a float64 observation is
+    what numpy gives) and the unbatched shape (one observation).
+    """
+    if not isinstance(signature, tf.TensorSpec):
+        return [signature]
+    dtypes = [signature.dtype]
+    if signature.dtype.is_floating:
+        dtypes += [
+            dtype
+            for dtype in (tf.float32, tf.float64, tf.float16)
+            if dtype != signature.dtype
+        ]
+    return [
+        tf.TensorSpec(shape, dtype, name="observation")
+        for shape in (signature.shape, signature.shape[1:])
+        for dtype in dtypes
+    ]
+
+
 class _ExportedPolicy(tf.Module):
     """The tf.Module that is saved; holds the networks' variables."""
 
@@ -74,58 +104,116 @@ class _ExportedPolicy(tf.Module):
                 f"{', '.join(str(d) for d in expected)}] and dtype "
                 f"{spec.dtype.name}."
             )
-            with tf.control_dependencies(
-                [
-                    tf.debugging.assert_equal(
-                        tf.shape(observation)[1:],
-                        tf.constant(expected.as_list(), tf.int32),
-                        message=message,
+            checks = [
+                tf.debugging.assert_equal(
+                    tf.shape(observation)[1:],
+                    tf.constant(expected.as_list(), tf.int32),
+                    message=message,
+                )
+            ]
+            if observation.dtype.is_floating:
+                checks.append(
+                    tf.debugging.assert_all_finite(
+                        observation,
+                        "`observation` holds NaN or Inf; the policy's "
+                        "action for it would be garbage.",
                     )
-                ]
-            ):
+                )
+            with tf.control_dependencies(checks):
                 return tf.identity(observation)
+
+        def adapt(observation):
+            """Casts a float observation, batches an unbatched one."""
+            if not isinstance(observation_signature, tf.TensorSpec):
+                return observation, False
+            observation = tf.convert_to_tensor(observation)
+            if observation.dtype != observation_signature.dtype:
+                observation = tf.cast(observation, observation_signature.dtype)
+            unbatched = (
+                observation.shape.rank == observation_signature.shape.rank - 1
+            )
+            if unbatched:
+                observation = observation[tf.newaxis]
+            return observation, unbatched
+
+        def outputs(result, unbatched):
+            if unbatched:
+                return {key: value[0] for key, value in result.items()}
+            return result
 
         def params_and_value(observation):
             observation = tf.nest.map_structure(
                 check, observation, observation_signature
             )
             params, value = model(observation, training=False)
-            return params, value
+            # Finite observations can still overflow the networks.
+            with tf.control_dependencies(
+                [
+                    tf.debugging.assert_all_finite(
+                        params,
+                        "The policy's parameters are NaN or Inf for this "
+                        "`observation` (values far outside the training "
+                        "range?); refusing to return an action.",
+                    )
+                ]
+            ):
+                return tf.identity(params), value
 
-        @tf.function(input_signature=[observation_signature])
+        @tf.function
         def action(observation):
+            observation, unbatched = adapt(observation)
             params, _ = params_and_value(observation)
-            return {"action": head.greedy_action(params)}
+            return outputs({"action": head.greedy_action(params)}, unbatched)
 
-        @tf.function(
-            input_signature=[
-                observation_signature,
-                tf.TensorSpec([2], tf.int64, name="seed"),
-            ]
-        )
+        @tf.function
         def sample_action(observation, seed):
+            observation, unbatched = adapt(observation)
             params, _ = params_and_value(observation)
             distribution = head.distribution(params)
             raw = distribution.sample(seed=tf.cast(seed, tf.int32))
-            return {
-                "action": head.postprocess_action(raw),
-                "log_prob": tf.cast(distribution.log_prob(raw), tf.float32),
-            }
+            return outputs(
+                {
+                    "action": head.postprocess_action(raw),
+                    "log_prob": tf.cast(distribution.log_prob(raw), tf.float32),
+                },
+                unbatched,
+            )
 
-        @tf.function(input_signature=[observation_signature])
+        @tf.function
         def distribution(observation):
+            observation, unbatched = adapt(observation)
             params, _ = params_and_value(observation)
-            return {"params": params}
+            return outputs({"params": params}, unbatched)
 
-        @tf.function(input_signature=[observation_signature])
+        @tf.function
         def value(observation):
+            observation, unbatched = adapt(observation)
             _, values = params_and_value(observation)
-            return {"value": values}
+            return outputs({"value": values}, unbatched)
 
+        seed = tf.TensorSpec([2], tf.int64, name="seed")
+        for spec in _input_specs(observation_signature):
+            action.get_concrete_function(spec)
+            sample_action.get_concrete_function(spec, seed)
+            distribution.get_concrete_function(spec)
+            value.get_concrete_function(spec)
         self.action = action
         self.sample_action = sample_action
         self.distribution = distribution
         self.value = value
+        self.serving_signatures = {
+            "action": action.get_concrete_function(observation_signature),
+            "sample_action": sample_action.get_concrete_function(
+                observation_signature, seed
+            ),
+            "distribution": distribution.get_concrete_function(
+                observation_signature
+            ),
+            "value": value.get_concrete_function(observation_signature),
+        }
+        self.serving_signatures["serving_default"] = self.serving_signatures[
+            "action"
+        ]
 
 
 def _check_finite_weights(model: keras.Model) -> None:
@@ -188,14 +276,8 @@ def export_policy(
     )
     _check_finite_weights(model)
     module = _ExportedPolicy(model, signature)
-    tf.saved_model.save(
-        module,
-        path,
-        signatures={
-            "action": module.action,
-            "sample_action": module.sample_action,
-            "distribution": module.distribution,
-            "value": module.value,
-        },
-    )
+    signatures = module.serving_signatures
+    # Not an attribute of the saved object: `signatures` is reserved.
+    del module.serving_signatures
+    tf.saved_model.save(module, path, signatures=signatures)
     return path

@@ -136,3 +136,82 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
             export.export_policy(
                 model, self.get_temp_dir(), observation_spec=[4]
             )
+
+
+class ExportInputsTest(tf.test.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        keras.utils.set_random_seed(1)
+        cls.model = make_model(layers.CategoricalPolicyHead(3))
+        cls.path = os.path.join(tf.compat.v1.test.get_temp_dir(), "inputs")
+        export.export_policy(
+            cls.model, cls.path, observation_spec=tf.TensorSpec([4])
+        )
+        cls.loaded = tf.saved_model.load(cls.path)
+        cls.obs = np.random.default_rng(0).normal(size=(5, 4))
+
+    def test_float64_and_unbatched_observations_are_accepted(self):
+        want = self.loaded.action(tf.constant(self.obs, tf.float32))["action"]
+        got = self.loaded.action(tf.constant(self.obs, tf.float64))["action"]
+        self.assertAllEqual(got, want)
+        one = self.loaded.action(tf.constant(self.obs[2]))["action"]
+        self.assertEqual(one.shape, ())
+        self.assertEqual(int(one), int(want[2]))
+        seed = tf.constant([1, 2], tf.int64)
+        sample = self.loaded.sample_action(tf.constant(self.obs[2]), seed)
+        self.assertEqual(sample["log_prob"].shape, ())
+        value = self.loaded.value(self.obs)["value"]
+        self.assertAllClose(
+            value, self.loaded.value(self.obs.astype(np.float32))["value"]
+        )
+
+    def test_other_dtypes_are_refused_by_name(self):
+        with self.assertRaisesRegex(ValueError, "observation"):
+            self.loaded.action(tf.zeros((2, 4), tf.int32))
+
+    def test_serving_default_is_the_greedy_action(self):
+        serving = self.loaded.signatures["serving_default"]
+        obs = tf.constant(self.obs, tf.float32)
+        self.assertAllEqual(
+            serving(observation=obs)["action"],
+            self.loaded.signatures["action"](observation=obs)["action"],
+        )
+
+    def test_nan_observations_are_refused(self):
+        obs = np.array(self.obs, np.float32)
+        obs[1, 2] = np.nan
+        seed = tf.constant([1, 2], tf.int64)
+        for call in (
+            lambda: self.loaded.signatures["action"](observation=obs),
+            lambda: self.loaded.signatures["sample_action"](
+                observation=obs, seed=seed
+            ),
+            lambda: self.loaded.action(obs),
+        ):
+            with self.assertRaisesRegex(
+                tf.errors.InvalidArgumentError, "`observation` holds NaN"
+            ):
+                call()
+
+    def test_overflowing_parameters_are_refused(self):
+        # Finite observations far outside any training range make the
+        # logits Inf: no action (tfp would sample num_actions).
+        head = layers.CategoricalPolicyHead(3)
+        model = PPOModel(
+            keras.Sequential([head]),
+            keras.Sequential([keras.layers.Dense(1)]),
+        )
+        model(tf.zeros((1, 4)))
+        kernel = head.logits_layer.kernel
+        kernel.assign(np.full(kernel.shape, 10.0, np.float32))
+        path = os.path.join(self.get_temp_dir(), "linear")
+        export.export_policy(model, path, observation_spec=tf.TensorSpec([4]))
+        loaded = tf.saved_model.load(path)
+        obs = np.full((2, 4), 3e38, np.float32)
+        with self.assertRaisesRegex(
+            tf.errors.InvalidArgumentError, "parameters are NaN or Inf"
+        ):
+            loaded.signatures["sample_action"](
+                observation=obs, seed=tf.constant([1, 2], tf.int64)
+            )

@@ -86,13 +86,18 @@ class OnPolicyTrainer:
       checkpoint_interval: save a checkpoint every this many iterations
         (and when `run` ends), >= 1.
       max_checkpoints: how many checkpoints to keep, >= 1.
+      restart: start a new run even if `root_dir` holds checkpoints: they
+        are moved to `root_dir/checkpoints.old-<n>` (never overwritten),
+        with a warning.
 
     Raises:
       TypeError: `model` not an `ActorCriticModel`, `env` not a
         `TFEnvironment`, non-int sizes.
       ValueError: a model that is not compiled, sizes < 1, `num_minibatches`
         not dividing B, checkpoints under `root_dir` none of which can be
-        restored.
+        restored, or a checkpoint saved with another number of
+        environments or other networks
+        (`checkpointing.CheckpointMismatchError`).
 
     Example:
 
@@ -118,6 +123,7 @@ class OnPolicyTrainer:
         return_window: int = 20,
         checkpoint_interval: int = 1,
         max_checkpoints: int = 3,
+        restart: bool = False,
     ):
         if not isinstance(model, ActorCriticModel):
             raise TypeError(
@@ -174,8 +180,12 @@ class OnPolicyTrainer:
         model.optimizer.build(model.trainable_variables)
         self._iteration = tf.Variable(0, dtype=tf.int64, name="iteration")
 
+        restart = _checks.check_bool(restart, "restart")
         self._checkpoint_manager = None
+        self._restored_checkpoint = None
         if root_dir is not None:
+            if restart:
+                checkpointing.move_aside(os.fspath(root_dir))
             self._checkpoint_manager = checkpointing.make_checkpoint_manager(
                 os.fspath(root_dir),
                 max_to_keep=max_checkpoints,
@@ -186,7 +196,7 @@ class OnPolicyTrainer:
                 env_steps=self._collector.env_steps,
                 episode_statistics=self._collector.episode_statistics,
             )
-            self.restore()
+            self._restored_checkpoint = self.restore()
 
     # Properties.
 
@@ -217,13 +227,26 @@ class OnPolicyTrainer:
     def checkpoint_manager(self) -> Optional[tf.train.CheckpointManager]:
         return self._checkpoint_manager
 
+    @property
+    def restored_checkpoint(self) -> Optional[str]:
+        """The checkpoint construction restored, or None."""
+        return self._restored_checkpoint
+
     # Checkpoints.
 
     def restore(self) -> Optional[str]:
         """Restores the newest readable checkpoint; its path or None."""
         if self._checkpoint_manager is None:
             return None
-        return checkpointing.restore_latest(self._checkpoint_manager)
+        return checkpointing.restore_latest(
+            self._checkpoint_manager,
+            settings={
+                checkpointing.EPISODE_STATISTICS_KEY: (
+                    "num_envs",
+                    self._collector.batch_size,
+                )
+            },
+        )
 
     def save(self) -> Optional[str]:
         """Saves a checkpoint now (numbered by iteration); its path or None."""

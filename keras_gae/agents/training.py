@@ -59,7 +59,9 @@ Checkpoints. With `root_dir`, a `tf.train.CheckpointManager` under
 iteration and environment-step counters and the episode statistics every
 `checkpoint_interval` iterations and when the loop ends. A trainer built on
 a `root_dir` that holds checkpoints restores the latest readable one (with
-a warning naming newer unreadable ones; none readable is an error): its
+a warning naming newer unreadable ones; none readable is an error, and so
+is a checkpoint saved with another number of environments, named in the
+message; `restart=True` moves the old checkpoints aside instead): its
 counters, the weights and the optimizer continue where the checkpoint left
 them. The environments are not part of a checkpoint: after a restart they
 begin new episodes, and the transitions collected after the last checkpoint
@@ -112,6 +114,7 @@ def train(
     return_window: int = 20,
     checkpoint_interval: int = 1,
     max_checkpoints: int = 3,
+    restart: bool = False,
     verbose: int = 1,
 ) -> keras.callbacks.History:
     """Trains `model` on `env` with the collect-and-fit loop.
@@ -139,6 +142,8 @@ def train(
       return_window: episodes the return and length means average over.
       checkpoint_interval: iterations between checkpoints.
       max_checkpoints: checkpoints kept.
+      restart: start over even if `root_dir` holds checkpoints (they are
+        moved to `root_dir/checkpoints.old-<n>`, not overwritten).
       verbose: 0 silent, 1 progress bar, 2 a line per iteration.
 
     Returns:
@@ -173,6 +178,7 @@ def train(
         return_window=return_window,
         checkpoint_interval=checkpoint_interval,
         max_checkpoints=max_checkpoints,
+        restart=restart,
     )
     return trainer.run(
         total_env_steps=total_env_steps,

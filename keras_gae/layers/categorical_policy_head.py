@@ -106,6 +106,20 @@ class CategoricalPolicyHead(policy_head.PolicyHead):
         params = policy_head.check_params(params, self.params_size)
         return tf.argmax(params, axis=-1, output_type=self.action_dtype)
 
+    def invalid_actions(self, actions: tf.Tensor) -> tf.Tensor:
+        """Where `actions` are not integers in [0, num_actions)."""
+        actions = tf.convert_to_tensor(actions)
+        if not actions.dtype.is_integer:
+            return tf.logical_or(
+                tf.logical_not(tf.equal(actions, tf.round(actions))),
+                tf.logical_or(actions < 0, actions >= self.num_actions),
+            )
+        return tf.logical_or(actions < 0, actions >= self.num_actions)
+
+    @property
+    def valid_action_range(self) -> str:
+        return f"integers in [0, {self.num_actions}) (num_actions)"
+
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(

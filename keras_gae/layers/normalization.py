@@ -41,7 +41,9 @@ class AdvantageNormalization(keras.layers.Layer):
     Running statistics (`momentum` not None): the layer keeps three
     non-trainable scalar weights, "mean", "variance" and "count" (the number
     of updates so far). A call with `training=True` whose batch has N > 0
-    valid elements updates them from that batch's (global) mean and var:
+    valid elements, all finite, updates them from that batch's (global)
+    mean and var (a batch with a NaN or Inf advantage leaves them as they
+    are; its own output is not finite):
 
         count == 0:  mean <- batch mean,  variance <- batch var
         count > 0:   mean <- momentum * mean + (1 - momentum) * batch mean
@@ -150,7 +152,14 @@ class AdvantageNormalization(keras.layers.Layer):
         training: Any,
     ) -> tuple:
         if training is not None and training is not False:
-            update = any_valid
+            # A batch with a NaN or Inf advantage would poison the running
+            # statistics for good; it is left out of them.
+            update = tf.logical_and(
+                any_valid,
+                tf.logical_and(
+                    tf.math.is_finite(mean), tf.math.is_finite(variance)
+                ),
+            )
             if training is not True:
                 update = tf.logical_and(update, tf.cast(training, tf.bool))
             initialized = self.count > 0

@@ -14,6 +14,7 @@ batch shape.
 from __future__ import annotations
 
 from typing import Any
+from typing import Optional
 
 import keras
 import tensorflow as tf
@@ -135,3 +136,18 @@ class PolicyHead(keras.layers.Layer):
     def postprocess_action(self, action: tf.Tensor) -> tf.Tensor:
         """The action sent to the environment for a sampled `action`."""
         return action
+
+    def invalid_actions(self, actions: tf.Tensor) -> Optional[tf.Tensor]:
+        """Where `actions` lie outside this head's action space.
+
+        A bool tensor shaped like `actions`, or None when every value is a
+        possible action (the default). Training models refuse a step whose
+        valid rows hold such actions, naming `valid_action_range`.
+        """
+        del actions
+        return None
+
+    @property
+    def valid_action_range(self) -> str:
+        """The action space, in words, for error messages."""
+        return "any value"

@@ -69,6 +69,12 @@ def _mask(sample_weight: Any, y_pred: tf.Tensor) -> Optional[tf.Tensor]:
             f"y_pred's shape {tuple(y_pred.shape)}. "
             f"Received: sample_weight={_checks.describe(sample_weight)}"
         )
+    # Keras callers pass weights: any nonzero weight marks a valid step
+    # (the ops refuse masks other than 0/1, which catch weights by mistake).
+    if not sample_weight.dtype.is_bool:
+        sample_weight = tf.not_equal(
+            sample_weight, tf.zeros([], sample_weight.dtype)
+        )
     return tf.broadcast_to(sample_weight, tf.shape(y_pred))
 
 

@@ -35,6 +35,11 @@ class PreparedBatch(NamedTuple):
       count: this replica's number of valid steps (float32 scalar).
       statistics: metrics of the targets (advantage mean and std before
         normalization, explained variance), over the global batch.
+      problems: float32 `[2]`, this replica's number of valid steps whose
+        action lies outside the policy head's action space, and of flag
+        values (terminated, truncated, mask) other than 0 and 1. Such
+        actions are replaced by 0 in `actions`, so that computing the loss
+        never fails on them; a step with problems is refused.
     """
 
     observations: Any
@@ -47,6 +52,7 @@ class PreparedBatch(NamedTuple):
     mask: Optional[tf.Tensor]
     count: tf.Tensor
     statistics: dict
+    problems: tf.Tensor
 
 
 def target_statistics(
@@ -158,6 +164,51 @@ def replica_objective(results: dict, count: tf.Tensor) -> tuple:
     return data_loss * weight + regularization / num_replicas, weight
 
 
+_FLAG_KEYS = (rollout_batch.TERMINATED, rollout_batch.TRUNCATED)
+
+
+def _nonbinary_flags(batch: dict) -> tf.Tensor:
+    """The number of flag values other than 0 and 1 (float32).
+
+    `convert_flag` asserts the same in a graph; XLA drops assertions, so
+    the training step counts them itself and refuses the step.
+    """
+    count = tf.zeros([])
+    for key in _FLAG_KEYS + (rollout_batch.MASK,):
+        flags = batch.get(key)
+        if flags is None:
+            continue
+        flags = tf.convert_to_tensor(flags)
+        if flags.dtype.is_bool:
+            continue
+        bad = tf.logical_and(
+            tf.not_equal(flags, tf.zeros([], flags.dtype)),
+            tf.not_equal(flags, tf.ones([], flags.dtype)),
+        )
+        count += tf.reduce_sum(tf.cast(bad, tf.float32))
+    return count
+
+
+def checked_actions(
+    policy_head: Any, actions: tf.Tensor, mask: Optional[tf.Tensor]
+) -> tuple:
+    """`(actions, count)`: out-of-space actions replaced by 0, and the
+    number of them at valid steps (float32)."""
+    invalid = None
+    if policy_head is not None:
+        invalid = policy_head.invalid_actions(actions)
+    if invalid is None:
+        return actions, tf.zeros([])
+    safe = tf.where(invalid, tf.zeros_like(actions), actions)
+    if invalid.shape.rank is not None and invalid.shape.rank > 1:
+        invalid = tf.reduce_any(
+            tf.reshape(invalid, [tf.shape(invalid)[0], -1]), axis=-1
+        )
+    if mask is not None:
+        invalid = tf.logical_and(invalid, tf.reshape(mask, [-1]))
+    return safe, tf.reduce_sum(tf.cast(invalid, tf.float32))
+
+
 @tf.autograph.experimental.do_not_convert
 def prepare_batch(model: Any, batch: dict, training: bool) -> PreparedBatch:
     """Targets, statistics and time-merged inputs of a checked batch.
@@ -192,9 +243,14 @@ def prepare_batch(model: Any, batch: dict, training: bool) -> PreparedBatch:
             ref_log_probs, 'batch["ref_log_prob"]'
         )
         ref_log_probs = tf.cast(ref_log_probs, tf.float32)
+    actions, bad_actions = checked_actions(
+        getattr(model, "policy_head", None),
+        merge_time(tf.convert_to_tensor(batch[rollout_batch.ACTION])),
+        mask,
+    )
     return PreparedBatch(
         observations=model._network_inputs(batch[rollout_batch.OBSERVATION]),
-        actions=merge_time(tf.convert_to_tensor(batch[rollout_batch.ACTION])),
+        actions=actions,
         advantages=advantages,
         returns=returns,
         old_values=old_values,
@@ -203,6 +259,7 @@ def prepare_batch(model: Any, batch: dict, training: bool) -> PreparedBatch:
         mask=mask,
         count=valid_count(advantages, mask),
         statistics=statistics,
+        problems=tf.stack([bad_actions, _nonbinary_flags(batch)]),
     )
 
 

@@ -2,16 +2,18 @@
 
 The step computes the gradients of this replica's share of the global loss,
 sums them across replicas, clips them to a global norm, and applies them
-only if the loss and the gradients are finite (and no earlier step of the
-same execution failed). Keras 3 optimizers sum the replicas' gradients
-themselves when they apply them, so the summed, clipped gradients are
-handed back divided by the number of replicas: the optimizer's sum is then
-exactly the clipped global gradient.
+only if the loss and the gradients are finite, no earlier step of the
+same execution failed and the batch holds a valid step; an update whose
+new weights or optimizer state are not finite is undone. Keras 3
+optimizers sum the replicas' gradients themselves when they apply them, so
+the summed, clipped gradients are handed back divided by the number of
+replicas: the optimizer's sum is then exactly the clipped global gradient.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from typing import Optional
 
 import keras
 import numpy as np
@@ -19,6 +21,8 @@ import tensorflow as tf
 
 
 def _all_finite(tensors: list) -> tf.Tensor:
+    # Integer tensors (the optimizer's iteration count) are always finite.
+    tensors = [t for t in tensors if t.dtype.is_floating]
     if not tensors:
         return tf.constant(True)
     return tf.reduce_all(
@@ -43,41 +47,107 @@ class _Unwrapped:
         self.value = value
 
 
+def _restore(state: list, saved: list) -> None:
+    """Assigns `saved` back to the variables `state` (any context)."""
+
+    def restore(distribution, state, saved):
+        for variable, value in zip(state, saved):
+            distribution.extended.update(
+                variable.value,
+                lambda v, x: v.assign(x),
+                args=(value,),
+                group=False,
+            )
+
+    tf.__internal__.distribute.interim.maybe_merge_call(
+        restore, tf.distribute.get_strategy(), state, saved
+    )
+
+
+def _apply_checked(
+    optimizer: Any, state: list, grads: list, variables: list
+) -> tf.Tensor:
+    """Applies the update, and undoes it if `state` is not finite after.
+
+    `state` is every variable the update writes (the weights and the
+    optimizer's variables). The values before the update are read first
+    (TensorFlow copies a variable's buffer on the write that follows a
+    read, so this costs one copy of the state per step); whatever made the
+    new values non-finite (a NaN or negative-overflowing learning rate, an
+    overflow of the weights or of a moment), they are assigned back, so
+    the step did not happen, optimizer iterations included.
+
+    Returns:
+      Whether the new state is finite (then kept).
+    """
+    saved = [tf.identity(v) for v in state]
+    with tf.control_dependencies(saved):
+        optimizer.apply(grads, variables)
+    reads = [tf.identity(v) for v in state]
+    finite = _all_finite(reads)
+    with tf.control_dependencies(reads):
+        tf.cond(finite, lambda: None, lambda: _restore(state, saved))
+    return tf.identity(finite)
+
+
 def _apply_if(
     optimizer: Any, should_apply: tf.Tensor, grads: list, variables: list
-) -> None:
-    """`optimizer.apply(grads, variables)` when `should_apply`, else nothing.
+) -> tf.Tensor:
+    """`_apply_checked(...)` when `should_apply`, else nothing.
 
     `should_apply` is the same on every replica. A `tf.cond` whose branch
     calls `merge_call` (as the optimizer does under a MirroredStrategy) is
     not allowed in a replica context, so under such a strategy the
     condition is taken in the cross-replica context and the update
     re-enters the replicas, as Keras' LossScaleOptimizer does for its
-    skipped steps.
+    skipped steps; the check and the undo run there too, on the mirrored
+    variables (whose copies the update keeps equal).
+
+    Returns:
+      False when the update was applied and undone, else True.
     """
+    if not optimizer.built:
+        optimizer.build(variables)
 
     def apply(grads, wrapped):
         optimizer.apply(grads, wrapped.value)
 
     if tf.__internal__.distribute.strategy_supports_no_merge_call():
-        tf.cond(
+        state = list(variables) + list(optimizer.variables)
+        return tf.cond(
             should_apply,
-            lambda: apply(grads, _Unwrapped(variables)),
-            lambda: None,
+            lambda: _apply_checked(optimizer, state, grads, variables),
+            lambda: tf.constant(True),
         )
-        return
 
     def cross_replica(distribution, should_apply, grads, wrapped):
         should_apply = distribution.experimental_local_results(should_apply)[0]
+        # Every replica passed the same (mirrored) variables.
+        first = distribution.experimental_local_results(wrapped)[0]
+        state = list(first.value) + list(optimizer.variables)
 
         def apply_in_replicas():
-            distribution.extended.call_for_each_replica(
-                apply, args=(grads, wrapped)
-            )
+            saved = [tf.identity(v) for v in state]
+            with tf.control_dependencies(saved):
+                distribution.extended.call_for_each_replica(
+                    apply, args=(grads, wrapped)
+                )
+            reads = [tf.identity(v) for v in state]
+            finite = _all_finite(reads)
 
-        tf.cond(should_apply, apply_in_replicas, lambda: None)
+            def undo():
+                for variable, value in zip(state, saved):
+                    variable.assign(value)
 
-    tf.distribute.get_replica_context().merge_call(
+            with tf.control_dependencies(reads):
+                tf.cond(finite, lambda: None, undo)
+            return tf.identity(finite)
+
+        return tf.cond(
+            should_apply, apply_in_replicas, lambda: tf.constant(True)
+        )
+
+    return tf.distribute.get_replica_context().merge_call(
         cross_replica, args=(should_apply, grads, _Unwrapped(variables))
     )
 
@@ -97,8 +167,16 @@ def guarded_update(
     tape_loss: tf.Tensor,
     halted: tf.Tensor,
     max_grad_norm: Any,
-) -> tf.Tensor:
+    count: Optional[tf.Tensor] = None,
+    problems: Optional[tf.Tensor] = None,
+) -> tuple:
     """Gradients, all-reduce, clipping and the guarded update.
+
+    The update is applied only when the loss and the gradients are finite,
+    no earlier step of the execution failed and the global batch has a
+    valid step (`count`): a batch that is all padding moves nothing, not
+    even through the optimizer's momentum. An applied update whose new
+    weights or optimizer state are not finite is undone (`_apply_checked`).
 
     Args:
       optimizer: the model's (Keras 3) optimizer.
@@ -108,12 +186,18 @@ def guarded_update(
       tape_loss: `loss`, scaled under a LossScaleOptimizer.
       halted: whether an earlier step of this execution failed.
       max_grad_norm: None or the global norm to clip the gradients to.
+      count: None, or this replica's number of valid steps.
+      problems: None, or float32 `[P]` counts of this replica's invalid
+        inputs (e.g. actions outside the action space); any makes the
+        step refused.
 
     Returns:
-      Whether the step was finite (the same on every replica). Under a
-      LossScaleOptimizer, overflowing scaled gradients are the loss scale's
-      business: it skips such steps and lowers the scale itself, and they
-      count as finite here.
+      `(finite, problems)`: whether the step was finite (the same on every
+      replica): loss, gradients and the state after the update; and the
+      global batch's `problems` (zeros `[0]` without). Under a
+      LossScaleOptimizer, overflowing scaled gradients are the loss
+      scale's business: it skips such steps and lowers the scale itself,
+      and they count as finite here.
     """
     context = tf.distribute.get_replica_context()
     num_replicas = context.num_replicas_in_sync
@@ -132,15 +216,32 @@ def guarded_update(
             clip_norm = max_grad_norm * optimizer.scale_loss(1.0)
         gradients, _ = tf.clip_by_global_norm(gradients, clip_norm)
 
-    finite = tf.math.is_finite(loss)
+    # One all-reduce for the replicas' failures, valid steps and problems.
+    if problems is None:
+        problems = tf.zeros([0])
+    totals = tf.concat(
+        [
+            tf.stack(
+                [
+                    tf.cast(~tf.math.is_finite(loss), tf.float32),
+                    tf.ones([])
+                    if count is None
+                    else tf.cast(count, tf.float32),
+                ]
+            ),
+            tf.cast(problems, tf.float32),
+        ],
+        0,
+    )
     if num_replicas > 1:
-        failures = context.all_reduce(
-            tf.distribute.ReduceOp.SUM, tf.cast(~finite, tf.float32)
-        )
-        finite = failures == 0
+        totals = context.all_reduce(tf.distribute.ReduceOp.SUM, totals)
+    finite = totals[0] == 0
+    problems = totals[2:]
     if not scaling:
         finite = tf.logical_and(finite, _all_finite(gradients))
     apply = tf.logical_and(finite, tf.logical_not(halted))
+    apply = tf.logical_and(apply, totals[1] > 0)
+    apply = tf.logical_and(apply, tf.reduce_sum(problems) == 0)
     if num_replicas > 1:
         gradients = [g / num_replicas for g in gradients]
     if scaling:
@@ -151,7 +252,20 @@ def guarded_update(
             tf.where(apply, g, tf.fill(tf.shape(g), tf.cast(nan, g.dtype)))
             for g in gradients
         ]
-        optimizer.apply(gradients, variables)
-    else:
-        _apply_if(optimizer, apply, gradients, variables)
-    return finite
+        apply = tf.constant(True)
+    updated = _apply_if(optimizer, apply, gradients, variables)
+    return tf.logical_and(finite, updated), problems
+
+
+def check_learning_rate(optimizer: Any) -> None:
+    """Refuses a learning rate that is negative or not finite.
+
+    A negative one would run gradient ascent; a NaN one would write NaN
+    weights (which the guarded update undoes, failing the step).
+    """
+    learning_rate = float(np.asarray(optimizer.learning_rate))
+    if not np.isfinite(learning_rate) or learning_rate < 0:
+        raise ValueError(
+            "The optimizer's learning rate must be finite and >= 0. "
+            f"Received: learning_rate={learning_rate}"
+        )

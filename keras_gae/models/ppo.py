@@ -41,7 +41,8 @@ class PPOModel(ActorCriticModel):
 
     Args:
       actor, critic: see `ActorCriticModel`.
-      clip_ratio: eps > 0 of the clip, for either bound not given.
+      clip_ratio: eps > 0 of the clip, for either bound not given (so < 1
+        unless `clip_ratio_low` is given).
       clip_ratio_low: None or eps_low in (0, 1): the ratio's lower bound is
         1 - eps_low.
       clip_ratio_high: None or eps_high > 0: the upper bound is 1 + eps_high.
@@ -77,6 +78,13 @@ class PPOModel(ActorCriticModel):
             inclusive=False,
             allow_none=True,
         )
+        if clip_ratio_low is None and clip_ratio >= 1.0:
+            raise ValueError(
+                "`clip_ratio` must be < 1 when `clip_ratio_low` is not given: "
+                "it is then the lower clip too, and 1 - clip_ratio must stay "
+                "positive. Pass clip_ratio_low (< 1) for a wider upper clip. "
+                f"Received: clip_ratio={clip_ratio!r}"
+            )
         if clip_ratio_low == 1.0:
             raise ValueError(
                 "`clip_ratio_low` must be < 1 (the lower bound 1 - "

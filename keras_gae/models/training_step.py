@@ -34,11 +34,12 @@ def _multi_worker(strategy: Any) -> bool:
 
 
 class NonFiniteLossError(FloatingPointError):
-    """Training met a NaN or Inf loss or gradient and stopped.
+    """Training met a NaN or Inf loss, gradient or update and stopped.
 
-    The update of the failing step was not applied (nor that of any later
-    step in the same `steps_per_execution` group), so the model's weights
-    and optimizer state are those from before that step.
+    The update of the failing step was not applied, or was undone when it
+    made a weight or the optimizer's state non-finite (nor was that of any
+    later step in the same `steps_per_execution` group), so the model's
+    weights and optimizer state are those from before that step.
     """
 
 
@@ -55,6 +56,10 @@ class RolloutTraining:
         # Counts failed steps; a positive count also blocks the updates of
         # the remaining steps of the same execution.
         self._nonfinite_steps = keras.metrics.Sum(name="nonfinite_steps")
+        # Refused steps' invalid inputs (`PreparedBatch.problems`); they
+        # block the rest of the execution too.
+        self._invalid_actions = keras.metrics.Sum(name="invalid_actions")
+        self._nonbinary_flags = keras.metrics.Sum(name="nonbinary_flags")
 
     @property
     def metric_names(self) -> tuple:
@@ -76,7 +81,9 @@ class RolloutTraining:
     @property
     def metrics(self) -> list:
         return [self._trackers[name] for name in self.metric_names] + [
-            self._nonfinite_steps
+            self._nonfinite_steps,
+            self._invalid_actions,
+            self._nonbinary_flags,
         ]
 
     # Training. The helpers below are plain TensorFlow without Python
@@ -153,14 +160,18 @@ class RolloutTraining:
     def train_step(self, data: Any) -> dict:
         """One gradient step on one rollout batch; returns the metrics."""
         batch = self._check_batch(data)
-        halted = self._nonfinite_steps.result() > 0
+        halted = (
+            self._nonfinite_steps.result()
+            + self._invalid_actions.result()
+            + self._nonbinary_flags.result()
+        ) > 0
         prepared = self._prepare(batch, training=True)
         with tf.GradientTape() as tape:
             params, values = self(prepared.observations, training=True)
             results = self._loss_terms(prepared, params, values)
             loss, weight = objective.replica_objective(results, prepared.count)
             tape_loss = optimization.scaled_loss(self.optimizer, loss)
-        finite = optimization.guarded_update(
+        finite, problems = optimization.guarded_update(
             self.optimizer,
             tape,
             self.trainable_variables,
@@ -168,10 +179,14 @@ class RolloutTraining:
             tape_loss,
             halted,
             self.max_grad_norm,
+            prepared.count,
+            prepared.problems,
         )
         self._nonfinite_steps.update_state(
             tf.cast(tf.logical_not(finite), tf.float32)
         )
+        self._invalid_actions.update_state(problems[0])
+        self._nonbinary_flags.update_state(problems[1])
         if self.kl_coef is not None and not isinstance(self.kl_coef, float):
             self._update_kl_controller(
                 results["kl_penalty"], prepared.count, weight
@@ -190,7 +205,8 @@ class RolloutTraining:
         """Keras' train function, followed by the non-finite-step check.
 
         The check runs in Python after every execution, before `fit` hands
-        the logs to the callbacks.
+        the logs to the callbacks; the optimizer's learning rate is checked
+        (finite, >= 0) before every execution.
         """
         if self.train_function is not None and not force:
             return self.train_function
@@ -198,6 +214,7 @@ class RolloutTraining:
         train_function = self.train_function
 
         def checked_train_function(iterator):
+            optimization.check_learning_rate(self.optimizer)
             logs = train_function(iterator)
             self._raise_if_nonfinite()
             return logs
@@ -206,10 +223,33 @@ class RolloutTraining:
         return checked_train_function
 
     def _raise_if_nonfinite(self) -> None:
+        invalid_actions = int(self._invalid_actions.result().numpy())
+        if invalid_actions:
+            head = getattr(self, "policy_head", None)
+            raise ValueError(
+                'Training stopped: batch["action"] holds actions outside '
+                "the policy head's action space, "
+                f"{head.valid_action_range}, at valid steps; that step's "
+                "update was not applied, so the weights are those after "
+                f"{int(self.optimizer.iterations.numpy())} optimizer "
+                'updates. Received: batch["action"] out of range at '
+                f"{invalid_actions} steps"
+            )
+        nonbinary = int(self._nonbinary_flags.result().numpy())
+        if nonbinary:
+            raise ValueError(
+                'Training stopped: batch["terminated"], batch["truncated"] '
+                'or batch["mask"] holds values other than 0 and 1 (flags, '
+                "not weights); that step's update was not applied, so the "
+                "weights are those after "
+                f"{int(self.optimizer.iterations.numpy())} optimizer "
+                f"updates. Received: {nonbinary} such values"
+            )
         if self._nonfinite_steps.result().numpy() > 0:
             raise NonFiniteLossError(
-                "Training stopped: the loss or a gradient is NaN or Inf. The "
-                "failing step's update was not applied, so the weights are "
+                "Training stopped: the loss, a gradient or the updated "
+                "weights or optimizer state are NaN or Inf. The failing "
+                "step's update was not applied, so the weights are "
                 f"those after {int(self.optimizer.iterations.numpy())} "
                 "optimizer updates. Look for non-finite rewards, values or "
                 "observations in the rollout batch, or lower the learning "

@@ -48,7 +48,12 @@ def convert_float(value: Any, name: str) -> tf.Tensor:
 
 
 def convert_flag(value: Any, name: str) -> tf.Tensor:
-    """Converts a bool-like tensor (bool, integer or float 0/1) to bool."""
+    """Converts a bool-like tensor (bool, integer or float 0/1) to bool.
+
+    Any other value (0.5, a weight, NaN) is refused: a ValueError for an
+    eager tensor, a failing assertion (InvalidArgumentError naming `name`)
+    inside a graph.
+    """
     try:
         tensor = tf.convert_to_tensor(value)
     except (TypeError, ValueError) as error:
@@ -65,7 +70,24 @@ def convert_flag(value: Any, name: str) -> tf.Tensor:
         )
     if dtype.is_bool:
         return tensor
-    return tf.not_equal(tensor, tf.zeros([], dtype))
+    zero = tf.equal(tensor, tf.zeros([], dtype))
+    binary = tf.reduce_all(tf.logical_or(zero, tf.equal(tensor, 1)))
+    message = (
+        f"`{name}` must hold only 0 and 1 (a flag, not a weight: pass "
+        "weights through the loss, e.g. a sample_weight). "
+        f"Received: {name}={describe(value)}"
+    )
+    if tf.executing_eagerly():
+        if not bool(binary):
+            values = np.unique(tensor.numpy())
+            raise ValueError(f"{message} with values {values[:8]}")
+        return tf.logical_not(zero)
+    # In a graph the check is an assertion the result depends on, so that
+    # nothing computed from the flags runs with a non-binary one. (XLA
+    # drops assertions; the training models check their batch themselves.)
+    check = tf.debugging.Assert(binary, [message])
+    with tf.control_dependencies([check]):
+        return tf.logical_not(tf.identity(zero))
 
 
 def compute_dtype(*tensors: Optional[tf.Tensor]) -> tf.DType:

@@ -102,7 +102,14 @@ def generalized_advantage_estimation(
         `keras_gae.ops.native`; not inside XLA-compiled functions). All give
         the same result to float rounding.
       check_numerics: if True, NaN or Inf in any float input raises an
-        InvalidArgumentError that names the input.
+        InvalidArgumentError that names the input. If False (the default,
+        no extra pass over the inputs), a NaN or Inf reward or value at a
+        valid step makes that step's advantage non-finite and, through the
+        trace, those of every earlier step of the row up to the previous
+        masked step: an episode end does not stop it (0 * NaN is NaN).
+        Masked steps (and the row after a terminated step, whose value is
+        read as 0) stay finite. The training models never apply such a
+        step: its loss is not finite (`NonFiniteLossError`).
       name: optional name scope.
 
     Returns:

@@ -154,7 +154,15 @@ class EvaluatePolicyTest(tf.test.TestCase):
                 imported.add(node.module.split(".")[0])
         self.assertContainsSubset(
             imported,
-            {"os", "typing", "gymnasium", "numpy", "tensorflow", "absl"},
+            {
+                "os",
+                "sys",
+                "typing",
+                "gymnasium",
+                "numpy",
+                "tensorflow",
+                "absl",
+            },
         )
 
     def test_num_episodes_must_be_positive(self):
@@ -171,3 +179,58 @@ class EvaluatePolicyTest(tf.test.TestCase):
         tf.saved_model.save(module, path, signatures={"value": module.value})
         with self.assertRaisesRegex(ValueError, "'action'.*policy_dir="):
             evaluate_policy.evaluate(path, "CartPole-v1", 1)
+
+
+class EvaluatePolicyErrorsTest(tf.test.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.policy_dir = export.export_policy(
+            make_model(layers.CategoricalPolicyHead(2)),
+            os.path.join(tf.compat.v1.test.get_temp_dir(), "errors_policy"),
+            observation_spec=tf.TensorSpec([4], tf.float32),
+        )
+
+    def test_tf_agents_export_is_named(self):
+        path = os.path.join(self.get_temp_dir(), "tf_agents_policy")
+        os.makedirs(path)
+        # What PolicySaver writes next to its saved_model.pb.
+        with open(os.path.join(path, "policy_specs.pbtxt"), "w") as file:
+            file.write("")
+        with self.assertRaisesRegex(ValueError, "tf-agents PolicySaver"):
+            evaluate_policy.evaluate(path, "CartPole-v1", 1)
+
+    def test_not_a_saved_model(self):
+        with self.assertRaisesRegex(
+            ValueError, "Cannot load a SavedModel.*policy_dir="
+        ):
+            evaluate_policy.evaluate(self.get_temp_dir(), "CartPole-v1", 1)
+
+    def test_environment_that_does_not_fit(self):
+        for env_id, message in (
+            ("FrozenLake-v1", "observation space Discrete.* is not a Box"),
+            ("Pendulum-v1", r"shape \(3,\), the policy's \(4,\)"),
+            ("NoSuchEnv-v0", "Unknown gymnasium environment"),
+        ):
+            with self.assertRaisesRegex(ValueError, message):
+                evaluate_policy.evaluate(self.policy_dir, env_id, 1)
+
+    def test_command_line_error_is_one_line(self):
+        result = subprocess.run(
+            [
+                sys.executable,
+                os.path.join(REPO_ROOT, "examples", "evaluate_policy.py"),
+                f"--policy_dir={self.policy_dir}",
+                "--env=FrozenLake-v1",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        )
+        self.assertEqual(result.returncode, 2)
+        self.assertIn(
+            "evaluate_policy.py: error: The environment does not fit",
+            result.stderr,
+        )
+        self.assertNotIn("Traceback", result.stderr)

@@ -263,3 +263,148 @@ class ConfigsTest(tf.test.TestCase):
     def test_unknown_algorithm(self):
         with self.assertRaisesRegex(ValueError, "algorithm"):
             configs.config_for("CartPole-v1", "dqn")
+
+
+class CheckpointSafetyTest(tf.test.TestCase):
+    """Unreadable or mismatched checkpoints: fall back, refuse, never lose."""
+
+    def train(self, root_dir, total_env_steps, **kwargs):
+        return train_ppo.train_eval(
+            root_dir,
+            total_env_steps=total_env_steps,
+            verbose=0,
+            **dict(TINY, **kwargs),
+        )
+
+    def checkpoint_files(self, root_dir, directory="checkpoints"):
+        directory = os.path.join(root_dir, directory)
+        contents = {}
+        for name in sorted(os.listdir(directory)):
+            if name.startswith("ckpt-"):
+                with open(os.path.join(directory, name), "rb") as file:
+                    contents[name] = file.read()
+        return contents
+
+    def truncate(self, root_dir, number, keep=None):
+        data = os.path.join(
+            root_dir, "checkpoints", f"ckpt-{number}.data-00000-of-00001"
+        )
+        with open(data, "rb") as file:
+            content = file.read()
+        with open(data, "wb") as file:
+            file.write(content[: len(content) // 2 if keep is None else keep])
+
+    def write_state_file(self, root_dir, text):
+        state = os.path.join(root_dir, "checkpoints", "checkpoint")
+        with open(state, "w") as file:
+            file.write(text)
+
+    def test_unparsable_state_file_resumes_from_the_newest_checkpoint(self):
+        root_dir = self.get_temp_dir()
+        first = self.train(root_dir, 100)
+        last = first["iterations"]
+        self.assertGreaterEqual(last, 2)
+        saved = self.checkpoint_files(root_dir)
+        self.write_state_file(root_dir, "this is not a CheckpointState {{{")
+        with self.assertWarnsRegex(
+            RuntimeWarning, f"cannot be parsed; restored .*ckpt-{last}"
+        ):
+            result = self.train(root_dir, first["env_steps"] + 1)
+        self.assertEqual(result["iterations"], last + 1)
+        self.assertGreater(result["env_steps"], first["env_steps"])
+        after = self.checkpoint_files(root_dir)
+        for name, content in saved.items():
+            self.assertEqual(after[name], content, name)
+
+    def test_truncated_latest_checkpoint_falls_back(self):
+        root_dir = self.get_temp_dir()
+        first = self.train(root_dir, 100)
+        last = first["iterations"]
+        self.truncate(root_dir, last)
+        with self.assertWarnsRegex(
+            RuntimeWarning,
+            f"ckpt-{last - 1} instead.*ckpt-{last}.*Read less bytes",
+        ):
+            result = self.train(root_dir, first["env_steps"])
+        # Iteration `last` ran again from the weights of `last - 1`.
+        self.assertEqual(result["iterations"], last)
+
+    def test_no_readable_checkpoint_refuses_then_restart_keeps_them(self):
+        root_dir = self.get_temp_dir()
+        first = self.train(root_dir, 100)
+        for name in self.checkpoint_files(root_dir):
+            if name.endswith(".index"):
+                self.truncate(root_dir, int(name[5:-6]), keep=3)
+        # A garbage state file too: the checkpoints are still found.
+        self.write_state_file(root_dir, "garbage")
+        broken = self.checkpoint_files(root_dir)
+        with self.assertRaisesRegex(
+            ValueError, "None of the checkpoints.*restart"
+        ):
+            self.train(root_dir, first["env_steps"] + 1)
+        self.assertEqual(self.checkpoint_files(root_dir), broken)
+
+        with self.assertWarnsRegex(RuntimeWarning, "checkpoints.old-1"):
+            result = self.train(root_dir, 1, restart=True)
+        self.assertEqual(result["iterations"], 1)
+        self.assertEqual(
+            self.checkpoint_files(root_dir, "checkpoints.old-1"), broken
+        )
+
+    def test_resume_with_other_num_envs_names_the_setting(self):
+        root_dir = self.get_temp_dir()
+        self.train(root_dir, 1)
+        saved = self.checkpoint_files(root_dir)
+        with self.assertRaisesRegex(
+            ValueError,
+            r"ckpt-1 was saved by a run with num_envs=2; this run has "
+            r"num_envs=4",
+        ):
+            self.train(root_dir, 1000, num_envs=4)
+        self.assertEqual(self.checkpoint_files(root_dir), saved)
+
+    def test_resume_with_other_networks_is_refused(self):
+        root_dir = self.get_temp_dir()
+        self.train(root_dir, 1)
+        with self.assertRaisesRegex(ValueError, "does not fit this run"):
+            self.train(root_dir, 1000, hidden_sizes=(16,))
+
+
+BINARY = "train_ppo.py"
+
+
+class CommandLineErrorsTest(tf.test.TestCase):
+    def run_binary(self, *flags):
+        return subprocess.run(
+            [sys.executable, os.path.join(REPO_ROOT, "examples", BINARY)]
+            + [f"--root_dir={self.get_temp_dir()}", "--total_env_steps=1"]
+            + list(flags),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        )
+
+    def test_malformed_list_flag_is_one_line(self):
+        result = self.run_binary("--hidden_sizes=64,x")
+        self.assertEqual(result.returncode, 2, result.stderr[-2000:])
+        self.assertIn(
+            "train_ppo.py: error: --hidden_sizes must be a comma-separated "
+            "list of positive ints",
+            result.stderr,
+        )
+        self.assertIn("hidden_sizes='64,x'", result.stderr)
+        self.assertNotIn("Traceback", result.stderr)
+
+    def test_nan_learning_rate_is_one_line_and_saves_nothing(self):
+        result = self.run_binary(
+            "--algorithm=a2c", "--learning_rate=nan", "--num_envs=2"
+        )
+        self.assertEqual(result.returncode, 2, result.stderr[-2000:])
+        self.assertIn("learning_rate=nan", result.stderr)
+        self.assertNotIn("Traceback", result.stderr)
+        self.assertIsNone(
+            tf.train.latest_checkpoint(
+                os.path.join(self.get_temp_dir(), "checkpoints")
+            )
+        )

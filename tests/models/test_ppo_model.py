@@ -522,6 +522,12 @@ class PPOArgumentErrorsTest(tf.test.TestCase, parameterized.TestCase):
         ("lambda_negative", dict(lambda_=-0.1), ValueError, "lambda_"),
         ("clip_ratio_zero", dict(clip_ratio=0.0), ValueError, "clip_ratio"),
         (
+            "clip_ratio_one_is_the_lower_clip_too",
+            dict(clip_ratio=1.5),
+            ValueError,
+            "clip_ratio",
+        ),
+        (
             "clip_low_one",
             dict(clip_ratio_low=1.0),
             ValueError,
@@ -566,6 +572,14 @@ class PPOArgumentErrorsTest(tf.test.TestCase, parameterized.TestCase):
         actor, critic = linear_networks()
         with self.assertRaisesRegex(error, f"`{name}`.*Received: {name}="):
             PPOModel(actor, critic, **kwargs)
+
+    def test_clip_ratio_above_one_needs_clip_ratio_low(self):
+        actor, critic = linear_networks()
+        with self.assertRaisesRegex(ValueError, "clip_ratio_low.*not given"):
+            PPOModel(actor, critic, clip_ratio=1.5)
+        # With its own lower clip, a wide clip_ratio is the upper one only.
+        model = PPOModel(actor, critic, clip_ratio=1.5, clip_ratio_low=0.2)
+        self.assertEqual(model.clip_ratio, 1.5)
 
     def test_invalid_networks(self):
         actor, critic = linear_networks()
