@@ -7,9 +7,19 @@ what they need, before any keras_gae module uses them (docs/design.md,
 
 # ruff: noqa: E402
 
+import contextlib as _contextlib
+import io as _io
+
 from keras_gae._src import dependencies as _dependencies
 
 with _dependencies.keras2_inside():
+    # tf-agents imports the legacy `gym`, which prints a "Gym has been
+    # unmaintained" notice to stderr on import; keras_gae uses gymnasium.
+    with _contextlib.redirect_stderr(_io.StringIO()):
+        try:
+            import gym  # noqa: F401
+        except ImportError:
+            pass
     import tf_agents.drivers.dynamic_step_driver  # noqa: F401
     import tf_agents.environments  # noqa: F401
     import tf_agents.metrics.tf_metrics  # noqa: F401
@@ -22,17 +32,39 @@ with _dependencies.keras2_inside():
 from keras_gae.agents.environments import EPISODE_HISTORY
 from keras_gae.agents.environments import GymnasiumEnvironment
 from keras_gae.agents.environments import make_tf_environment
+from keras_gae.agents.evaluation import EvaluationCallback
+from keras_gae.agents.evaluation import evaluate_policy
+from keras_gae.agents.networks import MLPNetwork
+from keras_gae.agents.networks import ObservationEncoder
+from keras_gae.agents.networks import build_networks
+from keras_gae.agents.networks import policy_head_for
+from keras_gae.agents.normalization import ObservationNormalization
+from keras_gae.agents.normalization import RewardNormalization
+from keras_gae.agents.normalization import attach_reward_normalization
 from keras_gae.agents.policy import KerasPolicy
+from keras_gae.agents.ppo_agent import PPO
 from keras_gae.agents.trainer import OnPolicyTrainer
 from keras_gae.agents.training import train
 from keras_gae.agents.trajectories import trajectory_to_rollout_batch
+from keras_gae.agents.vector_environment import GymnasiumVectorEnvironment
 
 __all__ = [
     "EPISODE_HISTORY",
+    "EvaluationCallback",
     "GymnasiumEnvironment",
+    "GymnasiumVectorEnvironment",
     "KerasPolicy",
+    "MLPNetwork",
+    "ObservationEncoder",
+    "ObservationNormalization",
     "OnPolicyTrainer",
+    "PPO",
+    "RewardNormalization",
+    "attach_reward_normalization",
+    "build_networks",
+    "evaluate_policy",
     "make_tf_environment",
+    "policy_head_for",
     "train",
     "trajectory_to_rollout_batch",
 ]

@@ -19,6 +19,7 @@ from tf_agents.replay_buffers import tf_uniform_replay_buffer
 from tf_agents.utils import common
 
 from keras_gae._src import rollout_batch as rb
+from keras_gae.agents import normalization
 from keras_gae.agents.episode_statistics import EpisodeStatistics
 from keras_gae.agents.policy import LOG_PROB_KEY
 from keras_gae.agents.policy import VALUE_KEY
@@ -74,6 +75,13 @@ class RolloutCollector:
             )
         self._model = model
         self._rollout_length = rollout_length
+        # Layers with running observation statistics (`update_statistics`),
+        # and the model's reward normalization, if any
+        # (keras_gae.agents.normalization).
+        self._statistics_layers = _statistics_layers(model)
+        self._reward_normalization = getattr(
+            model, normalization.REWARD_NORMALIZATION_ATTRIBUTE, None
+        )
         self.batch_size = int(env.batch_size)
         self.policy = KerasPolicy(
             model, env.time_step_spec(), env.action_spec(), name="policy"
@@ -95,10 +103,23 @@ class RolloutCollector:
         )
         # Environment steps collected, boundary rows not counted.
         self.env_steps = tf.Variable(0, dtype=tf.int64, name="env_steps")
+        # Whether the buffer holds a rollout the statistics have not seen.
+        self._unseen_rollout = tf.Variable(False, name="unseen_rollout")
         self.run_driver = common.function(self._run_driver)
         self.to_batch = common.function(self._to_batch)
 
     def _run_driver(self) -> Any:
+        if self._statistics_layers:
+            # The last rollout was collected and trained under the same
+            # statistics; they take it in now, before the next rollout.
+            def update():
+                observations = self._gather().observation
+                for layer in self._statistics_layers:
+                    layer.update_statistics(observations)
+                return tf.constant(True)
+
+            tf.cond(self._unseen_rollout, update, lambda: tf.constant(False))
+            self._unseen_rollout.assign(True)
         self.replay_buffer.clear()
         # num_steps counts transitions summed over the batch; capping the
         # loop at T iterations gives exactly T rows per environment.
@@ -106,7 +127,7 @@ class RolloutCollector:
         return time_step
 
     def _to_batch(self, final_time_step: Any) -> Dict[str, Any]:
-        trajectory = self.replay_buffer.gather_all()
+        trajectory = self._gather()
         _, bootstrap_value = self._model(
             final_time_step.observation, training=False
         )
@@ -119,8 +140,39 @@ class RolloutCollector:
         self.env_steps.assign_add(
             tf.reduce_sum(tf.cast(batch[rb.MASK], tf.int64))
         )
+        if self._reward_normalization is not None:
+            batch[rb.REWARD] = self._reward_normalization.update_and_scale(
+                batch[rb.REWARD],
+                batch[rb.TERMINATED] | batch[rb.TRUNCATED],
+                batch[rb.MASK],
+            )
         return batch
+
+    def _gather(self) -> Any:
+        # `gather_all` is deprecated in favour of `as_dataset`, which reads
+        # the same rows back through a tf.data pipeline; this is the
+        # undeprecated body of `gather_all`: the whole buffer, [B, T].
+        return self.replay_buffer._gather_all()
 
     def collect(self) -> Dict[str, Any]:
         """One rollout batch `[B, T]` (`run_driver`, then `to_batch`)."""
         return self.to_batch(self.run_driver())
+
+
+def _statistics_layers(model: ActorCriticModel) -> list:
+    """The distinct layers of `model` with an `update_statistics` method.
+
+    A layer inside another such layer (an `ObservationEncoder`'s
+    `ObservationNormalization`) is updated by its parent, not here.
+    """
+    found, seen = [], set()
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if hasattr(layer, "update_statistics") and id(layer) not in seen:
+            found.append(layer)
+            seen.update(
+                id(inner)
+                for inner in layer._flatten_layers(
+                    include_self=True, recursive=True
+                )
+            )
+    return found

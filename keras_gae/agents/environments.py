@@ -4,21 +4,15 @@
 `PyEnvironment`; `make_tf_environment` builds `num_envs` seeded copies of one
 and batches them into a `TFPyEnvironment` for tf-agents drivers.
 
-Specs. Spaces map to `array_spec.BoundedArraySpec`, for observations and
-actions alike:
-
-| gymnasium space | spec dtype | spec shape | bounds |
-|---|---|---|---|
-| `Discrete(n, start=s)` | int64 | `()` | `[s, s + n - 1]` |
-| `MultiDiscrete(nvec, start=s)` | int64 | `nvec.shape` | `[s, s + nvec - 1]` |
-| `Box(low, high)` | float32 | `low.shape` | `[low, high]` |
-
-Bounds equal in every entry become a scalar; tf-agents stores infinite Box
-bounds as the float32 limits. Observations are cast to the spec dtype (a
-float64 or integer Box observation arrives as float32); actions are cast
-back to the space's own dtype before `env.step` (a Discrete action as a
-Python int). Rewards are float32 scalars. Other spaces (Dict, Tuple,
-MultiBinary, Text, ...) raise a TypeError.
+Specs. Spaces map to nests of `array_spec.BoundedArraySpec` as
+`keras_gae.agents.spaces` describes (Discrete, MultiDiscrete, MultiBinary,
+Box; Dict and Tuple observations). Observations are cast to the spec dtype
+(a float64 or integer Box observation arrives as float32) and checked
+against it: a wrong shape, a non-numeric or float-for-integer dtype, an
+integer outside its bounds, a NaN value, or a reward that is not a finite
+scalar raises an error naming the environment and the field
+(`spaces.ObservationConverter`). Actions are cast back to the space's own
+dtype before `env.step` (a Discrete action as a Python int).
 
 Episode ends. gymnasium's `terminated` becomes `ts.termination` (discount 0:
 the next state is terminal and has no value); `truncated` without
@@ -52,6 +46,7 @@ from __future__ import annotations
 
 import collections
 from typing import Any
+from typing import Callable
 from typing import Mapping
 from typing import Optional
 from typing import Union
@@ -65,54 +60,48 @@ from tf_agents.environments import tf_py_environment
 from tf_agents.specs import array_spec
 from tf_agents.trajectories import time_step as ts
 
+from keras_gae.agents import spaces
 from keras_gae.ops import _checks
 
 # How many finished episodes each environment remembers for
 # `episode_returns()` and `episode_lengths()`.
 EPISODE_HISTORY = 100
 
-SUPPORTED_SPACES = ("Discrete", "MultiDiscrete", "Box")
+SUPPORTED_SPACES = spaces.SUPPORTED_SPACES
 
 
-def _bounds(values: np.ndarray, dtype: type) -> np.ndarray:
-    """Bounds in the spec dtype; a scalar when all entries are equal."""
-    values = np.asarray(values).astype(dtype)
-    if values.size and np.all(values == values.flat[0]):
-        return values.flat[0]
-    return values
+def make_gymnasium_env(
+    env: Any, env_kwargs: Optional[Mapping[str, Any]] = None
+) -> gymnasium.Env:
+    """A `gymnasium.Env` from an id, an instance or a factory.
 
-
-def _space_to_spec(space: gymnasium.Space, name: str):
-    """The `BoundedArraySpec` of a Discrete, MultiDiscrete or Box space."""
-    if isinstance(space, gymnasium.spaces.Discrete):
-        start = int(space.start)
-        return array_spec.BoundedArraySpec(
-            shape=(),
-            dtype=np.int64,
-            minimum=start,
-            maximum=start + int(space.n) - 1,
-            name=name,
-        )
-    if isinstance(space, gymnasium.spaces.MultiDiscrete):
-        start = np.asarray(space.start, np.int64)
-        return array_spec.BoundedArraySpec(
-            shape=space.nvec.shape,
-            dtype=np.int64,
-            minimum=_bounds(start, np.int64),
-            maximum=_bounds(start + space.nvec - 1, np.int64),
-            name=name,
-        )
-    if isinstance(space, gymnasium.spaces.Box):
-        return array_spec.BoundedArraySpec(
-            shape=space.shape,
-            dtype=np.float32,
-            minimum=_bounds(space.low, np.float32),
-            maximum=_bounds(space.high, np.float32),
-            name=name,
-        )
+    Raises:
+      TypeError: anything else (a vector env included: see
+        `make_tf_environment`), or a factory returning something else.
+      ValueError: `env_kwargs` with an instance.
+    """
+    if isinstance(env, str):
+        return gymnasium.make(env, **dict(env_kwargs or {}))
+    if isinstance(env, gymnasium.Env):
+        if env_kwargs:
+            raise ValueError(
+                "`env_kwargs` only applies when `env` is an environment "
+                "id; pass the arguments to the constructor of the "
+                f"instance instead. Received: env_kwargs={env_kwargs!r}"
+            )
+        return env
+    if callable(env) and not isinstance(env, gymnasium.vector.VectorEnv):
+        made = env(**dict(env_kwargs or {}))
+        if not isinstance(made, gymnasium.Env):
+            raise TypeError(
+                "An `env` factory must return a gymnasium.Env. "
+                f"Received: env={env!r} returning {made!r}"
+            )
+        return made
     raise TypeError(
-        f"The {name} space must be one of {SUPPORTED_SPACES}, got "
-        f"{type(space).__name__}. Received: {name}_space={space!r}"
+        "`env` must be a gymnasium environment id (str), a gymnasium.Env "
+        "instance or a factory returning one. "
+        f"Received: env={env!r}"
     )
 
 
@@ -124,7 +113,8 @@ class GymnasiumEnvironment(py_environment.PyEnvironment):
 
     Args:
       env: a gymnasium environment id (made with
-        `gymnasium.make(env, **env_kwargs)`) or a `gymnasium.Env` instance.
+        `gymnasium.make(env, **env_kwargs)`), a `gymnasium.Env` instance,
+        or a factory: a callable returning one.
       seed: seed of the first reset and of the action space; None leaves
         both unseeded.
       handle_auto_reset: whether the tf-agents base class resets after a
@@ -136,7 +126,7 @@ class GymnasiumEnvironment(py_environment.PyEnvironment):
 
     def __init__(
         self,
-        env: Union[str, gymnasium.Env],
+        env: Union[str, gymnasium.Env, Callable[[], gymnasium.Env]],
         *,
         seed: Optional[int] = None,
         handle_auto_reset: bool = True,
@@ -144,20 +134,7 @@ class GymnasiumEnvironment(py_environment.PyEnvironment):
         discount: float = 1.0,
     ):
         super().__init__(handle_auto_reset=handle_auto_reset)
-        if isinstance(env, str):
-            env = gymnasium.make(env, **dict(env_kwargs or {}))
-        elif isinstance(env, gymnasium.Env):
-            if env_kwargs:
-                raise ValueError(
-                    "`env_kwargs` only applies when `env` is an environment "
-                    "id; pass the arguments to the constructor of the "
-                    f"instance instead. Received: env_kwargs={env_kwargs!r}"
-                )
-        else:
-            raise TypeError(
-                "`env` must be a gymnasium environment id (str) or a "
-                f"gymnasium.Env instance. Received: env={env!r}"
-            )
+        env = make_gymnasium_env(env, env_kwargs)
         if seed is not None:
             seed = _checks.check_int(seed, "seed")
         # A discount of 0 marks terminal steps only.
@@ -167,10 +144,16 @@ class GymnasiumEnvironment(py_environment.PyEnvironment):
         self._env = env
         self._seed = seed
         self._discount = np.asarray(discount, np.float32)
-        self._observation_spec = _space_to_spec(
+        self._name = spaces.env_name(env)
+        self._observation_spec = spaces.space_to_spec(
             env.observation_space, "observation"
         )
-        self._action_spec = _space_to_spec(env.action_space, "action")
+        self._action_spec = spaces.space_to_spec(
+            env.action_space, "action", nested=False
+        )
+        self._convert_observation = spaces.ObservationConverter(
+            self._observation_spec, self._name
+        )
         if self._seed is not None:
             env.action_space.seed(self._seed)
         self._episode_ended = True
@@ -222,8 +205,8 @@ class GymnasiumEnvironment(py_environment.PyEnvironment):
     def close(self) -> None:
         self._env.close()
 
-    def _observation(self, observation: Any) -> np.ndarray:
-        return np.asarray(observation, dtype=self._observation_spec.dtype)
+    def _observation(self, observation: Any, method: str = "step") -> Any:
+        return self._convert_observation(observation, method)
 
     def _gymnasium_action(self, action: Any) -> Any:
         action = np.asarray(action)
@@ -245,7 +228,7 @@ class GymnasiumEnvironment(py_environment.PyEnvironment):
         self._episode_ended = False
         self._episode_return = 0.0
         self._episode_length = 0
-        return ts.restart(self._observation(observation))
+        return ts.restart(self._observation(observation, "reset"))
 
     def _step(self, action: Any) -> ts.TimeStep:
         if self._episode_ended:
@@ -255,7 +238,7 @@ class GymnasiumEnvironment(py_environment.PyEnvironment):
             self._gymnasium_action(action)
         )
         observation = self._observation(observation)
-        reward = np.asarray(reward, np.float32)
+        reward = spaces.convert_reward(reward, self._name)
         self._episode_return += float(reward)
         self._episode_length += 1
         if terminated or truncated:
@@ -269,49 +252,118 @@ class GymnasiumEnvironment(py_environment.PyEnvironment):
         return ts.transition(observation, reward, self._discount)
 
 
+VECTORIZATION_MODES = (None, "auto", "sync", "async", "vector_entry_point")
+
+
 def make_tf_environment(
-    env_id: str,
+    env: Any,
     *,
-    num_envs: int = 1,
+    num_envs: Optional[int] = None,
     seed: Optional[int] = 0,
     parallel: bool = False,
     env_kwargs: Optional[Mapping[str, Any]] = None,
+    vectorization_mode: Optional[str] = None,
 ) -> tf_py_environment.TFPyEnvironment:
     """`num_envs` seeded copies of a gymnasium environment as one TF env.
 
-    Copy `i` is `GymnasiumEnvironment(env_id, seed=seed + i,
-    env_kwargs=env_kwargs)`. The copies are batched by a
-    `BatchedPyEnvironment` stepping them one after another in this process
-    (cheapest for light environments), or with `parallel=True` by a
-    `ParallelPyEnvironment` running each in its own process. Parallel
-    environments need tf-agents' multiprocessing set up first: run the
-    program's main through `tf_agents.system.multiprocessing.handle_main`
-    (or call `enable_interactive_mode()` in a notebook).
+    What `env` may be:
+
+    * an id, or a factory (a callable returning a `gymnasium.Env`): copy `i`
+      is `GymnasiumEnvironment(env, seed=seed + i, env_kwargs=env_kwargs)`;
+    * a `gymnasium.Env` instance: one copy only (`num_envs` 1);
+    * a `gymnasium.vector.VectorEnv` (next-step auto-reset, gymnasium's
+      default): wrapped as it is by `GymnasiumVectorEnvironment`;
+      `num_envs`, when given, must equal its `num_envs`.
+
+    How the copies run (`vectorization_mode`, ids and factories only):
+
+    * None: a `BatchedPyEnvironment` steps `GymnasiumEnvironment` copies
+      one after another in this process, or with `parallel=True` a
+      `ParallelPyEnvironment` runs each in its own process (which needs
+      tf-agents' multiprocessing set up first: the program's main run
+      through `tf_agents.system.multiprocessing.handle_main`).
+    * "sync", "async", "vector_entry_point": `gymnasium.make_vec(env,
+      num_envs, vectorization_mode=...)` (a factory: a `SyncVectorEnv` or
+      `AsyncVectorEnv` of it) behind one `GymnasiumVectorEnvironment`:
+      one Python call per batched step instead of one per copy.
+      "vector_entry_point" is the environment's own NumPy-vectorized
+      implementation (CartPole-v1 has one), "async" runs each copy in a
+      subprocess (gymnasium's own, so no `handle_main` is needed).
+    * "auto": "vector_entry_point" when the id registers one, else "sync".
+
+    The sub-environments get seeds `seed + i` in every mode except
+    "vector_entry_point", whose one vectorized environment draws all
+    copies from one generator seeded with `seed`.
 
     Args:
-      env_id: a gymnasium environment id.
-      num_envs: number of copies B >= 1: the batch size of the time steps.
+      env: an id, an instance, a factory or a vector env (above).
+      num_envs: number of copies B >= 1 (the batch size of the time
+        steps); None: the vector env's, else 1.
       seed: seed of copy 0; copy i gets `seed + i`. None: unseeded.
-      parallel: whether each copy runs in its own process.
-      env_kwargs: keyword arguments for `gymnasium.make`.
+      parallel: with `vectorization_mode=None`, a process per copy.
+      env_kwargs: keyword arguments for `gymnasium.make` (or the factory).
+      vectorization_mode: one of `VECTORIZATION_MODES` (above).
 
     Returns:
       A `TFPyEnvironment` with batch size `num_envs`.
     """
-    if not isinstance(env_id, str):
-        raise TypeError(
-            "`env_id` must be a gymnasium environment id (str). "
-            f"Received: env_id={env_id!r}"
-        )
-    num_envs = _checks.check_positive_int(num_envs, "num_envs")
+    from keras_gae.agents import vector_environment
+
+    vectorization_mode = _checks.check_option(
+        vectorization_mode, "vectorization_mode", VECTORIZATION_MODES
+    )
+    if num_envs is not None:
+        num_envs = _checks.check_positive_int(num_envs, "num_envs")
     if seed is not None:
         seed = _checks.check_int(seed, "seed")
+    parallel = _checks.check_bool(parallel, "parallel")
     env_kwargs = dict(env_kwargs or {})
+
+    if isinstance(env, gymnasium.vector.VectorEnv):
+        if num_envs is not None and num_envs != env.num_envs:
+            raise ValueError(
+                f"`num_envs` must match the vector env's num_envs="
+                f"{env.num_envs} (or be None). Received: num_envs={num_envs}"
+            )
+        if env_kwargs:
+            raise ValueError(
+                "`env_kwargs` does not apply to a vector env instance. "
+                f"Received: env_kwargs={env_kwargs!r}"
+            )
+        return tf_py_environment.TFPyEnvironment(
+            vector_environment.GymnasiumVectorEnvironment(env, seed=seed)
+        )
+    num_envs = 1 if num_envs is None else num_envs
+    if isinstance(env, gymnasium.Env):
+        if num_envs != 1:
+            raise ValueError(
+                "A gymnasium.Env instance is one environment; pass its id "
+                "or a factory to make several copies. "
+                f"Received: num_envs={num_envs}"
+            )
+        return tf_py_environment.TFPyEnvironment(
+            batched_py_environment.BatchedPyEnvironment(
+                [GymnasiumEnvironment(env, seed=seed)], multithreading=False
+            )
+        )
+    if not isinstance(env, str) and not callable(env):
+        raise TypeError(
+            "`env` must be a gymnasium environment id (str), a gymnasium.Env "
+            "instance, a factory returning one, or a gymnasium vector env. "
+            f"Received: env={env!r}"
+        )
+    if vectorization_mode is not None:
+        vector_env = vector_environment.make_vector_env(
+            env, num_envs, vectorization_mode, env_kwargs
+        )
+        return tf_py_environment.TFPyEnvironment(
+            vector_environment.GymnasiumVectorEnvironment(vector_env, seed=seed)
+        )
 
     def constructor(index: int):
         copy_seed = None if seed is None else int(seed) + index
         return lambda: GymnasiumEnvironment(
-            env_id, seed=copy_seed, env_kwargs=env_kwargs
+            env, seed=copy_seed, env_kwargs=env_kwargs
         )
 
     constructors = [constructor(index) for index in range(num_envs)]

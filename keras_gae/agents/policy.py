@@ -25,7 +25,9 @@ store clipped actions whose log-probability is not the recorded one.
 
 Discrete actions. A Categorical head samples `0 .. n - 1`, so the policy
 checks that a discrete action spec starts at 0 and spans the head's
-`num_actions`. gymnasium `Discrete` spaces give int64 specs; the head's
+`num_actions`; a MultiCategorical head's spec must span `0 .. nvec - 1`
+per dimension (MultiDiscrete), a Bernoulli head's `0 .. 1` (MultiBinary).
+gymnasium `Discrete` spaces give int64 specs; the head's
 integer actions (int32 by default) are cast to the spec's dtype.
 
 Sampling. `seed` (as tf-agents passes it to `action`) goes to the
@@ -81,12 +83,27 @@ def _check_discrete_spec(
             "environment's actions (e.g. gymnasium Discrete(n, start=0)). "
             f"Received: action_spec={action_spec!r}"
         )
-    if isinstance(head, CategoricalPolicyHead) and np.any(
-        maximum != head.num_actions - 1
-    ):
+    if isinstance(head, CategoricalPolicyHead):
+        expected = np.asarray(head.num_actions - 1)
+    elif hasattr(head, "action_maximum"):
+        # MultiCategorical (nvec - 1) and Bernoulli (1) heads.
+        expected = np.asarray(head.action_maximum)
+    else:
+        return
+    if maximum.shape and expected.shape and maximum.shape != expected.shape:
+        mismatch = True
+    else:
+        mismatch = np.any(maximum != expected)
+    if mismatch:
         raise ValueError(
             f"`action_spec` spans actions 0 .. {maximum} but the policy "
-            f"head has num_actions={head.num_actions}. "
+            f"head samples 0 .. {expected}"
+            + (
+                f" (num_actions={head.num_actions})"
+                if isinstance(head, CategoricalPolicyHead)
+                else ""
+            )
+            + ". "
             f"Received: action_spec={action_spec!r}"
         )
 

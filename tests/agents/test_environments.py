@@ -122,10 +122,8 @@ class SpecTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllEqual(observation, [5.0, 0.0])
 
     def test_unsupported_space_raises(self):
-        env = scripted_env.ScriptedEnv(
-            action_space=gymnasium.spaces.MultiBinary(3)
-        )
-        with self.assertRaisesRegex(TypeError, "action.*MultiBinary"):
+        env = scripted_env.ScriptedEnv(action_space=gymnasium.spaces.Text(3))
+        with self.assertRaisesRegex(TypeError, "action.*Text"):
             GymnasiumEnvironment(env)
 
     def test_tf_environment_specs_and_batch(self):
@@ -375,9 +373,13 @@ class ErrorTest(tf.test.TestCase, parameterized.TestCase):
         with self.assertRaisesRegex(error, "Received: num_envs="):
             make_tf_environment(SCRIPTED_ENV_ID, num_envs=num_envs)
 
-    def test_env_id_of_wrong_type(self):
-        with self.assertRaisesRegex(TypeError, "Received: env_id="):
-            make_tf_environment(scripted_env.ScriptedEnv())
+    def test_make_tf_environment_env_types(self):
+        # An instance is one environment now; a number is no environment.
+        self.assertEqual(
+            make_tf_environment(scripted_env.ScriptedEnv()).batch_size, 1
+        )
+        with self.assertRaisesRegex(TypeError, "Received: env=3"):
+            make_tf_environment(3)
 
     def test_render_mode_mismatch(self):
         env = GymnasiumEnvironment("CartPole-v1")

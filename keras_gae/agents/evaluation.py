@@ -1,0 +1,140 @@
+"""Greedy (or sampled) evaluation episodes of a keras_gae model.
+
+`evaluate_policy(model, env)` plays `num_episodes` whole episodes on fresh
+copies of a gymnasium environment, one action call per step for all
+unfinished copies, and returns their undiscounted returns in the
+environment's units. `EvaluationCallback` runs it every `interval`
+iterations of the training loop and adds "eval_return_mean" and
+"eval_return_std" to the iteration's logs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from typing import Dict
+from typing import Optional
+
+import gymnasium
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_gae.agents import spaces
+from keras_gae.agents.environments import make_gymnasium_env
+from keras_gae.ops import _checks
+
+
+def evaluate_policy(
+    model: Any,
+    env: Any,
+    *,
+    num_episodes: int = 10,
+    seed: Optional[int] = 0,
+    deterministic: bool = True,
+    max_steps: int = 100_000,
+) -> Dict[str, Any]:
+    """Plays `num_episodes` episodes; their returns and lengths.
+
+    Args:
+      model: a keras_gae `ActorCriticModel` taking the env's observations.
+      env: a gymnasium id or a factory (copies are made), or one
+        `gymnasium.Env` (episodes then run one after another on it).
+      num_episodes: >= 1.
+      seed: episode i's first reset gets `seed + i`; None: unseeded.
+      deterministic: greedy actions (the head's mode) or samples.
+      max_steps: a guard against episodes that never end.
+
+    Returns:
+      {"return_mean", "return_std", "returns" (list), "lengths" (list)}.
+    """
+    num_episodes = _checks.check_positive_int(num_episodes, "num_episodes")
+    deterministic = _checks.check_bool(deterministic, "deterministic")
+    if isinstance(env, gymnasium.Env):
+        envs = [env] * num_episodes
+    else:
+        envs = [make_gymnasium_env(env) for _ in range(num_episodes)]
+    observation_spec = spaces.space_to_spec(
+        envs[0].observation_space, "observation"
+    )
+    action_space = envs[0].action_space
+    convert = spaces.ObservationConverter(
+        observation_spec, spaces.env_name(envs[0])
+    )
+
+    @tf.function(reduce_retracing=True)
+    def act(observation):
+        action = model.act(observation, deterministic=deterministic).action
+        return model.policy_head.postprocess_action(action)
+
+    returns, lengths = [], []
+    for index, copy in enumerate(envs):
+        observation, _ = copy.reset(
+            seed=None if seed is None else int(seed) + index
+        )
+        total, steps, done = 0.0, 0, False
+        while not done and steps < max_steps:
+            batch = tf.nest.map_structure(
+                lambda x: x[None], convert(observation, "reset")
+            )
+            action = np.asarray(act(batch))[0]
+            if isinstance(action_space, gymnasium.spaces.Discrete):
+                action = int(action)
+            else:
+                action = action.astype(action_space.dtype)
+            observation, reward, terminated, truncated, _ = copy.step(action)
+            total += float(reward)
+            steps += 1
+            done = terminated or truncated
+        returns.append(total)
+        lengths.append(steps)
+    if not isinstance(env, gymnasium.Env):
+        for copy in envs:
+            copy.close()
+    return {
+        "return_mean": float(np.mean(returns)),
+        "return_std": float(np.std(returns)),
+        "returns": returns,
+        "lengths": lengths,
+    }
+
+
+class EvaluationCallback(keras.callbacks.Callback):
+    """Evaluates every `interval` iterations; adds eval_* to the logs.
+
+    Args:
+      env: what `evaluate_policy` takes (an id or a factory).
+      interval: iterations between evaluations, >= 1.
+      num_episodes, seed, deterministic: `evaluate_policy`'s.
+    """
+
+    def __init__(
+        self,
+        env: Any,
+        *,
+        interval: int = 10,
+        num_episodes: int = 10,
+        seed: Optional[int] = 0,
+        deterministic: bool = True,
+    ):
+        super().__init__()
+        self.env = env
+        self.interval = _checks.check_positive_int(interval, "interval")
+        self.num_episodes = num_episodes
+        self.seed = seed
+        self.deterministic = deterministic
+        self.results = []
+
+    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+        if (epoch + 1) % self.interval:
+            return
+        result = evaluate_policy(
+            self.model,
+            self.env,
+            num_episodes=self.num_episodes,
+            seed=self.seed,
+            deterministic=self.deterministic,
+        )
+        self.results.append((epoch, result))
+        if logs is not None:
+            logs["eval_return_mean"] = result["return_mean"]
+            logs["eval_return_std"] = result["return_std"]

@@ -1,0 +1,78 @@
+"""Per-environment PPO settings for `keras_gae.agents.PPO`, like RL Zoo's.
+
+`config_for(env_id)` merges `DEFAULTS` with `ENV_CONFIGS[env_id]` (an
+unknown id keeps the defaults). The keys are `PPO`'s settings. The
+CartPole-v1, Acrobot-v1 and Pendulum-v1 entries are those of
+`examples/train_ppo.py` (`examples/configs.py`); the MuJoCo entries use
+the PPO paper's MuJoCo settings (Schulman et al. 2017, arXiv:1707.06347,
+table 3: 2048 steps per rollout, 10 epochs of minibatches of 64, Adam
+3e-4, gamma 0.99, lambda 0.95) with 32 environments of 64 steps, so a
+minibatch is one environment's 64-step row, and observation and reward
+normalization, as stable-baselines3 runs them with `VecNormalize`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from typing import Dict
+from typing import Optional
+
+DEFAULTS: Dict[str, Any] = {
+    "num_envs": 8,
+    "rollout_length": 128,
+    "epochs": 10,
+    "num_minibatches": 4,
+    "gamma": 0.99,
+    "lambda_": 0.95,
+    "clip_ratio": 0.2,
+    "learning_rate": 3e-4,
+    "entropy_coef": 0.0,
+    "value_coef": 0.5,
+    "max_grad_norm": 0.5,
+    "hidden_sizes": (64, 64),
+    "activation": "tanh",
+    "action_bound": "clip",
+    "initial_log_std": 0.0,
+    "normalize_observations": False,
+    "normalize_rewards": False,
+    # keras_gae.agents.make_tf_environment's vectorization_mode.
+    "vectorization_mode": "auto",
+    "target_return": None,
+}
+
+_MUJOCO = {
+    "num_envs": 32,
+    "rollout_length": 64,
+    "epochs": 10,
+    "num_minibatches": 32,
+    "learning_rate": 3e-4,
+    "max_grad_norm": 0.5,
+    "normalize_observations": True,
+    "normalize_rewards": True,
+    "vectorization_mode": "sync",
+}
+
+ENV_CONFIGS: Dict[str, Dict[str, Any]] = {
+    "CartPole-v1": {"learning_rate": 2e-3, "target_return": 475.0},
+    "Acrobot-v1": {"learning_rate": 1e-3, "target_return": -100.0},
+    "Pendulum-v1": {
+        "num_envs": 32,
+        "rollout_length": 128,
+        "num_minibatches": 16,
+        "gamma": 0.95,
+        "learning_rate": 1e-3,
+        "normalize_rewards": True,
+        "target_return": -200.0,
+    },
+    "HalfCheetah-v5": dict(_MUJOCO),
+    "Hopper-v5": dict(_MUJOCO),
+    "Walker2d-v5": dict(_MUJOCO),
+    "Ant-v5": dict(_MUJOCO),
+}
+
+
+def config_for(env_id: Optional[str]) -> Dict[str, Any]:
+    """The merged settings for `env_id` (a new dict); None: the defaults."""
+    config = dict(DEFAULTS)
+    config.update(ENV_CONFIGS.get(env_id, {}) if env_id else {})
+    return config

@@ -1,0 +1,133 @@
+"""The short path: PPO(env).learn().export(), save/load, spaces end to end."""
+
+import os
+import subprocess
+import sys
+
+import gymnasium
+import numpy as np
+import pytest
+import tensorflow as tf
+from absl.testing import parameterized
+
+import keras_gae.agents as agents
+from keras_gae.agents import spaces
+from tests.agents.space_envs import SpaceEnv
+
+S = gymnasium.spaces
+SMALL = dict(num_envs=2, rollout_length=8, epochs=1, num_minibatches=1)
+
+
+class SpacesEndToEndTest(parameterized.TestCase, tf.test.TestCase):
+    @parameterized.named_parameters(
+        ("multi_discrete", S.Box(-1, 1, (3,)), S.MultiDiscrete([3, 2])),
+        ("multi_binary", S.Box(-1, 1, (3,)), S.MultiBinary(4)),
+        ("discrete_obs", S.Discrete(5), S.Discrete(2)),
+        (
+            "dict_tuple_obs",
+            S.Dict(
+                {
+                    "pos": S.Box(-1, 1, (2,)),
+                    "pair": S.Tuple((S.Discrete(3), S.MultiBinary(2))),
+                }
+            ),
+            S.Discrete(3),
+        ),
+    )
+    def test_trains_and_exports(self, observation_space, action_space):
+        factory = lambda: SpaceEnv(observation_space, action_space)  # noqa
+        agent = agents.PPO(
+            factory, verbose=0, normalize_observations=True, **SMALL
+        )
+        history = agent.learn(total_env_steps=48)
+        self.assertTrue(np.all(np.isfinite(history.history["loss"])))
+        # The environment received actions of its own space.
+        sample = agent.env.pyenv.gymnasium_env.envs[0].actions[-1]
+        self.assertTrue(
+            action_space.contains(sample.astype(action_space.dtype))
+        )
+        path = agent.export(os.path.join(self.get_temp_dir(), "policy"))
+        loaded = tf.saved_model.load(path)
+        convert = spaces.ObservationConverter(
+            spaces.space_to_spec(observation_space, "observation"), "test"
+        )
+        observation = tf.nest.map_structure(
+            lambda x: x[None], convert(observation_space.sample())
+        )
+        exported = loaded.action(observation)
+        exported = (
+            exported["action"] if isinstance(exported, dict) else exported
+        )
+        self.assertAllEqual(exported, agent.predict(observation))
+
+
+class AgentTest(tf.test.TestCase):
+    def test_save_load_round_trip(self):
+        agent = agents.PPO(
+            "Pendulum-v1", verbose=0, seed=3, **SMALL
+        )  # preset: reward normalization on
+        agent.learn(total_env_steps=32)
+        self.assertTrue(agent.settings["normalize_rewards"])
+        path = agent.save(os.path.join(self.get_temp_dir(), "agent"))
+        loaded = agents.PPO.load(path, verbose=0)
+        self.assertEqual(loaded.env_steps, agent.env_steps)
+        self.assertEqual(loaded.settings, agent.settings)
+        for a, b in zip(agent.model.weights, loaded.model.weights):
+            self.assertAllEqual(a, b, msg=a.path)
+        self.assertEqual(
+            int(loaded.model.optimizer.iterations),
+            int(agent.model.optimizer.iterations),
+        )
+        variance = loaded.model.reward_normalization.return_variance
+        self.assertNotEqual(float(variance), 1.0)
+        loaded.learn(total_env_steps=16)
+        self.assertEqual(loaded.env_steps, agent.env_steps + 16)
+
+    def test_unknown_setting(self):
+        with self.assertRaisesRegex(ValueError, "learning_rat"):
+            agents.PPO("CartPole-v1", learning_rat=1e-3)
+
+    def test_evaluate_against_manual_loop(self):
+        agent = agents.PPO("CartPole-v1", verbose=0, **SMALL)
+        result = agent.evaluate(num_episodes=2, seed=5)
+        returns = []
+        for index in range(2):
+            env = gymnasium.make("CartPole-v1")
+            observation, _ = env.reset(seed=5 + index)
+            total, done = 0.0, False
+            while not done:
+                action = int(agent.predict(observation[None].astype("f4"))[0])
+                observation, reward, terminated, truncated, _ = env.step(action)
+                total += reward
+                done = terminated or truncated
+            returns.append(total)
+        self.assertEqual(result["returns"], returns)
+
+    def test_quiet_import_and_collection(self):
+        code = (
+            "import keras_gae.agents as a\n"
+            "p = a.PPO('CartPole-v1', verbose=0, num_envs=2, rollout_length=4,"
+            " epochs=1, num_minibatches=1)\n"
+            "p.learn(8)\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+            check=True,
+        )
+        self.assertNotIn("Gym has been unmaintained", result.stderr)
+        self.assertNotIn("gather_all", result.stderr)
+        self.assertNotIn("deprecat", result.stderr.lower())
+
+
+@pytest.mark.slow
+class CartPoleShortPathTest(tf.test.TestCase):
+    def test_three_lines_reach_475(self):
+        agent = agents.PPO("CartPole-v1", verbose=0)
+        history = agent.learn(total_env_steps=100_000)
+        self.assertGreaterEqual(history.history["episode_return_mean"][-1], 475)
+        self.assertGreaterEqual(agent.evaluate(5)["return_mean"], 475)
+        path = agent.export(os.path.join(self.get_temp_dir(), "policy"))
+        self.assertTrue(os.path.isdir(path))
