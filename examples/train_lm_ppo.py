@@ -1,46 +1,56 @@
-r"""PPO fine-tuning of a small causal transformer with token-level GAE.
+r"""RL fine-tuning of a small keras-hub GPT-2 to sort digits.
 
 To run:
 
   .venv/bin/python examples/train_lm_ppo.py --root_dir=/tmp/lm_ppo
+  .venv/bin/python examples/train_lm_ppo.py --root_dir=/tmp/lm_grpo \
+      --estimator=grpo --lora_rank=4
   tensorboard --logdir=/tmp/lm_ppo/train
 
 Nothing is downloaded. The example
 
-1. writes a synthetic corpus: rows `BOS d_1 ... d_n EOS` of uniformly random
-   digits, n in [--min_digits, --max_digits];
-2. trains a small causal transformer (token and position embeddings,
-   --num_layers blocks of causal self-attention and an MLP, an LM head and a
-   value head) by next-token prediction on it: the supervised model, which
-   writes random digits;
-3. fine-tunes a copy with PPO and token-level GAE
-   (`keras_gae.lm.CausalLMPPOModel`) against a programmatic scorer: the
-   fraction of adjacent digit pairs of the row (prompt digit and response)
-   in non-decreasing order, 0 for a response without digits. Random digits
-   score about 0.55, sorted ones 1. The reward carries a per-token KL
-   penalty to the frozen supervised model, whose coefficient an adaptive
-   controller (Ziegler et al. 2019, arXiv:1909.08593) steers toward
-   --target_kl (nats per sequence).
+1. builds a `keras_hub.models.GPT2CausalLM` from a config (--num_layers
+   blocks, width --hidden_dim, random weights) over a digit vocabulary:
+   0-9, BOS, SEP, EOS, PAD;
+2. pretrains it by next-token prediction on a synthetic corpus it
+   generates: rows `BOS d_1 .. d_k SEP e_1 .. e_k EOS` where e is the
+   prompt's digits sorted in a --sorted_fraction of the rows and shuffled
+   in the others. The supervised model writes the prompt's digits back,
+   in sorted order only sometimes;
+3. fine-tunes it against a programmatic reward: the fraction of positions
+   where the response matches the prompt's digits sorted,
+   matches / max(k, response digits). It depends on the prompt, so no
+   fixed pattern scores: a response scores 1 only by sorting. Prompts of
+   --min_digits to --max_digits digits are left-padded with PAD, so every
+   batch mixes prompt lengths.
 
-Every iteration prints and logs (TensorBoard scalars under root_dir/train)
-the mean score, the KL to the reference, the response length, the policy
-entropy, the KL coefficient and the losses. Checkpoints (both networks, the
-optimizer, the controller) go to root_dir/checkpoints; a rerun resumes from
-the latest. The fine-tuned policy is exported to root_dir/policy as a
-SavedModel that loads with `tf.saved_model.load` alone:
+`--estimator` picks the advantages: "gae" (token-level GAE with a value
+head on the shared trunk), "grpo", "dr_grpo", "rloo" or "reinforce_pp"
+(critic-free, --num_samples completions per prompt). With `--lora_rank`,
+only LoRA adapters train and the reference policy is the same network with
+the adapters off; without it the reference is a frozen copy. The KL to the
+reference is a per-token reward penalty (k1) whose coefficient an
+adaptive controller steers toward --target_kl.
+
+Every iteration logs (TensorBoard scalars under root_dir/train) the
+reward, the KL to the reference, the response length, the policy entropy,
+the clip fraction and the losses. Checkpoints go to root_dir/checkpoints;
+a rerun resumes from the latest. The policy is exported to root_dir/policy
+as a SavedModel whose signatures decode with the key/value cache:
 
   loaded = tf.saved_model.load("/tmp/lm_ppo/policy")
-  loaded.signatures["generate"](prompt_tokens=prompts)["tokens"]   # greedy
-  loaded.signatures["sample"](prompt_tokens=prompts, seed=seed)["tokens"]
+  loaded.signatures["generate"](prompt_tokens=prompts)["tokens"]  # greedy
+  loaded.signatures["sample"](prompt_tokens=prompts)["tokens"]
 
-with `prompts` int32 `[B, P]` (e.g. `[[BOS, 3]]`, BOS = 11) and `seed` an
-int64 `[2]`.
+with `prompts` int32 `[B, P]`, PAD-left-padded `BOS digits SEP` rows; the
+output rows are packed (prompt from column 0, then the response).
 """
 
 import os
 import time
 
 import keras
+import keras_hub
 import numpy as np
 import tensorflow as tf
 from absl import app
@@ -52,276 +62,187 @@ from keras_gae.losses import AdaptiveKLController
 from keras_gae.models import rollout_dataset
 
 NUM_DIGITS = 10
-EOS_ID = 10
-BOS_ID = 11
-VOCAB_SIZE = 12
-PROMPT_LENGTH = 2  # BOS and the first digit.
+BOS_ID = 10
+SEP_ID = 11
+EOS_ID = 12
+PAD_ID = 13
+VOCAB_SIZE = 14
+ESTIMATORS = ("gae", "grpo", "dr_grpo", "rloo", "reinforce_pp")
 
 flags.DEFINE_string(
     "root_dir",
     os.path.join(os.environ.get("TMPDIR", "/tmp"), "keras_gae_lm_ppo"),
     "Directory for TensorBoard logs, checkpoints and the exported policy.",
 )
-flags.DEFINE_integer(
-    "seed", 0, "Seed of the corpus, the networks and sampling."
+flags.DEFINE_integer("seed", 0, "Seed of the corpus, networks and sampling.")
+flags.DEFINE_enum("estimator", "gae", ESTIMATORS, "Advantage estimator.")
+flags.DEFINE_integer("lora_rank", 0, "LoRA rank; 0 trains every weight.")
+flags.DEFINE_enum(
+    "loss_aggregation",
+    "token_mean",
+    ("token_mean", "sequence_sum", "sequence_mean"),
+    "How the per-token policy losses are averaged.",
 )
-flags.DEFINE_integer("min_digits", 3, "Fewest digits of a corpus row.")
-flags.DEFINE_integer("max_digits", 7, "Most digits of a corpus row.")
-flags.DEFINE_integer("corpus_size", 4096, "Rows of the synthetic corpus.")
-flags.DEFINE_integer("embed_dim", 32, "Transformer width.")
-flags.DEFINE_integer("num_heads", 2, "Attention heads per block.")
-flags.DEFINE_integer("num_layers", 1, "Transformer blocks.")
-flags.DEFINE_integer("pretrain_steps", 400, "Next-token training steps.")
+flags.DEFINE_integer("min_digits", 3, "Fewest digits of a prompt.")
+flags.DEFINE_integer("max_digits", 6, "Most digits of a prompt.")
+flags.DEFINE_float("sorted_fraction", 0.3, "Sorted rows of the corpus.")
+flags.DEFINE_integer("corpus_size", 8192, "Rows of the synthetic corpus.")
+flags.DEFINE_integer("num_layers", 2, "GPT-2 blocks.")
+flags.DEFINE_integer("hidden_dim", 64, "GPT-2 width (2 heads).")
+flags.DEFINE_integer("pretrain_steps", 1000, "Next-token training steps.")
 flags.DEFINE_float("pretrain_learning_rate", 3e-3, "Adam rate, pretraining.")
-flags.DEFINE_integer("num_iterations", 60, "PPO iterations (collect + fit).")
-flags.DEFINE_integer("batch_size", 64, "Sequences sampled per iteration.")
-flags.DEFINE_integer("max_new_tokens", 8, "Response length limit.")
-flags.DEFINE_integer("num_epochs", 4, "PPO epochs per iteration.")
-flags.DEFINE_integer("num_minibatches", 2, "Minibatches per PPO epoch.")
-flags.DEFINE_float("learning_rate", 3e-4, "Adam rate, PPO.")
+flags.DEFINE_integer("num_iterations", 80, "RL iterations (collect + fit).")
+flags.DEFINE_integer("prompts_per_iteration", 16, "Prompts per iteration.")
+flags.DEFINE_integer("num_samples", 4, "Completions per prompt (group).")
+flags.DEFINE_integer("num_epochs", 2, "Epochs per iteration.")
+flags.DEFINE_integer("num_minibatches", 2, "Minibatches per epoch.")
+flags.DEFINE_float("learning_rate", 3e-4, "Adam rate, RL.")
 flags.DEFINE_float("clip_ratio", 0.2, "PPO clip epsilon.")
-flags.DEFINE_float("value_coef", 0.5, "Value loss weight.")
-flags.DEFINE_float("entropy_coef", 0.0, "Entropy bonus weight.")
-flags.DEFINE_float("lambda_", 0.95, "GAE lambda (gamma is 1).")
-flags.DEFINE_float("init_kl_coef", 0.1, "Initial KL reward coefficient.")
-flags.DEFINE_float("target_kl", 3.0, "Target KL to the reference, nats/seq.")
-flags.DEFINE_float("kl_horizon", 256.0, "Adaptive KL controller horizon.")
-flags.DEFINE_integer("eval_size", 256, "Sequences sampled for evaluation.")
+flags.DEFINE_float("init_kl_coef", 0.05, "Initial KL reward coefficient.")
+flags.DEFINE_float("target_kl", 2.0, "Target KL to the reference, nats/seq.")
+flags.DEFINE_integer("eval_size", 256, "Prompts for evaluation.")
 flags.DEFINE_integer("checkpoint_interval", 10, "Iterations per checkpoint.")
 FLAGS = flags.FLAGS
 
 
-@keras.saving.register_keras_serializable(package="keras_gae_examples")
-class CausalTransformer(keras.Model):
-    """A small decoder-only transformer: tokens -> (logits, values).
+def make_causal_lm(num_layers, hidden_dim, max_length):
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=VOCAB_SIZE,
+        num_layers=num_layers,
+        num_heads=2,
+        hidden_dim=hidden_dim,
+        intermediate_dim=4 * hidden_dim,
+        max_sequence_length=max_length,
+        dropout=0.0,
+    )
+    return keras_hub.models.GPT2CausalLM(backbone, preprocessor=None)
 
-    Pre-norm blocks of causal multi-head self-attention
-    (`MultiHeadAttention(..., use_causal_mask=True)`) and a ReLU MLP, on the
-    sum of token and learned position embeddings; an LM head and a value
-    head read the final normalized features.
 
-    Args:
-      vocab_size: V.
-      max_length: the most positions a row may have.
-      embed_dim: width D.
-      num_heads: attention heads.
-      num_layers: blocks.
-      **kwargs: Model arguments.
-
-    Call arguments:
-      tokens: `[B, L]` integer ids, L <= max_length.
-
-    Returns:
-      `(logits [B, L, V], values [B, L])`.
-    """
-
-    def __init__(
-        self,
-        vocab_size: int,
-        max_length: int,
-        embed_dim: int = 32,
-        num_heads: int = 2,
-        num_layers: int = 1,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        self.vocab_size = vocab_size
-        self.max_length = max_length
-        self.embed_dim = embed_dim
-        self.num_heads = num_heads
-        self.num_layers = num_layers
-        self.token_embedding = keras.layers.Embedding(
-            vocab_size, embed_dim, name="token_embedding"
+def make_prompts(rng, size, min_digits, max_digits):
+    """`(prompts [size, max_digits + 2] left-padded, digit lists)`."""
+    width = max_digits + 2
+    prompts = np.full((size, width), PAD_ID, np.int32)
+    digits = []
+    for row in prompts:
+        row_digits = rng.integers(
+            0, NUM_DIGITS, size=rng.integers(min_digits, max_digits + 1)
         )
-        self.position_embedding = keras.layers.Embedding(
-            max_length, embed_dim, name="position_embedding"
+        row[width - len(row_digits) - 2 :] = [BOS_ID, *row_digits, SEP_ID]
+        digits.append(row_digits)
+    return prompts, digits
+
+
+def make_corpus(rng, size, min_digits, max_digits, sorted_fraction):
+    """`[size, 2 * max_digits + 3]` rows BOS d SEP e EOS, PAD after."""
+    width = 2 * max_digits + 3
+    rows = np.full((size, width), PAD_ID, np.int32)
+    for row in rows:
+        digits = rng.integers(
+            0, NUM_DIGITS, size=rng.integers(min_digits, max_digits + 1)
         )
-        self.blocks = []
-        for index in range(num_layers):
-            self.blocks.append(
-                (
-                    keras.layers.LayerNormalization(name=f"ln_a_{index}"),
-                    keras.layers.MultiHeadAttention(
-                        num_heads,
-                        embed_dim // num_heads,
-                        name=f"attention_{index}",
-                    ),
-                    keras.layers.LayerNormalization(name=f"ln_b_{index}"),
-                    keras.layers.Dense(
-                        4 * embed_dim, activation="relu", name=f"mlp_{index}"
-                    ),
-                    keras.layers.Dense(embed_dim, name=f"mlp_out_{index}"),
-                )
-            )
-        self.final_norm = keras.layers.LayerNormalization(name="ln_final")
-        self.lm_head = keras.layers.Dense(vocab_size, name="lm_head")
-        self.value_head = keras.layers.Dense(1, name="value_head")
-
-    def call(self, tokens, training=None):
-        positions = tf.range(tf.shape(tokens)[1])
-        x = self.token_embedding(tokens) + self.position_embedding(positions)
-        for norm_a, attention, norm_b, mlp, mlp_out in self.blocks:
-            h = norm_a(x)
-            x += attention(h, h, use_causal_mask=True, training=training)
-            x += mlp_out(mlp(norm_b(x)))
-        x = self.final_norm(x)
-        return self.lm_head(x), tf.squeeze(self.value_head(x), axis=-1)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            vocab_size=self.vocab_size,
-            max_length=self.max_length,
-            embed_dim=self.embed_dim,
-            num_heads=self.num_heads,
-            num_layers=self.num_layers,
-        )
-        return config
-
-
-def make_corpus(rng, size, min_digits, max_digits, length):
-    """`[size, length]` int32 rows BOS d_1..d_n EOS, EOS-padded."""
-    rows = np.full((size, length), EOS_ID, np.int32)
-    rows[:, 0] = BOS_ID
-    counts = rng.integers(min_digits, max_digits + 1, size=size)
-    for row, count in zip(rows, counts):
-        row[1 : 1 + count] = rng.integers(0, NUM_DIGITS, size=count)
+        if rng.random() < sorted_fraction:
+            answer = np.sort(digits)
+        else:
+            answer = rng.permutation(digits)
+        sequence = [BOS_ID, *digits, SEP_ID, *answer, EOS_ID]
+        row[: len(sequence)] = sequence
     return rows
 
 
-def sortedness_scores(tokens, mask):
-    """Fraction of adjacent non-decreasing digit pairs, per row.
+def sorting_scores(tokens, mask):
+    """Exact-position matches with the prompt's digits sorted, per row.
 
-    The row's digits are the prompt's last token and the response tokens
-    before EOS (`mask` minus the EOS); a non-digit token in the response
-    breaks both pairs it is part of. 0 for a response without digits.
+    score = #{i : response_i == sorted(prompt)_i} / max(k, n), k prompt
+    digits, n response tokens before EOS (any non-digit counts as a
+    mismatch). Rows are packed: `BOS digits SEP` from column 0.
     """
     tokens = np.asarray(tokens)
     mask = np.asarray(mask)
     scores = np.zeros(tokens.shape[0], np.float32)
-    for b in range(tokens.shape[0]):
-        response = [int(t) for t, m in zip(tokens[b], mask[b]) if m]
-        if response and response[-1] == EOS_ID:
-            response = response[:-1]
-        if not response:
+    for b, (row, valid) in enumerate(zip(tokens, mask)):
+        separator = np.flatnonzero(row == SEP_ID)
+        if not len(separator):
             continue
-        row = [int(tokens[b, PROMPT_LENGTH - 1])] + response
-        good = [
-            a < NUM_DIGITS and c < NUM_DIGITS and a <= c
-            for a, c in zip(row[:-1], row[1:])
-        ]
-        scores[b] = np.mean(good)
+        target = np.sort(row[1 : separator[0]])
+        response = row[valid]
+        if len(response) and response[-1] == EOS_ID:
+            response = response[:-1]
+        length = max(len(target), len(response))
+        if length == 0:
+            continue
+        matches = sum(
+            int(a == c) for a, c in zip(response[: len(target)], target)
+        )
+        scores[b] = matches / length
     return scores
 
 
-def make_prompts(rng, size):
-    prompts = np.full((size, PROMPT_LENGTH), BOS_ID, np.int32)
-    prompts[:, 1] = rng.integers(0, NUM_DIGITS, size=size)
-    return prompts
-
-
-def pretrain(network, corpus, *, steps, batch_size, learning_rate, seed):
-    """Next-token cross-entropy over each row up to its first EOS."""
-    optimizer = keras.optimizers.Adam(learning_rate)
+def pretrain(causal_lm, corpus, *, steps, batch_size, learning_rate, seed):
+    """Next-token cross-entropy on the non-padding targets."""
+    causal_lm.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        weighted_metrics=[],
+    )
     inputs, targets = corpus[:, :-1], corpus[:, 1:]
-    # Positions up to and including the first EOS target count.
-    is_eos = targets == EOS_ID
-    weights = (np.cumsum(is_eos, axis=1) - is_eos == 0).astype(np.float32)
+    weights = (targets != PAD_ID).astype(np.float32)
     dataset = (
-        tf.data.Dataset.from_tensor_slices((inputs, targets, weights))
+        tf.data.Dataset.from_tensor_slices(
+            (
+                {"token_ids": inputs, "padding_mask": inputs != PAD_ID},
+                targets,
+                weights,
+            )
+        )
         .shuffle(len(corpus), seed=seed)
         .repeat()
         .batch(batch_size, drop_remainder=True)
     )
-
-    @tf.function
-    def step(x, y, w):
-        with tf.GradientTape() as tape:
-            logits, _ = network(x, training=True)
-            losses = keras.losses.sparse_categorical_crossentropy(
-                y, logits, from_logits=True
-            )
-            loss = tf.reduce_sum(losses * w) / tf.reduce_sum(w)
-        variables = network.trainable_variables
-        gradients = tape.gradient(loss, variables)
-        # The value head plays no part in next-token prediction.
-        optimizer.apply_gradients(
-            (g, v) for g, v in zip(gradients, variables) if g is not None
-        )
-        return loss
-
-    loss = float("nan")
-    for x, y, w in dataset.take(steps):
-        loss = float(step(x, y, w))
-    return loss
+    history = causal_lm.fit(
+        dataset, steps_per_epoch=steps, epochs=1, verbose=0
+    ).history
+    return float(history["loss"][-1])
 
 
 class _GenerationModule(tf.Module):
-    """Greedy and seeded generation with a fixed response length limit."""
+    """Greedy and sampled decoding with the key/value cache."""
 
-    def __init__(self, network, max_new_tokens):
+    def __init__(self, policy, max_new_tokens):
         super().__init__(name="lm_policy")
-        self.network = network
+        self.policy = policy
         self.max_new_tokens = max_new_tokens
 
-    def _decode(self, prompt_tokens, seed, greedy):
-        batch = tf.shape(prompt_tokens)[0]
-        prompt_length = tf.shape(prompt_tokens)[1]
-        total = prompt_length + self.max_new_tokens
-        tokens = tf.concat(
-            [prompt_tokens, tf.fill([batch, self.max_new_tokens], EOS_ID)],
-            axis=1,
+    def _decode(self, prompt_tokens, top_k):
+        out = lm.generate(
+            self.policy,
+            prompt_tokens,
+            max_new_tokens=self.max_new_tokens,
+            top_k=top_k,
+            eos_id=EOS_ID,
+            pad_id=PAD_ID,
         )
-        positions = tf.range(total)[tf.newaxis, :]
-
-        def body(step, tokens, finished):
-            logits, _ = self.network(tokens, training=False)
-            last = tf.gather(logits, prompt_length + step - 1, axis=1)
-            if greedy:
-                chosen = tf.argmax(last, axis=-1, output_type=tf.int32)
-            else:
-                chosen = tf.random.stateless_categorical(
-                    last,
-                    1,
-                    tf.random.experimental.stateless_fold_in(seed, step),
-                    dtype=tf.int32,
-                )[:, 0]
-            chosen = tf.where(finished, EOS_ID, chosen)
-            tokens = tf.where(
-                tf.equal(positions, prompt_length + step),
-                chosen[:, tf.newaxis],
-                tokens,
-            )
-            return step + 1, tokens, finished | tf.equal(chosen, EOS_ID)
-
-        _, tokens, _ = tf.while_loop(
-            lambda step, tokens, finished: step < self.max_new_tokens,
-            body,
-            (tf.constant(0), tokens, tf.zeros([batch], tf.bool)),
-        )
-        return {"tokens": tokens}
+        return {
+            "tokens": out.tokens,
+            "mask": out.mask,
+            "prompt_length": out.prompt_length,
+        }
 
     @tf.function(
         input_signature=[tf.TensorSpec([None, None], tf.int32, "prompt_tokens")]
     )
     def generate(self, prompt_tokens):
-        return self._decode(prompt_tokens, None, greedy=True)
+        return self._decode(prompt_tokens, top_k=1)
 
     @tf.function(
-        input_signature=[
-            tf.TensorSpec([None, None], tf.int32, "prompt_tokens"),
-            tf.TensorSpec([2], tf.int64, "seed"),
-        ]
+        input_signature=[tf.TensorSpec([None, None], tf.int32, "prompt_tokens")]
     )
-    def sample(self, prompt_tokens, seed):
-        return self._decode(prompt_tokens, seed, greedy=False)
+    def sample(self, prompt_tokens):
+        return self._decode(prompt_tokens, top_k=None)
 
 
-def export_policy(network, path, max_new_tokens):
-    """Writes the SavedModel with "generate" and "sample" signatures."""
-    # Variables must exist before tracing, not be created inside it.
-    network(tf.zeros([1, 1], tf.int32))
-    module = _GenerationModule(network, max_new_tokens)
+def export_policy(policy, path, max_new_tokens):
+    """Writes the SavedModel with cached "generate" and "sample"."""
+    module = _GenerationModule(policy, max_new_tokens)
     tf.saved_model.save(
         module,
         path,
@@ -333,160 +254,214 @@ def export_policy(network, path, max_new_tokens):
     return path
 
 
-def evaluate(model, prompts, max_new_tokens, seed):
-    """Mean score and KL of one sampled batch, without a controller step."""
-    rollout = model.collect(
+def _decode(model, prompts, max_new_tokens, **kwargs):
+    """`(packed tokens, [B, W] response mask, outputs)` of `lm.generate`."""
+    out = lm.generate(
+        model.network,
         prompts,
-        sortedness_scores,
         max_new_tokens=max_new_tokens,
-        seed=seed,
-        update_kl_controller=False,
+        eos_id=EOS_ID,
+        pad_id=PAD_ID,
+        **kwargs,
     )
+    tokens = out.tokens.numpy()
+    mask = np.zeros(tokens.shape, bool)
+    for b, p in enumerate(out.prompt_length.numpy()):
+        mask[b, p : p + max_new_tokens] = out.mask.numpy()[b]
+    return tokens, mask, out
+
+
+def evaluate(model, prompts, max_new_tokens, seed, samples=0):
+    """Sampled and greedy scores, KL (k1, nats per sequence) and length."""
+    tokens, mask, out = _decode(model, prompts, max_new_tokens, seed=seed)
+    scores = sorting_scores(tokens, mask)
+    kl = 0.0
+    if model.has_reference:
+        log_probs = lm.causal_log_probs(model.network(tokens)[0], tokens)
+        reference = model.reference_log_probs(tokens)
+        kl = float(np.mean(np.sum(np.where(mask, log_probs - reference, 0), 1)))
+    tokens, mask, out = _decode(model, prompts, max_new_tokens, top_k=1)
+    greedy_scores = sorting_scores(tokens, mask)
+    lengths = out.prompt_length.numpy()
+    responses = [
+        "".join(_text(t) for t in row[valid])
+        for row, valid in zip(tokens, mask)
+    ]
+    prompts_text = [
+        "".join(_text(t) for t in row[1 : p - 1])
+        for row, p in zip(tokens, lengths)
+    ]
     return {
-        "score": float(tf.reduce_mean(rollout.scores)),
-        "kl": float(rollout.kl),
-        "response_length": float(
-            tf.reduce_mean(tf.cast(rollout.response_length, tf.float32))
-        ),
+        "score": float(np.mean(scores)),
+        "greedy_score": float(np.mean(greedy_scores)),
+        "greedy_exact": float(np.mean(greedy_scores == 1.0)),
+        "kl": kl,
+        "response_length": float(np.mean(mask.sum(axis=1))),
+        "distinct_responses": len(set(responses)),
+        "samples": list(zip(prompts_text, responses))[:samples],
     }
+
+
+def _text(token):
+    return str(token) if token < NUM_DIGITS else "|"
 
 
 def train_eval(
     root_dir,
     *,
     seed=0,
+    estimator="gae",
+    lora_rank=0,
+    loss_aggregation="token_mean",
     min_digits=3,
-    max_digits=7,
-    corpus_size=4096,
-    embed_dim=32,
-    num_heads=2,
-    num_layers=1,
-    pretrain_steps=400,
+    max_digits=6,
+    sorted_fraction=0.3,
+    corpus_size=8192,
+    num_layers=2,
+    hidden_dim=64,
+    pretrain_steps=1000,
     pretrain_learning_rate=3e-3,
-    num_iterations=60,
-    batch_size=64,
-    max_new_tokens=8,
-    num_epochs=4,
+    num_iterations=80,
+    prompts_per_iteration=16,
+    num_samples=4,
+    num_epochs=2,
     num_minibatches=2,
     learning_rate=3e-4,
     clip_ratio=0.2,
-    value_coef=0.5,
-    entropy_coef=0.0,
-    lambda_=0.95,
-    init_kl_coef=0.1,
-    target_kl=3.0,
-    kl_horizon=256.0,
+    init_kl_coef=0.05,
+    target_kl=2.0,
     eval_size=256,
     checkpoint_interval=10,
     verbose=True,
 ):
-    """Pretrains, fine-tunes with PPO, checkpoints, exports; returns results.
+    """Pretrains, fine-tunes, checkpoints, exports; returns results.
 
     Returns:
-      A dict: "supervised" and "final" (evaluation of the reference and the
-      fine-tuned policy on the same prompts and seed: score, KL,
-      response_length), "history" (one dict of floats per iteration run),
-      "export_dir", "checkpoint_dir", "wall_time".
+      A dict: "supervised" and "final" (evaluations of the reference and
+      the fine-tuned policy on the same prompts and seed: sampled score,
+      greedy score and exact-sort rate, KL, response length, distinct
+      greedy responses, sample outputs), "history" (one dict of floats per
+      iteration run), "export_dir", "checkpoint_dir", "wall_time".
     """
     start = time.time()
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"Unknown estimator. Received: estimator={estimator}")
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
-    max_length = PROMPT_LENGTH + max_new_tokens
-    if max_digits + 2 > max_length:
-        raise ValueError(
-            "Corpus rows must fit in the prompt plus max_new_tokens: "
-            f"max_digits + 2 <= {max_length}. Received: max_digits={max_digits}"
-        )
-
-    def build():
-        network = CausalTransformer(
-            VOCAB_SIZE, max_length, embed_dim, num_heads, num_layers
-        )
-        network(tf.zeros([1, max_length], tf.int32))
-        return network
-
-    policy_network = build()
-    reference_network = build()
-    controller = AdaptiveKLController(init_kl_coef, target_kl, kl_horizon)
-    optimizer = keras.optimizers.Adam(learning_rate)
-    # Keras 3 creates an optimizer's slots when it is built: build it now so
-    # that a restored checkpoint fills them instead of being dropped.
-    optimizer.build(policy_network.trainable_variables)
-    iteration = tf.Variable(0, dtype=tf.int64, name="iteration")
-    checkpoint = tf.train.Checkpoint(
-        policy=policy_network,
-        reference=reference_network,
-        optimizer=optimizer,
-        kl_controller=controller,
-        iteration=iteration,
-    )
+    max_new_tokens = max_digits + 2
+    max_length = max_digits + 2 + max_new_tokens
     checkpoint_dir = os.path.join(root_dir, "checkpoints")
+    resuming = tf.train.latest_checkpoint(checkpoint_dir) is not None
+
+    causal_lm = make_causal_lm(num_layers, hidden_dim, max_length)
+    reference_lm = None
+    if not resuming:
+        corpus = make_corpus(
+            rng, corpus_size, min_digits, max_digits, sorted_fraction
+        )
+        loss = pretrain(
+            causal_lm,
+            corpus,
+            steps=pretrain_steps,
+            batch_size=64,
+            learning_rate=pretrain_learning_rate,
+            seed=seed,
+        )
+        if verbose:
+            print(f"Supervised next-token loss: {loss:.4f}")
+    if not lora_rank:
+        reference_lm = make_causal_lm(num_layers, hidden_dim, max_length)
+        reference_lm.set_weights(causal_lm.get_weights())
+    policy = lm.CausalLMPolicy(
+        causal_lm,
+        value_head="shared" if estimator == "gae" else None,
+        lora_rank=lora_rank or None,
+    )
+    reference = (
+        None
+        if reference_lm is None
+        else lm.CausalLMPolicy(reference_lm, value_head=None)
+    )
+    controller = AdaptiveKLController(init_kl_coef, target_kl, 256.0)
+    model = lm.CausalLMPPOModel(
+        policy,
+        vocab_size=VOCAB_SIZE,
+        eos_id=EOS_ID,
+        pad_id=PAD_ID,
+        reference_network=reference,
+        reward_kl_coef=controller,
+        advantage_estimator=estimator,
+        loss_aggregation=loss_aggregation,
+        clip_ratio=clip_ratio,
+        value_coef=0.5 if estimator == "gae" else 0.0,
+        max_grad_norm=1.0,
+    )
+    optimizer = keras.optimizers.Adam(learning_rate)
+    # Slots exist before a restore fills them.
+    optimizer.build(policy.trainable_variables)
+    model.compile(optimizer=optimizer)
+    iteration = tf.Variable(0, dtype=tf.int64, name="iteration")
+    tracked = dict(policy=policy, optimizer=optimizer, kl_controller=controller)
+    if reference is not None:
+        tracked["reference"] = reference
+    checkpoint = tf.train.Checkpoint(iteration=iteration, **tracked)
     manager = tf.train.CheckpointManager(
         checkpoint, checkpoint_dir, max_to_keep=3
     )
     writer = tf.summary.create_file_writer(os.path.join(root_dir, "train"))
-
-    if manager.latest_checkpoint:
+    if resuming:
         checkpoint.restore(
             manager.latest_checkpoint
         ).assert_existing_objects_matched()
         if verbose:
             print(f"Restored {manager.latest_checkpoint}")
     else:
-        corpus = make_corpus(
-            rng, corpus_size, min_digits, max_digits, max_length
-        )
-        loss = pretrain(
-            reference_network,
-            corpus,
-            steps=pretrain_steps,
-            batch_size=min(64, corpus_size),
-            learning_rate=pretrain_learning_rate,
-            seed=seed,
-        )
-        policy_network.set_weights(reference_network.get_weights())
-        if verbose:
-            print(f"Supervised next-token loss: {loss:.4f}")
         manager.save(checkpoint_number=0)
 
-    # The model freezes the reference network: pretrain it first.
-    model = lm.CausalLMPPOModel(
-        policy_network,
-        vocab_size=VOCAB_SIZE,
-        eos_id=EOS_ID,
-        reference_network=reference_network,
-        reward_kl_coef=controller,
-        clip_ratio=clip_ratio,
-        value_coef=value_coef,
-        entropy_coef=entropy_coef,
-        lambda_=lambda_,
-        max_grad_norm=1.0,
+    eval_prompts, _ = make_prompts(
+        np.random.default_rng(seed + 1), eval_size, min_digits, max_digits
     )
-    model.compile(optimizer=optimizer)
-
-    eval_prompts = make_prompts(np.random.default_rng(seed + 1), eval_size)
     eval_seed = seed + 12345
-    supervised = evaluate(
-        lm.CausalLMPPOModel(
-            reference_network, vocab_size=VOCAB_SIZE, eos_id=EOS_ID
-        ),
-        eval_prompts,
-        max_new_tokens,
-        eval_seed,
-    )
+    # The reference policy: the frozen copy, or the adapters switched off.
+    if reference is not None:
+        supervised_model = lm.CausalLMPPOModel(
+            reference, vocab_size=VOCAB_SIZE, eos_id=EOS_ID, pad_id=PAD_ID
+        )
+        supervised = evaluate(
+            supervised_model, eval_prompts, max_new_tokens, eval_seed, 8
+        )
+    else:
+        with lm.lora_disabled(causal_lm):
+            supervised = evaluate(
+                lm.CausalLMPPOModel(
+                    lm.CausalLMPolicy(causal_lm, value_head=None),
+                    vocab_size=VOCAB_SIZE,
+                    eos_id=EOS_ID,
+                    pad_id=PAD_ID,
+                ),
+                eval_prompts,
+                max_new_tokens,
+                eval_seed,
+                8,
+            )
     if verbose:
         print(
-            f"Supervised model: score {supervised['score']:.3f}, "
-            f"response length {supervised['response_length']:.2f}"
+            f"Supervised model: score {supervised['score']:.3f}, greedy "
+            f"{supervised['greedy_score']:.3f}, exact "
+            f"{supervised['greedy_exact']:.3f}"
         )
 
     history = []
     while int(iteration) < num_iterations:
         step = int(iteration)
+        prompts, _ = make_prompts(
+            rng, prompts_per_iteration, min_digits, max_digits
+        )
         rollout = model.collect(
-            make_prompts(rng, batch_size),
-            sortedness_scores,
+            prompts,
+            sorting_scores,
             max_new_tokens=max_new_tokens,
+            num_samples=num_samples,
             seed=seed * 100003 + step,
         )
         logs = model.fit(
@@ -494,16 +469,13 @@ def train_eval(
                 rollout.batch, num_minibatches=num_minibatches, seed=step
             ),
             epochs=num_epochs,
-            shuffle=False,  # rollout_dataset shuffles the rows itself.
             verbose=0,
         ).history
         record = {
-            "reward": float(tf.reduce_mean(rollout.scores)),
+            "reward": float(np.mean(rollout.scores)),
             "kl": float(rollout.kl),
             "kl_coef": float(rollout.kl_coef),
-            "response_length": float(
-                tf.reduce_mean(tf.cast(rollout.response_length, tf.float32))
-            ),
+            "response_length": float(np.mean(rollout.response_length.numpy())),
         }
         for name in (
             "entropy",
@@ -512,7 +484,6 @@ def train_eval(
             "value_loss",
             "approx_kl",
             "clip_fraction",
-            "explained_variance",
         ):
             record[name] = float(logs[name][-1])
         history.append(record)
@@ -526,26 +497,33 @@ def train_eval(
                 f"kl {record['kl']:.3f}  kl_coef {record['kl_coef']:.4f}  "
                 f"length {record['response_length']:.2f}  "
                 f"entropy {record['entropy']:.3f}  "
-                f"value_loss {record['value_loss']:.4f}"
+                f"clip {record['clip_fraction']:.3f}"
             )
         if int(iteration) % checkpoint_interval == 0:
             manager.save(checkpoint_number=int(iteration))
     manager.save(checkpoint_number=int(iteration))
     writer.flush()
 
-    final = evaluate(model, eval_prompts, max_new_tokens, eval_seed)
+    final = evaluate(model, eval_prompts, max_new_tokens, eval_seed, 8)
     export_dir = export_policy(
-        policy_network, os.path.join(root_dir, "policy"), max_new_tokens
+        policy, os.path.join(root_dir, "policy"), max_new_tokens
     )
     wall_time = time.time() - start
     if verbose:
         print(
-            f"Fine-tuned policy: score {final['score']:.3f} (supervised "
-            f"{supervised['score']:.3f}), KL to reference {final['kl']:.3f} "
-            f"(target {target_kl}), response length "
-            f"{final['response_length']:.2f}; {wall_time:.0f} s; "
-            f"exported to {export_dir}"
+            f"Fine-tuned ({estimator}, lora_rank {lora_rank}): score "
+            f"{final['score']:.3f} (supervised {supervised['score']:.3f}), "
+            f"greedy {final['greedy_score']:.3f} "
+            f"({supervised['greedy_score']:.3f}), exact sort "
+            f"{final['greedy_exact']:.3f} ({supervised['greedy_exact']:.3f}),"
+            f" KL {final['kl']:.3f}, distinct greedy responses "
+            f"{final['distinct_responses']} "
+            f"({supervised['distinct_responses']}); {wall_time:.0f} s"
         )
+        for (prompt, before), (_, after) in zip(
+            supervised["samples"], final["samples"]
+        ):
+            print(f"  {prompt:>8} -> supervised {before:<9} fine-tuned {after}")
     return {
         "supervised": supervised,
         "final": final,
@@ -559,33 +537,30 @@ def train_eval(
 def main(argv):
     del argv
     if not FLAGS["verbosity"].present:
-        # TensorFlow's notes about saving (checkpoint sharding, renamed
-        # signature inputs) would bury the progress lines.
         logging.set_verbosity(logging.ERROR)
     train_eval(
         FLAGS.root_dir,
         seed=FLAGS.seed,
+        estimator=FLAGS.estimator,
+        lora_rank=FLAGS.lora_rank,
+        loss_aggregation=FLAGS.loss_aggregation,
         min_digits=FLAGS.min_digits,
         max_digits=FLAGS.max_digits,
+        sorted_fraction=FLAGS.sorted_fraction,
         corpus_size=FLAGS.corpus_size,
-        embed_dim=FLAGS.embed_dim,
-        num_heads=FLAGS.num_heads,
         num_layers=FLAGS.num_layers,
+        hidden_dim=FLAGS.hidden_dim,
         pretrain_steps=FLAGS.pretrain_steps,
         pretrain_learning_rate=FLAGS.pretrain_learning_rate,
         num_iterations=FLAGS.num_iterations,
-        batch_size=FLAGS.batch_size,
-        max_new_tokens=FLAGS.max_new_tokens,
+        prompts_per_iteration=FLAGS.prompts_per_iteration,
+        num_samples=FLAGS.num_samples,
         num_epochs=FLAGS.num_epochs,
         num_minibatches=FLAGS.num_minibatches,
         learning_rate=FLAGS.learning_rate,
         clip_ratio=FLAGS.clip_ratio,
-        value_coef=FLAGS.value_coef,
-        entropy_coef=FLAGS.entropy_coef,
-        lambda_=FLAGS.lambda_,
         init_kl_coef=FLAGS.init_kl_coef,
         target_kl=FLAGS.target_kl,
-        kl_horizon=FLAGS.kl_horizon,
         eval_size=FLAGS.eval_size,
         checkpoint_interval=FLAGS.checkpoint_interval,
     )

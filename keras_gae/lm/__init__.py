@@ -1,14 +1,23 @@
-"""Language-model policy training with token-level GAE.
+"""Language-model policy training: PPO with token-level GAE or critic-free
+group estimators, on keras-hub causal LMs or any Keras 3 model.
 
 State: the text so far; action: the next token; reward: a scorer's sequence
-score at the end plus a per-token KL penalty. See `rollouts` for the
-token/transition alignment and docs/design.md ("Sequences").
+score at the end plus an optional per-token KL penalty. See `rollouts` for
+the token/transition alignment and docs/design.md ("Sequences").
 """
 
+from keras_gae.lm.advantages import grpo_advantages
+from keras_gae.lm.advantages import reinforce_pp_advantages
+from keras_gae.lm.advantages import reward_to_go
+from keras_gae.lm.advantages import rloo_advantages
+from keras_gae.lm.causal_lm_policy import CausalLMPolicy
+from keras_gae.lm.causal_lm_policy import lora_disabled
 from keras_gae.lm.causal_lm_ppo_model import CausalLMPPOModel
 from keras_gae.lm.causal_outputs import causal_log_probs
 from keras_gae.lm.generation import GenerationOutputs
 from keras_gae.lm.generation import generate
+from keras_gae.lm.loss_aggregation import aggregate as aggregate_loss
+from keras_gae.lm.reward_functions import RewardFunction
 from keras_gae.lm.rewards import sequence_kl
 from keras_gae.lm.rewards import token_rewards
 from keras_gae.lm.rollouts import SequenceRollout
@@ -20,12 +29,20 @@ from keras_gae.lm.token_logits_head import TokenLogitsHead
 
 __all__ = [
     "CausalLMPPOModel",
+    "CausalLMPolicy",
     "GenerationOutputs",
+    "RewardFunction",
     "SequenceRollout",
     "TokenLogitsHead",
+    "aggregate_loss",
     "causal_log_probs",
     "generate",
+    "grpo_advantages",
+    "lora_disabled",
+    "reinforce_pp_advantages",
     "response_mask",
+    "reward_to_go",
+    "rloo_advantages",
     "sequence_advantages",
     "sequence_kl",
     "sequence_rollout_batch",

@@ -70,3 +70,18 @@ def last_valid(mask: tf.Tensor) -> tf.Tensor:
     last = tf.one_hot(length - 1 - reversed_index, length, dtype=tf.int32)
     any_valid = tf.reduce_any(mask, axis=1, keepdims=True)
     return tf.logical_and(tf.cast(last, tf.bool), any_valid)
+
+
+def spread_response(x: tf.Tensor, prompt_length: tf.Tensor, width) -> tf.Tensor:
+    """`[B, W]` with `out[b, p_b + j] = x[b, j]` for j < N, else 0.
+
+    From the per-new-token layout of `keras_gae.lm.generate` (`[B, N]`) to
+    the per-position layout of packed token rows (`[B, W]`).
+    """
+    n = tf.shape(x)[1]
+    offset = tf.range(width)[tf.newaxis, :] - tf.reshape(
+        tf.cast(prompt_length, tf.int32), [-1, 1]
+    )
+    inside = (offset >= 0) & (offset < n)
+    gathered = tf.gather(x, tf.clip_by_value(offset, 0, n - 1), batch_dims=1)
+    return tf.where(inside, gathered, tf.zeros_like(gathered))

@@ -18,16 +18,16 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
-from keras_gae._src import dependencies
+from keras_gae.lm import _model_settings
+from keras_gae.lm import causal_lm_policy
 from keras_gae.lm import causal_outputs
-from keras_gae.lm import generation
-from keras_gae.lm import rewards
+from keras_gae.lm import collection
+from keras_gae.lm import loss_aggregation as aggregation_lib
 from keras_gae.lm import rollouts
 from keras_gae.lm.token_logits_head import TokenLogitsHead
 from keras_gae.models import networks as networks_lib
 from keras_gae.models.ppo import PPOModel
 from keras_gae.ops import _checks
-from keras_gae.ops import policy_losses
 
 
 @keras.saving.register_keras_serializable(package="keras_gae")
@@ -56,7 +56,28 @@ class CausalLMPPOModel(PPOModel):
     With an `AdaptiveKLController` it then updates beta from the batch's
     `sequence_kl` with n_steps = B. The KL is in the rewards, not in the
     loss (the loss-side `kl_coef` of `ActorCriticModel` stays available but
-    is off by default).
+    is off by default). Either side, never both: a model with a non-zero
+    `reward_kl_coef` and a loss-side `kl_coef` is refused. With `kl_coef`
+    the batch carries "ref_log_prob" and the loss adds kl_coef * KL.
+
+    The reference: `reference_network`, or, when `network` is a
+    `keras_gae.lm.CausalLMPolicy` with LoRA adapters (`lora_rank`), the
+    same network with its adapters off (no second copy).
+
+    Advantages: `advantage_estimator="gae"` runs token-level GAE in the
+    train step with the critic; "grpo", "dr_grpo", "rloo" and
+    "reinforce_pp" (`keras_gae.lm.advantages`) are computed at collection
+    from the per-token rewards, with the `num_samples` completions of each
+    prompt as its group, and handed to the train step as "advantage"
+    (advantage normalization is then off unless `normalize_advantages` is
+    passed). The policy loss is aggregated over tokens by
+    `loss_aggregation` (`keras_gae.lm.loss_aggregation`).
+
+    Memory: gradient accumulation over micro-batches is the optimizer's
+    (`keras.optimizers.Adam(..., gradient_accumulation_steps=k)`: fit on
+    k micro-batches per update); mixed precision is the network's dtype
+    policy (e.g. a keras-hub backbone built with
+    `dtype="mixed_bfloat16"`): logits, values and losses are float32.
 
     Args:
       network: Keras 3 model, tokens `[B, L]` -> `(logits, values)` (a
@@ -77,6 +98,11 @@ class CausalLMPPOModel(PPOModel):
         `sequence_rollout_batch`).
       gamma: discount, 1 by default (an episode is one response).
       lambda_: GAE lambda, 0.95 by default.
+      advantage_estimator: "gae", "grpo", "dr_grpo", "rloo" or
+        "reinforce_pp".
+      loss_aggregation: "token_mean", "sequence_sum" or "sequence_mean".
+      stop_token_ids: optional more ids that end a response like `eos_id`.
+      jit_generate: XLA-compile the sampling loop of `collect`.
       **kwargs: `PPOModel` and `ActorCriticModel` arguments (clip_ratio,
         value_coef, entropy_coef, value_clip, max_grad_norm, ...).
 
@@ -119,42 +145,33 @@ class CausalLMPPOModel(PPOModel):
         whiten_rewards: bool = False,
         gamma: float = 1.0,
         lambda_: float = 0.95,
+        advantage_estimator: str = "gae",
+        loss_aggregation: str = "token_mean",
+        stop_token_ids: Any = None,
+        jit_generate: bool = False,
         **kwargs,
     ):
-        for name in ("actor", "critic", "shared", "policy_head"):
-            if name in kwargs:
-                raise ValueError(
-                    f"CausalLMPPOModel takes `network`, not `{name}`. "
-                    f"Received: {name}={kwargs[name]!r}"
-                )
-        dependencies.check_layer(network, "network")
-        if reference_network is not None:
-            dependencies.check_layer(reference_network, "reference_network")
-        vocab_size = _checks.check_positive_int(vocab_size, "vocab_size")
-        eos_id = _checks.check_index(eos_id, "eos_id", size=vocab_size)
-        if pad_id is not None:
-            pad_id = _checks.check_index(pad_id, "pad_id", size=vocab_size)
-        reward_kl_coef = _checks.check_kl_coef(reward_kl_coef, "reward_kl_coef")
-        if reference_network is None and not (
-            reward_kl_coef is None or reward_kl_coef == 0.0
-        ):
-            raise ValueError(
-                "`reward_kl_coef` needs a `reference_network` to measure "
-                "the KL against. "
-                f"Received: reward_kl_coef={reward_kl_coef!r}, "
-                "reference_network=None"
-            )
-        reward_kl_estimator = _checks.check_option(
-            reward_kl_estimator,
-            "reward_kl_estimator",
-            policy_losses.KL_ESTIMATORS,
+        settings = _model_settings.check_settings(
+            network,
+            reference_network,
+            kwargs,
+            vocab_size=vocab_size,
+            eos_id=eos_id,
+            pad_id=pad_id,
+            reward_kl_coef=reward_kl_coef,
+            reward_kl_estimator=reward_kl_estimator,
+            temperature=temperature,
+            whiten_rewards=whiten_rewards,
+            advantage_estimator=advantage_estimator,
+            loss_aggregation=loss_aggregation,
+            stop_token_ids=stop_token_ids,
+            jit_generate=jit_generate,
         )
-        temperature = _checks.check_float(
-            temperature, "temperature", minimum=0.0, inclusive=False
-        )
-        whiten_rewards = _checks.check_bool(whiten_rewards, "whiten_rewards")
+        lora_reference = settings.pop("lora_reference")
         head = TokenLogitsHead(
-            vocab_size, temperature=temperature, name="token_logits"
+            settings["vocab_size"],
+            temperature=settings["temperature"],
+            name="token_logits",
         )
         super().__init__(
             shared=network,
@@ -163,13 +180,10 @@ class CausalLMPPOModel(PPOModel):
             lambda_=lambda_,
             **kwargs,
         )
-        self.vocab_size = head.vocab_size
-        self.eos_id = eos_id
-        self.pad_id = pad_id
-        self.temperature = temperature
-        self.reward_kl_coef = reward_kl_coef
-        self.reward_kl_estimator = reward_kl_estimator
-        self.whiten_rewards = whiten_rewards
+        for name, value in settings.items():
+            setattr(self, name, value)
+        self.lora_reference = lora_reference
+        self._reference_function = None
         if reference_network is not None:
             reference_network.trainable = False
         self.reference_network = reference_network
@@ -212,24 +226,47 @@ class CausalLMPPOModel(PPOModel):
             tf.reshape(values, [-1]),
         )
 
+    @property
+    def has_reference(self) -> bool:
+        """Whether there is a reference policy (a network or LoRA off)."""
+        return self.reference_network is not None or self.lora_reference
+
+    def _reference_logits(self, tokens: tf.Tensor) -> tf.Tensor:
+        if self.reference_network is not None:
+            outputs = self.reference_network(tokens, training=False)
+            logits, _ = causal_outputs.split_outputs(outputs)
+            return logits
+        return self.shared.reference_logits(tokens)
+
     def reference_log_probs(self, tokens: Any) -> tf.Tensor:
         """`[B, L]` log pi_ref(tokens[t] | tokens[:t]), without gradients.
 
-        One pass of the frozen reference network, at the model's
-        temperature; 0 at t = 0.
+        One compiled pass of the frozen reference network, or of the
+        network with its LoRA adapters off, at the model's temperature; 0
+        at t = 0.
         """
-        if self.reference_network is None:
+        if not self.has_reference:
             raise ValueError(
-                "The model has no `reference_network`. "
-                "Received: reference_network=None"
+                "The model has no `reference_network` (nor LoRA adapters to "
+                "turn off). Received: reference_network=None"
             )
-        outputs = self.reference_network(tokens, training=False)
-        logits, _ = causal_outputs.split_outputs(outputs)
-        return tf.stop_gradient(
-            causal_outputs.causal_log_probs(
-                logits, tokens, temperature=self.temperature
+        if self._reference_function is None:
+            self._reference_function = tf.function(
+                lambda tokens: causal_outputs.causal_log_probs(
+                    self._reference_logits(tokens),
+                    tokens,
+                    temperature=self.temperature,
+                ),
+                reduce_retracing=True,
             )
-        )
+        tokens = tf.convert_to_tensor(tokens)
+        if self.lora_reference:
+            # Traced with the adapters off; later calls reuse the graph.
+            with causal_lm_policy.lora_disabled(self.shared.causal_lm):
+                log_probs = self._reference_function(tokens)
+        else:
+            log_probs = self._reference_function(tokens)
+        return tf.stop_gradient(log_probs)
 
     def _reward_kl_value(self) -> tf.Tensor:
         if self.reward_kl_coef is None:
@@ -245,97 +282,69 @@ class CausalLMPPOModel(PPOModel):
         *,
         max_new_tokens: int,
         top_k: Optional[int] = None,
+        top_p: Optional[float] = None,
+        num_samples: int = 1,
+        prompt_mask: Any = None,
         seed: Optional[int] = None,
         update_kl_controller: bool = True,
     ) -> rollouts.SequenceRollout:
         """Samples responses and builds their rollout batch (eager).
 
         1. `keras_gae.lm.generate(network, prompt_tokens, ...)` at the
-           model's temperature gives tokens `[B, P + max_new_tokens]`, the
-           sampling log-probs and values (the PPO "old" policy and critic).
-        2. `scorer(tokens, mask)` (mask: `response_mask`, `[B, L]` bool)
-           returns `[B]` scores.
-        3. The reference log-probs come from one pass of the frozen
-           reference network; `sequence_rollout_batch` builds the rewards
-           with the current KL coefficient beta, and the batch.
+           model's temperature (cached for a `CausalLMPolicy`), with
+           `num_samples` completions per prompt, gives packed rows `[B, W]`,
+           the sampling log-probs and values (the PPO "old" policy and
+           critic).
+        2. `scorer` (a `keras_gae.lm.RewardFunction` or what it accepts:
+           `(tokens, mask) -> [B]`, or a Keras reward model) scores them.
+        3. The reference log-probs come from one pass of the reference;
+           `sequence_rollout_batch` builds the per-token rewards with the
+           current KL coefficient beta, and the batch; a critic-free
+           `advantage_estimator` adds "advantage" and "return"; a
+           loss-side `kl_coef` adds "ref_log_prob".
         4. With `update_kl_controller` and a controller as
            `reward_kl_coef`, `update(sequence_kl, n_steps=B)`.
 
         Args:
-          prompt_tokens: `[B, P]` integer prompt ids (P >= 1).
-          scorer: callable `(tokens, mask) -> [B]` float scores.
+          prompt_tokens: `[B0, P]` integer prompt ids (P >= 1), padded
+            with `pad_id` or described by `prompt_mask`.
+          scorer: the reward.
           max_new_tokens: the response length limit, >= 1.
           top_k: optional top-k sampling.
+          top_p: optional nucleus sampling.
+          num_samples: completions per prompt (the group size).
+          prompt_mask: optional `[B0, P]` True at prompt tokens.
           seed: optional int seed of the sampling.
           update_kl_controller: whether to update an adaptive controller.
 
         Returns:
-          A `SequenceRollout`.
+          A `SequenceRollout` (`[B0 * num_samples, W]` per token).
         """
-        prompt_tokens = tf.convert_to_tensor(prompt_tokens)
-        outputs = generation.generate(
-            self.shared,
+        return collection.collect(
+            self,
             prompt_tokens,
+            scorer,
             max_new_tokens=max_new_tokens,
-            temperature=self.temperature,
             top_k=top_k,
-            eos_id=self.eos_id,
+            top_p=top_p,
+            num_samples=num_samples,
+            prompt_mask=prompt_mask,
             seed=seed,
+            update_kl_controller=update_kl_controller,
         )
-        tokens = outputs.tokens
-        prompt_length = prompt_tokens.shape[1]
-        before = tf.zeros([tf.shape(tokens)[0], prompt_length], tf.float32)
-        log_probs = tf.concat([before, outputs.log_probs], axis=1)
-        values = tf.concat([before, outputs.values[:, :-1]], axis=1)
-        bootstrap_value = outputs.values[:, -1]
-        mask = rollouts.response_mask(
-            tokens, prompt_length, self.eos_id, pad_id=self.pad_id
-        )
-        scores = tf.cast(
-            tf.reshape(tf.convert_to_tensor(scorer(tokens, mask)), [-1]),
-            tf.float32,
-        )
-        if self.reference_network is not None:
-            ref_log_probs = self.reference_log_probs(tokens)
-        else:
-            ref_log_probs = log_probs
-        kl_coef = self._reward_kl_value()
-        batch = rollouts.sequence_rollout_batch(
-            tokens,
-            prompt_length,
-            log_probs,
-            ref_log_probs,
-            values,
-            scores,
-            eos_id=self.eos_id,
-            kl_coef=kl_coef,
-            estimator=self.reward_kl_estimator,
-            bootstrap_value=bootstrap_value,
-            whiten_rewards=self.whiten_rewards,
-            pad_id=self.pad_id,
-        )
-        kl = rewards.sequence_kl(
-            policy_losses.kl_divergence_estimate(
-                log_probs,
-                ref_log_probs,
-                estimator=self.reward_kl_estimator,
-                mask=mask,
-            ),
-            mask,
-        )
-        if update_kl_controller and not (
-            self.reward_kl_coef is None
-            or isinstance(self.reward_kl_coef, float)
-        ):
-            self.reward_kl_coef.update(kl, tf.shape(tokens)[0])
-        return rollouts.SequenceRollout(
-            batch=batch,
-            scores=scores,
-            kl=tf.cast(kl, tf.float32),
-            kl_coef=kl_coef,
-            response_length=tf.reduce_sum(tf.cast(mask, tf.int32), axis=1),
-            done=outputs.done,
-        )
+
+    def _policy_loss(
+        self,
+        log_probs: tf.Tensor,
+        old_log_probs: tf.Tensor,
+        advantages: tf.Tensor,
+        mask: Optional[tf.Tensor],
+    ) -> dict:
+        if self.loss_aggregation != "token_mean" and mask is not None:
+            advantages = advantages * aggregation_lib.advantage_scale(
+                mask, self.loss_aggregation
+            )
+        return super()._policy_loss(log_probs, old_log_probs, advantages, mask)
 
     # Training: the base step, with the token rows kept whole for `call`.
 
@@ -371,6 +380,10 @@ class CausalLMPPOModel(PPOModel):
                 "temperature": self.temperature,
                 "pad_id": self.pad_id,
                 "whiten_rewards": self.whiten_rewards,
+                "advantage_estimator": self.advantage_estimator,
+                "loss_aggregation": self.loss_aggregation,
+                "stop_token_ids": list(self.stop_token_ids),
+                "jit_generate": self.jit_generate,
             }
         )
         return config

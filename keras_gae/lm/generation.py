@@ -1,39 +1,47 @@
-"""Sampling from a Keras causal language model in a compiled loop.
+"""Sampling from a causal language model in a compiled, KV-cached loop.
 
-Letters used in shapes: `B` sequences, `P` prompt positions, `N` new tokens,
-`V` vocabulary size.
+Letters used in shapes: `B` rows (prompts times `num_samples`), `P` prompt
+width, `N` new tokens, `W = P + N`, `V` vocabulary size.
 """
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 from typing import Callable
 from typing import NamedTuple
 from typing import Optional
+from typing import Sequence
 
-import numpy as np
 import tensorflow as tf
 
 from keras_gae._src import dependencies
+from keras_gae.lm import _decoding
 from keras_gae.lm import _tokens
+from keras_gae.lm import causal_lm_policy
 from keras_gae.ops import _checks
 
 
 class GenerationOutputs(NamedTuple):
     """What `generate` returns.
 
+    Rows are packed: row b holds its `prompt_length[b]` prompt tokens in
+    columns [0, p_b) (left padding removed), its new tokens from column p_b
+    on, then the fill id (the first stop id, else `pad_id`, else 0). New
+    token j of row b is `tokens[b, p_b + j]`.
+
     Attributes:
-      tokens: `[B, P + N]` the prompt followed by the generated tokens;
-        positions after a row's EOS hold `eos_id`.
-      log_probs: `[B, N]` float32 log pi(token | prefix) of each generated
-        token under softmax(logits / temperature); 0 after a row's EOS.
-      values: `[B, N + 1]` float32 V(prefix) before each generated token,
-        then V of the whole row (the bootstrap value); 0 after a row's EOS
-        (and in the last column for rows that ended with EOS). None without
-        a value head.
-      mask: `[B, N]` bool, True for generated tokens up to and including the
-        row's first EOS.
-      done: `[B]` bool, whether the row produced EOS.
+      tokens: `[B, P + N]` packed rows.
+      log_probs: `[B, N]` float32 log pi(new token j | prefix) under
+        softmax(logits / temperature); 0 where `mask` is False.
+      values: `[B, N + 1]` float32 V(prefix) before each new token, then V
+        of the whole row (the bootstrap value); 0 after a row's stop token
+        (and in the last column for rows that stopped). None without a
+        value function.
+      mask: `[B, N]` bool, True for new tokens up to and including the
+        row's first stop token.
+      done: `[B]` bool, whether the row produced a stop token.
+      prompt_length: `[B]` int32 p_b, where each row's response starts.
     """
 
     tokens: tf.Tensor
@@ -41,139 +49,98 @@ class GenerationOutputs(NamedTuple):
     values: Optional[tf.Tensor]
     mask: tf.Tensor
     done: tf.Tensor
+    prompt_length: Optional[tf.Tensor] = None
 
 
-def _forward(model: Callable, value_head: Optional[Callable], tokens):
-    """`(logits [B, L, V], values [B, L] or None)` in float32."""
-    outputs = model(tokens)
-    values = None
-    if isinstance(outputs, (tuple, list)):
-        if len(outputs) != 2:
-            raise ValueError(
-                "`model` must return logits or a pair (logits, values). "
-                f"Received: {len(outputs)} outputs"
+_decode_graph = tf.function(
+    _decoding.decode, autograph=False, reduce_retracing=True
+)
+_decode_xla = tf.function(
+    _decoding.decode, autograph=False, reduce_retracing=True, jit_compile=True
+)
+_POLICIES = weakref.WeakKeyDictionary()
+
+
+def as_cached_policy(model: Any) -> Any:
+    """`model` itself when it decodes with a cache; a keras-hub CausalLM
+    wrapped (once, without a value head) in a `CausalLMPolicy`; else None."""
+    if causal_lm_policy.has_cache_protocol(model):
+        return model
+    if causal_lm_policy.is_keras_hub_causal_lm(model):
+        if model not in _POLICIES:
+            _POLICIES[model] = causal_lm_policy.CausalLMPolicy(
+                model, value_head=None
             )
-        logits, values = outputs
-    else:
-        logits = outputs
-    if value_head is not None:
-        values = value_head(tokens)
-    if values is not None:
-        values = tf.cast(values, tf.float32)
-        if values.shape.rank == 3:
-            values = tf.squeeze(values, axis=-1)
-    return tf.cast(logits, tf.float32), values
+        return _POLICIES[model]
+    return None
 
 
-@tf.function(autograph=False, reduce_retracing=True)
-def _generate_loop(
-    prompt_tokens,
-    seed,
-    model,
-    value_head,
-    max_new_tokens,
-    temperature,
-    top_k,
-    eos_id,
-):
-    batch = tf.shape(prompt_tokens)[0]
-    prompt_length = tf.shape(prompt_tokens)[1]
-    total = prompt_length + max_new_tokens
-    fill = 0 if eos_id is None else eos_id
-    tokens = tf.concat(
-        [
-            prompt_tokens,
-            tf.fill(
-                [batch, max_new_tokens], tf.cast(fill, prompt_tokens.dtype)
-            ),
-        ],
-        axis=1,
+def pack_prompts(prompt_tokens: tf.Tensor, prompt_mask: tf.Tensor) -> tuple:
+    """`(packed [B, P], lengths [B] int32)`: each row's valid tokens first,
+    in order (left or right padding removed)."""
+    order = tf.argsort(
+        tf.cast(tf.logical_not(prompt_mask), tf.int32), axis=1, stable=True
     )
-    positions = tf.range(total)[tf.newaxis, :]
-    # Traced only to learn the vocabulary size and whether the model gives
-    # values; its result is unused, so the executed graph drops it.
-    probe_logits, probe_values = _forward(model, value_head, tokens)
-    has_values = probe_values is not None
-    vocab_size = probe_logits.shape[-1]
-    if vocab_size is not None:
-        if eos_id is not None:
-            _checks.check_index(eos_id, "eos_id", size=vocab_size)
-        if top_k is not None and top_k > vocab_size:
+    packed = tf.gather(prompt_tokens, order, batch_dims=1)
+    lengths = tf.reduce_sum(tf.cast(prompt_mask, tf.int32), axis=1)
+    return packed, lengths
+
+
+def _stop_ids(eos_id: Any, stop_token_ids: Any) -> tuple:
+    ids = []
+    if eos_id is not None:
+        ids.append(_checks.check_index(eos_id, "eos_id"))
+    if stop_token_ids is not None:
+        if isinstance(stop_token_ids, (int, bool)) or not isinstance(
+            stop_token_ids, Sequence
+        ):
+            raise TypeError(
+                "`stop_token_ids` must be a sequence of ints. "
+                f"Received: stop_token_ids={stop_token_ids!r}"
+            )
+        ids += [
+            _checks.check_index(i, "stop_token_ids") for i in stop_token_ids
+        ]
+    return tuple(dict.fromkeys(ids))
+
+
+def _check_ids_in_vocabulary(
+    policy: Any,
+    prompt: tf.Tensor,
+    prompt_mask: tf.Tensor,
+    stop_ids: tuple,
+    top_k: Optional[int],
+    pad_id: Optional[int],
+    has_eos: bool,
+) -> None:
+    vocab_size = getattr(policy, "vocab_size", None)
+    if vocab_size is None:
+        return
+    for index, stop_id in enumerate(stop_ids):
+        if stop_id >= vocab_size:
+            name = "eos_id" if has_eos and not index else "stop_token_ids"
             raise ValueError(
-                f"`top_k` must be <= the vocabulary size {vocab_size} of "
-                f"the model's logits. Received: top_k={top_k!r}"
+                f"`{name}` must be < the vocabulary size {vocab_size}. "
+                f"Received: {name}={stop_id!r}"
             )
-
-    new_positions = tf.range(max_new_tokens)[tf.newaxis, :]
-
-    def body(step, tokens, finished, log_probs, values):
-        # The whole fixed-length buffer is recomputed every step: a causal
-        # model's output at position t does not depend on later positions.
-        logits, step_values = _forward(model, value_head, tokens)
-        last = prompt_length + step - 1
-        step_logits = logits[:, last, :] / temperature
-        log_distribution = tf.nn.log_softmax(step_logits)
-        sample_logits = step_logits
-        if top_k is not None:
-            kth = tf.math.top_k(step_logits, k=top_k).values[:, -1:]
-            sample_logits = tf.where(
-                step_logits < kth,
-                tf.constant(-np.inf, step_logits.dtype),
-                step_logits,
+    if pad_id is not None and pad_id >= vocab_size:
+        raise ValueError(
+            f"`pad_id` must be < the vocabulary size {vocab_size}. "
+            f"Received: pad_id={pad_id!r}"
+        )
+    if top_k is not None and top_k > vocab_size:
+        raise ValueError(
+            f"`top_k` must be <= the vocabulary size {vocab_size} of "
+            f"the model's logits. Received: top_k={top_k!r}"
+        )
+    if tf.executing_eagerly():
+        ids = tf.boolean_mask(prompt, prompt_mask).numpy()
+        if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
+            raise ValueError(
+                f"`prompt_tokens` must hold ids in [0, {vocab_size}) (the "
+                "model's vocabulary). Received: prompt_tokens with ids in "
+                f"[{ids.min()}, {ids.max()}]"
             )
-        step_seed = tf.random.experimental.stateless_fold_in(seed, step)
-        sampled = tf.random.stateless_categorical(
-            sample_logits, 1, step_seed, dtype=tf.int64
-        )[:, 0]
-        log_prob = tf.gather(log_distribution, sampled, batch_dims=1)
-        active = tf.logical_not(finished)
-        sampled = tf.cast(sampled, tokens.dtype)
-        sampled = tf.where(active, sampled, tf.cast(fill, tokens.dtype))
-        column = tf.equal(new_positions, step)
-        log_probs = tf.where(
-            column, tf.where(active, log_prob, 0.0)[:, tf.newaxis], log_probs
-        )
-        if has_values:
-            value = tf.where(active, step_values[:, last], 0.0)
-            values = tf.where(column, value[:, tf.newaxis], values)
-        tokens = tf.where(
-            tf.equal(positions, prompt_length + step),
-            sampled[:, tf.newaxis],
-            tokens,
-        )
-        if eos_id is not None:
-            is_eos = tf.equal(sampled, tf.cast(eos_id, sampled.dtype))
-            finished = tf.logical_or(finished, tf.logical_and(active, is_eos))
-        return step + 1, tokens, finished, log_probs, values
-
-    def keep_going(step, tokens, finished, log_probs, values):
-        del tokens, log_probs, values
-        # Stops early once every row has produced EOS.
-        return tf.logical_and(
-            step < max_new_tokens, tf.logical_not(tf.reduce_all(finished))
-        )
-
-    zeros = tf.zeros([batch, max_new_tokens], tf.float32)
-    _, tokens, finished, log_probs, values = tf.while_loop(
-        keep_going,
-        body,
-        (tf.constant(0), tokens, tf.zeros([batch], tf.bool), zeros, zeros),
-    )
-    generated = tokens[:, prompt_length:]
-    if eos_id is None:
-        mask = tf.ones_like(generated, tf.bool)
-    else:
-        is_eos = tf.equal(generated, tf.cast(eos_id, generated.dtype))
-        eos_before = tf.cumsum(
-            tf.cast(is_eos, tf.int32), axis=1, exclusive=True
-        )
-        mask = tf.equal(eos_before, 0)
-    if not has_values:
-        return tokens, log_probs, None, mask, finished
-    _, final_values = _forward(model, value_head, tokens)
-    final = tf.where(finished, 0.0, final_values[:, total - 1])
-    values = tf.concat([values, final[:, tf.newaxis]], axis=1)
-    return tokens, log_probs, values, mask, finished
 
 
 def generate(
@@ -183,109 +150,195 @@ def generate(
     max_new_tokens: int,
     temperature: float = 1.0,
     top_k: Optional[int] = None,
+    top_p: Optional[float] = None,
     eos_id: Optional[int] = None,
+    stop_token_ids: Optional[Sequence[int]] = None,
+    prompt_mask: Any = None,
+    pad_id: Optional[int] = None,
+    num_samples: int = 1,
     seed: Optional[int] = None,
     value_head: Optional[Callable] = None,
+    jit_compile: bool = False,
 ) -> GenerationOutputs:
-    """Samples up to `max_new_tokens` tokens from a causal language model.
+    """Samples up to `max_new_tokens` tokens per row from a causal LM.
 
-    At step i (0-based) the next token is drawn from
-    softmax(logits[:, P + i - 1] / temperature), restricted to the `top_k`
-    largest logits when `top_k` is given, where logits = model(tokens) on
-    the buffer holding the prompt and the tokens drawn so far. The recorded
-    log-prob is that of the drawn token under the full temperature-adjusted
-    distribution softmax(logits / temperature) (not renormalized over the
-    top-k set): the policy a trainer recomputes from the same logits.
+    New token j of row b is drawn from softmax(logits / temperature) at the
+    row's previous position, restricted to the `top_k` largest logits and
+    then to the top-p nucleus (Holtzman et al. 2020, arXiv:1904.09751) when
+    given. The recorded log-prob is that of the drawn token under the full
+    softmax(logits / temperature) (not renormalized over the kept set): the
+    policy a trainer recomputes from the same logits.
 
-    The loop is a `tf.while_loop` inside a `tf.function` (traced once per
-    model, settings and prompt signature). Each step reruns the model on
-    the whole fixed-length `[B, P + N]` buffer (no key/value cache): N model
-    calls of length P + N, which keeps every shape static. The model must
-    be causal: its output at position t may depend only on positions <= t
-    (the not-yet-generated positions hold `eos_id`, or 0 without one).
-    Left-padded prompts are the model's business (attention masks,
-    positions).
+    Models:
 
-    Sampling is stateless (`tf.random.stateless_categorical` with the seed
-    folded with the step index): the same seed, model and prompt give the
-    same tokens. A row stops updating after its first EOS: later tokens are
-    `eos_id`, their log-probs and values 0; the loop ends early once every
-    row is done.
+    * a `keras_gae.lm.CausalLMPolicy` (a keras-hub CausalLM with a value
+      head or critic), or any object with its cache protocol
+      (`seed_cache`, `call_with_cache`, `has_values`, `vocab_size`):
+      decoded with the key/value cache, one one-token model call per step
+      after one pass over the prompts;
+    * a keras-hub `CausalLM` (GPT2CausalLM, GemmaCausalLM, LlamaCausalLM,
+      ...): wrapped in a `CausalLMPolicy` without values, cached;
+    * any other callable mapping `[B, L]` ids to logits `[B, L, V]` or to
+      `(logits, values)`: the documented fallback without a cache, which
+      reruns the model on the whole `[B, W]` buffer each step (N calls of
+      length W). It must be causal.
 
-    Values: when `model` returns `(logits, values)` or `value_head` is given
-    (`value_head(tokens)` -> `[B, L]` or `[B, L, 1]`, `value_head` wins),
-    `values[:, i]` = V(tokens[:, :P + i]) is the value at position
-    P + i - 1, the state before token i is chosen, and `values[:, N]` is
-    V of the full row (0 for rows that ended with EOS): the alignment
-    `keras_gae.lm.sequence_rollout_batch` expects, with
-    `bootstrap_value = values[:, N]`.
+    The loop is a `tf.while_loop` in a `tf.function` (XLA-compiled with
+    `jit_compile=True`), traced once per model, settings and prompt
+    signature; it ends early once every row has stopped.
+
+    Prompts of different lengths: pass `prompt_mask` (True at prompt
+    tokens) or `pad_id`; rows may be left- (or right-) padded. Each row is
+    packed to start at column 0 (see `GenerationOutputs`) and decoded
+    step by step through the longer prompts (keras-hub's own scheme), so
+    every row gets the same tokens, log-probs and values as the row alone
+    at batch size 1 (positions start at 0 with no padding to mask).
+    Sampling noise depends on the row's index in the batch, so sampled
+    (not greedy) tokens differ from a batch-of-one run.
+
+    `num_samples` n: each prompt is repeated n times, rows b * n ... b * n
+    + n - 1 being prompt b's group (the `[G, n]` layout of the group
+    advantage estimators).
+
+    Sampling is stateless (the seed folded with the step index): the same
+    seed, model and prompts give the same tokens, cached or not.
+
+    Values: `values[:, j]` = V(prefix before new token j), `values[:, N]`
+    = V of the whole row, from the model's values, or from `value_head`
+    (`value_head(tokens)` -> `[B, L]` or `[B, L, 1]`, one pass after
+    decoding; it wins).
 
     Args:
-      model: a callable (a Keras 3 model) mapping `[B, L]` token ids to
-        logits `[B, L, V]`, or to `(logits, values)`.
-      prompt_tokens: `[B, P]` integer token ids, P >= 1.
+      model: see above.
+      prompt_tokens: `[B0, P]` integer ids, P >= 1.
       max_new_tokens: N >= 1.
       temperature: float > 0 (use `top_k=1` for greedy decoding).
-      top_k: optional int >= 1.
-      eos_id: optional end-of-sequence id >= 0; without it every row runs N
-        steps.
-      seed: optional int; None draws one from TensorFlow's global generator
-        (reproducible under `tf.random.set_seed` or
-        `keras.utils.set_random_seed`).
+      top_k: optional int in [1, V].
+      top_p: optional float in (0, 1].
+      eos_id: optional stop id (the fill id after a stop).
+      stop_token_ids: optional more stop ids.
+      prompt_mask: optional `[B0, P]` bool-like, True at prompt tokens.
+      pad_id: optional padding id: `prompt_mask = prompt_tokens != pad_id`
+        when `prompt_mask` is None.
+      num_samples: n >= 1 completions per prompt (B = B0 * n).
+      seed: optional int; None draws one from TensorFlow's global generator.
       value_head: optional callable giving values per position.
+      jit_compile: XLA-compile the loop.
 
     Returns:
-      `GenerationOutputs(tokens, log_probs, values, mask, done)`.
+      `GenerationOutputs(tokens, log_probs, values, mask, done,
+      prompt_length)`.
 
     Raises:
-      ValueError: non-positive max_new_tokens, temperature or top_k; a
-        negative eos_id; eos_id or top_k beyond the model's vocabulary; an
-        empty prompt; a model returning more than two outputs.
+      ValueError: non-positive max_new_tokens, temperature, top_k or
+        num_samples; top_p outside (0, 1]; ids (prompt tokens, stop ids,
+        pad id) outside the vocabulary; top_k above it; a prompt row
+        without tokens; P + N above the model's maximum sequence length.
       TypeError: non-integer prompt tokens, wrongly typed settings, a
         tf-keras (Keras 2) model or value head.
     """
     for name, network in (("model", model), ("value_head", value_head)):
-        # Any callable will do, but a Keras 2 network gets the message that
-        # keras_gae runs on Keras 3.
         if dependencies.is_keras2_object(network):
             dependencies.check_layer(network, name)
-    max_new_tokens = _checks.check_positive_int(
-        max_new_tokens, "max_new_tokens"
-    )
+    n = _checks.check_positive_int(max_new_tokens, "max_new_tokens")
     temperature = _checks.check_float(
         temperature, "temperature", minimum=0.0, inclusive=False
     )
     if top_k is not None:
         top_k = _checks.check_positive_int(top_k, "top_k")
-    if eos_id is not None:
-        eos_id = _checks.check_index(eos_id, "eos_id")
+    if top_p is not None:
+        top_p = _checks.check_float(
+            top_p, "top_p", minimum=0.0, maximum=1.0, inclusive=False
+        )
+    stop_ids = _stop_ids(eos_id, stop_token_ids)
+    if pad_id is not None:
+        pad_id = _checks.check_index(pad_id, "pad_id")
+    num_samples = _checks.check_positive_int(num_samples, "num_samples")
+    jit_compile = _checks.check_bool(jit_compile, "jit_compile")
     if seed is not None:
         seed = _checks.check_int(seed, "seed")
-    prompt_tokens = _tokens.convert_tokens(
-        prompt_tokens, "prompt_tokens", "[B, P]"
-    )
-    if prompt_tokens.shape[1] == 0:
+    prompt = _tokens.convert_tokens(prompt_tokens, "prompt_tokens", "[B, P]")
+    if prompt.shape[1] == 0:
         raise ValueError(
             "`prompt_tokens` must hold at least one token per row (P >= 1): "
             "the first new token is predicted from the last prompt position. "
-            f"Received: prompt_tokens={_checks.describe(prompt_tokens)}"
+            f"Received: prompt_tokens={_checks.describe(prompt)}"
         )
+    if prompt_mask is not None:
+        prompt_mask = _checks.convert_flag(prompt_mask, "prompt_mask")
+        tf.debugging.assert_equal(
+            tf.shape(prompt_mask),
+            tf.shape(prompt),
+            message="`prompt_mask` must have the shape of `prompt_tokens`.",
+        )
+    elif pad_id is not None:
+        prompt_mask = tf.not_equal(prompt, tf.cast(pad_id, prompt.dtype))
+    else:
+        prompt_mask = tf.ones_like(prompt, tf.bool)
+    policy = as_cached_policy(model)
+    _check_ids_in_vocabulary(
+        policy if policy is not None else model,
+        prompt,
+        prompt_mask,
+        stop_ids,
+        top_k,
+        pad_id,
+        eos_id is not None,
+    )
+    max_length = getattr(policy, "max_sequence_length", None)
+    width = prompt.shape[1]
+    if max_length is not None and width is not None and width + n > max_length:
+        raise ValueError(
+            f"The prompt width {prompt.shape[1]} plus `max_new_tokens` must "
+            f"be <= the model's maximum sequence length {max_length}. "
+            f"Received: max_new_tokens={n}"
+        )
+    packed, lengths = pack_prompts(prompt, prompt_mask)
+    if tf.executing_eagerly() and int(tf.reduce_min(lengths)) < 1:
+        raise ValueError(
+            "Every prompt row must hold at least one token. "
+            f"Received: prompt_mask with row lengths {lengths.numpy()}"
+        )
+    if num_samples > 1:
+        packed = tf.repeat(packed, num_samples, axis=0)
+        lengths = tf.repeat(lengths, num_samples, axis=0)
     if seed is None:
         seed_pair = tf.random.uniform(
             [2], minval=0, maxval=2**31 - 1, dtype=tf.int64
         )
     else:
         seed_pair = tf.constant([seed, 0], tf.int64)
-    tokens, log_probs, values, mask, done = _generate_loop(
-        prompt_tokens,
-        seed_pair,
-        model,
-        value_head,
-        max_new_tokens,
-        temperature,
-        top_k,
-        eos_id,
+    if value_head is None and policy is not None:
+        value_head = policy.post_hoc_value_function()
+    fill = stop_ids[0] if stop_ids else (pad_id or 0)
+    settings = _decoding.LoopSettings(
+        max_new_tokens=n,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        stop_ids=stop_ids,
+        fill_id=fill,
+        cached=policy is not None,
+        has_eos=eos_id is not None,
     )
+    decode = _decode_xla if jit_compile else _decode_graph
+    tokens, log_probs, values, mask, done = decode(
+        packed,
+        lengths,
+        seed_pair,
+        policy if policy is not None else model,
+        settings,
+    )
+    if value_head is not None:
+        full_values = tf.cast(value_head(tokens), tf.float32)
+        if full_values.shape.rank == 3:
+            full_values = tf.squeeze(full_values, axis=-1)
+        values = _decoding.gather_values(full_values, lengths, mask, done)
     return GenerationOutputs(
-        tokens=tokens, log_probs=log_probs, values=values, mask=mask, done=done
+        tokens=tokens,
+        log_probs=log_probs,
+        values=values,
+        mask=mask,
+        done=done,
+        prompt_length=lengths,
     )

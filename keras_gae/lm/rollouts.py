@@ -137,6 +137,8 @@ def sequence_rollout_batch(
     bootstrap_value: Any = None,
     whiten_rewards: bool = False,
     pad_id: Optional[int] = None,
+    mask: Any = None,
+    stop_token_ids: Any = None,
 ) -> dict:
     """The rollout batch (docs/design.md) of a batch of generated sequences.
 
@@ -145,9 +147,11 @@ def sequence_rollout_batch(
     --tokens[t]--> s_{t+1}, `values[:, t]` = V(s_t), `log_probs[:, t]` =
     log pi(tokens[t] | s_t), `bootstrap_value` = V(tokens[:, :L]).
 
-    * "mask": `response_mask(tokens, prompt_length, eos_id, pad_id=pad_id)`.
-    * "terminated": True at each row's EOS token: the sequence is over, the
-      state after it is terminal (no bootstrap).
+    * "mask": `mask` when given (e.g. from `keras_gae.lm.generate`, which
+      knows where a row hit its length limit), else
+      `response_mask(tokens, prompt_length, eos_id, pad_id=pad_id)`.
+    * "terminated": True at each row's EOS (or other stop) token: the
+      sequence is over, the state after it is terminal (no bootstrap).
     * "truncated": True at the last valid token of a row that has valid
       tokens but no EOS (it hit the generation limit): the state after it is
       not terminal and bootstraps from `bootstrap_value[b]`, also written to
@@ -183,6 +187,8 @@ def sequence_rollout_batch(
         a silent V = 0).
       whiten_rewards: whether to rescale the rewards over valid tokens.
       pad_id: optional padding token id (see `response_mask`).
+      mask: optional `[B, L]` bool-like response mask.
+      stop_token_ids: optional more ids that end a row like `eos_id`.
 
     Returns:
       A dict with keys "observation", "action", "reward", "terminated",
@@ -196,7 +202,11 @@ def sequence_rollout_batch(
     whiten_rewards = _checks.check_bool(whiten_rewards, "whiten_rewards")
     with tf.name_scope("sequence_rollout_batch"):
         tokens = _tokens.convert_tokens(tokens)
-        mask = response_mask(tokens, prompt_length, eos_id, pad_id=pad_id)
+        if mask is None:
+            mask = response_mask(tokens, prompt_length, eos_id, pad_id=pad_id)
+        else:
+            mask = _checks.convert_flag(mask, "mask")
+            _checks.check_rank(mask, 2, "mask", "[B, L]")
         values = _checks.convert_float(values, "values")
         _checks.check_rank(values, 2, "values", "[B, L]")
         assertions = _checks.check_same_shape(
@@ -221,6 +231,9 @@ def sequence_rollout_batch(
 
         at_end = _tokens.last_valid(mask)
         is_eos = tf.equal(tokens, tf.cast(eos_id, tokens.dtype))
+        for stop_id in stop_token_ids or ():
+            stop_id = _checks.check_index(stop_id, "stop_token_ids")
+            is_eos |= tf.equal(tokens, tf.cast(stop_id, tokens.dtype))
         terminated = tf.logical_and(at_end, is_eos)
         truncated = tf.logical_and(at_end, tf.logical_not(is_eos))
         if bootstrap_value is None:

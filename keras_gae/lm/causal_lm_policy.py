@@ -1,0 +1,262 @@
+"""A keras-hub causal LM as a policy with a value function and a KV cache.
+
+Letters used in shapes: `B` rows, `L` token positions, `V` vocabulary size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+from typing import Optional
+
+import keras
+import tensorflow as tf
+
+from keras_gae._src import dependencies
+from keras_gae.models import networks as networks_lib
+from keras_gae.ops import _checks
+
+VALUE_HEADS = ("shared", None)
+
+
+def is_keras_hub_causal_lm(model: Any) -> bool:
+    """Whether `model` is a keras-hub CausalLM with the token-only cache."""
+    return (
+        isinstance(model, keras.Model)
+        and hasattr(model, "call_with_cache")
+        and hasattr(model, "_build_cache")
+        and hasattr(model, "backbone")
+    )
+
+
+def has_cache_protocol(model: Any) -> bool:
+    """Whether `generate` can decode `model` with its own cache."""
+    return all(
+        hasattr(model, name)
+        for name in ("seed_cache", "call_with_cache", "has_values")
+    )
+
+
+@contextlib.contextmanager
+def lora_disabled(layer: keras.layers.Layer):
+    """Runs `layer` with its LoRA adapters off (the base weights alone).
+
+    Keras' LoRA layers (Dense, EinsumDense, Embedding) add
+    `lora_kernel_a @ lora_kernel_b` to their kernel when `lora_enabled`;
+    the flag is read when the layer runs, so a pass (or a trace) inside
+    this context is the network without adapters: no second copy.
+    """
+    switched = [
+        sublayer
+        for sublayer in layer._flatten_layers(include_self=True)
+        if getattr(sublayer, "lora_enabled", False)
+    ]
+    for sublayer in switched:
+        sublayer.lora_enabled = False
+    try:
+        yield bool(switched)
+    finally:
+        for sublayer in switched:
+            sublayer.lora_enabled = True
+
+
+def has_lora(layer: keras.layers.Layer) -> bool:
+    return any(
+        getattr(sublayer, "lora_enabled", False)
+        for sublayer in layer._flatten_layers(include_self=True)
+    )
+
+
+@keras.saving.register_keras_serializable(package="keras_gae")
+class CausalLMPolicy(keras.Model):
+    r"""A keras-hub `CausalLM` as tokens -> (logits, values), with a cache.
+
+    The value function is either
+
+    * `value_head="shared"`: a `Dense(1)` head on the backbone's final
+      hidden states (shared trunk: one pass gives logits and values, also
+      in the cached decoding loop; the policy and value losses both train
+      the trunk), or
+    * `critic`: a separate Keras model, tokens `[B, L]` -> values `[B, L]`
+      or `[B, L, 1]` (its own trunk: no interference between the losses,
+      twice the memory; in `generate` it runs once after decoding), or
+    * neither (`value_head=None`): values are zeros, for the critic-free
+      estimators (GRPO, RLOO, REINFORCE++).
+
+    A full pass (training, the reference) runs the backbone on
+    `{"token_ids", "padding_mask"}` and the tied or untied output
+    embedding, as the CausalLM's own call does (differentiable); decoding
+    runs the model's `call_with_cache` (keras-hub's cache updates have no
+    gradient). The tests hold the two equal. Rows are packed (prompt at
+    column 0; see `keras_gae.lm.generate`): causal attention needs no
+    padding mask.
+
+    LoRA: `lora_rank` calls `causal_lm.backbone.enable_lora(lora_rank)`
+    and freezes every other backbone weight (biases and norms included), so
+    only the rank-r adapters (and a value head) train;
+    `reference_logits` then runs the same network with the adapters off,
+    the frozen pretrained model, without a second copy.
+
+    Args:
+      causal_lm: a keras-hub CausalLM whose `call_with_cache(token_ids,
+        cache, cache_update_index)` returns `(logits, hidden_states,
+        cache)` (GPT2, Gemma, Llama, Mistral, ...), built with
+        `preprocessor=None` or not.
+      value_head: "shared" or None.
+      critic: optional Keras model for the values (excludes
+        `value_head="shared"`).
+      lora_rank: optional int >= 1.
+      **kwargs: Model arguments.
+
+    Call arguments:
+      tokens: `[B, L]` integer ids.
+
+    Returns:
+      `(logits [B, L, V] float32, values [B, L] float32)`.
+
+    Example:
+
+    ```python
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=16, num_layers=2, num_heads=2, hidden_dim=64,
+        intermediate_dim=128, max_sequence_length=64)
+    causal_lm = keras_hub.models.GPT2CausalLM(backbone, preprocessor=None)
+    policy = keras_gae.lm.CausalLMPolicy(causal_lm, value_head="shared")
+    out = keras_gae.lm.generate(policy, prompts, max_new_tokens=8)
+    ```
+    """
+
+    def __init__(
+        self,
+        causal_lm: keras.Model,
+        *,
+        value_head: Optional[str] = "shared",
+        critic: Optional[keras.layers.Layer] = None,
+        lora_rank: Optional[int] = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not is_keras_hub_causal_lm(causal_lm):
+            raise TypeError(
+                "`causal_lm` must be a keras-hub CausalLM with "
+                "`call_with_cache` and `_build_cache(token_ids)`. "
+                f"Received: causal_lm={causal_lm!r}"
+            )
+        value_head = _checks.check_option(value_head, "value_head", VALUE_HEADS)
+        if critic is not None:
+            dependencies.check_layer(critic, "critic")
+            if value_head == "shared":
+                raise ValueError(
+                    "Pass either `value_head='shared'` or a `critic`, not "
+                    f"both. Received: value_head={value_head!r}, "
+                    f"critic={critic!r}"
+                )
+        if lora_rank is not None:
+            lora_rank = _checks.check_positive_int(lora_rank, "lora_rank")
+            causal_lm.backbone.enable_lora(lora_rank)
+            # keras-hub freezes the adapted kernels only; biases and norms
+            # would train too, and the network with adapters off would no
+            # longer be the pretrained reference.
+            for variable in causal_lm.backbone.trainable_weights:
+                if "lora_kernel" not in variable.path:
+                    variable.trainable = False
+        self.causal_lm = causal_lm
+        self.value_head = value_head
+        self.critic = critic
+        self.lora_rank = lora_rank
+        self.vocab_size = int(causal_lm.backbone.vocabulary_size)
+        self.max_sequence_length = getattr(
+            causal_lm.backbone, "max_sequence_length", None
+        )
+        self.value_dense = None
+        if value_head == "shared":
+            self.value_dense = keras.layers.Dense(
+                1, dtype="float32", name="value_head"
+            )
+            # Built here: a tf.function (the decoding loop) may not create
+            # variables on a later call.
+            self.value_dense.build((None, int(causal_lm.backbone.hidden_dim)))
+
+    @property
+    def has_values(self) -> bool:
+        """Whether the cached loop itself yields values."""
+        return self.value_head == "shared"
+
+    def _values(self, hidden_states: tf.Tensor) -> Optional[tf.Tensor]:
+        if self.value_dense is None:
+            return None
+        values = self.value_dense(tf.cast(hidden_states, tf.float32))
+        return tf.squeeze(values, axis=-1)
+
+    def seed_cache(self, tokens: Any) -> tuple:
+        """`(logits [B, L, V], values [B, L] or None, cache)` of a full
+        pass, the cache filled for every column."""
+        hidden_states, cache = self.causal_lm._build_cache(tokens)
+        logits = self._logits(hidden_states)
+        return logits, self._values(hidden_states), cache
+
+    def _logits(self, hidden_states: tf.Tensor) -> tf.Tensor:
+        logits = self.causal_lm.backbone.token_embedding(
+            hidden_states, reverse=True
+        )
+        cap = getattr(self.causal_lm.backbone, "final_logit_soft_cap", None)
+        if cap:
+            logits = tf.tanh(logits / cap) * cap
+        return tf.cast(logits, tf.float32)
+
+    def _full_pass(self, tokens: tf.Tensor) -> tuple:
+        hidden_states = self.causal_lm.backbone(
+            {"token_ids": tokens, "padding_mask": tf.ones_like(tokens)}
+        )
+        return self._logits(hidden_states), self._values(hidden_states)
+
+    def call_with_cache(self, tokens: Any, cache: Any, index: Any) -> tuple:
+        """`(logits [B, l, V], values [B, l] or None, cache)` for `l` new
+        columns starting at `index`."""
+        logits, hidden_states, cache = self.causal_lm.call_with_cache(
+            tokens, cache, index
+        )
+        return tf.cast(logits, tf.float32), self._values(hidden_states), cache
+
+    def post_hoc_value_function(self) -> Any:
+        """The critic, run once on decoded rows (None for a shared head)."""
+        return self.critic
+
+    def call(self, tokens: Any, training: Any = None) -> tuple:
+        del training  # RL passes run without dropout, as decoding does.
+        tokens = tf.convert_to_tensor(tokens)
+        logits, values = self._full_pass(tokens)
+        if self.critic is not None:
+            values = tf.cast(self.critic(tokens), tf.float32)
+            if values.shape.rank == 3:
+                values = tf.squeeze(values, axis=-1)
+        elif values is None:
+            values = tf.zeros(tf.shape(tokens), tf.float32)
+        return logits, values
+
+    def reference_logits(self, tokens: Any) -> tf.Tensor:
+        """`[B, L, V]` logits of the network with LoRA adapters off."""
+        with lora_disabled(self.causal_lm):
+            logits, _ = self._full_pass(tf.convert_to_tensor(tokens))
+        return tf.stop_gradient(logits)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            {
+                "causal_lm": networks_lib.serialize(self.causal_lm),
+                "value_head": self.value_head,
+                "critic": networks_lib.serialize(self.critic),
+                "lora_rank": self.lora_rank,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects: Any = None) -> Any:
+        config = dict(config)
+        for key in ("causal_lm", "critic"):
+            config[key] = networks_lib.deserialize(
+                config.get(key), custom_objects
+            )
+        return cls(**config)

@@ -1,0 +1,61 @@
+"""How per-token policy losses of a batch of sequences become one number.
+
+Letters used in shapes: `B` rows, `L` token positions, n_b the number of
+valid tokens of row b, B' the number of rows with n_b > 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+
+from keras_gae.ops import _checks
+
+AGGREGATIONS = ("token_mean", "sequence_sum", "sequence_mean")
+
+
+def token_weights(mask: Any, mode: str) -> tf.Tensor:
+    r"""`[B, L]` float32 w with loss = sum_bt w_bt * l_bt:
+
+        "token_mean":    w_bt = m_bt / sum_b n_b
+        "sequence_sum":  w_bt = m_bt / B'       (sequence-mean of token-sums)
+        "sequence_mean": w_bt = m_bt / (B' n_b) (sequence-mean of token-means)
+
+    "token_mean" weighs every token alike (long responses count more; PPO
+    for RLHF, DAPO); "sequence_mean" weighs every response alike (GRPO as
+    published); "sequence_sum" has no length normalization (Dr. GRPO, Liu
+    et al. 2025, arXiv:2503.20783, up to their constant).
+    """
+    mode = _checks.check_option(mode, "loss_aggregation", AGGREGATIONS)
+    m = tf.cast(_checks.convert_flag(mask, "mask"), tf.float32)
+    lengths = tf.reduce_sum(m, axis=1, keepdims=True)
+    rows = tf.reduce_sum(tf.cast(lengths > 0, tf.float32))
+    if mode == "token_mean":
+        return tf.math.divide_no_nan(m, tf.reduce_sum(lengths))
+    if mode == "sequence_sum":
+        return tf.math.divide_no_nan(m, rows)
+    return tf.math.divide_no_nan(m, rows * lengths)
+
+
+def aggregate(per_token: Any, mask: Any, mode: str) -> tf.Tensor:
+    """The scalar loss sum_bt w_bt * l_bt of `token_weights`."""
+    per_token = _checks.convert_float(per_token, "per_token")
+    weights = token_weights(mask, mode)
+    safe = tf.where(weights > 0, tf.cast(per_token, tf.float32), 0.0)
+    return tf.reduce_sum(weights * safe)
+
+
+def advantage_scale(mask: Any, mode: str) -> tf.Tensor:
+    """`[B, L]` s with token_mean(s * l) = aggregate(l, mode).
+
+    A positive per-token factor on the advantages scales the PPO clipped
+    objective min(r A, clip(r) A) by the same factor and leaves which
+    branch is clipped unchanged, so any aggregation runs through the
+    token-mean PPO loss with rescaled advantages.
+    """
+    weights = token_weights(mask, mode)
+    count = tf.reduce_sum(
+        tf.cast(_checks.convert_flag(mask, "mask"), tf.float32)
+    )
+    return weights * count

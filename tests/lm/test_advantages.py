@@ -1,0 +1,110 @@
+"""Critic-free sequence estimators and loss aggregation against NumPy."""
+
+import numpy as np
+import tensorflow as tf
+from absl.testing import parameterized
+
+from keras_gae import lm
+from keras_gae.lm import loss_aggregation
+
+
+def ragged_batch(seed=0, groups=3, n=4, length=7):
+    rng = np.random.default_rng(seed)
+    rewards = rng.normal(size=[groups * n, length])
+    mask = np.zeros([groups * n, length], bool)
+    for b in range(groups * n):
+        start = rng.integers(0, 3)
+        mask[b, start : start + rng.integers(1, length - start + 1)] = True
+    rewards[~mask] = np.nan  # never read
+    # One group whose rows all return the same.
+    rewards[:n] = np.where(mask[:n], 0.0, np.nan)
+    for b in range(n):
+        last = np.flatnonzero(mask[b])[-1]
+        rewards[b, last] = 1.0
+    return rewards, mask
+
+
+def row_returns(rewards, mask):
+    return np.where(mask, rewards, 0.0).sum(axis=1)
+
+
+class EstimatorTest(tf.test.TestCase, parameterized.TestCase):
+    @parameterized.parameters(True, False)
+    def test_grpo_matches_numpy(self, scale_by_std):
+        rewards, mask = ragged_batch()
+        returns = row_returns(rewards, mask).reshape(3, 4)
+        centred = returns - returns.mean(axis=1, keepdims=True)
+        if scale_by_std:
+            centred = centred / (
+                returns.std(axis=1, ddof=1, keepdims=True) + 1e-6
+            )
+        expected = np.where(mask, centred.reshape(-1, 1), 0.0)
+        out = lm.grpo_advantages(
+            rewards, mask, group_size=4, scale_by_std=scale_by_std
+        )
+        self.assertAllClose(out, expected, atol=1e-5)
+        self.assertAllEqual(out[:4], np.zeros([4, 7]))  # equal rewards
+        grouped = lm.grpo_advantages(
+            rewards.reshape(3, 4, 7),
+            mask.reshape(3, 4, 7),
+            scale_by_std=scale_by_std,
+        )
+        self.assertAllClose(grouped, expected.reshape(3, 4, 7), atol=1e-5)
+
+    def test_rloo_matches_numpy(self):
+        rewards, mask = ragged_batch(seed=1)
+        returns = row_returns(rewards, mask).reshape(3, 4)
+        baseline = np.array(
+            [[np.delete(g, i).mean() for i in range(4)] for g in returns]
+        )
+        expected = np.where(mask, (returns - baseline).reshape(-1, 1), 0.0)
+        out = lm.rloo_advantages(rewards, mask, group_size=4)
+        self.assertAllClose(out, expected, atol=1e-5)
+        self.assertAllEqual(out[:4], np.zeros([4, 7]))
+
+    @parameterized.parameters(1.0, 0.9)
+    def test_reinforce_pp_matches_numpy(self, gamma):
+        rewards, mask = ragged_batch(seed=2)
+        safe = np.where(mask, rewards, 0.0)
+        returns = np.zeros_like(safe)
+        for b in range(safe.shape[0]):
+            running = 0.0
+            for t in reversed(range(safe.shape[1])):
+                running = safe[b, t] + gamma * running
+                returns[b, t] = running
+        valid = returns[mask]
+        expected = np.where(
+            mask, (returns - valid.mean()) / np.sqrt(valid.var() + 1e-8), 0.0
+        )
+        out = lm.reinforce_pp_advantages(rewards, mask, gamma=gamma)
+        self.assertAllClose(out, expected, atol=1e-5)
+
+    def test_errors_name_the_argument(self):
+        rewards, mask = ragged_batch()
+        with self.assertRaisesRegex(ValueError, "group_size"):
+            lm.grpo_advantages(rewards, mask, group_size=5)
+        with self.assertRaisesRegex(ValueError, "group_size"):
+            lm.rloo_advantages(rewards, mask, group_size=1)
+        with self.assertRaisesRegex(ValueError, "estimator"):
+            lm.advantages.critic_free_advantages(rewards, mask, estimator="ppo")
+
+
+class LossAggregationTest(tf.test.TestCase, parameterized.TestCase):
+    @parameterized.parameters("token_mean", "sequence_sum", "sequence_mean")
+    def test_modes_match_numpy(self, mode):
+        _, mask = ragged_batch(seed=3)
+        mask[5] = False  # a row without valid tokens does not count
+        losses = np.random.default_rng(4).normal(size=mask.shape)
+        rows = [losses[b][mask[b]] for b in range(len(mask)) if mask[b].any()]
+        expected = {
+            "token_mean": np.concatenate(rows).mean(),
+            "sequence_sum": np.mean([r.sum() for r in rows]),
+            "sequence_mean": np.mean([r.mean() for r in rows]),
+        }[mode]
+        self.assertAllClose(
+            lm.aggregate_loss(losses, mask, mode), expected, atol=1e-5
+        )
+        scale = loss_aggregation.advantage_scale(mask, mode)
+        self.assertAllClose(
+            np.mean((np.asarray(scale) * losses)[mask]), expected, atol=1e-5
+        )

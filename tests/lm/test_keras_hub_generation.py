@@ -1,0 +1,200 @@
+"""Cached generation with keras-hub causal LMs against uncached references."""
+
+import numpy as np
+import tensorflow as tf
+from absl.testing import parameterized
+
+from keras_gae import lm
+from tests.lm import keras_hub_models as khm
+
+STOP = khm.VOCAB - 1
+
+
+def log_softmax(x):
+    x = x - x.max(axis=-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+
+
+class CachedGenerationTest(tf.test.TestCase, parameterized.TestCase):
+    @parameterized.parameters("gpt2", "llama", "gemma")
+    def test_log_probs_and_values_match_an_uncached_full_pass(self, name):
+        causal_lm = khm.BUILDERS[name]()
+        policy = lm.CausalLMPolicy(causal_lm, value_head="shared")
+        prompt = np.array([[0, 0, 3, 4, 5], [1, 2, 3, 4, 6], [0, 0, 0, 7, 8]])
+        out = lm.generate(
+            policy, prompt, pad_id=0, max_new_tokens=6, seed=3, eos_id=STOP
+        )
+        self.assertAllEqual(out.prompt_length, [3, 5, 2])
+        tokens = np.asarray(out.tokens)
+        logits = khm.full_logits(causal_lm, tokens)
+        _, values = policy(tokens)
+        values = np.asarray(values)
+        for b, p in enumerate([3, 5, 2]):
+            self.assertAllEqual(tokens[b, :p], prompt[b][prompt[b] > 0])
+            for j in range(6):
+                if not out.mask[b, j]:
+                    self.assertEqual(float(out.log_probs[b, j]), 0.0)
+                    continue
+                expected = log_softmax(logits[b, p + j - 1])[tokens[b, p + j]]
+                self.assertAllClose(out.log_probs[b, j], expected, atol=1e-4)
+                self.assertAllClose(
+                    out.values[b, j], values[b, p + j - 1], atol=1e-4
+                )
+            if not out.done[b]:
+                # The bootstrap value is the value head at the row's last
+                # generated position, not the one before it.
+                self.assertAllClose(
+                    out.values[b, 6], values[b, p + 5], atol=1e-4
+                )
+                self.assertNotAllClose(out.values[b, 6], values[b, p + 4])
+
+    @parameterized.parameters((1.0, None, None), (0.8, 5, 0.9), (1.0, 1, None))
+    def test_cached_equals_uncached_token_for_token(self, temp, top_k, top_p):
+        policy = lm.CausalLMPolicy(khm.gpt2(seed=1), value_head="shared")
+        prompt = np.array([[0, 3, 4], [5, 6, 7], [0, 0, 9]])
+        kwargs = dict(
+            pad_id=0,
+            max_new_tokens=8,
+            seed=7,
+            temperature=temp,
+            top_k=top_k,
+            top_p=top_p,
+            stop_token_ids=[STOP, STOP - 1],
+        )
+        cached = lm.generate(policy, prompt, **kwargs)
+        uncached = lm.generate(lambda t: policy(t), prompt, **kwargs)
+        self.assertAllEqual(cached.tokens, uncached.tokens)
+        self.assertAllEqual(cached.mask, uncached.mask)
+        self.assertAllClose(cached.log_probs, uncached.log_probs, atol=1e-5)
+        self.assertAllClose(cached.values, uncached.values, atol=1e-5)
+
+    def test_xla_matches_graph_greedy_and_the_full_pass_sampled(self):
+        # XLA draws other random streams than the graph kernels, so sampled
+        # tokens are compared through their log-probs, greedy ones exactly.
+        causal_lm = khm.gpt2(seed=2)
+        prompt = np.array([[1, 3, 4], [5, 6, 7]])
+        graph = lm.generate(causal_lm, prompt, max_new_tokens=5, top_k=1)
+        xla = lm.generate(
+            causal_lm, prompt, max_new_tokens=5, top_k=1, jit_compile=True
+        )
+        self.assertAllEqual(graph.tokens, xla.tokens)
+        sampled = lm.generate(
+            causal_lm, prompt, max_new_tokens=5, seed=1, jit_compile=True
+        )
+        tokens = np.asarray(sampled.tokens)
+        logits = khm.full_logits(causal_lm, tokens)
+        expected = [
+            [log_softmax(logits[b, 2 + j])[tokens[b, 3 + j]] for j in range(5)]
+            for b in range(2)
+        ]
+        self.assertAllClose(sampled.log_probs, expected, atol=1e-4)
+
+    @parameterized.parameters("gpt2", "llama")
+    def test_left_padded_rows_equal_each_row_alone(self, name):
+        causal_lm = khm.BUILDERS[name](seed=3)
+        prompts = [[3, 4, 5, 6], [7], [8, 9]]
+        batch = np.zeros([3, 4], np.int32)
+        for b, p in enumerate(prompts):
+            batch[b, 4 - len(p) :] = p
+        together = lm.generate(
+            causal_lm, batch, pad_id=0, max_new_tokens=5, top_k=1
+        )
+        for b, p in enumerate(prompts):
+            alone = lm.generate(
+                causal_lm, np.array([p]), max_new_tokens=5, top_k=1
+            )
+            n = len(p)
+            self.assertAllEqual(
+                together.tokens[b, : n + 5], alone.tokens[0, : n + 5]
+            )
+            self.assertAllClose(
+                together.log_probs[b], alone.log_probs[0], atol=1e-5
+            )
+
+    def test_stop_ids_end_rows_and_fill(self):
+        causal_lm = khm.gpt2(seed=4)
+        out = lm.generate(
+            causal_lm,
+            np.array([[1, 2], [3, 4], [5, 6], [7, 8]]),
+            max_new_tokens=10,
+            temperature=5.0,
+            stop_token_ids=[2, 3, 4, 5, 6],
+            seed=0,
+        )
+        tokens = np.asarray(out.tokens)[:, 2:]
+        mask = np.asarray(out.mask)
+        for b in range(4):
+            stops = np.flatnonzero(np.isin(tokens[b], [2, 3, 4, 5, 6]))
+            if out.done[b]:
+                first = stops[0]
+                self.assertAllEqual(mask[b], np.arange(10) <= first)
+                self.assertTrue((tokens[b, first + 1 :] == 2).all())
+            else:
+                self.assertTrue(mask[b].all())
+
+    def test_num_samples_repeats_prompts_in_groups(self):
+        out = lm.generate(
+            khm.gpt2(),
+            np.array([[1, 2, 3], [0, 4, 5]]),
+            pad_id=0,
+            max_new_tokens=4,
+            num_samples=3,
+            temperature=3.0,
+            seed=1,
+        )
+        self.assertEqual(out.tokens.shape, (6, 7))
+        self.assertAllEqual(out.prompt_length, [3, 3, 3, 2, 2, 2])
+        self.assertAllEqual(out.tokens[:3, :3], [[1, 2, 3]] * 3)
+        self.assertAllEqual(out.tokens[3:, :2], [[4, 5]] * 3)
+        self.assertNotAllEqual(out.tokens[0], out.tokens[1])
+
+    def test_top_p_keeps_the_nucleus(self):
+        from keras_gae.lm import sampling
+
+        logits = tf.math.log([[0.5, 0.3, 0.15, 0.05]])
+        kept = np.isfinite(sampling.filter_logits(logits, None, 0.8).numpy())
+        self.assertAllEqual(kept, [[True, True, False, False]])
+        kept = np.isfinite(sampling.filter_logits(logits, None, 0.81).numpy())
+        self.assertAllEqual(kept, [[True, True, True, False]])
+        kept = np.isfinite(sampling.filter_logits(logits, 3, 1.0).numpy())
+        self.assertAllEqual(kept, [[True, True, True, False]])
+
+    def test_range_checks_name_the_argument(self):
+        causal_lm = khm.gpt2()
+        prompt = np.array([[1, 2]])
+        with self.assertRaisesRegex(ValueError, "prompt_tokens"):
+            lm.generate(causal_lm, [[1, khm.VOCAB]], max_new_tokens=2)
+        with self.assertRaisesRegex(ValueError, "Received: stop_token_ids=13"):
+            lm.generate(
+                causal_lm, prompt, max_new_tokens=2, stop_token_ids=[khm.VOCAB]
+            )
+        with self.assertRaisesRegex(ValueError, "Received: eos_id=13"):
+            lm.generate(causal_lm, prompt, max_new_tokens=2, eos_id=khm.VOCAB)
+        with self.assertRaisesRegex(ValueError, "Received: top_k=14"):
+            lm.generate(causal_lm, prompt, max_new_tokens=2, top_k=14)
+        with self.assertRaisesRegex(ValueError, "top_p"):
+            lm.generate(causal_lm, prompt, max_new_tokens=2, top_p=0.0)
+        with self.assertRaisesRegex(ValueError, "max_new_tokens=31"):
+            lm.generate(causal_lm, prompt, max_new_tokens=khm.MAX_LENGTH - 1)
+        with self.assertRaisesRegex(ValueError, "num_samples"):
+            lm.generate(causal_lm, prompt, max_new_tokens=2, num_samples=0)
+        with self.assertRaisesRegex(ValueError, "at least one token"):
+            lm.generate(causal_lm, [[0, 0]], pad_id=0, max_new_tokens=2)
+
+    def test_lora_reference_equals_the_base_model(self):
+        base = khm.gpt2(seed=5)
+        tokens = np.array([[1, 2, 3, 4], [5, 6, 7, 8]])
+        before = khm.full_logits(base, tokens)
+        policy = lm.CausalLMPolicy(base, value_head="shared", lora_rank=2)
+        for layer in base._flatten_layers():
+            if getattr(layer, "lora_enabled", False):
+                layer.lora_kernel_b.assign(
+                    np.random.default_rng(0).normal(
+                        size=layer.lora_kernel_b.shape
+                    )
+                )
+        adapted, _ = policy(tokens)
+        self.assertNotAllClose(adapted, before, atol=1e-3)
+        self.assertAllClose(policy.reference_logits(tokens), before, atol=1e-5)
+        # The adapters are back on afterwards.
+        self.assertAllClose(policy(tokens)[0], adapted, atol=1e-6)
