@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 from keras_gae.ops import _checks
@@ -53,7 +54,22 @@ def prompt_lengths(prompt_length: Any, tokens: tf.Tensor) -> tf.Tensor:
             "`prompt_length` must be >= 0. "
             f"Received: prompt_length={_checks.describe(prompt_length)}"
         )
+    width = tokens.shape[1]
+    if static is not None and width is not None and (static > width).any():
+        raise ValueError(
+            f"`prompt_length` must be at most the rows' length L={width} "
+            "of `tokens` (a longer prompt leaves no response to score). "
+            f"Received: prompt_length={np.asarray(static).tolist()}"
+        )
     length = tf.cast(length, tf.int32)
+    if static is None or width is None:
+        assertion = tf.debugging.assert_less_equal(
+            length,
+            tf.shape(tokens)[1],
+            message="`prompt_length` must be at most the rows' length L.",
+        )
+        with tf.control_dependencies([assertion]):
+            length = tf.identity(length)
     return tf.broadcast_to(
         tf.reshape(length, [-1, 1]), [tf.shape(tokens)[0], 1]
     )

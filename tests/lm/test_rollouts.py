@@ -112,6 +112,26 @@ class ResponseMaskTest(tf.test.TestCase, parameterized.TestCase):
         with self.assertRaisesRegex(TypeError, "eos_id"):
             lm.response_mask([[1, 2]], 1, 2.0)
 
+    def test_prompt_longer_than_the_row_is_refused(self):
+        # It used to give an all-False mask: nothing to train on, silently.
+        tokens = [[1, 4, 4, 4], [1, 4, EOS, 4]]
+        with self.assertRaisesRegex(ValueError, "prompt_length.*L=4"):
+            lm.response_mask(tokens, 5, EOS)
+        with self.assertRaisesRegex(ValueError, "prompt_length.*L=4"):
+            lm.response_mask(tokens, [2, 9], EOS)
+        # A prompt filling the whole row leaves an empty response.
+        self.assertAllEqual(lm.response_mask(tokens, 4, EOS), [[0] * 4] * 2)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int32)])
+        def dynamic(prompt_length):
+            return lm.response_mask(tokens, prompt_length, EOS)
+
+        with self.assertRaisesRegex(
+            tf.errors.InvalidArgumentError, "prompt_length"
+        ):
+            dynamic(tf.constant([2, 9]))
+        self.assertAllEqual(dynamic(tf.constant([2, 1]))[1], [0, 1, 1, 0])
+
 
 class SequenceRolloutBatchTest(tf.test.TestCase, parameterized.TestCase):
     @parameterized.parameters(
