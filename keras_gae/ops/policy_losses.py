@@ -112,8 +112,9 @@ def ppo_clip_loss(
       old_log_probs: log pi_old(a_t | s_t) recorded at collection, same shape.
         Gradient stopped.
       advantages: A_t, same shape (usually normalized). Gradient stopped.
-      clip_ratio: eps >= 0, used for whichever of the two bounds is not given.
-      clip_ratio_low: eps_low >= 0 or None (`clip_ratio`).
+      clip_ratio: eps >= 0, used for whichever of the two bounds is not given
+        (< 1 when it sets the lower bound).
+      clip_ratio_low: eps_low in [0, 1) or None (`clip_ratio`).
       clip_ratio_high: eps_high >= 0 or None (`clip_ratio`).
       dual_clip: c > 1, or None for no dual clip.
       mask: optional bool-like validity of each step, same shape.
@@ -156,8 +157,20 @@ def ppo_clip_loss(
                 value, name, dtype, minimum=0.0, inclusive=True
             )
             assertions += more
-        low = checked.get("clip_ratio_low", checked["clip_ratio"])
+        low_name = (
+            "clip_ratio_low" if "clip_ratio_low" in checked else ("clip_ratio")
+        )
+        low = checked[low_name]
         high = checked.get("clip_ratio_high", checked["clip_ratio"])
+        static_low = tf.get_static_value(low)
+        if static_low is not None and static_low >= 1.0:
+            # 1 - eps_low <= 0 would switch the lower clip off silently.
+            raise ValueError(
+                f"`{low_name}` sets the lower bound 1 - {low_name} of the "
+                "ratio and must be < 1 (pass clip_ratio_low as well to use "
+                f"a clip_ratio >= 1 for the upper bound only). "
+                f"Received: {low_name}={float(static_low)!r}"
+            )
         if dual_clip is not None:
             dual_clip, more = _checks.convert_scalar_parameter(
                 dual_clip, "dual_clip", dtype, minimum=1.0, inclusive=False

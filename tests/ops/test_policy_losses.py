@@ -427,6 +427,19 @@ class PPOClipLossTest(tf.test.TestCase, parameterized.TestCase):
         with self.assertRaisesRegex(error, f"`{name}`.*Received: {name}="):
             ops.ppo_clip_loss(x, x, x, **kwargs)
 
+    def test_lower_bound_must_stay_positive(self):
+        # 1 - eps <= 0 would switch the lower clip off without a word.
+        args = ([0.0, 0.1], [0.0, 0.0], [1.0, -1.0])
+        with self.assertRaisesRegex(ValueError, "clip_ratio.*< 1"):
+            ops.ppo_clip_loss(*args, clip_ratio=1.5)
+        with self.assertRaisesRegex(ValueError, "clip_ratio_low.*< 1"):
+            ops.ppo_clip_loss(*args, clip_ratio_low=1.0)
+        # Only the upper bound: allowed, and the lower clip still works.
+        outputs = ops.ppo_clip_loss(
+            [np.log(0.5)], [0.0], [-1.0], clip_ratio=1.5, clip_ratio_low=0.2
+        )
+        self.assertAllClose(outputs.loss, 0.8)
+
     def test_zero_clip_ratio_is_allowed(self):
         out = ops.ppo_clip_loss(np.log([1.5]), [0.0], [1.0], clip_ratio=0.0)
         self.assertAllClose(out.loss, -1.0)
