@@ -5,8 +5,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 VPY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
-# Quiet TensorFlow's C++ start-up logging; Python warnings still show.
-export TF_CPP_MIN_LOG_LEVEL ?= 2
+# Quiet TensorFlow's C++ logging (errors and below); Python warnings and
+# exceptions still show.
+export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .PHONY: demo test bench lint clean
 
@@ -25,7 +26,7 @@ demo: $(INSTALLED)
 		--root_dir=runs/demo
 	$(VPY) examples/evaluate_policy.py --env=CartPole-v1 \
 		--policy_dir=runs/demo/policy --num_episodes=20 --min_mean_return=475
-	@echo "Written under runs/demo: checkpoints/, train/ (tensorboard --logdir=runs/demo), policy/ (SavedModel), tf_agents_policy/ (tf-agents PolicySaver)"
+	@echo "Written under runs/demo: checkpoints/, train/ (tensorboard --logdir=runs/demo), learning_curve.png, policy/ (SavedModel), tf_agents_policy/ (tf-agents PolicySaver)"
 
 test: $(INSTALLED)
 	$(VPY) -m pytest tests -n 2 --durations=15

@@ -32,6 +32,8 @@ setuptools.setup(
         "gymnasium>=1.0,<2",
         "numpy>=1.26,<2",
         "absl-py>=2.0",
+        # The learning-curve plot of examples/train_ppo.py (3.11 tested).
+        "matplotlib>=3.8,<4",
     ],
     extras_require={
         # Real causal LMs for keras_gae.lm (GPT-2, Gemma, Llama, ...).

@@ -10,12 +10,19 @@
 
 Flags given on the command line override the merged values.
 
+`default_root_dir(env_id, algorithm)` is the output directory a run gets
+without `--root_dir`, one per environment (and algorithm), so runs of two
+environments never share checkpoints; `preset_help(key)` is the part of a
+flag's `--help` text that lists the per-environment values.
+
 What these settings reach, and how fast, is measured in README.md
 ("Results"), with the commands.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Any
 from typing import Dict
 
@@ -98,3 +105,49 @@ def config_for(env_id: str, algorithm: str = "ppo") -> Dict[str, Any]:
     if algorithm == "a2c":
         config.update(A2C_OVERRIDES)
     return config
+
+
+# Runs without --root_dir go to RUNS_DIR/<env id>[-<algorithm>].
+RUNS_DIR = os.path.join("runs", "train_ppo")
+
+
+def default_root_dir(env_id: str, algorithm: str = "ppo") -> str:
+    """`runs/train_ppo/<env_id>`, `-a2c` appended for A2C.
+
+    Characters other than letters, digits, ".", "_" and "-" (the "/" of
+    "ALE/Pong-v5", the ":" of "module:Env-v0") become "_".
+    """
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", env_id).strip("_") or "env"
+    if algorithm != "ppo":
+        name = f"{name}-{algorithm}"
+    return os.path.join(RUNS_DIR, name)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def preset_help(key: str) -> str:
+    """The per-environment values of `key`, for the flag's help text.
+
+    "" when every environment and algorithm uses the default.
+
+    E.g. "Preset: CartPole-v1 0.002, Acrobot-v1 0.001, Pendulum-v1 0.001,
+    other envs 0.0003; --algorithm=a2c 0.001."
+    """
+    envs = [
+        f"{env_id} {_show(config[key])}"
+        for env_id, config in ENV_CONFIGS.items()
+        if key in config and config[key] != DEFAULTS[key]
+    ]
+    if not envs and key not in A2C_OVERRIDES:
+        return ""
+    others = "other envs " if envs else "every env "
+    text = "Preset: " + ", ".join(envs + [others + _show(DEFAULTS[key])])
+    if key in A2C_OVERRIDES:
+        text += f"; --algorithm=a2c {_show(A2C_OVERRIDES[key])}"
+    return text + "."

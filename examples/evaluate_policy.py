@@ -24,15 +24,28 @@ import os
 import sys
 from typing import List
 
-import gymnasium
-import numpy as np
-import tensorflow as tf
-from absl import app
-from absl import flags
+if not __package__:
+    # Run as `python examples/evaluate_policy.py`: make `examples`
+    # importable (it holds no keras_gae).
+    sys.path.insert(
+        0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    )
+
+from examples import quiet_start  # noqa: E402  (before TensorFlow)
+
+with quiet_start.native_start_up_logs_filtered():
+    import tensorflow as tf
+
+    tf.config.list_physical_devices()
+
+import gymnasium  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
 
 flags.DEFINE_string(
     "policy_dir",
-    os.path.join("runs", "train_ppo", "policy"),
+    os.path.join("runs", "train_ppo", "CartPole-v1", "policy"),
     "SavedModel directory written by keras_gae.export.export_policy.",
 )
 flags.DEFINE_string("env", "CartPole-v1", "gymnasium environment id.")

@@ -18,6 +18,7 @@ tf.config.set_logical_device_configuration(
 )
 
 import keras_gae  # noqa: E402, F401
+import keras_gae.agents  # noqa: E402, F401  (tf-agents, as tests import it)
 
 
 def pytest_collection_modifyitems(config, items):

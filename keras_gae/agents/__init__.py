@@ -34,6 +34,7 @@ from keras_gae.agents.environments import GymnasiumEnvironment
 from keras_gae.agents.environments import make_tf_environment
 from keras_gae.agents.evaluation import EvaluationCallback
 from keras_gae.agents.evaluation import evaluate_policy
+from keras_gae.agents.loop_logs import EnvStepTensorBoard
 from keras_gae.agents.networks import MLPNetwork
 from keras_gae.agents.networks import ObservationEncoder
 from keras_gae.agents.networks import build_networks
@@ -50,6 +51,7 @@ from keras_gae.agents.vector_environment import GymnasiumVectorEnvironment
 
 __all__ = [
     "EPISODE_HISTORY",
+    "EnvStepTensorBoard",
     "EvaluationCallback",
     "GymnasiumEnvironment",
     "GymnasiumVectorEnvironment",

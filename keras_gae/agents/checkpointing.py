@@ -203,3 +203,66 @@ def move_aside(root_dir: str) -> Optional[str]:
         stacklevel=2,
     )
     return backup
+
+
+class LoopCheckpoints:
+    """The collect-and-fit loop's checkpoints under `root_dir` (or none).
+
+    Construction makes the manager of `objects` under
+    `root_dir/checkpoints` (after moving old checkpoints aside with
+    `restart`) and restores the newest readable checkpoint, refusing one
+    saved with another number of environments (`num_envs`, the first
+    dimension of the episode statistics). With `root_dir=None` nothing is
+    saved or restored.
+
+    Args:
+      root_dir: the run's directory, or None.
+      max_to_keep: how many checkpoints to keep.
+      iteration: the iteration counter, which numbers the checkpoints.
+      num_envs: the run's number of environments.
+      restart: move old checkpoints aside instead of resuming.
+      **objects: the trackables to save (keyword = name in the checkpoint).
+    """
+
+    def __init__(
+        self,
+        root_dir: Optional[str],
+        *,
+        max_to_keep: int,
+        iteration: tf.Variable,
+        num_envs: int,
+        restart: bool = False,
+        **objects: Any,
+    ):
+        self._iteration = iteration
+        self._settings = {EPISODE_STATISTICS_KEY: ("num_envs", num_envs)}
+        self.manager = None
+        self.restored = None
+        if root_dir is None:
+            return
+        if restart:
+            move_aside(os.fspath(root_dir))
+        self.manager = make_checkpoint_manager(
+            os.fspath(root_dir),
+            max_to_keep=max_to_keep,
+            step_counter=iteration,
+            iteration=iteration,
+            **objects,
+        )
+        self.restored = self.restore()
+
+    def restore(self) -> Optional[str]:
+        """Restores the newest readable checkpoint; its path or None."""
+        if self.manager is None:
+            return None
+        return restore_latest(self.manager, settings=self._settings)
+
+    def save(self) -> Optional[str]:
+        """Saves a checkpoint numbered by the iteration; its path or None."""
+        if self.manager is None:
+            return None
+        return self.manager.save(checkpoint_number=self._iteration)
+
+    @property
+    def latest(self) -> Optional[str]:
+        return None if self.manager is None else self.manager.latest_checkpoint

@@ -22,43 +22,20 @@ from tf_agents.environments import tf_environment
 from tf_agents.replay_buffers import tf_uniform_replay_buffer
 
 from keras_gae.agents import checkpointing
+from keras_gae.agents import loop_logs
 from keras_gae.agents.collection import RolloutCollector
+from keras_gae.agents.loop_logs import LOOP_LOG_KEYS  # noqa: F401
 from keras_gae.agents.policy import KerasPolicy
 from keras_gae.models import ActorCriticModel
 from keras_gae.models import NonFiniteLossError
 from keras_gae.models import rollout_dataset
 from keras_gae.ops import _checks
 
-# Keys of the per-iteration logs besides the model's training metrics.
-LOOP_LOG_KEYS = (
-    "episode_return_mean",
-    "episode_length_mean",
-    "episodes",
-    "env_steps",
-    "iteration",
-    "steps_per_second",
-    "collect_seconds",
-    "convert_seconds",
-    "fit_seconds",
-)
-# What the progress bar shows.
-_PROGBAR_LOGS = ("episode_return_mean", "loss", "approx_kl", "steps_per_second")
-
 
 def _shuffle_seed(seed: int, iteration: int) -> int:
     """A minibatch-shuffle seed per (seed, iteration), stable on resume."""
     state = np.random.SeedSequence([seed % 2**32, iteration]).generate_state(1)
     return int(state[0] % 2**31)
-
-
-def _summary_line(logs: Dict[str, float]) -> str:
-    return (
-        f"iteration {int(logs['iteration'])}: "
-        f"env_steps={int(logs['env_steps'])} "
-        f"episode_return_mean={logs['episode_return_mean']:.2f} "
-        f"loss={logs['loss']:.4f} approx_kl={logs.get('approx_kl', 0.0):.4f} "
-        f"steps_per_second={logs['steps_per_second']:.0f}"
-    )
 
 
 class OnPolicyTrainer:
@@ -180,23 +157,17 @@ class OnPolicyTrainer:
         model.optimizer.build(model.trainable_variables)
         self._iteration = tf.Variable(0, dtype=tf.int64, name="iteration")
 
-        restart = _checks.check_bool(restart, "restart")
-        self._checkpoint_manager = None
-        self._restored_checkpoint = None
-        if root_dir is not None:
-            if restart:
-                checkpointing.move_aside(os.fspath(root_dir))
-            self._checkpoint_manager = checkpointing.make_checkpoint_manager(
-                os.fspath(root_dir),
-                max_to_keep=max_checkpoints,
-                step_counter=self._iteration,
-                model=model,
-                optimizer=model.optimizer,
-                iteration=self._iteration,
-                env_steps=self._collector.env_steps,
-                episode_statistics=self._collector.episode_statistics,
-            )
-            self._restored_checkpoint = self.restore()
+        self._checkpoints = checkpointing.LoopCheckpoints(
+            None if root_dir is None else os.fspath(root_dir),
+            max_to_keep=max_checkpoints,
+            iteration=self._iteration,
+            num_envs=self._collector.batch_size,
+            restart=_checks.check_bool(restart, "restart"),
+            model=model,
+            optimizer=model.optimizer,
+            env_steps=self._collector.env_steps,
+            episode_statistics=self._collector.episode_statistics,
+        )
 
     # Properties.
 
@@ -225,34 +196,22 @@ class OnPolicyTrainer:
 
     @property
     def checkpoint_manager(self) -> Optional[tf.train.CheckpointManager]:
-        return self._checkpoint_manager
+        return self._checkpoints.manager
 
     @property
     def restored_checkpoint(self) -> Optional[str]:
         """The checkpoint construction restored, or None."""
-        return self._restored_checkpoint
+        return self._checkpoints.restored
 
     # Checkpoints.
 
     def restore(self) -> Optional[str]:
         """Restores the newest readable checkpoint; its path or None."""
-        if self._checkpoint_manager is None:
-            return None
-        return checkpointing.restore_latest(
-            self._checkpoint_manager,
-            settings={
-                checkpointing.EPISODE_STATISTICS_KEY: (
-                    "num_envs",
-                    self._collector.batch_size,
-                )
-            },
-        )
+        return self._checkpoints.restore()
 
     def save(self) -> Optional[str]:
         """Saves a checkpoint now (numbered by iteration); its path or None."""
-        if self._checkpoint_manager is None:
-            return None
-        return self._checkpoint_manager.save(checkpoint_number=self._iteration)
+        return self._checkpoints.save()
 
     # One iteration.
 
@@ -308,8 +267,7 @@ class OnPolicyTrainer:
         try:
             logs = self.fit(batch)
         except NonFiniteLossError as error:
-            manager = self._checkpoint_manager
-            latest = manager.latest_checkpoint if manager else None
+            latest = self._checkpoints.latest
             raise NonFiniteLossError(
                 f"{error} Raised in iteration {self.iteration + 1}; it was "
                 "not checkpointed, so the latest checkpoint "
@@ -326,6 +284,7 @@ class OnPolicyTrainer:
             collect_seconds=collected - start,
             convert_seconds=converted - collected,
             fit_seconds=done - converted,
+            learning_rate=loop_logs.learning_rate(self._model.optimizer),
         )
         return logs
 
@@ -392,10 +351,10 @@ class OnPolicyTrainer:
             verbose=verbose,
             total_env_steps=total_env_steps,
         )
-        progbar = None
+        progbar, shown = None, loop_logs.PROGBAR_KEYS
         if verbose == 1:
             progbar = keras.utils.Progbar(
-                total_env_steps, stateful_metrics=_PROGBAR_LOGS
+                total_env_steps, stateful_metrics=shown
             )
             progbar.update(min(self.env_steps, total_env_steps))
         logs: Dict[str, float] = {}
@@ -412,10 +371,10 @@ class OnPolicyTrainer:
             if progbar is not None:
                 progbar.update(
                     min(self.env_steps, total_env_steps),
-                    values=[(k, logs[k]) for k in _PROGBAR_LOGS if k in logs],
+                    values=[(k, logs[k]) for k in shown if k in logs],
                 )
             elif verbose == 2:
-                print(_summary_line(logs), flush=True)
+                print(loop_logs.summary_line(logs), flush=True)
             callback_list.on_epoch_end(index, logs)
             if self._model.stop_training or self._reached(target_return, logs):
                 break

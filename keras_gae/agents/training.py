@@ -52,7 +52,17 @@ unchanged, and the loop returns the `keras.callbacks.History` of them, as
   time, and the split of that time into "collect_seconds" (driver:
   policy inference and environment stepping), "convert_seconds" (reading
   the buffer, conversion, bootstrap value, dataset) and "fit_seconds"
-  (`model.fit`, GAE included).
+  (`model.fit`, GAE included);
+* "learning_rate": the optimizer's rate after the iteration (a
+  schedule's value at the optimizer's iteration count).
+
+TensorBoard. `EnvStepTensorBoard(log_dir)` (`keras_gae.agents.loop_logs`;
+`train(..., log_dir=...)` adds one) writes these logs once per iteration
+with "env_steps" as the step, grouped as `rollout/` (return and length
+means, episodes), `train/` (the model's metrics and learning_rate) and
+`time/` (steps per second, collect/convert/fit seconds, iteration).
+Keras' own `TensorBoard` callback works too, with the iteration index as
+its step and every key under `epoch_`.
 
 Checkpoints. With `root_dir`, a `tf.train.CheckpointManager` under
 `root_dir/checkpoints` saves the model's weights, the optimizer's state, the
@@ -92,11 +102,12 @@ from typing import Sequence
 import keras
 from tf_agents.environments import tf_environment
 
-from keras_gae.agents.trainer import LOOP_LOG_KEYS
+from keras_gae.agents.loop_logs import LOOP_LOG_KEYS
+from keras_gae.agents.loop_logs import EnvStepTensorBoard
 from keras_gae.agents.trainer import OnPolicyTrainer
 from keras_gae.models import ActorCriticModel
 
-__all__ = ["LOOP_LOG_KEYS", "OnPolicyTrainer", "train"]
+__all__ = ["LOOP_LOG_KEYS", "EnvStepTensorBoard", "OnPolicyTrainer", "train"]
 
 
 def train(
@@ -116,6 +127,7 @@ def train(
     max_checkpoints: int = 3,
     restart: bool = False,
     verbose: int = 1,
+    log_dir: Optional[str] = None,
 ) -> keras.callbacks.History:
     """Trains `model` on `env` with the collect-and-fit loop.
 
@@ -145,6 +157,8 @@ def train(
       restart: start over even if `root_dir` holds checkpoints (they are
         moved to `root_dir/checkpoints.old-<n>`, not overwritten).
       verbose: 0 silent, 1 progress bar, 2 a line per iteration.
+      log_dir: None, or a directory for TensorBoard scalars against
+        environment steps (an `EnvStepTensorBoard` after `callbacks`).
 
     Returns:
       The `keras.callbacks.History` of `OnPolicyTrainer.run`, as
@@ -180,6 +194,9 @@ def train(
         max_checkpoints=max_checkpoints,
         restart=restart,
     )
+    callbacks = list(callbacks or [])
+    if log_dir is not None:
+        callbacks.append(EnvStepTensorBoard(log_dir))
     return trainer.run(
         total_env_steps=total_env_steps,
         callbacks=callbacks,

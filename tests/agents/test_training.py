@@ -20,7 +20,9 @@ from keras_gae.agents import GymnasiumEnvironment
 from keras_gae.agents import OnPolicyTrainer
 from keras_gae.agents import make_tf_environment
 from keras_gae.agents import train
+from keras_gae.agents.loop_logs import read_scalars
 from keras_gae.agents.training import LOOP_LOG_KEYS
+from keras_gae.agents.training import EnvStepTensorBoard
 from keras_gae.layers import CategoricalPolicyHead
 from keras_gae.layers import GaussianPolicyHead
 from keras_gae.models import A2CModel
@@ -116,6 +118,17 @@ def event_tags(log_dir):
             for value in event.summary.value:
                 tags[value.tag] += 1
     return tags
+
+
+def event_scalars(log_dir):
+    """Tag -> [(step, value)] in file order, read with summary_iterator."""
+    scalars = collections.defaultdict(list)
+    for path in glob.glob(os.path.join(log_dir, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                number = float(tf.make_ndarray(value.tensor))
+                scalars[value.tag].append((event.step, number))
+    return dict(scalars)
 
 
 class ArgumentTest(tf.test.TestCase, parameterized.TestCase):
@@ -345,6 +358,132 @@ class RunTest(tf.test.TestCase, parameterized.TestCase):
         iterations = len(history.history["iteration"])
         for name in ("loss", "approx_kl", "env_steps", "episode_return_mean"):
             self.assertEqual(tags[f"epoch_{name}"], iterations, name)
+
+    def test_env_step_tensorboard_groups_scalars_at_env_steps(self):
+        log_dir = os.path.join(self.get_temp_dir(), "grouped")
+        # A schedule, so the logged rate changes: 1e-3 * 0.5 ** (steps / 4).
+        schedule = keras.optimizers.schedules.ExponentialDecay(
+            1e-3, decay_steps=4, decay_rate=0.5
+        )
+        model = make_model(CategoricalPolicyHead(2))
+        model.compile(optimizer=keras.optimizers.Adam(schedule))
+        history = train(
+            model,
+            cartpole(),
+            rollout_length=32,
+            total_env_steps=150,
+            epochs=2,
+            num_minibatches=2,
+            log_dir=log_dir,
+            verbose=0,
+        )
+        scalars = event_scalars(log_dir)
+        expected = {
+            "rollout/episode_return_mean",
+            "rollout/episode_length_mean",
+            "rollout/episodes",
+            "train/loss",
+            "train/policy_loss",
+            "train/value_loss",
+            "train/entropy",
+            "train/approx_kl",
+            "train/clip_fraction",
+            "train/explained_variance",
+            "train/learning_rate",
+            "time/steps_per_second",
+            "time/collect_seconds",
+            "time/convert_seconds",
+            "time/fit_seconds",
+            "time/iteration",
+        }
+        self.assertContainsSubset(expected, set(scalars))
+        self.assertEqual(
+            {tag.split("/")[0] for tag in scalars},
+            {"rollout", "train", "time"},
+        )
+        self.assertNotIn("train/env_steps", scalars)
+        # The x axis is the environment-step counter, one point per
+        # iteration.
+        env_steps = [int(steps) for steps in history.history["env_steps"]]
+        self.assertGreaterEqual(len(env_steps), 3)
+        for tag in ("train/loss", "time/steps_per_second", "rollout/episodes"):
+            self.assertEqual([step for step, _ in scalars[tag]], env_steps)
+        self.assertAllClose(
+            [value for _, value in scalars["train/loss"]],
+            history.history["loss"],
+        )
+        # E * K = 4 gradient steps per iteration: after iteration i the
+        # schedule is at step 4 i.
+        iterations = np.arange(1, len(env_steps) + 1)
+        self.assertAllClose(
+            [value for _, value in scalars["train/learning_rate"]],
+            1e-3 * 0.5 ** (4 * iterations / 4),
+        )
+        self.assertAllClose(
+            history.history["learning_rate"], 1e-3 * 0.5**iterations
+        )
+        # The return mean is written once finite (NaN before the first
+        # episode ends is left out).
+        returns = history.history["episode_return_mean"]
+        finite = [
+            (step, value)
+            for step, value in zip(env_steps, returns)
+            if np.isfinite(value)
+        ]
+        self.assertNotEmpty(finite)
+        self.assertEqual(
+            [step for step, _ in scalars["rollout/episode_return_mean"]],
+            [step for step, _ in finite],
+        )
+        self.assertAllClose(
+            [value for _, value in scalars["rollout/episode_return_mean"]],
+            [value for _, value in finite],
+        )
+        # read_scalars reads the same points back.
+        self.assertEqual(
+            read_scalars(log_dir, "train/loss")["train/loss"],
+            sorted(scalars["train/loss"]),
+        )
+
+    def test_constant_learning_rate_is_logged(self):
+        model = make_model(CategoricalPolicyHead(2), learning_rate=2.5e-3)
+        history = train(
+            model,
+            cartpole(),
+            rollout_length=8,
+            total_env_steps=20,
+            epochs=1,
+            num_minibatches=1,
+            verbose=0,
+        )
+        self.assertAllClose(
+            history.history["learning_rate"],
+            [2.5e-3] * len(history.history["iteration"]),
+        )
+
+    def test_read_scalars_keeps_the_newest_value_of_a_repeated_step(self):
+        # A resumed run repeats the iterations after its last checkpoint:
+        # the second file's points replace the first's at the same steps.
+        log_dir = self.get_temp_dir()
+        for values in ({10: 1.0, 20: 2.0}, {20: 5.0, 30: 6.0}):
+            writer = tf.summary.create_file_writer(
+                log_dir, filename_suffix=f".{len(glob.glob(log_dir + '/*'))}"
+            )
+            with writer.as_default():
+                for step, value in values.items():
+                    tf.summary.scalar("rollout/return", value, step)
+            writer.close()
+        self.assertEqual(
+            read_scalars(log_dir),
+            {"rollout/return": [(10, 1.0), (20, 5.0), (30, 6.0)]},
+        )
+
+    def test_env_step_tensorboard_refuses_logs_without_env_steps(self):
+        callback = EnvStepTensorBoard(self.get_temp_dir())
+        with self.assertRaisesRegex(ValueError, "env_steps"):
+            callback.on_epoch_end(0, {"loss": 1.0})
+        with self.assertRaisesRegex(TypeError, "Received: log_dir=3"):
+            EnvStepTensorBoard(3)
 
     def test_stops_at_target_return(self):
         history = train(

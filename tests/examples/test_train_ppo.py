@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import gymnasium
 import keras
 import numpy as np
 import tensorflow as tf
@@ -11,9 +12,13 @@ from absl.testing import parameterized
 from tf_agents.policies import py_tf_eager_policy
 
 from examples import configs
+from examples import quiet_start
 from examples import train_ppo
 from keras_gae.agents import GymnasiumEnvironment
+from keras_gae.agents import MLPNetwork
 from keras_gae.agents import make_tf_environment
+from keras_gae.agents.loop_logs import read_scalars
+from tests.agents.space_envs import SpaceEnv
 
 REPO_ROOT = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,6 +31,38 @@ TINY = dict(
     num_minibatches=1,
     hidden_sizes=(8,),
     target_return=None,
+)
+
+
+# Spaces no built-in environment has: Dict observations with MultiDiscrete
+# actions, Tuple observations with MultiBinary actions.
+DICT_ENV_ID = "KerasGAETrainPPODict-v0"
+TUPLE_ENV_ID = "KerasGAETrainPPOTuple-v0"
+gymnasium.register(
+    id=DICT_ENV_ID,
+    entry_point=SpaceEnv,
+    kwargs=dict(
+        observation_space=gymnasium.spaces.Dict(
+            position=gymnasium.spaces.Box(-1.0, 1.0, (3,), np.float32),
+            mode=gymnasium.spaces.Discrete(3),
+        ),
+        action_space=gymnasium.spaces.MultiDiscrete([3, 2]),
+        episode_length=7,
+    ),
+)
+gymnasium.register(
+    id=TUPLE_ENV_ID,
+    entry_point=SpaceEnv,
+    kwargs=dict(
+        observation_space=gymnasium.spaces.Tuple(
+            (
+                gymnasium.spaces.Box(-1.0, 1.0, (2,), np.float32),
+                gymnasium.spaces.MultiDiscrete([2, 3]),
+            )
+        ),
+        action_space=gymnasium.spaces.MultiBinary(3),
+        episode_length=6,
+    ),
 )
 
 
@@ -61,6 +98,12 @@ class TrainPPOTest(tf.test.TestCase, parameterized.TestCase):
             self.assertTrue(
                 os.path.exists(os.path.join(result[key], "saved_model.pb"))
             )
+        self.assertEqual(
+            result["learning_curve"],
+            os.path.join(result["root_dir"], "learning_curve.png"),
+        )
+        with open(result["learning_curve"], "rb") as file:
+            self.assertEqual(file.read(8), b"\x89PNG\r\n\x1a\n")
 
     def test_cartpole_trains_exports_and_resumes(self):
         root_dir = os.path.join(self.get_temp_dir(), "cartpole")
@@ -107,6 +150,36 @@ class TrainPPOTest(tf.test.TestCase, parameterized.TestCase):
             checkpoint_number(resumed["checkpoint_dir"]), resumed["iterations"]
         )
 
+        # TensorBoard: grouped tags, one point per iteration of both runs at
+        # its environment-step count, the learning rate logged.
+        self.assertEqual(resumed["log_dir"], first["log_dir"])
+        scalars = read_scalars(resumed["log_dir"])
+        for tag in (
+            "rollout/episode_length_mean",
+            "rollout/episodes",
+            "train/loss",
+            "train/approx_kl",
+            "train/clip_fraction",
+            "train/explained_variance",
+            "train/learning_rate",
+            "time/steps_per_second",
+            "time/collect_seconds",
+            "time/fit_seconds",
+        ):
+            self.assertIn(tag, scalars)
+        env_steps = (
+            first["history"]["env_steps"] + resumed["history"]["env_steps"]
+        )
+        self.assertEqual(
+            [step for step, _ in scalars["train/loss"]],
+            [int(step) for step in env_steps],
+        )
+        self.assertAllClose(
+            [value for _, value in scalars["train/learning_rate"]],
+            [2e-3] * len(env_steps),
+        )
+        self.assertNotIn("epoch_loss", scalars)
+
     def test_pendulum_gaussian_head_with_reward_scale(self):
         root_dir = os.path.join(self.get_temp_dir(), "pendulum")
         result = train_ppo.train_eval(
@@ -141,6 +214,73 @@ class TrainPPOTest(tf.test.TestCase, parameterized.TestCase):
             observation=tf.constant(time_step.observation[None])
         )["action"]
         self.assertAllClose(action, expected.numpy()[0])
+
+    def test_each_env_gets_its_own_default_root_dir(self):
+        # Without root_dir a second environment used to resume the first
+        # one's checkpoints (and fail on their shapes).
+        cwd = os.getcwd()
+        work_dir = os.path.join(self.get_temp_dir(), "default_root_dirs")
+        os.makedirs(work_dir)
+        os.chdir(work_dir)
+        try:
+            cartpole = train_ppo.train_eval(
+                total_env_steps=20, verbose=0, **TINY
+            )
+            acrobot = train_ppo.train_eval(
+                env_id="Acrobot-v1", total_env_steps=20, verbose=0, **TINY
+            )
+            a2c = train_ppo.train_eval(
+                algorithm="a2c", total_env_steps=20, verbose=0, **TINY
+            )
+        finally:
+            os.chdir(cwd)
+        runs = os.path.join("runs", "train_ppo")
+        self.assertEqual(
+            cartpole["root_dir"], os.path.join(runs, "CartPole-v1")
+        )
+        self.assertEqual(
+            acrobot["root_dir"], os.path.join("runs", "train_ppo", "Acrobot-v1")
+        )
+        self.assertEqual(
+            a2c["root_dir"],
+            os.path.join("runs", "train_ppo", "CartPole-v1-a2c"),
+        )
+        for result in (cartpole, acrobot, a2c):
+            # A new run each: nothing resumed.
+            self.assertEqual(result["iterations"], 1)
+        self.assertEqual(
+            configs.default_root_dir("ALE/Pong-v5"),
+            os.path.join("runs", "train_ppo", "ALE_Pong-v5"),
+        )
+
+    @parameterized.named_parameters(
+        ("discrete_observations", "FrozenLake-v1"),
+        ("tuple_of_discrete_observations", "Blackjack-v1"),
+        ("dict_observations_multi_discrete_actions", DICT_ENV_ID),
+        ("tuple_observations_multi_binary_actions", TUPLE_ENV_ID),
+    )
+    def test_spaces(self, env_id):
+        result = train_ppo.train_eval(
+            os.path.join(self.get_temp_dir(), env_id),
+            env_id=env_id,
+            total_env_steps=100,
+            verbose=0,
+            **TINY,
+        )
+        # Blackjack's episodes of 1-3 steps leave many LAST -> FIRST rows,
+        # which are not environment steps: 2 or 3 iterations of 64 rows.
+        self.assertBetween(result["iterations"], 2, 3)
+        self.assertGreaterEqual(result["env_steps"], 100)
+        self.assertTrue(np.all(np.isfinite(result["history"]["loss"])))
+        self.assert_outputs_written(result)
+        # The saved greedy policy acts in the environment's action space.
+        policy, py_env = load_tf_agents_policy(result, env_id)
+        space = py_env.gymnasium_env.action_space
+        time_step = py_env.reset()
+        for _ in range(5):
+            action = policy.action(time_step).action
+            self.assertTrue(space.contains(np.asarray(action)), action)
+            time_step = py_env.step(action)
 
     def test_a2c_with_xla(self):
         root_dir = os.path.join(self.get_temp_dir(), "a2c")
@@ -202,6 +342,131 @@ class TrainPPOTest(tf.test.TestCase, parameterized.TestCase):
         )
 
 
+def run_binary(*flags, env=None):
+    return subprocess.run(
+        [sys.executable, os.path.join(REPO_ROOT, "examples", "train_ppo.py")]
+        + list(flags),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, **(env or {})),
+    )
+
+
+class HelpTest(tf.test.TestCase):
+    def flag_help(self, output, name):
+        """The help text of `--name` in absl's --help output."""
+        start = output.index(f"  --{name}:")
+        end = output.index("\n  --", start + 1)
+        return " ".join(output[start:end].split())
+
+    def test_help_shows_the_defaults_of_the_chosen_env(self):
+        # absl prints the help to stdout and exits with status 1.
+        result = run_binary("--env", "Pendulum-v1", "--algorithm=a2c", "--help")
+        self.assertIn("--learning_rate", result.stdout, result.stderr[-2000:])
+        pendulum_a2c = configs.config_for("Pendulum-v1", "a2c")
+        for name, shown in (
+            ("num_envs", "32"),
+            ("gamma", "0.95"),
+            ("epochs", "1"),
+            ("learning_rate", "0.001"),
+            ("reward_scale", "0.1"),
+            ("total_env_steps", "400000"),
+            ("root_dir", "runs/train_ppo/Pendulum-v1-a2c"),
+        ):
+            self.assertIn(
+                f"(default: '{shown}')",
+                self.flag_help(result.stdout, name),
+                name,
+            )
+        self.assertEqual(pendulum_a2c["learning_rate"], 1e-3)
+        # Each per-env flag lists its presets.
+        self.assertIn(
+            "Preset: CartPole-v1 0.002, Acrobot-v1 0.001, Pendulum-v1 0.001, "
+            "other envs 0.0003; --algorithm=a2c 0.001.",
+            self.flag_help(result.stdout, "learning_rate"),
+        )
+
+        # Without --env: CartPole-v1 PPO's.
+        result = run_binary("--help")
+        self.assertIn("--learning_rate", result.stdout, result.stderr[-2000:])
+        for name, shown in (
+            ("learning_rate", "0.002"),
+            ("num_envs", "8"),
+            ("target_return", "475.0"),
+            ("root_dir", "runs/train_ppo/CartPole-v1"),
+        ):
+            self.assertIn(
+                f"(default: '{shown}')",
+                self.flag_help(result.stdout, name),
+                name,
+            )
+
+    def test_flag_from_argv(self):
+        argv = ["train_ppo.py", "--env=Acrobot-v1", "--seed", "3"]
+        self.assertEqual(train_ppo.flag_from_argv(argv, "env"), "Acrobot-v1")
+        self.assertEqual(
+            train_ppo.flag_from_argv(argv + ["--env", "Pendulum-v1"], "env"),
+            "Pendulum-v1",
+        )
+        self.assertIsNone(train_ppo.flag_from_argv(argv, "algorithm"))
+        self.assertIsNone(
+            train_ppo.flag_from_argv(["x", "--", "--env=A-v0"], "env")
+        )
+
+
+class QuietRunTest(tf.test.TestCase):
+    def test_a_run_prints_only_its_own_lines(self):
+        root_dir = self.get_temp_dir()
+        # The Makefile's setting: the binary quiets TensorFlow's C++ logs
+        # itself.
+        result = run_binary(
+            "--env=CartPole-v1",
+            "--num_envs=2",
+            "--rollout_length=16",
+            "--epochs=1",
+            "--num_minibatches=1",
+            "--total_env_steps=40",
+            f"--root_dir={root_dir}",
+            env={"TF_CPP_MIN_LOG_LEVEL": "2"},
+        )
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        # Nothing on stderr: no C++ start-up lines (I0000/W0000/E0000),
+        # no Gym banner, no warnings.
+        self.assertEqual(result.stderr, "")
+        lines = result.stdout.splitlines()
+        self.assertStartsWith(lines[0], "CartPole-v1 ppo: num_envs=2, ")
+        for line in lines[1:]:
+            self.assertRegex(
+                line,
+                r"^(iteration \d+: env_steps|CartPole-v1 ppo: mean return|"
+                r"(Checkpoints|TensorBoard logs|Learning curve|"
+                r"Exported policy|tf-agents policy): +" + root_dir + ")",
+            )
+        self.assertEqual(sum(line.startswith("iteration") for line in lines), 2)
+
+    def test_native_log_lines_are_recognized(self):
+        for line in (
+            "WARNING: All log messages before absl::InitializeLog() is "
+            "called are written to STDERR",
+            "I0000 00:00:1796023381.285184   13750 port.cc:153] oneDNN custom "
+            "operations are on.",
+            "E0000 00:00:1796023385.842923   13750 cuda_platform.cc:52] failed "
+            "call to cuInit",
+            "W0102 12:34:56.789012 4242 some_file.cc:7] a warning",
+            "To enable the following instructions: AVX2 FMA, in other "
+            "operations, rebuild TensorFlow",
+        ):
+            self.assertTrue(quiet_start.NATIVE_LOG_LINE.match(line), line)
+        for line in (
+            "Traceback (most recent call last):",
+            "ValueError: bad",
+            "I0000 is not a log line",
+            "/path/x.py:3: DeprecationWarning: old",
+        ):
+            self.assertFalse(quiet_start.NATIVE_LOG_LINE.match(line), line)
+
+
 class Keras3Test(tf.test.TestCase):
     def test_examples_leave_the_process_on_keras_3(self):
         # The binaries import keras_gae, which lets tf-agents import its
@@ -212,8 +477,10 @@ class Keras3Test(tf.test.TestCase):
         self.assertNotIn("TF_USE_LEGACY_KERAS", os.environ)
         self.assertStartsWith(keras.__version__, "3.")
         self.assertIs(tf.keras.Model, keras.Model)
+        env = make_tf_environment("CartPole-v1", num_envs=1)
         model = train_ppo.make_model(
-            make_tf_environment("CartPole-v1", num_envs=1).action_spec(),
+            env.observation_spec(),
+            env.action_spec(),
             algorithm="ppo",
             hidden_sizes=(4,),
             gamma=0.99,
@@ -228,7 +495,7 @@ class Keras3Test(tf.test.TestCase):
             initial_log_std=0.0,
         )
         self.assertIsInstance(model, keras.Model)
-        self.assertIsInstance(model.actor, keras.Sequential)
+        self.assertIsInstance(model.actor, MLPNetwork)
 
 
 class ConfigsTest(tf.test.TestCase):
@@ -325,7 +592,11 @@ class CheckpointSafetyTest(tf.test.TestCase):
             RuntimeWarning,
             f"ckpt-{last - 1} instead.*ckpt-{last}.*Read less bytes",
         ):
-            result = self.train(root_dir, first["env_steps"])
+            # One step past ckpt-{last - 1}'s count: one iteration (the
+            # environments start new episodes, so it may end with fewer
+            # steps than the first run's iteration `last`).
+            resume_at = int(first["history"]["env_steps"][-2]) + 1
+            result = self.train(root_dir, resume_at)
         # Iteration `last` ran again from the weights of `last - 1`.
         self.assertEqual(result["iterations"], last)
 

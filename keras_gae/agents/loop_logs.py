@@ -1,0 +1,166 @@
+"""The collect-and-fit loop's logs: keys, progress line, TensorBoard.
+
+`LOOP_LOG_KEYS` are the keys of the per-iteration logs besides the model's
+metrics (`keras_gae.agents.training`, "Logs"). `EnvStepTensorBoard` is a
+Keras callback that writes those logs once per iteration, with the
+environment-step counter as the step (the x axis), in three groups as
+stable-baselines3 and RL Zoo users expect:
+
+* `rollout/`: episode_return_mean, episode_length_mean, episodes;
+* `train/`: the model's metrics (loss, policy_loss, value_loss, entropy,
+  approx_kl, clip_fraction, explained_variance, ...) and learning_rate;
+* `time/`: steps_per_second, collect_seconds, convert_seconds,
+  fit_seconds, iteration.
+
+A non-finite value (the return mean before the first episode ends) is not
+written. `read_scalars(log_dir)` reads the scalars back, e.g. for a plot.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+from typing import Dict
+from typing import List
+from typing import Optional
+from typing import Tuple
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+# Keys of the per-iteration logs besides the model's training metrics.
+LOOP_LOG_KEYS = (
+    "episode_return_mean",
+    "episode_length_mean",
+    "episodes",
+    "env_steps",
+    "iteration",
+    "steps_per_second",
+    "collect_seconds",
+    "convert_seconds",
+    "fit_seconds",
+    "learning_rate",
+)
+# What the progress bar shows.
+PROGBAR_KEYS = ("episode_return_mean", "loss", "approx_kl", "steps_per_second")
+ROLLOUT_KEYS = ("episode_return_mean", "episode_length_mean", "episodes")
+TIME_KEYS = (
+    "steps_per_second",
+    "collect_seconds",
+    "convert_seconds",
+    "fit_seconds",
+    "iteration",
+)
+# The x axis, not a scalar of its own.
+STEP_KEY = "env_steps"
+
+
+def learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
+    """The optimizer's current rate (a schedule's, at its iteration)."""
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+
+def summary_line(logs: Dict[str, float]) -> str:
+    """One line of an iteration's logs (`verbose=2`)."""
+    return (
+        f"iteration {int(logs['iteration'])}: "
+        f"env_steps={int(logs['env_steps'])} "
+        f"episode_return_mean={logs['episode_return_mean']:.2f} "
+        f"loss={logs['loss']:.4f} approx_kl={logs.get('approx_kl', 0.0):.4f} "
+        f"steps_per_second={logs['steps_per_second']:.0f}"
+    )
+
+
+def summary_tag(key: str) -> str:
+    """The TensorBoard tag of a loop log key (module docstring)."""
+    if key in ROLLOUT_KEYS:
+        return f"rollout/{key}"
+    if key in TIME_KEYS:
+        return f"time/{key}"
+    return f"train/{key}"
+
+
+class EnvStepTensorBoard(keras.callbacks.Callback):
+    """Writes the loop's logs as grouped scalars at the env-step counter.
+
+    Args:
+      log_dir: directory of the event files (created).
+
+    Example:
+
+    ```python
+    keras_gae.agents.train(model, env, rollout_length=128,
+                           total_env_steps=100_000,
+                           callbacks=[EnvStepTensorBoard("runs/x/train")])
+    ```
+    """
+
+    def __init__(self, log_dir: str):
+        super().__init__()
+        if not isinstance(log_dir, (str, os.PathLike)):
+            raise TypeError(
+                f"`log_dir` must be a path (str). Received: log_dir={log_dir!r}"
+            )
+        self.log_dir = os.fspath(log_dir)
+        self._writer = None
+
+    def on_train_begin(self, logs=None):
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.log_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if STEP_KEY not in logs:
+            raise ValueError(
+                "EnvStepTensorBoard needs the loop's logs, which hold "
+                f"{STEP_KEY!r} (keras_gae.agents.train / OnPolicyTrainer), "
+                f"not model.fit's. Received: logs keys={sorted(logs)}"
+            )
+        self.on_train_begin()
+        step = int(logs[STEP_KEY])
+        with self._writer.as_default(step=step):
+            for key, value in sorted(logs.items()):
+                if key == STEP_KEY:
+                    continue
+                try:
+                    value = float(value)
+                except (TypeError, ValueError):
+                    continue
+                if math.isfinite(value):
+                    tf.summary.scalar(summary_tag(key), value)
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def read_scalars(
+    log_dir: str, tag: Optional[str] = None
+) -> Dict[str, List[Tuple[int, float]]]:
+    """Scalars of the event files in `log_dir`: tag -> [(step, value)].
+
+    The files are read oldest first; a step written again (a resumed run
+    repeating the iterations after its last checkpoint) keeps the newest
+    value. Points are sorted by step.
+
+    Args:
+      log_dir: a directory of `events.out.tfevents.*` files.
+      tag: only this tag, or None for all.
+    """
+    points: Dict[str, Dict[int, float]] = {}
+    paths = glob.glob(os.path.join(log_dir, "events.out.tfevents.*"))
+    for path in sorted(paths, key=os.path.getmtime):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if tag is not None and value.tag != tag:
+                    continue
+                if value.HasField("tensor"):
+                    number = float(np.asarray(tf.make_ndarray(value.tensor)))
+                else:
+                    number = float(value.simple_value)
+                points.setdefault(value.tag, {})[int(event.step)] = number
+    return {name: sorted(by_step.items()) for name, by_step in points.items()}
