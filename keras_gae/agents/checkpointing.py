@@ -140,7 +140,9 @@ def restore_latest(
             raise
         except ValueError as error:
             if "incompatible tensor with shape" not in str(error):
-                failures.append(f"{path}: {type(error).__name__}: {error}")
+                failures.append(
+                    (path, f"{path}: {type(error).__name__}: {error}")
+                )
                 continue
             raise CheckpointMismatchError(
                 f"The checkpoint {path} does not fit this run's model: it "
@@ -150,14 +152,15 @@ def restore_latest(
                 f"Received: {error}"
             ) from error
         except _UNREADABLE as error:
-            failures.append(f"{path}: {type(error).__name__}: {error}")
+            failures.append((path, f"{path}: {type(error).__name__}: {error}"))
             continue
         if failures:
+            kept = _set_aside([failure[0] for failure in failures])
             warnings.warn(
                 f"Restored {path} instead of newer checkpoints that could "
-                "not be read (they stay on disk until the manager deletes "
-                "them or a new save reuses their number): "
-                + "; ".join(failures),
+                f"not be read; their files were moved to {kept}, where no "
+                "new save overwrites them: "
+                + "; ".join(failure[1] for failure in failures),
                 RuntimeWarning,
                 stacklevel=2,
             )
@@ -176,9 +179,28 @@ def restore_latest(
             f"{manager.directory} can be restored; refusing to start over "
             "from scratch on top of them. Move them away, or start a new "
             "run with restart=True (train_ppo.py --restart), which moves "
-            "them to a backup directory. Received: " + "; ".join(failures)
+            "them to a backup directory. Received: "
+            + "; ".join(failure[1] for failure in failures)
         )
     return None
+
+
+def _set_aside(paths: list) -> str:
+    """Moves the files of the checkpoints `paths` to an `unreadable-<n>`
+    directory beside them, so that saves reusing their numbers (the loop
+    numbers checkpoints by iteration) cannot replace them; its path."""
+    directory = os.path.dirname(paths[0])
+    number = 1
+    while tf.io.gfile.exists(os.path.join(directory, f"unreadable-{number}")):
+        number += 1
+    target = os.path.join(directory, f"unreadable-{number}")
+    tf.io.gfile.makedirs(target)
+    for path in paths:
+        for name in tf.io.gfile.glob(f"{path}.*"):
+            tf.io.gfile.rename(
+                name, os.path.join(target, os.path.basename(name))
+            )
+    return target
 
 
 def move_aside(root_dir: str) -> Optional[str]:

@@ -588,9 +588,14 @@ class CheckpointSafetyTest(tf.test.TestCase):
         first = self.train(root_dir, 100)
         last = first["iterations"]
         self.truncate(root_dir, last)
+        unreadable = {
+            name: content
+            for name, content in self.checkpoint_files(root_dir).items()
+            if name.startswith(f"ckpt-{last}.")
+        }
         with self.assertWarnsRegex(
             RuntimeWarning,
-            f"ckpt-{last - 1} instead.*ckpt-{last}.*Read less bytes",
+            f"ckpt-{last - 1} instead.*unreadable-1.*ckpt-{last}.*Read less",
         ):
             # One step past ckpt-{last - 1}'s count: one iteration (the
             # environments start new episodes, so it may end with fewer
@@ -599,6 +604,12 @@ class CheckpointSafetyTest(tf.test.TestCase):
             result = self.train(root_dir, resume_at)
         # Iteration `last` ran again from the weights of `last - 1`.
         self.assertEqual(result["iterations"], last)
+        # Its new checkpoint took the number; the unreadable one was kept.
+        self.assertEqual(
+            self.checkpoint_files(root_dir, "checkpoints/unreadable-1"),
+            unreadable,
+        )
+        self.assertIn(f"ckpt-{last}.index", self.checkpoint_files(root_dir))
 
     def test_no_readable_checkpoint_refuses_then_restart_keeps_them(self):
         root_dir = self.get_temp_dir()
