@@ -8,8 +8,10 @@ To run (after `.venv/bin/pip install -r benchmarks/requirements.txt`):
 
 Each run is its own process (`--side=... --seed=...`), seeds alternating
 between the sides so that load drifts on a shared machine hit both. A run
-prints its training time (`learn` alone, in the process) and the parent
-measures the whole process (imports, set-up, tracing, training).
+prints its training time (`learn` alone, in the process) and its CPU
+time (`time.process_time`, all threads; less sensitive than wall time to
+other load on a shared machine), and the parent measures the whole
+process (imports, set-up, tracing, training).
 
 * keras_gae: `keras_gae.agents.PPO(env)` with its preset
   (`keras_gae.agents.presets`), `learn(total_env_steps, target_return)`.
@@ -32,6 +34,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -50,11 +53,12 @@ def run_keras_gae(env_id, seed, total, target):
     import keras_gae.agents as agents
 
     agent = agents.PPO(env_id, seed=seed, verbose=0)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     history = agent.learn(total_env_steps=total, target_return=target)
     seconds = time.perf_counter() - start
     return {
         "train_seconds": seconds,
+        "train_cpu_seconds": time.process_time() - cpu,
         "env_steps": agent.env_steps,
         "return": history.history["episode_return_mean"][-1],
     }
@@ -90,12 +94,13 @@ def run_sb3(env_id, seed, total, target):
         env = VecNormalize(make_vec_env(env_id, n_envs=1, seed=seed))
         kwargs = {}
     model = PPO("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **kwargs)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     model.learn(total_timesteps=total, callback=StopAt())
     seconds = time.perf_counter() - start
     buffer = list(model.ep_info_buffer)[-20:]
     return {
         "train_seconds": seconds,
+        "train_cpu_seconds": time.process_time() - cpu,
         "env_steps": int(model.num_timesteps),
         "return": float(np.mean([e["r"] for e in buffer])),
     }
@@ -133,8 +138,14 @@ def main():
                 f"--target_return={args.target_return}",
             ]
             start = time.perf_counter()
+            # In a temporary directory: MuJoCo writes MUJOCO_LOG.TXT (its
+            # deprecation warnings) into the working directory.
             output = subprocess.run(
-                command, capture_output=True, text=True, check=True
+                command,
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=tempfile.gettempdir(),
             ).stdout
             process = time.perf_counter() - start
             line = [x for x in output.splitlines() if x.startswith("RESULT ")]
@@ -145,7 +156,8 @@ def main():
     print(
         f"\n{args.env}, seeds {args.seeds}, target {args.target_return}:\n"
         "| side | env steps | return | train s (per seed) | median train s "
-        "| median process s |\n|---|---|---|---|---|---|"
+        "| median train CPU s | median process s |\n"
+        "|---|---|---|---|---|---|---|"
     )
     for side, results in rows.items():
         train = [r["train_seconds"] for r in results]
@@ -157,6 +169,8 @@ def main():
             + " | "
             + ", ".join(f"{t:.1f}" for t in train)
             + f" | {statistics.median(train):.1f} | "
+            f"{statistics.median(r['train_cpu_seconds'] for r in results):.1f}"
+            f" | "
             f"{statistics.median(r['process_seconds'] for r in results):.1f} |"
         )
     sides = list(rows)

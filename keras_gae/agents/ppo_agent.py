@@ -73,7 +73,8 @@ class PPO:
         clip_ratio, learning_rate, entropy_coef, value_coef,
         max_grad_norm, hidden_sizes, activation, action_bound,
         initial_log_std, normalize_observations, normalize_rewards,
-        vectorization_mode, target_return), replacing the preset.
+        vectorization_mode, target_return, steps_per_execution,
+        jit_compile, gae_implementation), replacing the preset.
 
     Raises:
       ValueError: an unknown setting (naming it).
@@ -124,7 +125,9 @@ class PPO:
         self._eval_env = env if self.env_id is None else self.env_id
         self.model = self._build_model()
         self.model.compile(
-            optimizer=keras.optimizers.Adam(config["learning_rate"])
+            optimizer=keras.optimizers.Adam(config["learning_rate"]),
+            steps_per_execution=config["steps_per_execution"],
+            jit_compile=config["jit_compile"],
         )
         self.trainer = OnPolicyTrainer(
             self.model,
@@ -158,6 +161,7 @@ class PPO:
             value_coef=config["value_coef"],
             entropy_coef=config["entropy_coef"],
             max_grad_norm=config["max_grad_norm"] or None,
+            gae_implementation=config["gae_implementation"],
         )
         if config["normalize_rewards"]:
             normalization.attach_reward_normalization(

@@ -2,13 +2,15 @@
 
 `config_for(env_id)` merges `DEFAULTS` with `ENV_CONFIGS[env_id]` (an
 unknown id keeps the defaults). The keys are `PPO`'s settings. The
-CartPole-v1, Acrobot-v1 and Pendulum-v1 entries are those of
-`examples/train_ppo.py` (`examples/configs.py`); the MuJoCo entries use
-the PPO paper's MuJoCo settings (Schulman et al. 2017, arXiv:1707.06347,
-table 3: 2048 steps per rollout, 10 epochs of minibatches of 64, Adam
-3e-4, gamma 0.99, lambda 0.95) with 32 environments of 64 steps, so a
-minibatch is one environment's 64-step row, and observation and reward
-normalization, as stable-baselines3 runs them with `VecNormalize`.
+Acrobot-v1 and Pendulum-v1 entries are those of `examples/train_ppo.py`
+(`examples/configs.py`), CartPole-v1's too except for fewer, larger
+minibatches, a higher learning rate and one compiled call per iteration;
+the MuJoCo entries use the PPO paper's MuJoCo settings (Schulman et al.
+2017, arXiv:1707.06347, table 3: 2048 steps per rollout, 10 epochs of
+minibatches of 64, Adam 3e-4, gamma 0.99, lambda 0.95) with 32
+environments of 64 steps, so a minibatch is one environment's 64-step
+row, and observation and reward normalization, as stable-baselines3 runs
+them with `VecNormalize`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,12 @@ DEFAULTS: Dict[str, Any] = {
     # keras_gae.agents.make_tf_environment's vectorization_mode.
     "vectorization_mode": "auto",
     "target_return": None,
+    # `keras.Model.compile`'s: gradient steps per compiled call of `fit`,
+    # and XLA compilation of the training step.
+    "steps_per_execution": 1,
+    "jit_compile": False,
+    # PPOModel's gae_implementation (keras_gae.ops.IMPLEMENTATIONS).
+    "gae_implementation": "auto",
 }
 
 _MUJOCO = {
@@ -53,7 +61,17 @@ _MUJOCO = {
 }
 
 ENV_CONFIGS: Dict[str, Dict[str, Any]] = {
-    "CartPole-v1": {"learning_rate": 2e-3, "target_return": 475.0},
+    # Two minibatches of 4 rows (512 steps) and a higher learning rate
+    # than examples/train_ppo.py's: half the gradient steps per rollout,
+    # about as many environment steps to 475; the 10 x 2 gradient steps
+    # of an iteration run as one compiled call (benchmarks/ppo_profile.py
+    # sweeps such settings).
+    "CartPole-v1": {
+        "num_minibatches": 2,
+        "learning_rate": 4e-3,
+        "steps_per_execution": 20,
+        "target_return": 475.0,
+    },
     "Acrobot-v1": {"learning_rate": 1e-3, "target_return": -100.0},
     "Pendulum-v1": {
         "num_envs": 32,

@@ -83,6 +83,27 @@ class AgentTest(tf.test.TestCase):
         loaded.learn(total_env_steps=16)
         self.assertEqual(loaded.env_steps, agent.env_steps + 16)
 
+    def test_compile_and_gae_settings_reach_the_model(self):
+        agent = agents.PPO(
+            "CartPole-v1",
+            verbose=0,
+            steps_per_execution=3,
+            jit_compile=True,
+            gae_implementation="scan",
+            **SMALL,
+        )
+        self.assertEqual(agent.model.steps_per_execution, 3)
+        self.assertTrue(agent.model.jit_compile)
+        self.assertEqual(agent.model.gae_implementation, "scan")
+        # One epoch of one minibatch per rollout: one gradient step per
+        # iteration, each run inside an execution of up to 3 steps.
+        history = agent.learn(total_env_steps=16)
+        self.assertEqual(
+            int(agent.model.optimizer.iterations), agent.trainer.iteration
+        )
+        self.assertGreaterEqual(agent.trainer.iteration, 1)
+        self.assertTrue(np.all(np.isfinite(history.history["loss"])))
+
     def test_unknown_setting(self):
         with self.assertRaisesRegex(ValueError, "learning_rat"):
             agents.PPO("CartPole-v1", learning_rat=1e-3)
