@@ -8,13 +8,14 @@ import keras
 import tensorflow as tf
 
 from keras_gae.layers import policy_head
+from keras_gae.layers.logits_policy_head import LogitsPolicyHead
 from keras_gae.ops import _checks
 
 tfd = policy_head.tfd
 
 
 @keras.saving.register_keras_serializable(package="keras_gae")
-class CategoricalPolicyHead(policy_head.PolicyHead):
+class CategoricalPolicyHead(LogitsPolicyHead):
     r"""Discrete actions: a Dense layer to logits, a Categorical distribution.
 
         params = logits = features @ W + b,   pi(a | s) = softmax(logits)_a.
@@ -65,38 +66,15 @@ class CategoricalPolicyHead(policy_head.PolicyHead):
         action_dtype: str = "int32",
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        self.num_actions = _checks.check_positive_int(
-            num_actions, "num_actions"
+        num_actions = _checks.check_positive_int(num_actions, "num_actions")
+        super().__init__(
+            num_actions,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            action_dtype=action_dtype,
+            **kwargs,
         )
-        if action_dtype not in ("int32", "int64", tf.int32, tf.int64):
-            raise ValueError(
-                '`action_dtype` must be "int32" or "int64". '
-                f"Received: action_dtype={action_dtype!r}"
-            )
-        self.action_dtype = tf.as_dtype(action_dtype).name
-        self.kernel_initializer = keras.initializers.get(
-            kernel_initializer or policy_head.default_kernel_initializer()
-        )
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.logits_layer = keras.layers.Dense(
-            self.num_actions,
-            kernel_initializer=self.kernel_initializer,
-            bias_initializer=self.bias_initializer,
-            dtype=self.dtype_policy,
-            name="logits",
-        )
-
-    @property
-    def params_size(self) -> int:
-        return self.num_actions
-
-    def build(self, input_shape: Any) -> None:
-        self.logits_layer.build(input_shape)
-        super().build(input_shape)
-
-    def call(self, features: tf.Tensor) -> tf.Tensor:
-        return policy_head.float32_params(self.logits_layer(features))
+        self.num_actions = num_actions
 
     def distribution(self, params: tf.Tensor) -> tfd.Categorical:
         params = policy_head.check_params(params, self.params_size)
@@ -122,16 +100,5 @@ class CategoricalPolicyHead(policy_head.PolicyHead):
 
     def get_config(self) -> dict:
         config = super().get_config()
-        config.update(
-            {
-                "num_actions": self.num_actions,
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-                "bias_initializer": keras.initializers.serialize(
-                    self.bias_initializer
-                ),
-                "action_dtype": self.action_dtype,
-            }
-        )
+        config.update({"num_actions": self.num_actions})
         return config

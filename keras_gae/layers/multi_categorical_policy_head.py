@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_gae.layers import policy_head
+from keras_gae.layers.logits_policy_head import LogitsPolicyHead
 from keras_gae.ops import _checks
 
 tfd = policy_head.tfd
@@ -20,7 +21,7 @@ _PAD_LOGIT = -1e9
 
 
 @keras.saving.register_keras_serializable(package="keras_gae")
-class MultiCategoricalPolicyHead(policy_head.PolicyHead):
+class MultiCategoricalPolicyHead(LogitsPolicyHead):
     r"""D independent discrete actions (gymnasium `MultiDiscrete(nvec)`).
 
         params = features @ W + b,  split into logits_d of size nvec[d],
@@ -71,52 +72,31 @@ class MultiCategoricalPolicyHead(policy_head.PolicyHead):
         action_dtype: str = "int32",
         **kwargs,
     ):
-        super().__init__(**kwargs)
         values = np.asarray(nvec)
         if values.ndim != 1 or values.size == 0:
             raise ValueError(
                 "`nvec` must be a non-empty 1-D list of action counts. "
                 f"Received: nvec={nvec!r}"
             )
-        self.nvec = [
+        checked = [
             _checks.check_positive_int(
                 int(n) if isinstance(n, np.integer) else n, "nvec"
             )
             for n in values.tolist()
         ]
-        if action_dtype not in ("int32", "int64", tf.int32, tf.int64):
-            raise ValueError(
-                '`action_dtype` must be "int32" or "int64". '
-                f"Received: action_dtype={action_dtype!r}"
-            )
-        self.action_dtype = tf.as_dtype(action_dtype).name
-        self.kernel_initializer = keras.initializers.get(
-            kernel_initializer or policy_head.default_kernel_initializer()
+        super().__init__(
+            sum(checked),
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            action_dtype=action_dtype,
+            **kwargs,
         )
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.logits_layer = keras.layers.Dense(
-            sum(self.nvec),
-            kernel_initializer=self.kernel_initializer,
-            bias_initializer=self.bias_initializer,
-            dtype=self.dtype_policy,
-            name="logits",
-        )
-
-    @property
-    def params_size(self) -> int:
-        return sum(self.nvec)
+        self.nvec = checked
 
     @property
     def action_maximum(self) -> np.ndarray:
         """The largest action of each dimension, nvec - 1."""
         return np.asarray(self.nvec) - 1
-
-    def build(self, input_shape: Any) -> None:
-        self.logits_layer.build(input_shape)
-        super().build(input_shape)
-
-    def call(self, features: tf.Tensor) -> tf.Tensor:
-        return policy_head.float32_params(self.logits_layer(features))
 
     def padded_logits(self, params: tf.Tensor) -> tf.Tensor:
         """`[..., D, max(nvec)]` logits, padding classes at -1e9."""
@@ -162,16 +142,5 @@ class MultiCategoricalPolicyHead(policy_head.PolicyHead):
 
     def get_config(self) -> dict:
         config = super().get_config()
-        config.update(
-            {
-                "nvec": list(self.nvec),
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-                "bias_initializer": keras.initializers.serialize(
-                    self.bias_initializer
-                ),
-                "action_dtype": self.action_dtype,
-            }
-        )
+        config.update({"nvec": list(self.nvec)})
         return config

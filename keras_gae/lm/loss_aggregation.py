@@ -26,6 +26,13 @@ def token_weights(mask: Any, mode: str) -> tf.Tensor:
     for RLHF, DAPO); "sequence_mean" weighs every response alike (GRPO as
     published); "sequence_sum" has no length normalization (Dr. GRPO, Liu
     et al. 2025, arXiv:2503.20783, up to their constant).
+
+    The weights are computed over the rows at hand: in `CausalLMPPOModel`
+    under a tf.distribute strategy each replica normalizes by its own rows
+    and tokens (B', n_b), so "sequence_sum" and "sequence_mean" equal one
+    device on the global batch only when the replicas hold equally many
+    valid rows and tokens; "token_mean" is exact there (the training step
+    divides by the global number of valid tokens).
     """
     mode = _checks.check_option(mode, "loss_aggregation", AGGREGATIONS)
     m = tf.cast(_checks.convert_flag(mask, "mask"), tf.float32)
