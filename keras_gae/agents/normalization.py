@@ -46,18 +46,27 @@ from keras_gae.ops import _checks
 REWARD_NORMALIZATION_ATTRIBUTE = "reward_normalization"
 
 
-def _combine(mean, variance, count, batch_mean, batch_variance, batch_count):
-    """Parallel moments of two samples (the module docstring's rule)."""
-    total = count + batch_count
-    delta = batch_mean - mean
+def _absorb(mean: Any, variance: Any, count: Any, x: tf.Tensor) -> None:
+    """Adds the rows of `x` `[N, ...]` to running moment variables.
+
+    `mean`, `variance` and `count` are updated by the parallel rule of the
+    module docstring; with N = 0 the moments keep their values.
+    """
+    batch_count = tf.cast(tf.shape(x)[0], tf.float32)
+    batch_mean, batch_variance = tf.nn.moments(x, axes=[0])
+    old_mean, old_variance, old_count = mean.value, variance.value, count.value
+    total = old_count + batch_count
+    delta = batch_mean - old_mean
     fraction = batch_count / tf.maximum(total, 1.0)
-    new_mean = mean + delta * fraction
     m2 = (
-        variance * count
+        old_variance * old_count
         + batch_variance * batch_count
-        + tf.square(delta) * count * fraction
+        + tf.square(delta) * old_count * fraction
     )
-    return new_mean, m2 / tf.maximum(total, 1.0), total
+    keep = batch_count > 0
+    mean.assign(tf.where(keep, old_mean + delta * fraction, old_mean))
+    variance.assign(tf.where(keep, m2 / tf.maximum(total, 1.0), old_variance))
+    count.assign(total)
 
 
 @keras.saving.register_keras_serializable(package="keras_gae")
@@ -111,20 +120,7 @@ class ObservationNormalization(keras.layers.Layer):
     def update(self, inputs: Any) -> None:
         """Adds the rows of `inputs` `[..., D]` to the running moments."""
         x = tf.reshape(tf.cast(inputs, tf.float32), [-1, self.mean.shape[0]])
-        batch_count = tf.cast(tf.shape(x)[0], tf.float32)
-        batch_mean, batch_variance = tf.nn.moments(x, axes=[0])
-        mean, variance, count = _combine(
-            self.mean.value,
-            self.variance.value,
-            self.count.value,
-            batch_mean,
-            batch_variance,
-            batch_count,
-        )
-        keep = batch_count > 0
-        self.mean.assign(tf.where(keep, mean, self.mean.value))
-        self.variance.assign(tf.where(keep, variance, self.variance.value))
-        self.count.assign(count)
+        _absorb(self.mean, self.variance, self.count, x)
 
     def get_config(self) -> dict:
         config = super().get_config()
@@ -224,22 +220,7 @@ class RewardNormalization(keras.layers.Layer):
         )
         self.returns.assign(carried[-1])
         valid = tf.boolean_mask(tf.transpose(returns), mask)
-        batch_count = tf.cast(tf.size(valid), tf.float32)
-        batch_mean, batch_variance = tf.nn.moments(valid, axes=[0])
-        mean, variance, count = _combine(
-            self.return_mean.value,
-            self.return_variance.value,
-            self.count.value,
-            batch_mean,
-            batch_variance,
-            batch_count,
-        )
-        keep = batch_count > 0
-        self.return_mean.assign(tf.where(keep, mean, self.return_mean.value))
-        self.return_variance.assign(
-            tf.where(keep, variance, self.return_variance.value)
-        )
-        self.count.assign(count)
+        _absorb(self.return_mean, self.return_variance, self.count, valid)
         return self(reward)
 
     def get_config(self) -> dict:
