@@ -65,43 +65,56 @@ def _restore(state: list, saved: list) -> None:
 
 
 def _apply_checked(
-    optimizer: Any, state: list, grads: list, variables: list
+    optimizer: Any,
+    should_apply: tf.Tensor,
+    state: list,
+    grads: list,
+    variables: list,
 ) -> tf.Tensor:
-    """Applies the update, and undoes it if `state` is not finite after.
+    """Applies the update, and undoes it unless it should stay.
 
     `state` is every variable the update writes (the weights and the
     optimizer's variables). The values before the update are read first
     (TensorFlow copies a variable's buffer on the write that follows a
-    read, so this costs one copy of the state per step); whatever made the
-    new values non-finite (a NaN or negative-overflowing learning rate, an
-    overflow of the weights or of a moment), they are assigned back, so
-    the step did not happen, optimizer iterations included.
+    read, so this costs one copy of the state per step). The update is
+    kept only when `should_apply` and the new state is finite; otherwise
+    (a refused step, or a NaN or negative-overflowing learning rate, an
+    overflow of the weights or of a moment) the saved values are assigned
+    back, so the step did not happen, optimizer iterations included.
+    Applying unconditionally and undoing keeps the optimizer's update out
+    of a `tf.cond` branch: a smaller graph, traced and optimized faster.
 
     Returns:
-      Whether the new state is finite (then kept).
+      False when the update should have stayed but made the state
+      non-finite (and was undone), else True.
     """
     saved = [tf.identity(v) for v in state]
-    with tf.control_dependencies(saved):
+    # After `should_apply`, which follows the batch's checks: an assertion
+    # that fails stops the step before anything is written.
+    with tf.control_dependencies(saved + [should_apply]):
         optimizer.apply(grads, variables)
     reads = [tf.identity(v) for v in state]
     finite = _all_finite(reads)
+    keep = tf.logical_and(should_apply, finite)
     with tf.control_dependencies(reads):
-        tf.cond(finite, lambda: None, lambda: _restore(state, saved))
-    return tf.identity(finite)
+        tf.cond(keep, lambda: None, lambda: _restore(state, saved))
+    return tf.logical_or(tf.logical_not(should_apply), finite)
 
 
 def _apply_if(
     optimizer: Any, should_apply: tf.Tensor, grads: list, variables: list
 ) -> tf.Tensor:
-    """`_apply_checked(...)` when `should_apply`, else nothing.
+    """Applies the update when `should_apply` (and keeps it if finite).
 
-    `should_apply` is the same on every replica. A `tf.cond` whose branch
-    calls `merge_call` (as the optimizer does under a MirroredStrategy) is
-    not allowed in a replica context, so under such a strategy the
-    condition is taken in the cross-replica context and the update
-    re-enters the replicas, as Keras' LossScaleOptimizer does for its
-    skipped steps; the check and the undo run there too, on the mirrored
-    variables (whose copies the update keeps equal).
+    `should_apply` is the same on every replica. Without merge calls
+    (one device) the update is applied and undone unless it should stay
+    (`_apply_checked`). A `tf.cond` whose branch calls `merge_call` (as the
+    optimizer does under a MirroredStrategy) is not allowed in a replica
+    context, so under such a strategy the condition is taken in the
+    cross-replica context and the update re-enters the replicas, as Keras'
+    LossScaleOptimizer does for its skipped steps; the check and the undo
+    run there too, on the mirrored variables (whose copies the update
+    keeps equal).
 
     Returns:
       False when the update was applied and undone, else True.
@@ -114,11 +127,7 @@ def _apply_if(
 
     if tf.__internal__.distribute.strategy_supports_no_merge_call():
         state = list(variables) + list(optimizer.variables)
-        return tf.cond(
-            should_apply,
-            lambda: _apply_checked(optimizer, state, grads, variables),
-            lambda: tf.constant(True),
-        )
+        return _apply_checked(optimizer, should_apply, state, grads, variables)
 
     def cross_replica(distribution, should_apply, grads, wrapped):
         should_apply = distribution.experimental_local_results(should_apply)[0]

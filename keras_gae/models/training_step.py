@@ -43,6 +43,51 @@ class NonFiniteLossError(FloatingPointError):
     """
 
 
+class _ScalarTotals(keras.metrics.Metric):
+    """Running weighted means (or sums) of named scalars, in one variable.
+
+    One variable of `len(names) + 1` totals (the weighted sums and the
+    total weight) replaces a `keras.metrics.Mean` per scalar: one update
+    and one reset per step instead of one per metric, which matters when
+    a training step is a few milliseconds. `result()` is a dict, which
+    Keras merges into the logs.
+    """
+
+    def __init__(self, names: tuple, *, mean: bool, name: str):
+        super().__init__(name=name)
+        self.names = tuple(names)
+        self._mean = mean
+        self.totals = self.add_variable(
+            shape=(len(self.names) + 1,),
+            initializer="zeros",
+            dtype="float32",
+            name="totals",
+        )
+
+    def update_state(self, values: tf.Tensor, weight: Any = 1.0) -> None:
+        weight = tf.cast(weight, tf.float32)
+        self.totals.assign_add(
+            tf.concat([tf.cast(values, tf.float32) * weight, [weight]], 0)
+        )
+
+    def values(self) -> tf.Tensor:
+        """The means (or sums), `[len(names)]`."""
+        totals = tf.convert_to_tensor(self.totals)
+        if self._mean:
+            return tf.math.divide_no_nan(totals[:-1], totals[-1])
+        return totals[:-1]
+
+    def result(self) -> dict:
+        return dict(zip(self.names, tf.unstack(self.values())))
+
+
+# The counters of refused or failed steps (`_ScalarTotals` sums): a
+# positive count blocks the updates of the remaining steps of the same
+# execution, and `_raise_if_nonfinite` raises after it.
+_NONFINITE, _INVALID_ACTIONS, _NONBINARY = range(3)
+_FAILURE_NAMES = ("nonfinite_steps", "invalid_actions", "nonbinary_flags")
+
+
 class RolloutTraining:
     """Mixin of `ActorCriticModel`: training on rollout batches."""
 
@@ -50,16 +95,14 @@ class RolloutTraining:
     def _create_trackers(self) -> None:
         # Kept out of TensorFlow checkpoints: metric state is not training
         # state. `metrics` lists them for Keras to reset.
-        self._trackers = {
-            name: keras.metrics.Mean(name=name) for name in self.metric_names
-        }
-        # Counts failed steps; a positive count also blocks the updates of
-        # the remaining steps of the same execution.
-        self._nonfinite_steps = keras.metrics.Sum(name="nonfinite_steps")
-        # Refused steps' invalid inputs (`PreparedBatch.problems`); they
-        # block the rest of the execution too.
-        self._invalid_actions = keras.metrics.Sum(name="invalid_actions")
-        self._nonbinary_flags = keras.metrics.Sum(name="nonbinary_flags")
+        self._trackers = _ScalarTotals(
+            self.metric_names, mean=True, name="rollout_metrics"
+        )
+        # Failed steps (non-finite loss, gradients or update) and refused
+        # steps' invalid inputs (`PreparedBatch.problems`).
+        self._failures = _ScalarTotals(
+            _FAILURE_NAMES, mean=False, name="failed_steps"
+        )
 
     @property
     def metric_names(self) -> tuple:
@@ -80,11 +123,7 @@ class RolloutTraining:
 
     @property
     def metrics(self) -> list:
-        return [self._trackers[name] for name in self.metric_names] + [
-            self._nonfinite_steps,
-            self._invalid_actions,
-            self._nonbinary_flags,
-        ]
+        return [self._trackers, self._failures]
 
     # Training. The helpers below are plain TensorFlow without Python
     # control flow on tensors; `do_not_convert` spares them (and the layers
@@ -148,9 +187,8 @@ class RolloutTraining:
             )
             values = tf.math.divide_no_nan(sums[:-1], sums[-1])
             count = sums[-1]
-        for name, value in zip(names, tf.unstack(values)):
-            self._trackers[name].update_state(value, sample_weight=count)
-        logs = {name: self._trackers[name].result() for name in names}
+        self._trackers.update_state(values, count)
+        logs = self._trackers.result()
         if _multi_worker(self.distribute_strategy):
             # Keras reduces each log across workers with
             # `strategy.reduce("MEAN", log, axis=0)`, which needs an axis.
@@ -160,11 +198,7 @@ class RolloutTraining:
     def train_step(self, data: Any) -> dict:
         """One gradient step on one rollout batch; returns the metrics."""
         batch = self._check_batch(data)
-        halted = (
-            self._nonfinite_steps.result()
-            + self._invalid_actions.result()
-            + self._nonbinary_flags.result()
-        ) > 0
+        halted = tf.reduce_sum(self._failures.values()) > 0
         prepared = self._prepare(batch, training=True)
         with tf.GradientTape() as tape:
             params, values = self(prepared.observations, training=True)
@@ -182,11 +216,15 @@ class RolloutTraining:
             prepared.count,
             prepared.problems,
         )
-        self._nonfinite_steps.update_state(
-            tf.cast(tf.logical_not(finite), tf.float32)
+        self._failures.update_state(
+            tf.stack(
+                [
+                    tf.cast(tf.logical_not(finite), tf.float32),
+                    problems[0],
+                    problems[1],
+                ]
+            )
         )
-        self._invalid_actions.update_state(problems[0])
-        self._nonbinary_flags.update_state(problems[1])
         if self.kl_coef is not None and not isinstance(self.kl_coef, float):
             self._update_kl_controller(
                 results["kl_penalty"], prepared.count, weight
@@ -223,7 +261,9 @@ class RolloutTraining:
         return checked_train_function
 
     def _raise_if_nonfinite(self) -> None:
-        invalid_actions = int(self._invalid_actions.result().numpy())
+        # One read of the counters from the device per execution.
+        failures = self._failures.values().numpy()
+        invalid_actions = int(failures[_INVALID_ACTIONS])
         if invalid_actions:
             head = getattr(self, "policy_head", None)
             raise ValueError(
@@ -235,7 +275,7 @@ class RolloutTraining:
                 'updates. Received: batch["action"] out of range at '
                 f"{invalid_actions} steps"
             )
-        nonbinary = int(self._nonbinary_flags.result().numpy())
+        nonbinary = int(failures[_NONBINARY])
         if nonbinary:
             raise ValueError(
                 'Training stopped: batch["terminated"], batch["truncated"] '
@@ -245,7 +285,7 @@ class RolloutTraining:
                 f"{int(self.optimizer.iterations.numpy())} optimizer "
                 f"updates. Received: {nonbinary} such values"
             )
-        if self._nonfinite_steps.result().numpy() > 0:
+        if failures[_NONFINITE] > 0:
             raise NonFiniteLossError(
                 "Training stopped: the loss, a gradient or the updated "
                 "weights or optimizer state are NaN or Inf. The failing "
