@@ -69,8 +69,8 @@ class PPO:
       verbose: 0 silent, 1 progress bar, 2 a line per iteration.
       env_kwargs: keyword arguments of `gymnasium.make`.
       **settings: any key of `presets.DEFAULTS` (num_envs,
-        rollout_length, epochs, num_minibatches, gamma, lambda_,
-        clip_ratio, learning_rate, entropy_coef, value_coef,
+        rollout_length, epochs, num_minibatches, minibatch_mode, gamma,
+        lambda_, clip_ratio, learning_rate, entropy_coef, value_coef,
         max_grad_norm, hidden_sizes, activation, action_bound,
         initial_log_std, normalize_observations, normalize_rewards,
         vectorization_mode, target_return, steps_per_execution,
@@ -106,7 +106,8 @@ class PPO:
             config["num_envs"] = int(env.num_envs)
         if isinstance(env, gymnasium.Env):
             config["num_envs"] = 1
-            config["num_minibatches"] = 1
+            if config["minibatch_mode"] == "rows":
+                config["num_minibatches"] = 1
         config["hidden_sizes"] = tuple(int(h) for h in config["hidden_sizes"])
         self.settings = config
         mode = config["vectorization_mode"]
@@ -135,6 +136,7 @@ class PPO:
             rollout_length=config["rollout_length"],
             epochs=config["epochs"],
             num_minibatches=config["num_minibatches"],
+            minibatch_mode=config["minibatch_mode"],
             root_dir=root_dir,
             seed=self.seed,
             return_window=RETURN_WINDOW,

@@ -24,6 +24,9 @@ DEFAULTS: Dict[str, Any] = {
     "rollout_length": 128,
     "epochs": 10,
     "num_minibatches": 4,
+    # OnPolicyTrainer's: "rows" (whole environment rows) or "steps"
+    # (shuffled single steps, GAE once per rollout).
+    "minibatch_mode": "rows",
     "gamma": 0.99,
     "lambda_": 0.95,
     "clip_ratio": 0.2,

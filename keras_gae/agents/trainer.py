@@ -29,7 +29,12 @@ from keras_gae.agents.policy import KerasPolicy
 from keras_gae.models import ActorCriticModel
 from keras_gae.models import NonFiniteLossError
 from keras_gae.models import rollout_dataset
+from keras_gae.models import step_dataset
 from keras_gae.ops import _checks
+
+
+# How `fit` cuts a rollout into minibatches (see `OnPolicyTrainer`).
+MINIBATCH_MODES = ("rows", "steps")
 
 
 def _shuffle_seed(seed: int, iteration: int) -> int:
@@ -54,7 +59,13 @@ class OnPolicyTrainer:
       rollout_length: T >= 1, driver iterations (rows per environment) per
         collection.
       epochs: E >= 1, passes of `model.fit` over each rollout.
-      num_minibatches: K >= 1 dividing B: minibatches of B / K whole rows.
+      num_minibatches: K >= 1 minibatches per epoch.
+      minibatch_mode: "rows": minibatches of B / K whole environment rows
+        (K must divide B), GAE in the compiled train step
+        (`rollout_dataset`); "steps": GAE once over the rollout, then K
+        minibatches of single steps shuffled across environments and time
+        (`step_dataset`, stable-baselines3's minibatching), whose
+        gradients are less correlated than a row's consecutive steps.
       root_dir: directory for checkpoints (`root_dir/checkpoints`); None
         saves none.
       seed: int seed of TensorFlow's global seed and of the shuffles.
@@ -95,6 +106,7 @@ class OnPolicyTrainer:
         rollout_length: int,
         epochs: int = 4,
         num_minibatches: int = 4,
+        minibatch_mode: str = "rows",
         root_dir: Optional[str] = None,
         seed: int = 0,
         return_window: int = 20,
@@ -117,6 +129,9 @@ class OnPolicyTrainer:
         self._epochs = _checks.check_positive_int(epochs, "epochs")
         self._num_minibatches = _checks.check_positive_int(
             num_minibatches, "num_minibatches"
+        )
+        self._minibatch_mode = _checks.check_option(
+            minibatch_mode, "minibatch_mode", MINIBATCH_MODES
         )
         self._seed = _checks.check_int(seed, "seed")
         self._return_window = _checks.check_positive_int(
@@ -144,11 +159,15 @@ class OnPolicyTrainer:
             ),
             return_window=self._return_window,
         )
-        if self._collector.batch_size % self._num_minibatches:
+        if (
+            self._minibatch_mode == "rows"
+            and self._collector.batch_size % self._num_minibatches
+        ):
             raise ValueError(
                 "`num_minibatches` must divide the number of environments "
                 f"B={self._collector.batch_size}: each minibatch holds "
-                "B / num_minibatches whole rows. "
+                "B / num_minibatches whole rows (minibatch_mode='steps' "
+                "has no such constraint). "
                 f"Received: num_minibatches={num_minibatches!r}"
             )
         # The optimizer's slot variables made now, not inside the first
@@ -226,13 +245,20 @@ class OnPolicyTrainer:
         """Runs the E epochs over one rollout batch; the metrics' means.
 
         The metrics are the model's, averaged over the E * K gradient steps
-        (each step weighted by its number of valid rows).
+        (each step weighted by its number of valid steps).
         """
-        dataset = rollout_dataset(
-            batch,
-            num_minibatches=self._num_minibatches,
-            seed=_shuffle_seed(self._seed, self.iteration),
-        )
+        seed = _shuffle_seed(self._seed, self.iteration)
+        if self._minibatch_mode == "steps":
+            dataset = step_dataset(
+                self._model,
+                batch,
+                num_minibatches=self._num_minibatches,
+                seed=seed,
+            )
+        else:
+            dataset = rollout_dataset(
+                batch, num_minibatches=self._num_minibatches, seed=seed
+            )
         # One Keras epoch over E reshuffled passes: Keras' per-epoch set-up
         # costs about as much as a PPO epoch of a small model, and its
         # metrics then average over all E * K gradient steps.

@@ -27,7 +27,10 @@ One iteration:
 3. Training. `model.fit` runs `E` epochs over `rollout_dataset(batch,
    num_minibatches=K)`: `E * K` gradient steps on minibatches of `B / K`
    whole rows, reshuffled every epoch; GAE runs inside the model's
-   compiled train step. (The `E` passes are one Keras epoch over the
+   compiled train step. With `minibatch_mode="steps"` it runs over
+   `step_dataset(model, batch, num_minibatches=K)` instead: GAE once over
+   the rollout, then minibatches of single steps shuffled across the
+   environments and time. (The `E` passes are one Keras epoch over the
    dataset repeated `E` times: the same steps with less overhead.)
    Compiling the model with `steps_per_execution=E * K` runs them in one
    call, for a slower first trace (`benchmarks/cartpole_benchmark.py`
@@ -118,6 +121,7 @@ def train(
     total_env_steps: int,
     epochs: int = 4,
     num_minibatches: int = 4,
+    minibatch_mode: str = "rows",
     callbacks: Optional[Sequence[keras.callbacks.Callback]] = None,
     root_dir: Optional[str] = None,
     seed: int = 0,
@@ -145,7 +149,10 @@ def train(
       rollout_length: T, steps per environment per collection.
       total_env_steps: environment-step budget (restored steps count).
       epochs: E, passes over each rollout.
-      num_minibatches: K, dividing B.
+      num_minibatches: K (dividing B when `minibatch_mode="rows"`).
+      minibatch_mode: "rows" (whole environment rows, GAE in the train
+        step) or "steps" (GAE once per rollout, shuffled single steps);
+        see `OnPolicyTrainer`.
       callbacks: Keras callbacks, called once per iteration.
       root_dir: checkpoint directory root, or None.
       seed: seed of TensorFlow's global seed and the minibatch shuffles.
@@ -187,6 +194,7 @@ def train(
         rollout_length=rollout_length,
         epochs=epochs,
         num_minibatches=num_minibatches,
+        minibatch_mode=minibatch_mode,
         root_dir=root_dir,
         seed=seed,
         return_window=return_window,

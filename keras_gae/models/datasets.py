@@ -219,8 +219,17 @@ def step_dataset(
         [tf.ones([num_steps, 1], tf.bool), tf.zeros([padding, 1], tf.bool)],
         axis=0,
     )
-    dataset = tf.data.Dataset.from_tensor_slices(steps)
-    dataset = dataset.shuffle(
-        size * num_minibatches, seed=seed, reshuffle_each_iteration=True
+    # The indices are shuffled, not the steps: one gather per minibatch
+    # instead of a shuffle buffer of N single-step dicts.
+    return (
+        tf.data.Dataset.range(size * num_minibatches)
+        .shuffle(
+            size * num_minibatches, seed=seed, reshuffle_each_iteration=True
+        )
+        .batch(size, drop_remainder=True)
+        .map(
+            lambda minibatch: tf.nest.map_structure(
+                lambda tensor: tf.gather(tensor, minibatch), steps
+            )
+        )
     )
-    return dataset.batch(size, drop_remainder=True)

@@ -181,6 +181,7 @@ class ArgumentTest(tf.test.TestCase, parameterized.TestCase):
         ("return_window", 0, ValueError),
         ("checkpoint_interval", 0, ValueError),
         ("seed", "0", TypeError),
+        ("minibatch_mode", "episodes", ValueError),
     )
     def test_rejects_invalid_sizes(self, name, value, error):
         kwargs = {"rollout_length": 4, "num_minibatches": 2, name: value}
@@ -200,6 +201,63 @@ class ArgumentTest(tf.test.TestCase, parameterized.TestCase):
         with self.assertRaisesRegex(error, f"{name}={value!r}"):
             trainer.run(**kwargs)
         self.assertEqual(trainer.iteration, 0)
+
+
+class MinibatchModeTest(tf.test.TestCase):
+    def test_one_step_minibatch_equals_one_batch_of_rows(self):
+        # K = 1: both modes take each gradient step on every valid step of
+        # the rollout (GAE over whole rows, advantages normalized over all
+        # of them), in another order; E = 2 steps each.
+        env = cartpole(num_envs=3, seed=4)
+        models = []
+        for _ in range(2):
+            model = make_model(CategoricalPolicyHead(2))
+            model.compile(optimizer=keras.optimizers.SGD(0.05))
+            models.append(model)
+        trainers = [
+            OnPolicyTrainer(
+                model,
+                env,
+                rollout_length=48,
+                epochs=2,
+                num_minibatches=1,
+                minibatch_mode=mode,
+            )
+            for model, mode in zip(models, ("rows", "steps"))
+        ]
+        models[1].set_weights(models[0].get_weights())
+        initial = models[0].get_weights()
+        batch = trainers[0].collect()
+        self.assertTrue(np.any(~batch["mask"].numpy()))  # an episode ended
+        logs = [trainer.fit(batch) for trainer in trainers]
+        self.assertGreater(
+            max(
+                np.abs(after - before).max()
+                for after, before in zip(models[0].get_weights(), initial)
+            ),
+            1e-3,
+        )
+        for rows, steps in zip(models[0].get_weights(), models[1].get_weights()):
+            self.assertAllClose(rows, steps, atol=1e-5)
+        for name in ("policy_loss", "value_loss", "entropy", "approx_kl"):
+            self.assertAllClose(logs[0][name], logs[1][name], atol=1e-5)
+        self.assertEqual(int(models[1].optimizer.iterations), 2)
+
+    def test_steps_need_not_divide_the_environments(self):
+        trainer = OnPolicyTrainer(
+            make_model(CategoricalPolicyHead(2)),
+            cartpole(num_envs=2),
+            rollout_length=8,
+            epochs=2,
+            num_minibatches=3,
+            minibatch_mode="steps",
+        )
+        history = trainer.run(total_env_steps=32, verbose=0)
+        iterations = len(history.history["loss"])
+        self.assertEqual(
+            int(trainer.model.optimizer.iterations), iterations * 2 * 3
+        )
+        self.assertTrue(np.isfinite(history.history["loss"]).all())
 
 
 class CollectTest(tf.test.TestCase, parameterized.TestCase):
