@@ -33,6 +33,9 @@ DEFAULTS: Dict[str, Any] = {
     "rollout_length": 128,
     "epochs": 10,
     "num_minibatches": 4,
+    # OnPolicyTrainer's minibatch_mode: "rows" (whole environment rows) or
+    # "steps" (single steps shuffled across environments and time).
+    "minibatch_mode": "rows",
     "gamma": 0.99,
     "lambda_": 0.95,
     "clip_ratio": 0.2,

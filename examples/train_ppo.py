@@ -38,7 +38,8 @@ The loop. `keras_gae.agents.OnPolicyTrainer`: each iteration collects
 `--rollout_length` steps from each of `--num_envs` environments and runs
 `--epochs` passes of `model.fit` over `--num_minibatches` minibatches of
 whole environment rows (so num_minibatches must divide num_envs), GAE inside
-the compiled train step. Training stops at `--total_env_steps` or once the
+the compiled train step, or with `--minibatch_mode=steps` of single steps
+shuffled across environments and time, GAE once per rollout. Training stops at `--total_env_steps` or once the
 mean return of the last 20 episodes reaches `--target_return`. Rewards are
 multiplied by `--reward_scale` for training only: printed and logged returns
 are the environment's.
@@ -193,7 +194,19 @@ flags.DEFINE_integer(
     _DEFAULTS["num_minibatches"],
     _per_env(
         "num_minibatches",
-        "Minibatches per pass, of whole rows; must divide num_envs.",
+        "Minibatches per pass; of whole rows (--minibatch_mode=rows) "
+        "they must divide num_envs.",
+    ),
+)
+flags.DEFINE_enum(
+    "minibatch_mode",
+    _DEFAULTS["minibatch_mode"],
+    ["rows", "steps"],
+    _per_env(
+        "minibatch_mode",
+        "rows: minibatches of whole environment rows, GAE in the train "
+        "step; steps: GAE once per rollout, minibatches of single steps "
+        "shuffled across environments and time.",
     ),
 )
 flags.DEFINE_float("gamma", _DEFAULTS["gamma"], _per_env("gamma", "Discount."))
@@ -497,10 +510,10 @@ def train_eval(
         `root_dir/checkpoints.old-<n>`, not overwritten).
       verbose: 0 quiet, 1 a line per iteration and a summary.
       **overrides: any of `configs.DEFAULTS`' keys (num_envs,
-        rollout_length, epochs, num_minibatches, gamma, lambda_,
-        clip_ratio, clip_ratio_low, clip_ratio_high, learning_rate,
-        entropy_coef, value_coef, max_grad_norm, hidden_sizes,
-        reward_scale, action_bound, initial_log_std, total_env_steps,
+        rollout_length, epochs, num_minibatches, minibatch_mode, gamma,
+        lambda_, clip_ratio, clip_ratio_low, clip_ratio_high,
+        learning_rate, entropy_coef, value_coef, max_grad_norm,
+        hidden_sizes, reward_scale, action_bound, initial_log_std, total_env_steps,
         target_return), replacing `configs.config_for(env_id, algorithm)`'s
         value.
 
@@ -565,6 +578,7 @@ def train_eval(
         rollout_length=config["rollout_length"],
         epochs=config["epochs"],
         num_minibatches=config["num_minibatches"],
+        minibatch_mode=config["minibatch_mode"],
         root_dir=root_dir,
         seed=seed,
         return_window=RETURN_WINDOW,

@@ -282,6 +282,19 @@ class TrainPPOTest(tf.test.TestCase, parameterized.TestCase):
             self.assertTrue(space.contains(np.asarray(action)), action)
             time_step = py_env.step(action)
 
+    def test_step_minibatches(self):
+        root_dir = os.path.join(self.get_temp_dir(), "steps")
+        result = train_ppo.train_eval(
+            root_dir,
+            total_env_steps=60,
+            verbose=0,
+            **dict(TINY, epochs=2, num_minibatches=3, minibatch_mode="steps"),
+        )
+        self.assertEqual(result["config"]["minibatch_mode"], "steps")
+        self.assertEqual(result["iterations"], 1)
+        # 3 minibatches of single steps, though 3 does not divide 2 envs.
+        self.assertTrue(np.isfinite(result["history"]["loss"]).all())
+
     def test_a2c_with_xla(self):
         root_dir = os.path.join(self.get_temp_dir(), "a2c")
         result = train_ppo.train_eval(
