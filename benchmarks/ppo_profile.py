@@ -22,30 +22,6 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def _use_step_minibatches(trainer):
-    """An experiment outside the library: `OnPolicyTrainer.fit` with
-    `step_dataset` (GAE once per rollout, minibatches of shuffled single
-    steps, as stable-baselines3 does) in place of `rollout_dataset`."""
-    import types
-
-    from keras_gae.agents import trainer as trainer_lib
-    from keras_gae.models import step_dataset
-
-    def fit(self, batch):
-        dataset = step_dataset(
-            self._model,
-            batch,
-            num_minibatches=self._num_minibatches,
-            seed=trainer_lib._shuffle_seed(self._seed, self.iteration),
-        )
-        history = self._model.fit(
-            dataset.repeat(self._epochs), epochs=1, shuffle=False, verbose=0
-        )
-        return {k: float(v[-1]) for k, v in history.history.items()}
-
-    trainer.fit = types.MethodType(fit, trainer)
-
-
 def child(args):
     start = time.perf_counter()
     import keras_gae.agents as agents
@@ -53,8 +29,6 @@ def child(args):
     imported = time.perf_counter()
     settings = json.loads(args.settings)
     agent = agents.PPO(args.env, seed=args.seed, verbose=0, **settings)
-    if args.step_minibatches:
-        _use_step_minibatches(agent.trainer)
     built = time.perf_counter()
     cpu = time.process_time()
     target = None if args.target_return == "none" else float(args.target_return)
@@ -90,11 +64,6 @@ def main():
     parser.add_argument("--target_return", default="475")
     parser.add_argument("--settings", default="{}")
     parser.add_argument(
-        "--step_minibatches",
-        action="store_true",
-        help="experiment: OnPolicyTrainer.fit with step_dataset",
-    )
-    parser.add_argument(
         "--seed", type=int, default=None, help=argparse.SUPPRESS
     )
     args = parser.parse_args()
@@ -110,7 +79,7 @@ def main():
             f"--total_env_steps={args.total_env_steps}",
             f"--target_return={args.target_return}",
             f"--settings={args.settings}",
-        ] + (["--step_minibatches"] if args.step_minibatches else [])
+        ]
         start = time.perf_counter()
         output = subprocess.run(
             command, capture_output=True, text=True, check=True

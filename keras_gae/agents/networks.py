@@ -135,8 +135,19 @@ class ObservationEncoder(keras.layers.Layer):
         return tf.concat(parts + others, -1)
 
 
+def _orthogonal(gain: float) -> keras.initializers.Initializer:
+    return keras.initializers.Orthogonal(gain=gain)
+
+
 class MLPNetwork(keras.Model):
-    """encoder -> Dense(size, activation) for each size -> output layer."""
+    """encoder -> Dense(size, activation) for each size -> output layer.
+
+    The hidden kernels start orthogonal with gain sqrt(2) (biases zero),
+    as in OpenAI Baselines' PPO and stable-baselines3; with the policy
+    heads' orthogonal 0.01 and the critic's orthogonal 1 output
+    (`build_networks`) the initial policy is near uniform and the initial
+    values near 0.
+    """
 
     def __init__(
         self,
@@ -149,7 +160,11 @@ class MLPNetwork(keras.Model):
         super().__init__(**kwargs)
         self.encoder = encoder
         self.hidden = [
-            keras.layers.Dense(int(size), activation=activation)
+            keras.layers.Dense(
+                int(size),
+                activation=activation,
+                kernel_initializer=_orthogonal(np.sqrt(2.0)),
+            )
             for size in hidden_sizes
         ]
         self.output_layer = output
@@ -234,7 +249,7 @@ def build_networks(
     critic = MLPNetwork(
         encoder,
         hidden_sizes,
-        keras.layers.Dense(1),
+        keras.layers.Dense(1, kernel_initializer=_orthogonal(1.0)),
         activation,
         name="critic",
     )
