@@ -12,8 +12,9 @@ across the rollout (`minibatch_mode="steps"`), the 320 gradient steps of
 an iteration as one XLA-compiled call, and observation and reward
 normalization, as stable-baselines3 runs them with `VecNormalize`. At 200k
 steps of HalfCheetah-v5 this layout reached a median return of 1080 over
-seeds 0-2, where 32 environments of 64 steps (whole rows or single steps
-as minibatches) reached 821 and 943 (README, "Against stable-baselines3").
+seeds 0-2 where 32 environments of 64 steps reached 943 (same settings
+otherwise; `benchmarks/ppo_profile.py --env=HalfCheetah-v5
+--total_env_steps=200000 --target_return=none --settings=...`).
 """
 
 from __future__ import annotations
