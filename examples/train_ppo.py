@@ -39,7 +39,9 @@ The loop. `keras_gae.agents.OnPolicyTrainer`: each iteration collects
 `--epochs` passes of `model.fit` over `--num_minibatches` minibatches of
 whole environment rows (so num_minibatches must divide num_envs), GAE inside
 the compiled train step, or with `--minibatch_mode=steps` of single steps
-shuffled across environments and time, GAE once per rollout. Training stops at `--total_env_steps` or once the
+shuffled across environments and time, GAE once per rollout. The model is
+compiled with `steps_per_execution = epochs * num_minibatches`, so an
+iteration's gradient steps run in one call. Training stops at `--total_env_steps` or once the
 mean return of the last 20 episodes reaches `--target_return`. Rewards are
 multiplied by `--reward_scale` for training only: printed and logged returns
 are the environment's.
@@ -571,6 +573,8 @@ def train_eval(
     model.compile(
         optimizer=keras.optimizers.Adam(config["learning_rate"]),
         jit_compile=jit_compile,
+        # An iteration's gradient steps in one compiled call.
+        steps_per_execution=config["epochs"] * config["num_minibatches"],
     )
     trainer = OnPolicyTrainer(
         model,

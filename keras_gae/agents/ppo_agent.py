@@ -73,8 +73,9 @@ class PPO:
         lambda_, clip_ratio, learning_rate, entropy_coef, value_coef,
         max_grad_norm, hidden_sizes, activation, action_bound,
         initial_log_std, normalize_observations, normalize_rewards,
-        vectorization_mode, target_return, steps_per_execution,
-        jit_compile, gae_implementation), replacing the preset.
+        vectorization_mode, target_return, steps_per_execution (None:
+        epochs * num_minibatches, an iteration's gradient steps in one
+        call), jit_compile, gae_implementation), replacing the preset.
 
     Raises:
       ValueError: an unknown setting (naming it).
@@ -127,7 +128,7 @@ class PPO:
         self.model = self._build_model()
         self.model.compile(
             optimizer=keras.optimizers.Adam(config["learning_rate"]),
-            steps_per_execution=config["steps_per_execution"],
+            steps_per_execution=self._steps_per_execution(),
             jit_compile=config["jit_compile"],
         )
         self.trainer = OnPolicyTrainer(
@@ -141,6 +142,13 @@ class PPO:
             seed=self.seed,
             return_window=RETURN_WINDOW,
         )
+
+    def _steps_per_execution(self) -> int:
+        """The setting, or None: an iteration's E * K steps in one call."""
+        config = self.settings
+        if config["steps_per_execution"] is None:
+            return config["epochs"] * config["num_minibatches"]
+        return config["steps_per_execution"]
 
     def _build_model(self) -> PPOModel:
         config = self.settings

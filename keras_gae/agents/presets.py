@@ -47,9 +47,10 @@ DEFAULTS: Dict[str, Any] = {
     # keras_gae.agents.make_tf_environment's vectorization_mode.
     "vectorization_mode": "auto",
     "target_return": None,
-    # `keras.Model.compile`'s: gradient steps per compiled call of `fit`,
+    # `keras.Model.compile`'s: gradient steps per compiled call of `fit`
+    # (None: epochs * num_minibatches, an iteration's steps in one call),
     # and XLA compilation of the training step.
-    "steps_per_execution": 1,
+    "steps_per_execution": None,
     "jit_compile": False,
     # PPOModel's gae_implementation (keras_gae.ops.IMPLEMENTATIONS).
     "gae_implementation": "auto",
@@ -66,7 +67,6 @@ _MUJOCO = {
     "normalize_observations": True,
     "normalize_rewards": True,
     "vectorization_mode": "sync",
-    "steps_per_execution": 320,
     "jit_compile": True,
 }
 
@@ -74,15 +74,15 @@ ENV_CONFIGS: Dict[str, Dict[str, Any]] = {
     # 16 environments of 64 steps (collection costs per driver step, not
     # per environment), 4 minibatches of 4 rows, a higher learning rate
     # than examples/train_ppo.py's, and the 10 x 4 gradient steps of an
-    # iteration as one compiled call: the fewest environment steps and
-    # the least time to 475 of the settings benchmarks/ppo_profile.py
-    # swept (README, "Against stable-baselines3").
+    # iteration as one compiled call: of the settings swept with
+    # benchmarks/ppo_profile.py, the fewest environment steps to 475
+    # (median over seeds 0-4: 22,376; README, "Against
+    # stable-baselines3").
     "CartPole-v1": {
         "num_envs": 16,
         "rollout_length": 64,
         "num_minibatches": 4,
         "learning_rate": 4e-3,
-        "steps_per_execution": 40,
         "target_return": 475.0,
     },
     "Acrobot-v1": {"learning_rate": 1e-3, "target_return": -100.0},

@@ -83,6 +83,13 @@ class AgentTest(tf.test.TestCase):
         loaded.learn(total_env_steps=16)
         self.assertEqual(loaded.env_steps, agent.env_steps + 16)
 
+    def test_steps_per_execution_defaults_to_an_iteration(self):
+        agent = agents.PPO(
+            "Acrobot-v1", verbose=0, **dict(SMALL, epochs=3, num_minibatches=2)
+        )
+        self.assertIsNone(agent.settings["steps_per_execution"])
+        self.assertEqual(agent.model.steps_per_execution, 6)
+
     def test_compile_and_gae_settings_reach_the_model(self):
         agent = agents.PPO(
             "CartPole-v1",
