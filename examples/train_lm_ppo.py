@@ -199,7 +199,7 @@ def pretrain(causal_lm, corpus, *, steps, batch_size, learning_rate, seed):
         .batch(batch_size, drop_remainder=True)
     )
     history = causal_lm.fit(
-        dataset, steps_per_epoch=steps, epochs=1, verbose=0
+        dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False
     ).history
     return float(history["loss"][-1])
 
@@ -470,6 +470,7 @@ def train_eval(
             ),
             epochs=num_epochs,
             verbose=0,
+            shuffle=False,  # the dataset shuffles itself
         ).history
         record = {
             "reward": float(np.mean(rollout.scores)),

@@ -31,6 +31,7 @@ def iterate(model, num_samples, epochs=1):
         rollout_dataset(rollout.batch, num_minibatches=2, seed=0),
         epochs=epochs,
         verbose=0,
+        shuffle=False,
     ).history
     return rollout, history
 
@@ -144,10 +145,10 @@ class KerasHubTrainingTest(tf.test.TestCase, parameterized.TestCase):
         rollout = model.collect(PROMPTS, count_fives, max_new_tokens=4, seed=1)
         dataset = rollout_dataset(rollout.batch, num_minibatches=2, seed=0)
         before = [np.array(w) for w in policy.trainable_weights]
-        model.fit(dataset.take(1), verbose=0)
+        model.fit(dataset.take(1), verbose=0, shuffle=False)
         mid = [np.array(w) for w in policy.trainable_weights]
         self.assertTrue(all(np.array_equal(a, b) for a, b in zip(before, mid)))
-        model.fit(dataset.skip(1), verbose=0)
+        model.fit(dataset.skip(1), verbose=0, shuffle=False)
         after = [np.array(w) for w in policy.trainable_weights]
         self.assertFalse(all(np.array_equal(a, b) for a, b in zip(mid, after)))
         self.assertTrue(all(np.isfinite(w).all() for w in after))

@@ -44,7 +44,7 @@ def train(strategy: tf.distribute.Strategy) -> list:
     with strategy.scope():
         model = test_ppo_model.linear_model(PPOModel, seed=3, **OPTIONS)
         model.compile(optimizer=keras.optimizers.Adam(0.05))
-    model.fit(dataset(batch), epochs=EPOCHS, verbose=0)
+    model.fit(dataset(batch), epochs=EPOCHS, verbose=0, shuffle=False)
     return test_ppo_model.network_weights(model)
 
 

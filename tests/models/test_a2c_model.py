@@ -117,7 +117,9 @@ class PrecomputedTargetsTest(tf.test.TestCase, parameterized.TestCase):
             ],
         ):
             model.compile(optimizer=keras.optimizers.SGD(0.1))
-            history = model.fit(dataset, epochs=1, verbose=0).history
+            history = model.fit(
+                dataset, epochs=1, verbose=0, shuffle=False
+            ).history
             logs.append({name: values[0] for name, values in history.items()})
         for name in logs[0]:
             self.assertAllClose(logs[1][name], logs[0][name], atol=1e-5)

@@ -18,6 +18,7 @@ def fit(model, batch):
         rollout_dataset(batch, num_minibatches=1, shuffle=False),
         epochs=1,
         verbose=0,
+        shuffle=False,
     ).history
 
 

@@ -150,6 +150,7 @@ class LearningTest(tf.test.TestCase, parameterized.TestCase):
                 ),
                 epochs=fit_kwargs["epochs"],
                 verbose=0,
+                shuffle=False,
             )
         return batch
 

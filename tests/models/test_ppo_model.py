@@ -292,6 +292,7 @@ def fit_one_step(model, batch):
         rollout_dataset(batch, num_minibatches=1, shuffle=False),
         epochs=1,
         verbose=0,
+        shuffle=False,
     )
     return {name: values[-1] for name, values in history.history.items()}
 

@@ -27,6 +27,7 @@ OPTIONS = dict(max_grad_norm=0.5, value_clip=0.3, entropy_coef=0.01)
 
 
 def history_of(model, dataset, epochs=1, **fit_kwargs):
+    fit_kwargs.setdefault("shuffle", False)  # datasets shuffle themselves
     return model.fit(dataset, epochs=epochs, verbose=0, **fit_kwargs).history
 
 

@@ -26,6 +26,7 @@ def fit(model, batch, **kwargs):
         rollout_dataset(batch, num_minibatches=1, shuffle=False),
         epochs=1,
         verbose=0,
+        shuffle=False,
         **kwargs,
     ).history
 
