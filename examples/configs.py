@@ -80,11 +80,14 @@ ENV_CONFIGS: Dict[str, Dict[str, Any]] = {
     },
 }
 
+# The learning rate: with the orthogonally initialized networks, 2e-3
+# reached a mean return of 475 on CartPole-v1 within 100k steps on seeds
+# 0-2, 1e-3 and 7e-4 on at most one of them (README, "Results").
 A2C_OVERRIDES: Dict[str, Any] = {
     "epochs": 1,
     "num_minibatches": 1,
     "rollout_length": 16,
-    "learning_rate": 1e-3,
+    "learning_rate": 2e-3,
 }
 
 
@@ -140,7 +143,7 @@ def preset_help(key: str) -> str:
     "" when every environment and algorithm uses the default.
 
     E.g. "Preset: CartPole-v1 0.002, Acrobot-v1 0.001, Pendulum-v1 0.001,
-    other envs 0.0003; --algorithm=a2c 0.001."
+    other envs 0.0003; --algorithm=a2c 0.002."
     """
     envs = [
         f"{env_id} {_show(config[key])}"

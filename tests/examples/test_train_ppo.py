@@ -382,7 +382,7 @@ class HelpTest(tf.test.TestCase):
             ("num_envs", "32"),
             ("gamma", "0.95"),
             ("epochs", "1"),
-            ("learning_rate", "0.001"),
+            ("learning_rate", "0.002"),
             ("reward_scale", "0.1"),
             ("total_env_steps", "400000"),
             ("root_dir", "runs/train_ppo/Pendulum-v1-a2c"),
@@ -392,11 +392,11 @@ class HelpTest(tf.test.TestCase):
                 self.flag_help(result.stdout, name),
                 name,
             )
-        self.assertEqual(pendulum_a2c["learning_rate"], 1e-3)
+        self.assertEqual(pendulum_a2c["learning_rate"], 2e-3)
         # Each per-env flag lists its presets.
         self.assertIn(
             "Preset: CartPole-v1 0.002, Acrobot-v1 0.001, Pendulum-v1 0.001, "
-            "other envs 0.0003; --algorithm=a2c 0.001.",
+            "other envs 0.0003; --algorithm=a2c 0.002.",
             self.flag_help(result.stdout, "learning_rate"),
         )
 
@@ -528,7 +528,7 @@ class ConfigsTest(tf.test.TestCase):
         config = configs.config_for("CartPole-v1", "a2c")
         self.assertEqual(config["epochs"], 1)
         self.assertEqual(config["num_minibatches"], 1)
-        self.assertEqual(config["learning_rate"], 1e-3)
+        self.assertEqual(config["learning_rate"], 2e-3)
         # What A2C leaves alone stays the environment's.
         self.assertEqual(config["target_return"], 475.0)
 
