@@ -154,11 +154,13 @@ def step_dataset(
        N steps: "observation", "action", "log_prob", "value" (and
        "ref_log_prob" when present) with the "advantage" and "return" just
        computed.
-    3. The steps are padded with masked zero steps to a multiple of
-       `num_minibatches`, shuffled at every pass, and cut into minibatches
-       of M = ceil(N / num_minibatches) steps, each shaped as a rollout
-       batch of M rows and one step: `[M, 1, ...]`, with a "mask" `[M, 1]`
-       that is false on padding.
+    3. The steps are padded with masked zero steps to M * K steps,
+       M = ceil(B * T / K) for K = `num_minibatches`, shuffled at every
+       pass, and cut into K minibatches of M steps, each shaped as a
+       rollout batch of M rows and one step: `[M, 1, ...]`, with a "mask"
+       `[M, 1]` that is false on padding. M depends on the batch's shape,
+       not on how many of its steps are valid, so rollouts with different
+       numbers of episode boundaries give minibatches of one shape.
 
     The model's `train_step` reads "advantage" and "return" instead of
     running GAE, and normalizes the advantages per minibatch.
@@ -199,7 +201,10 @@ def step_dataset(
             "everywhere); there is nothing to train on. "
             f"Received: mask={_checks.describe(batch['mask'])}"
         )
-    size = math.ceil(num_steps / num_minibatches)
+    # M from the batch's B * T, not from the number of valid steps: the
+    # minibatch shape stays the same from rollout to rollout (one trace,
+    # one XLA compilation of the train step).
+    size = math.ceil(int(tf.size(valid)) / num_minibatches)
     padding = size * num_minibatches - num_steps
 
     def gather(tensor):

@@ -468,7 +468,9 @@ class StepDatasetTest(tf.test.TestCase):
         model = linear_model(gamma=0.9, lambda_=0.8)
         advantages, returns = model.compute_advantages(batch)
         dataset = step_dataset(model, batch, num_minibatches=4, seed=0)
-        size = -(-num_valid // 4)
+        # Minibatches of ceil(B * T / K) steps, padding masked.
+        size = -(-batch["mask"].size // 4)
+        self.assertLess(num_valid, batch["mask"].size)
         orders = []
         for _ in range(2):
             seen = []
@@ -497,6 +499,22 @@ class StepDatasetTest(tf.test.TestCase):
             self.assertEqual(sorted(seen), expected)
             orders.append(seen)
         self.assertNotEqual(orders[0], orders[1])
+
+    def test_minibatch_shape_does_not_depend_on_valid_steps(self):
+        batch = random_batch(seed=21, rows=4, steps=8)
+        model = linear_model()
+        shapes = set()
+        for valid in (32, 20, 9):
+            mask = np.zeros(32, bool)
+            mask[:valid] = True
+            masked = {**batch, "mask": mask.reshape(4, 8)}
+            dataset = step_dataset(model, masked, num_minibatches=3, seed=0)
+            counts = []
+            for element in dataset:
+                shapes.add(tuple(element["mask"].shape))
+                counts.append(int(element["mask"].numpy().sum()))
+            self.assertEqual(sum(counts), valid)
+        self.assertEqual(shapes, {(11, 1)})
 
     def test_trains_a_model(self):
         batch = random_batch(seed=19, rows=4)
