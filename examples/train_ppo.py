@@ -41,10 +41,10 @@ whole environment rows (so num_minibatches must divide num_envs), GAE inside
 the compiled train step, or with `--minibatch_mode=steps` of single steps
 shuffled across environments and time, GAE once per rollout. The model is
 compiled with `steps_per_execution = epochs * num_minibatches`, so an
-iteration's gradient steps run in one call. Training stops at `--total_env_steps` or once the
-mean return of the last 20 episodes reaches `--target_return`. Rewards are
-multiplied by `--reward_scale` for training only: printed and logged returns
-are the environment's.
+iteration's gradient steps run in one call. Training stops at
+`--total_env_steps` or once the mean return of the last 20 episodes
+reaches `--target_return`. Rewards are multiplied by `--reward_scale` for
+training only: printed and logged returns are the environment's.
 
 Outputs under the root directory:
 
@@ -515,9 +515,9 @@ def train_eval(
         rollout_length, epochs, num_minibatches, minibatch_mode, gamma,
         lambda_, clip_ratio, clip_ratio_low, clip_ratio_high,
         learning_rate, entropy_coef, value_coef, max_grad_norm,
-        hidden_sizes, reward_scale, action_bound, initial_log_std, total_env_steps,
-        target_return), replacing `configs.config_for(env_id, algorithm)`'s
-        value.
+        hidden_sizes, reward_scale, action_bound, initial_log_std,
+        total_env_steps, target_return), replacing
+        `configs.config_for(env_id, algorithm)`'s value.
 
     Returns:
       A dict: "config" (the settings used), "env_steps" and "iterations"

@@ -32,7 +32,6 @@ from keras_gae.models import rollout_dataset
 from keras_gae.models import step_dataset
 from keras_gae.ops import _checks
 
-
 # How `fit` cuts a rollout into minibatches (see `OnPolicyTrainer`).
 MINIBATCH_MODES = ("rows", "steps")
 

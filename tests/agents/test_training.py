@@ -237,7 +237,9 @@ class MinibatchModeTest(tf.test.TestCase):
             ),
             1e-3,
         )
-        for rows, steps in zip(models[0].get_weights(), models[1].get_weights()):
+        for rows, steps in zip(
+            models[0].get_weights(), models[1].get_weights()
+        ):
             self.assertAllClose(rows, steps, atol=1e-5)
         for name in ("policy_loss", "value_loss", "entropy", "approx_kl"):
             self.assertAllClose(logs[0][name], logs[1][name], atol=1e-5)
