@@ -52,12 +52,15 @@ import os
 import statistics
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 # tf-agents and tensorflow-probability need Keras 2 inside; keras_gae
 # imports them with it and leaves `keras` Keras 3 (docs/design.md, "Keras
 # version"). tf-agents' PPO agent, which keras_gae.agents does not import,
 # is imported the same way.
+# keras_gae.agents first: it imports tf-agents without the legacy gym
+# package's "Gym has been unmaintained" notice.
+import keras_gae.agents  # noqa: E402, F401
 from keras_gae._src import dependencies  # noqa: E402
 from keras_gae._src import rollout_batch as rb  # noqa: E402
 
