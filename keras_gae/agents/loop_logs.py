@@ -57,6 +57,38 @@ TIME_KEYS = (
 STEP_KEY = "env_steps"
 
 
+def callback_list(
+    callbacks: Optional[list],
+    model: keras.Model,
+    *,
+    verbose: int,
+    total_env_steps: int,
+) -> Tuple[keras.callbacks.CallbackList, keras.callbacks.History]:
+    """The loop's `CallbackList` and the `History` it returns.
+
+    A `History` among `callbacks` is used; otherwise a new one goes first,
+    so that it records the loop's logs as they are, before a callback
+    edits them in place.
+    """
+    callbacks = list(callbacks or [])
+    history = next(
+        (c for c in callbacks if isinstance(c, keras.callbacks.History)),
+        None,
+    )
+    if history is None:
+        history = keras.callbacks.History()
+        callbacks.insert(0, history)
+    return (
+        keras.callbacks.CallbackList(
+            callbacks,
+            model=model,
+            verbose=verbose,
+            total_env_steps=total_env_steps,
+        ),
+        history,
+    )
+
+
 def learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
     """The optimizer's current rate (a schedule's, at its iteration)."""
     return float(keras.ops.convert_to_numpy(optimizer.learning_rate))

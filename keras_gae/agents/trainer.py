@@ -26,14 +26,11 @@ from keras_gae.agents import loop_logs
 from keras_gae.agents.collection import RolloutCollector
 from keras_gae.agents.loop_logs import LOOP_LOG_KEYS  # noqa: F401
 from keras_gae.agents.policy import KerasPolicy
+from keras_gae.models import MINIBATCH_MODES
 from keras_gae.models import ActorCriticModel
 from keras_gae.models import NonFiniteLossError
-from keras_gae.models import rollout_dataset
-from keras_gae.models import step_dataset
+from keras_gae.models import minibatch_dataset
 from keras_gae.ops import _checks
-
-# How `fit` cuts a rollout into minibatches (see `OnPolicyTrainer`).
-MINIBATCH_MODES = ("rows", "steps")
 
 
 def _shuffle_seed(seed: int, iteration: int) -> int:
@@ -246,18 +243,13 @@ class OnPolicyTrainer:
         The metrics are the model's, averaged over the E * K gradient steps
         (each step weighted by its number of valid steps).
         """
-        seed = _shuffle_seed(self._seed, self.iteration)
-        if self._minibatch_mode == "steps":
-            dataset = step_dataset(
-                self._model,
-                batch,
-                num_minibatches=self._num_minibatches,
-                seed=seed,
-            )
-        else:
-            dataset = rollout_dataset(
-                batch, num_minibatches=self._num_minibatches, seed=seed
-            )
+        dataset = minibatch_dataset(
+            self._model,
+            batch,
+            mode=self._minibatch_mode,
+            num_minibatches=self._num_minibatches,
+            seed=_shuffle_seed(self._seed, self.iteration),
+        )
         # One Keras epoch over E reshuffled passes: Keras' per-epoch set-up
         # costs about as much as a PPO epoch of a small model, and its
         # metrics then average over all E * K gradient steps.
@@ -360,19 +352,9 @@ class OnPolicyTrainer:
             target_return, "target_return", allow_none=True
         )
         tf.random.set_seed(self._seed)
-        callbacks = list(callbacks or [])
-        history = next(
-            (c for c in callbacks if isinstance(c, keras.callbacks.History)),
-            None,
-        )
-        if history is None:
-            # First, so that it records the loop's logs as they are, before
-            # a callback edits them in place.
-            history = keras.callbacks.History()
-            callbacks.insert(0, history)
-        callback_list = keras.callbacks.CallbackList(
+        callback_list, history = loop_logs.callback_list(
             callbacks,
-            model=self._model,
+            self._model,
             verbose=verbose,
             total_env_steps=total_env_steps,
         )

@@ -3,6 +3,8 @@
 from keras_gae.models.a2c import A2CModel
 from keras_gae.models.actor_critic import ActionOutputs
 from keras_gae.models.actor_critic import ActorCriticModel
+from keras_gae.models.datasets import MINIBATCH_MODES
+from keras_gae.models.datasets import minibatch_dataset
 from keras_gae.models.datasets import rollout_dataset
 from keras_gae.models.datasets import step_dataset
 from keras_gae.models.ppo import PPOModel
@@ -14,6 +16,8 @@ __all__ = [
     "ActorCriticModel",
     "NonFiniteLossError",
     "PPOModel",
+    "MINIBATCH_MODES",
+    "minibatch_dataset",
     "rollout_dataset",
     "step_dataset",
 ]

@@ -14,7 +14,8 @@ the minibatches a PPO epoch iterates over:
   `train_step` reads instead of recomputing GAE.
 
 Each pass over either dataset is one epoch: `fit(dataset, epochs=E)` runs E
-PPO epochs, reshuffling every epoch.
+PPO epochs, reshuffling every epoch. `minibatch_dataset(model, batch,
+mode=...)` picks one of the two by name ("rows" or "steps").
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ import tensorflow as tf
 
 from keras_gae._src import rollout_batch
 from keras_gae.ops import _checks
+
+# `minibatch_dataset`'s modes: `rollout_dataset`, `step_dataset`.
+MINIBATCH_MODES = ("rows", "steps")
 
 # Keys `step_dataset` carries from the rollout into each step.
 _STEP_KEYS = (
@@ -238,3 +242,25 @@ def step_dataset(
             )
         )
     )
+
+
+def minibatch_dataset(
+    model: Any,
+    batch: Mapping,
+    *,
+    mode: str,
+    num_minibatches: int,
+    seed: Optional[int] = None,
+) -> tf.data.Dataset:
+    """`rollout_dataset` (mode "rows") or `step_dataset` (mode "steps").
+
+    Raises:
+      ValueError: a mode not in `MINIBATCH_MODES`, and the chosen
+        function's errors.
+    """
+    mode = _checks.check_option(mode, "mode", MINIBATCH_MODES)
+    if mode == "steps":
+        return step_dataset(
+            model, batch, num_minibatches=num_minibatches, seed=seed
+        )
+    return rollout_dataset(batch, num_minibatches=num_minibatches, seed=seed)

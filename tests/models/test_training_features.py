@@ -14,6 +14,7 @@ from keras_gae.layers import CategoricalPolicyHead
 from keras_gae.models import A2CModel
 from keras_gae.models import NonFiniteLossError
 from keras_gae.models import PPOModel
+from keras_gae.models import minibatch_dataset
 from keras_gae.models import rollout_dataset
 from keras_gae.models import step_dataset
 from tests import distribute_utils
@@ -526,6 +527,20 @@ class StepDatasetTest(tf.test.TestCase):
         self.assertLen(history["loss"], 2)
         self.assertTrue(np.all(np.isfinite(history["loss"])))
         self.assertEqual(int(model.optimizer.iterations), 6)
+
+    def test_minibatch_dataset_picks_by_mode(self):
+        batch = random_batch(seed=22, rows=4, steps=3)
+        model = linear_model()
+        rows = minibatch_dataset(
+            model, batch, mode="rows", num_minibatches=2, seed=0
+        )
+        steps = minibatch_dataset(
+            model, batch, mode="steps", num_minibatches=2, seed=0
+        )
+        self.assertEqual(next(iter(rows))["reward"].shape, (2, 3))
+        self.assertEqual(next(iter(steps))["mask"].shape, (6, 1))
+        with self.assertRaisesRegex(ValueError, "mode='episodes'"):
+            minibatch_dataset(model, batch, mode="episodes", num_minibatches=1)
 
     def test_errors(self):
         batch = random_batch(seed=20)
