@@ -129,6 +129,7 @@ from keras_gae.agents.loop_logs import EnvStepTensorBoard  # noqa: E402
 from keras_gae.agents.loop_logs import read_scalars  # noqa: E402
 from keras_gae.models import A2CModel  # noqa: E402
 from keras_gae.models import PPOModel  # noqa: E402
+from keras_gae.optimizers import FusedAdam  # noqa: E402
 
 POLICY_DIR = "policy"
 TF_AGENTS_POLICY_DIR = "tf_agents_policy"
@@ -571,7 +572,7 @@ def train_eval(
         initial_log_std=config["initial_log_std"],
     )
     model.compile(
-        optimizer=keras.optimizers.Adam(config["learning_rate"]),
+        optimizer=FusedAdam(config["learning_rate"]),
         jit_compile=jit_compile,
         # An iteration's gradient steps in one compiled call.
         steps_per_execution=config["epochs"] * config["num_minibatches"],

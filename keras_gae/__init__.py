@@ -16,9 +16,18 @@ from keras_gae import layers  # noqa: E402
 from keras_gae import losses  # noqa: E402
 from keras_gae import models  # noqa: E402
 from keras_gae import ops  # noqa: E402
+from keras_gae import optimizers  # noqa: E402
 
 __version__ = "0.2.0"
 
 # `keras_gae.agents` (tf-agents glue) and `keras_gae.lm` (language models) are
 # imported on demand: `import keras_gae.agents`.
-__all__ = ["export", "layers", "losses", "models", "ops", "__version__"]
+__all__ = [
+    "export",
+    "layers",
+    "losses",
+    "models",
+    "ops",
+    "optimizers",
+    "__version__",
+]

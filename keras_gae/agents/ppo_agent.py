@@ -8,8 +8,9 @@
 gymnasium vector env behind one batched tf-agents environment),
 `build_networks` (MLPs sized from the spaces, an `ObservationEncoder` for
 nested, discrete and normalized observations, the policy head for the
-action space), `PPOModel` compiled with Adam, and `OnPolicyTrainer`, whose
-loop `learn` runs. Settings default per environment
+action space), `PPOModel` compiled with Adam
+(`keras_gae.optimizers.FusedAdam`), and `OnPolicyTrainer`, whose loop
+`learn` runs. Settings default per environment
 (`keras_gae.agents.presets`); any of them can be given as a keyword.
 
 Saving. `save(path)` writes `path/settings.json` (the settings, the env id,
@@ -44,6 +45,7 @@ from keras_gae.agents.networks import build_networks
 from keras_gae.agents.trainer import OnPolicyTrainer
 from keras_gae.models import PPOModel
 from keras_gae.ops import _checks
+from keras_gae.optimizers import FusedAdam
 
 SETTINGS_FILE = "settings.json"
 CHECKPOINT_PREFIX = "agent"
@@ -127,7 +129,7 @@ class PPO:
         self._eval_env = env if self.env_id is None else self.env_id
         self.model = self._build_model()
         self.model.compile(
-            optimizer=keras.optimizers.Adam(config["learning_rate"]),
+            optimizer=FusedAdam(config["learning_rate"]),
             steps_per_execution=self._steps_per_execution(),
             jit_compile=config["jit_compile"],
         )

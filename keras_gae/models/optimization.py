@@ -90,13 +90,15 @@ def _apply_checked(
     """
     saved = [tf.identity(v) for v in state]
     # After `should_apply`, which follows the batch's checks: an assertion
-    # that fails stops the step before anything is written.
-    with tf.control_dependencies(saved + [should_apply]):
+    # that fails stops the step before anything is written. One gate: a
+    # control dependency reaches every op the update creates, and one
+    # edge per op (instead of one per saved value) keeps the graph small.
+    with tf.control_dependencies([tf.group(saved + [should_apply])]):
         optimizer.apply(grads, variables)
     reads = [tf.identity(v) for v in state]
     finite = _all_finite(reads)
     keep = tf.logical_and(should_apply, finite)
-    with tf.control_dependencies(reads):
+    with tf.control_dependencies([tf.group(reads)]):
         tf.cond(keep, lambda: None, lambda: _restore(state, saved))
     return tf.logical_or(tf.logical_not(should_apply), finite)
 
@@ -137,7 +139,7 @@ def _apply_if(
 
         def apply_in_replicas():
             saved = [tf.identity(v) for v in state]
-            with tf.control_dependencies(saved):
+            with tf.control_dependencies([tf.group(saved)]):
                 distribution.extended.call_for_each_replica(
                     apply, args=(grads, wrapped)
                 )
@@ -148,7 +150,7 @@ def _apply_if(
                 for variable, value in zip(state, saved):
                     variable.assign(value)
 
-            with tf.control_dependencies(reads):
+            with tf.control_dependencies([tf.group(reads)]):
                 tf.cond(finite, lambda: None, undo)
             return tf.identity(finite)
 
