@@ -83,6 +83,7 @@ from keras_gae.agents import OnPolicyTrainer  # noqa: E402
 from keras_gae.agents import make_tf_environment  # noqa: E402
 from keras_gae.layers import CategoricalPolicyHead  # noqa: E402
 from keras_gae.models import PPOModel  # noqa: E402
+from keras_gae.optimizers import FusedAdam  # noqa: E402
 
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds; the table shows medians.")
 flags.DEFINE_list(
@@ -158,7 +159,7 @@ def run_keras_gae(seed: int) -> dict:
         max_grad_norm=0.5,
     )
     model.compile(
-        optimizer=keras.optimizers.Adam(FLAGS.keras_gae_learning_rate),
+        optimizer=FusedAdam(FLAGS.keras_gae_learning_rate),
         steps_per_execution=FLAGS.keras_gae_epochs * FLAGS.num_minibatches,
     )
     trainer = OnPolicyTrainer(

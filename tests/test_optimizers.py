@@ -113,6 +113,23 @@ class FusedAdamTest(tf.test.TestCase, parameterized.TestCase):
         for keras_value, fused_value in zip(*results):
             self.assertAllClose(fused_value, keras_value, rtol=1e-5, atol=1e-6)
 
+    def test_inside_loss_scale_optimizer_matches_keras_adam(self):
+        gradients = _gradients(4, (3,), seed=5)
+        # An overflowing step, which the loss scale skips.
+        gradients.insert(2, np.full((3,), np.inf, np.float32))
+        results = []
+        for cls in (keras.optimizers.Adam, FusedAdam):
+            variable = keras.Variable(np.ones(3, np.float32))
+            optimizer = keras.optimizers.LossScaleOptimizer(cls(0.1))
+            optimizer.build([variable])
+            step = _compiled_apply(optimizer, [variable])
+            for gradient in gradients:
+                scale = float(optimizer.scale_loss(1.0))
+                step([tf.constant(gradient * scale)])
+            results.append(variable.numpy())
+        self.assertAllClose(results[1], results[0], rtol=1e-6, atol=1e-7)
+        self.assertNotAllClose(results[1], np.ones(3))
+
     def test_fit_under_mirrored_strategy_matches_one_device(self):
         x = np.random.default_rng(4).normal(size=(32, 3)).astype(np.float32)
         y = x @ np.array([[1.0], [-2.0], [0.5]], np.float32)

@@ -219,13 +219,14 @@ def guarded_update(
     variables = [v for _, v in pairs]
     if num_replicas > 1:
         gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+    norm = None
     if max_grad_norm is not None:
         clip_norm = max_grad_norm
         if scaling:
             # Clipping the scaled gradients at the scaled norm clips the
             # true gradients at `max_grad_norm`.
             clip_norm = max_grad_norm * optimizer.scale_loss(1.0)
-        gradients, _ = tf.clip_by_global_norm(gradients, clip_norm)
+        gradients, norm = tf.clip_by_global_norm(gradients, clip_norm)
 
     # One all-reduce for the replicas' failures, valid steps and problems.
     if problems is None:
@@ -249,7 +250,14 @@ def guarded_update(
     finite = totals[0] == 0
     problems = totals[2:]
     if not scaling:
-        finite = tf.logical_and(finite, _all_finite(gradients))
+        # The global norm is finite exactly when every gradient is and
+        # their squares' sum does not overflow; otherwise
+        # `clip_by_global_norm` has made every gradient NaN. One check
+        # instead of one per gradient.
+        finite = tf.logical_and(
+            finite,
+            _all_finite(gradients) if norm is None else tf.math.is_finite(norm),
+        )
     apply = tf.logical_and(finite, tf.logical_not(halted))
     apply = tf.logical_and(apply, totals[1] > 0)
     apply = tf.logical_and(apply, tf.reduce_sum(problems) == 0)
