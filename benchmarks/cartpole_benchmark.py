@@ -19,7 +19,8 @@ or reward normalization. Each trains with its own settings:
 * keras_gae: `keras_gae.agents.OnPolicyTrainer` with a `PPOModel`,
   `--keras_gae_epochs` (10) passes over each rollout of
   `--num_minibatches` (4) gradient steps on minibatches of whole
-  environment rows, Adam at `--keras_gae_learning_rate` (2e-3); the model
+  environment rows, `keras_gae.optimizers.FusedAdam` at
+  `--keras_gae_learning_rate` (2e-3); the model
   is compiled with `steps_per_execution` = epochs * minibatches, so an
   iteration's gradient steps run in one call.
 * tf_agents: `tf_agents.agents.ppo.PPOClipAgent` trained with
@@ -293,7 +294,7 @@ def main(argv):
     )
     print(
         f"keras_gae: {FLAGS.keras_gae_epochs} epochs x "
-        f"{FLAGS.num_minibatches} minibatches, Adam "
+        f"{FLAGS.num_minibatches} minibatches, FusedAdam "
         f"{FLAGS.keras_gae_learning_rate:g}; tf_agents: "
         f"{FLAGS.tf_agents_epochs} epochs x 1 full batch, Adam "
         f"{FLAGS.tf_agents_learning_rate:g}"
