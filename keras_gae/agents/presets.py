@@ -10,12 +10,10 @@ its comment). The MuJoCo entries use the PPO paper's MuJoCo settings
 environments of 512 steps, with minibatches of 64 single steps shuffled
 across the rollout (`minibatch_mode="steps"`), the 320 gradient steps of
 an iteration as one XLA-compiled call, and observation and reward
-normalization, as stable-baselines3 runs them with `VecNormalize`. At 200k
-steps of HalfCheetah-v5 this layout reached a median return of 1078 over
-seeds 0-2 where 32 environments of 64 steps reached 943 (same settings
-otherwise: `benchmarks/ppo_profile.py --env=HalfCheetah-v5
---total_env_steps=200000 --target_return=none --seeds=0,1,2
---settings='{"num_envs": 32, "rollout_length": 64}'`).
+normalization, as stable-baselines3 runs them with `VecNormalize`. At
+200k steps of HalfCheetah-v5 this layout did better than 32 environments
+of 64 steps (README, "Against stable-baselines3: HalfCheetah-v5", which
+names the command).
 """
 
 from __future__ import annotations
@@ -76,9 +74,8 @@ ENV_CONFIGS: Dict[str, Dict[str, Any]] = {
     # per environment), 4 minibatches of 4 rows, a higher learning rate
     # than examples/train_ppo.py's, and the 10 x 4 gradient steps of an
     # iteration as one compiled call: of the settings swept with
-    # benchmarks/ppo_profile.py, the fewest environment steps to 475
-    # (median over seeds 0-4: 22,376; README, "Against
-    # stable-baselines3").
+    # benchmarks/ppo_profile.py (README, "Against stable-baselines3"),
+    # the fewest environment steps to 475.
     "CartPole-v1": {
         "num_envs": 16,
         "rollout_length": 64,
