@@ -57,12 +57,7 @@ def scan(
     next_values = _steps.next_state_values(
         values, bootstrap_value, truncated, truncation_values
     )
-    if terminated is not None:
-        # A terminal state's value is 0, whatever the next row holds (it may
-        # be padding with NaN: 0 * NaN would leak into valid advantages).
-        next_values = tf.where(
-            terminated, tf.zeros_like(next_values), next_values
-        )
+    next_values = _steps.without_terminal_values(next_values, terminated)
     ends = _steps.episode_ends(terminated, truncated, rewards)
     deltas = rewards + gamma * next_values - values
     decays = gamma * lambda_ * (1.0 - ends) + tf.zeros_like(deltas)
@@ -70,8 +65,10 @@ def scan(
         zeros = tf.zeros_like(deltas)
         deltas = tf.where(mask, deltas, zeros)
         decays = tf.where(mask, decays, zeros)
+    # Nothing crosses an episode end or a masked step, NaN included.
+    cuts = _steps.trace_cuts(terminated, truncated, mask, deltas)
     advantages = _steps.reverse_linear_recurrence(
-        deltas, decays, tf.zeros_like(bootstrap_value)
+        deltas, decays, tf.zeros_like(bootstrap_value), cuts
     )
     return advantages, advantages + values
 

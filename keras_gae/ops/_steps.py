@@ -208,27 +208,74 @@ def episode_ends(
     return tf.maximum(float_flag(terminated, like), float_flag(truncated, like))
 
 
+def without_terminal_values(
+    next_values: tf.Tensor, terminated: Optional[tf.Tensor]
+) -> tf.Tensor:
+    """`next_values` with 0 where `terminated`: a terminal state's value.
+
+    A select, not a product: the next row may hold anything (padding, or a
+    new episode's NaN), and 0 * NaN would leak it into the terminal step.
+    """
+    if terminated is None:
+        return next_values
+    return tf.where(terminated, tf.zeros_like(next_values), next_values)
+
+
+def trace_cuts(
+    terminated: Optional[tf.Tensor],
+    truncated: Optional[tf.Tensor],
+    mask: Optional[tf.Tensor],
+    like: tf.Tensor,
+) -> Optional[tf.Tensor]:
+    """Bool `[T, B]`: where a backward recursion must not carry over.
+
+    Episode ends (terminated or truncated) and masked steps; None when
+    there are none of these flags.
+    """
+    cuts = None
+    for flag in (terminated, truncated):
+        if flag is not None:
+            cuts = flag if cuts is None else tf.logical_or(cuts, flag)
+    if mask is not None:
+        invalid = tf.logical_not(mask)
+        cuts = invalid if cuts is None else tf.logical_or(cuts, invalid)
+    if cuts is None:
+        return None
+    return tf.broadcast_to(cuts, tf.shape(like))
+
+
 def reverse_linear_recurrence(
-    inputs: tf.Tensor, decays: tf.Tensor, final: tf.Tensor
+    inputs: tf.Tensor,
+    decays: tf.Tensor,
+    final: tf.Tensor,
+    cuts: Optional[tf.Tensor] = None,
 ) -> tf.Tensor:
     """y_t = inputs_t + decays_t * y_{t+1} with y_T = final, by reverse scan.
+
+    Where `cuts` is set, y_t = inputs_t: nothing is carried over from the
+    steps after, not even a NaN or Inf there (as 0 * NaN would).
 
     Args:
       inputs: `[T, B]`.
       decays: `[T, B]`.
       final: `[B]`, the value after the last step.
+      cuts: optional bool `[T, B]` (`trace_cuts`).
 
     Returns:
       `[T, B]` tensor y.
     """
 
     def step(following, elements):
-        current_input, decay = elements
-        result = current_input + decay * following
+        if cuts is None:
+            current_input, decay = elements
+            carried = decay * following
+        else:
+            current_input, decay, cut = elements
+            carried = tf.where(cut, tf.zeros_like(following), decay * following)
+        result = current_input + carried
         # Keeps the loop-carried shape static when T or B are dynamic.
         result.set_shape(following.shape.merge_with(result.shape))
         return result
 
-    return tf.scan(
-        step, (inputs, decays), initializer=final, reverse=True, name="scan"
-    )
+    elements = (inputs, decays) if cuts is None else (inputs, decays, cuts)
+    return tf.scan(step, elements, initializer=final, reverse=True, name="scan")

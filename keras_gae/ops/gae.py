@@ -105,8 +105,9 @@ def generalized_advantage_estimation(
         InvalidArgumentError that names the input. If False (the default,
         no extra pass over the inputs), a NaN or Inf reward or value at a
         valid step makes that step's advantage non-finite and, through the
-        trace, those of every earlier step of the row up to the previous
-        masked step: an episode end does not stop it (0 * NaN is NaN).
+        trace, those of the earlier steps of its episode; it crosses
+        neither an episode end nor a masked step (every implementation
+        applies the flags with selects, so no 0 * NaN leaks across).
         Masked steps (and the row after a terminated step, whose value is
         read as 0) stay finite. The training models never apply such a
         step: its loss is not finite (`NonFiniteLossError`).

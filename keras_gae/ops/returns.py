@@ -28,6 +28,12 @@ def _to_layout(tensor: tf.Tensor, time_major: bool) -> tf.Tensor:
     return tensor if time_major else tf.transpose(tensor)
 
 
+def _cuts(steps: _steps.Steps) -> Optional[tf.Tensor]:
+    return _steps.trace_cuts(
+        steps.terminated, steps.truncated, steps.mask, steps.rewards
+    )
+
+
 def _masked(steps: _steps.Steps, result: tf.Tensor, fill: tf.Tensor):
     if steps.mask is None:
         return result
@@ -89,12 +95,10 @@ def temporal_difference_errors(
             steps.truncated,
             steps.truncation_values,
         )
-        not_terminated = 1.0 - _steps.float_flag(
-            steps.terminated, steps.rewards
+        next_values = _steps.without_terminal_values(
+            next_values, steps.terminated
         )
-        deltas = (
-            steps.rewards + steps.gamma * not_terminated * next_values
-        ) - steps.values
+        deltas = (steps.rewards + steps.gamma * next_values) - steps.values
         deltas = _masked(steps, deltas, tf.zeros_like(deltas))
         return tf.stop_gradient(_to_layout(deltas, time_major))
 
@@ -159,19 +163,22 @@ def td_lambda_returns(
             steps.truncated,
             steps.truncation_values,
         )
-        terminated_f = _steps.float_flag(steps.terminated, steps.rewards)
+        next_values = _steps.without_terminal_values(
+            next_values, steps.terminated
+        )
         continues = 1.0 - _steps.episode_ends(
             steps.terminated, steps.truncated, steps.rewards
         )
         trace = steps.lambda_ * continues
-        inputs = steps.rewards + steps.gamma * (1.0 - terminated_f) * (
-            next_values * (1.0 - trace)
-        )
+        inputs = steps.rewards + steps.gamma * (next_values * (1.0 - trace))
         decays = steps.gamma * trace + tf.zeros_like(inputs)
         inputs = _masked(steps, inputs, steps.values)
         decays = _masked(steps, decays, tf.zeros_like(decays))
         returns = _steps.reverse_linear_recurrence(
-            inputs, decays, steps.bootstrap_value
+            inputs,
+            decays,
+            steps.bootstrap_value,
+            _cuts(steps),
         )
         return tf.stop_gradient(_to_layout(returns, time_major))
 
@@ -238,22 +245,29 @@ def discounted_returns(
             time_major=time_major,
             check_numerics=check_numerics,
         )
-        terminated_f = _steps.float_flag(steps.terminated, steps.rewards)
-        truncated_f = _steps.float_flag(steps.truncated, steps.rewards)
-        if steps.truncated is None:
-            bootstraps = tf.zeros_like(steps.rewards)
-        elif steps.values is not None:
-            bootstraps = _steps.next_state_values(
-                steps.values,
-                steps.bootstrap_value,
-                steps.truncated,
-                steps.truncation_values,
+        inputs = steps.rewards
+        if steps.truncated is not None:
+            if steps.values is not None:
+                bootstraps = _steps.next_state_values(
+                    steps.values,
+                    steps.bootstrap_value,
+                    steps.truncated,
+                    steps.truncation_values,
+                )
+            else:
+                bootstraps = steps.truncation_values
+            bootstrapped = steps.truncated
+            if steps.terminated is not None:
+                bootstrapped = tf.logical_and(
+                    bootstrapped, tf.logical_not(steps.terminated)
+                )
+            # Selects: values behind other steps never reach them (0 * NaN
+            # would).
+            inputs = inputs + tf.where(
+                bootstrapped,
+                steps.gamma * bootstraps,
+                tf.zeros_like(inputs),
             )
-        else:
-            bootstraps = steps.truncation_values
-        inputs = steps.rewards + (
-            steps.gamma * (1.0 - terminated_f) * truncated_f * bootstraps
-        )
         continues = 1.0 - _steps.episode_ends(
             steps.terminated, steps.truncated, steps.rewards
         )
@@ -262,7 +276,7 @@ def discounted_returns(
         inputs = _masked(steps, inputs, fill)
         decays = _masked(steps, decays, tf.zeros_like(decays))
         returns = _steps.reverse_linear_recurrence(
-            inputs, decays, steps.bootstrap_value
+            inputs, decays, steps.bootstrap_value, _cuts(steps)
         )
         return tf.stop_gradient(_to_layout(returns, time_major))
 
@@ -347,6 +361,10 @@ def n_step_returns(
             )
             if truncated is not None:
                 following = tf.where(truncated, next_values, following)
+            if steps.terminated is not None:
+                following = tf.where(
+                    steps.terminated, tf.zeros_like(following), following
+                )
             returns = steps.rewards + discounts * following
             returns = _masked(steps, returns, steps.values)
         return tf.stop_gradient(_to_layout(returns, time_major))
