@@ -45,6 +45,9 @@ class _Coefficients(NamedTuple):
     learning_rate: tf.Tensor
     beta_1_power: tf.Tensor
     beta_2_power: tf.Tensor
+    beta_1: tf.Tensor
+    beta_2: tf.Tensor
+    epsilon: tf.Tensor
 
 
 @keras.saving.register_keras_serializable(package="keras_gae")
@@ -72,10 +75,15 @@ class FusedAdam(keras.optimizers.Adam):
         self, learning_rate: Any, dtype: tf.DType = tf.float32
     ) -> _Coefficients:
         step = tf.cast(self.iterations + 1, dtype)
+        beta_1 = _scalar(self.beta_1, dtype)
+        beta_2 = _scalar(self.beta_2, dtype)
         return _Coefficients(
             tf.cast(learning_rate, dtype),
-            tf.pow(_scalar(self.beta_1, dtype), step),
-            tf.pow(_scalar(self.beta_2, dtype), step),
+            tf.pow(beta_1, step),
+            tf.pow(beta_2, step),
+            beta_1,
+            beta_2,
+            _scalar(self.epsilon, dtype),
         )
 
     def _backend_update_step(
@@ -107,6 +115,11 @@ class FusedAdam(keras.optimizers.Adam):
         def cast(x):
             return x if x.dtype == dtype else tf.cast(x, dtype)
 
+        def constant(x, value):
+            # Straight from the Python float where the dtypes differ (a
+            # cast would round twice).
+            return x if x.dtype == dtype else _scalar(value, dtype)
+
         # Under a distribution strategy this runs once per replica's copy
         # of the variable, where `.handle` of a mirrored slot variable is
         # that replica's copy.
@@ -117,8 +130,8 @@ class FusedAdam(keras.optimizers.Adam):
             beta1_power=cast(coefficients.beta_1_power),
             beta2_power=cast(coefficients.beta_2_power),
             lr=cast(coefficients.learning_rate),
-            beta1=_scalar(self.beta_1, dtype),
-            beta2=_scalar(self.beta_2, dtype),
-            epsilon=_scalar(self.epsilon, dtype),
+            beta1=constant(coefficients.beta_1, self.beta_1),
+            beta2=constant(coefficients.beta_2, self.beta_2),
+            epsilon=constant(coefficients.epsilon, self.epsilon),
             grad=cast(tf.convert_to_tensor(gradient)),
         )

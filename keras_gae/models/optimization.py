@@ -30,6 +30,11 @@ def _all_finite(tensors: list) -> tf.Tensor:
     )
 
 
+def _read(variables: list) -> list:
+    # One ReadVariableOp each (`tf.identity` would add an Identity op).
+    return [tf.convert_to_tensor(v) for v in variables]
+
+
 def _dense(gradient: Any) -> tf.Tensor:
     # Embedding lookups give IndexedSlices; the all-reduce, the clipping and
     # the finite check all want plain tensors.
@@ -88,14 +93,14 @@ def _apply_checked(
       False when the update should have stayed but made the state
       non-finite (and was undone), else True.
     """
-    saved = [tf.identity(v) for v in state]
+    saved = _read(state)
     # After `should_apply`, which follows the batch's checks: an assertion
     # that fails stops the step before anything is written. One gate: a
     # control dependency reaches every op the update creates, and one
     # edge per op (instead of one per saved value) keeps the graph small.
     with tf.control_dependencies([tf.group(saved + [should_apply])]):
         optimizer.apply(grads, variables)
-    reads = [tf.identity(v) for v in state]
+    reads = _read(state)
     finite = _all_finite(reads)
     keep = tf.logical_and(should_apply, finite)
     with tf.control_dependencies([tf.group(reads)]):

@@ -63,8 +63,8 @@ def joint_masked_moments(
     Two passes, the means and then the centred squares, so the variance
     keeps its precision when the mean is large. With `across_replicas=True`
     inside a tf.distribute replica context with several replicas the
-    statistics cover the global batch: each pass stacks the local sums (and
-    the count) of every tensor into one tensor and one
+    statistics cover the global batch: each pass stacks the local sums of
+    every tensor (the first pass also the count) into one tensor and one
     `ReplicaContext.all_reduce(SUM)` combines them; elsewhere they are
     local.
 
@@ -78,21 +78,43 @@ def joint_masked_moments(
       per tensor; both are 0 when no element is valid.
     """
     tensors = [tf.convert_to_tensor(t) for t in tensors]
-    weights = _weights(tensors[0], mask) if tensors else None
-    if weights is not None:
+    if not tensors:
+        return []
+    # One [n, ...] tensor, masked once and reduced once per pass.
+    stacked = tf.stack(tensors)
+    rank = stacked.shape.rank
+    axes = list(range(1, rank)) if rank is not None else None
+    if axes is None:
+        axes = tf.range(1, tf.rank(stacked))
+    weights = _weights(tensors[0], mask)
+    if weights is None:
+        valid = None
+        count = tf.cast(tf.size(tensors[0]), stacked.dtype)
+    else:
+        valid = weights > 0
         # Zero masked elements first: NaN or Inf there must reach neither
         # the statistics nor their gradients.
-        tensors = [tf.where(weights > 0, t, tf.zeros_like(t)) for t in tensors]
+        stacked = tf.where(valid, stacked, tf.zeros_like(stacked))
+        count = tf.reduce_sum(weights)
 
-    def sums(values):
-        pairs = [masked_sum_and_count(v, mask) for v in values]
-        stacked = tf.stack([total for total, _ in pairs] + [pairs[0][1]])
-        return tf.unstack(_replica_sum(stacked, across_replicas))
+    def sums(values, *extra):
+        totals = tf.concat([tf.reduce_sum(values, axes), *extra], 0)
+        return _replica_sum(totals, across_replicas)
 
-    *totals, count = sums(tensors)
-    means = [tf.math.divide_no_nan(total, count) for total in totals]
-    *squares, _ = sums([tf.square(t - m) for t, m in zip(tensors, means)])
-    variances = [tf.math.divide_no_nan(square, count) for square in squares]
+    totals, count = tf.split(sums(stacked, count[tf.newaxis]), [-1, 1])
+    means = tf.math.divide_no_nan(totals, count)
+    if rank is not None:
+        broadcast_means = tf.reshape(means, [len(tensors)] + [1] * len(axes))
+    else:
+        broadcast_means = tf.reshape(
+            means, tf.concat([[len(tensors)], tf.ones_like(axes)], 0)
+        )
+    squares = tf.square(stacked - broadcast_means)
+    if valid is not None:
+        squares = tf.where(valid, squares, tf.zeros_like(squares))
+    variances = tf.math.divide_no_nan(sums(squares), count)
+    means = tf.unstack(means, len(tensors))
+    variances = tf.unstack(variances, len(tensors))
     return list(zip(means, variances))
 
 

@@ -136,12 +136,18 @@ class AdvantageNormalizationTest(tf.test.TestCase, parameterized.TestCase):
         ):
             outputs = step(split(x), split(mask))
         got = tf.concat(strategy.experimental_local_results(outputs), 0)
-        # Two all-reduces per replica (the sums, then the centred squares),
-        # each of one stacked tensor: [sum, count], or with running
-        # statistics [sum, number of valid elements, count].
+        # Two all-reduces per replica, each of one stacked tensor: the sums
+        # and the count ([sum, count], or with running statistics [sum,
+        # number of valid elements, count]), then the centred squares
+        # ([square] or [square, that of the ones]).
         self.assertLen(reduced, 2 * strategy.num_replicas_in_sync)
-        for value in reduced:
-            self.assertEqual(value.shape, [2 if momentum is None else 3])
+        moments = 1 if momentum is None else 2
+        shapes = sorted(value.shape[0] for value in reduced)
+        self.assertEqual(
+            shapes,
+            [moments] * strategy.num_replicas_in_sync
+            + [moments + 1] * strategy.num_replicas_in_sync,
+        )
 
         single = layers.AdvantageNormalization(momentum=momentum)
         expected = single(x, mask=mask, training=True)
