@@ -2,7 +2,8 @@
 
 `config_for(env_id, algorithm)` merges, later entries winning:
 
-1. `DEFAULTS`: every hyperparameter the example takes;
+1. `DEFAULTS`: every hyperparameter the example takes (those it shares
+   with `keras_gae.agents.PPO` from `keras_gae.agents.presets.DEFAULTS`);
 2. `ENV_CONFIGS[env_id]`: what that environment needs (an unknown id keeps
    the defaults);
 3. `A2C_OVERRIDES` when `algorithm == "a2c"`: one gradient step over the
@@ -26,35 +27,44 @@ import re
 from typing import Any
 from typing import Dict
 
+from keras_gae.agents import presets
+
 ALGORITHMS = ("ppo", "a2c")
 
-DEFAULTS: Dict[str, Any] = {
-    "num_envs": 8,
-    "rollout_length": 128,
-    "epochs": 10,
-    "num_minibatches": 4,
+# The settings this example shares with `keras_gae.agents.PPO` start from
+# the same values (`keras_gae.agents.presets.DEFAULTS`); the example's own
+# follow.
+_SHARED = (
+    "num_envs",
+    "rollout_length",
+    "epochs",
+    "num_minibatches",
     # OnPolicyTrainer's minibatch_mode: "rows" (whole environment rows) or
     # "steps" (single steps shuffled across environments and time).
-    "minibatch_mode": "rows",
-    "gamma": 0.99,
-    "lambda_": 0.95,
-    "clip_ratio": 0.2,
+    "minibatch_mode",
+    "gamma",
+    "lambda_",
+    "clip_ratio",
+    "learning_rate",
+    "entropy_coef",
+    "value_coef",
+    "max_grad_norm",
+    "hidden_sizes",
+    # Continuous actions: GaussianPolicyHead(bound=..., initial_log_std=...),
+    # with the box of the action space.
+    "action_bound",
+    "initial_log_std",
+    "target_return",
+)
+
+DEFAULTS: Dict[str, Any] = {
+    **{key: presets.DEFAULTS[key] for key in _SHARED},
     "clip_ratio_low": None,
     "clip_ratio_high": None,
-    "learning_rate": 3e-4,
-    "entropy_coef": 0.0,
-    "value_coef": 0.5,
-    "max_grad_norm": 0.5,
-    "hidden_sizes": (64, 64),
     # Multiplies every reward the agent trains on; returns are reported in
     # the environment's own units.
     "reward_scale": 1.0,
-    # Continuous actions: GaussianPolicyHead(bound=..., initial_log_std=...),
-    # with the box of the action space.
-    "action_bound": "clip",
-    "initial_log_std": 0.0,
     "total_env_steps": 100_000,
-    "target_return": None,
 }
 
 ENV_CONFIGS: Dict[str, Dict[str, Any]] = {
