@@ -65,10 +65,10 @@ def scan(
         zeros = tf.zeros_like(deltas)
         deltas = tf.where(mask, deltas, zeros)
         decays = tf.where(mask, decays, zeros)
-    # Nothing crosses an episode end or a masked step, NaN included.
-    cuts = _steps.trace_cuts(terminated, truncated, mask, deltas)
+    # The decays are 0 at episode ends and masked steps: nothing crosses
+    # them, NaN included (`reverse_linear_recurrence`).
     advantages = _steps.reverse_linear_recurrence(
-        deltas, decays, tf.zeros_like(bootstrap_value), cuts
+        deltas, decays, tf.zeros_like(bootstrap_value)
     )
     return advantages, advantages + values
 

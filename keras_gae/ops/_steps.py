@@ -221,61 +221,31 @@ def without_terminal_values(
     return tf.where(terminated, tf.zeros_like(next_values), next_values)
 
 
-def trace_cuts(
-    terminated: Optional[tf.Tensor],
-    truncated: Optional[tf.Tensor],
-    mask: Optional[tf.Tensor],
-    like: tf.Tensor,
-) -> Optional[tf.Tensor]:
-    """Bool `[T, B]`: where a backward recursion must not carry over.
-
-    Episode ends (terminated or truncated) and masked steps; None when
-    there are none of these flags.
-    """
-    cuts = None
-    for flag in (terminated, truncated):
-        if flag is not None:
-            cuts = flag if cuts is None else tf.logical_or(cuts, flag)
-    if mask is not None:
-        invalid = tf.logical_not(mask)
-        cuts = invalid if cuts is None else tf.logical_or(cuts, invalid)
-    if cuts is None:
-        return None
-    return tf.broadcast_to(cuts, tf.shape(like))
-
-
 def reverse_linear_recurrence(
-    inputs: tf.Tensor,
-    decays: tf.Tensor,
-    final: tf.Tensor,
-    cuts: Optional[tf.Tensor] = None,
+    inputs: tf.Tensor, decays: tf.Tensor, final: tf.Tensor
 ) -> tf.Tensor:
     """y_t = inputs_t + decays_t * y_{t+1} with y_T = final, by reverse scan.
 
-    Where `cuts` is set, y_t = inputs_t: nothing is carried over from the
-    steps after, not even a NaN or Inf there (as 0 * NaN would).
+    Where `decays_t` is 0 (an episode end, a masked step), y_t = inputs_t:
+    nothing is carried over from the steps after, not even a NaN or Inf
+    there (`multiply_no_nan`; a plain product would give 0 * NaN = NaN).
 
     Args:
       inputs: `[T, B]`.
       decays: `[T, B]`.
       final: `[B]`, the value after the last step.
-      cuts: optional bool `[T, B]` (`trace_cuts`).
 
     Returns:
       `[T, B]` tensor y.
     """
 
     def step(following, elements):
-        if cuts is None:
-            current_input, decay = elements
-            carried = decay * following
-        else:
-            current_input, decay, cut = elements
-            carried = tf.where(cut, tf.zeros_like(following), decay * following)
-        result = current_input + carried
+        current_input, decay = elements
+        result = current_input + tf.math.multiply_no_nan(following, decay)
         # Keeps the loop-carried shape static when T or B are dynamic.
         result.set_shape(following.shape.merge_with(result.shape))
         return result
 
-    elements = (inputs, decays) if cuts is None else (inputs, decays, cuts)
-    return tf.scan(step, elements, initializer=final, reverse=True, name="scan")
+    return tf.scan(
+        step, (inputs, decays), initializer=final, reverse=True, name="scan"
+    )

@@ -106,8 +106,8 @@ def generalized_advantage_estimation(
         no extra pass over the inputs), a NaN or Inf reward or value at a
         valid step makes that step's advantage non-finite and, through the
         trace, those of the earlier steps of its episode; it crosses
-        neither an episode end nor a masked step (every implementation
-        applies the flags with selects, so no 0 * NaN leaks across).
+        neither an episode end nor a masked step (no implementation lets
+        a 0 * NaN through).
         Masked steps (and the row after a terminated step, whose value is
         read as 0) stay finite. The training models never apply such a
         step: its loss is not finite (`NonFiniteLossError`).

@@ -28,12 +28,6 @@ def _to_layout(tensor: tf.Tensor, time_major: bool) -> tf.Tensor:
     return tensor if time_major else tf.transpose(tensor)
 
 
-def _cuts(steps: _steps.Steps) -> Optional[tf.Tensor]:
-    return _steps.trace_cuts(
-        steps.terminated, steps.truncated, steps.mask, steps.rewards
-    )
-
-
 def _masked(steps: _steps.Steps, result: tf.Tensor, fill: tf.Tensor):
     if steps.mask is None:
         return result
@@ -175,10 +169,7 @@ def td_lambda_returns(
         inputs = _masked(steps, inputs, steps.values)
         decays = _masked(steps, decays, tf.zeros_like(decays))
         returns = _steps.reverse_linear_recurrence(
-            inputs,
-            decays,
-            steps.bootstrap_value,
-            _cuts(steps),
+            inputs, decays, steps.bootstrap_value
         )
         return tf.stop_gradient(_to_layout(returns, time_major))
 
@@ -276,7 +267,7 @@ def discounted_returns(
         inputs = _masked(steps, inputs, fill)
         decays = _masked(steps, decays, tf.zeros_like(decays))
         returns = _steps.reverse_linear_recurrence(
-            inputs, decays, steps.bootstrap_value, _cuts(steps)
+            inputs, decays, steps.bootstrap_value
         )
         return tf.stop_gradient(_to_layout(returns, time_major))
 

@@ -72,9 +72,10 @@ def gae_time_major(
     intra-op threads. Inputs are expected checked (as
     `_steps.prepare_steps` leaves them); the op still verifies shapes and
     raises `InvalidArgumentError` on a mismatch. Flags are applied with
-    selects, as the tf.scan path applies them, so a non-finite V_{t+1}
-    behind a terminated step, or A_{t+1} behind an episode end or a masked
-    row, does not leak in as 0 * inf = NaN. No gradient
+    selects, so a non-finite V_{t+1} behind a terminated step, or A_{t+1}
+    behind an episode end or a masked row, does not leak in as
+    0 * inf = NaN (nor does it in the tf.scan path, whose trace uses
+    `multiply_no_nan`). No gradient
     flows through the op. Call `available()` first; do not call it where
     `in_xla_context()` is True (it has no XLA kernel).
 
