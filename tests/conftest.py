@@ -4,21 +4,23 @@ Runs before any test module imports TensorFlow, so the environment variables
 and the logical device split take effect in every pytest(-xdist) worker.
 """
 
-import os
+# Sets TF_CPP_MIN_LOG_LEVEL=3 before TensorFlow loads; the start-up lines
+# TensorFlow's libraries print regardless are filtered out below, so none
+# reaches the end of the test summary.
+from examples import quiet_start
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+with quiet_start.native_start_up_logs_filtered():
+    import tensorflow as tf
 
-import tensorflow as tf  # noqa: E402
+    # Two logical CPU devices let MirroredStrategy tests run on one CPU.
+    _cpus = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(
+        _cpus[0],
+        [tf.config.LogicalDeviceConfiguration()] * 2,
+    )
 
-# Two logical CPU devices let MirroredStrategy tests run on one CPU.
-_cpus = tf.config.list_physical_devices("CPU")
-tf.config.set_logical_device_configuration(
-    _cpus[0],
-    [tf.config.LogicalDeviceConfiguration()] * 2,
-)
-
-import keras_gae  # noqa: E402, F401
-import keras_gae.agents  # noqa: E402, F401  (tf-agents, as tests import it)
+    import keras_gae  # noqa: F401
+    import keras_gae.agents  # noqa: F401  (tf-agents, as tests import it)
 
 
 def pytest_collection_modifyitems(config, items):
