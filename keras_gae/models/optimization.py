@@ -143,12 +143,12 @@ def _apply_if(
         state = list(first.value) + list(optimizer.variables)
 
         def apply_in_replicas():
-            saved = [tf.identity(v) for v in state]
+            saved = _read(state)
             with tf.control_dependencies([tf.group(saved)]):
                 distribution.extended.call_for_each_replica(
                     apply, args=(grads, wrapped)
                 )
-            reads = [tf.identity(v) for v in state]
+            reads = _read(state)
             finite = _all_finite(reads)
 
             def undo():

@@ -352,10 +352,9 @@ def n_step_returns(
             )
             if truncated is not None:
                 following = tf.where(truncated, next_values, following)
-            if steps.terminated is not None:
-                following = tf.where(
-                    steps.terminated, tf.zeros_like(following), following
-                )
+            following = _steps.without_terminal_values(
+                following, steps.terminated
+            )
             returns = steps.rewards + discounts * following
             returns = _masked(steps, returns, steps.values)
         return tf.stop_gradient(_to_layout(returns, time_major))
