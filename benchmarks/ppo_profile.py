@@ -24,6 +24,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 def child(args):
     start = time.perf_counter()
+    import tensorflow as tf
+
+    if args.intra_op_threads:
+        # Before the first TensorFlow operation (as with any
+        # `tf.config.threading` setting).
+        tf.config.threading.set_intra_op_parallelism_threads(
+            args.intra_op_threads
+        )
     import keras_gae.agents as agents
 
     imported = time.perf_counter()
@@ -64,6 +72,13 @@ def main():
     parser.add_argument("--target_return", default="475")
     parser.add_argument("--settings", default="{}")
     parser.add_argument(
+        "--intra_op_threads",
+        type=int,
+        default=1,
+        help="TensorFlow's threads within one operation, as "
+        "sb3_comparison.py runs it (0: TensorFlow's default, one per core)",
+    )
+    parser.add_argument(
         "--seed", type=int, default=None, help=argparse.SUPPRESS
     )
     args = parser.parse_args()
@@ -79,6 +94,7 @@ def main():
             f"--total_env_steps={args.total_env_steps}",
             f"--target_return={args.target_return}",
             f"--settings={args.settings}",
+            f"--intra_op_threads={args.intra_op_threads}",
         ]
         start = time.perf_counter()
         output = subprocess.run(

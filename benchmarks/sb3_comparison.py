@@ -24,6 +24,13 @@ process (imports, set-up, tracing, training).
   once the mean return of the last 20 finished episodes reaches the
   target, as keras_gae's loop does.
 
+Both sides run each operation on one thread (`--intra_op_threads=1`):
+SB3 with `torch.set_num_threads(1)`, as this benchmark always ran it, and
+keras_gae with TensorFlow's `set_intra_op_parallelism_threads(1)`, whose
+inter-op pool still runs independent operations (the actor and the
+critic) side by side. `--intra_op_threads=0` leaves both libraries'
+defaults (as many threads as cores).
+
 Returns are the environment's (undiscounted) over the last 20 training
 episodes.
 """
@@ -49,7 +56,12 @@ RL_ZOO_CARTPOLE = dict(
 )
 
 
-def run_keras_gae(env_id, seed, total, target):
+def run_keras_gae(env_id, seed, total, target, threads):
+    import tensorflow as tf
+
+    if threads:
+        # Before TensorFlow's first operation, which fixes its thread pools.
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
     import keras_gae.agents as agents
 
     agent = agents.PPO(env_id, seed=seed, verbose=0)
@@ -64,7 +76,7 @@ def run_keras_gae(env_id, seed, total, target):
     }
 
 
-def run_sb3(env_id, seed, total, target):
+def run_sb3(env_id, seed, total, target, threads):
     import numpy as np
     import torch
     from stable_baselines3 import PPO
@@ -72,7 +84,8 @@ def run_sb3(env_id, seed, total, target):
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
 
-    torch.set_num_threads(1)
+    if threads:
+        torch.set_num_threads(threads)
 
     class StopAt(BaseCallback):
         def _on_step(self):
@@ -109,7 +122,9 @@ def run_sb3(env_id, seed, total, target):
 def child(args):
     target = None if args.target_return == "none" else float(args.target_return)
     run = run_keras_gae if args.side == "keras_gae" else run_sb3
-    result = run(args.env, args.seed, args.total_env_steps, target)
+    result = run(
+        args.env, args.seed, args.total_env_steps, target, args.intra_op_threads
+    )
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -120,6 +135,13 @@ def main():
     parser.add_argument("--total_env_steps", type=int, default=100_000)
     parser.add_argument("--target_return", default="475")
     parser.add_argument("--sides", default="keras_gae,sb3")
+    parser.add_argument(
+        "--intra_op_threads",
+        type=int,
+        default=1,
+        help="each side's threads within one operation (0: the library's "
+        "default, one per core)",
+    )
     parser.add_argument("--side", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -136,6 +158,7 @@ def main():
                 f"--env={args.env}",
                 f"--total_env_steps={args.total_env_steps}",
                 f"--target_return={args.target_return}",
+                f"--intra_op_threads={args.intra_op_threads}",
             ]
             start = time.perf_counter()
             # In a temporary directory: MuJoCo writes MUJOCO_LOG.TXT (its
