@@ -20,6 +20,12 @@ rebuilds the agent from the settings and restores them, so `learn`
 continues where it stopped. `export(path)` writes
 `keras_gae.export.export_policy`'s SavedModel, which takes raw
 observations (the normalization is inside the model).
+
+Threads. `PPO` leaves TensorFlow's thread pools as they are (they are
+process-wide). On a CPU the presets' small networks train faster with
+`tf.config.threading.set_intra_op_parallelism_threads(1)`, called before
+TensorFlow's first operation (before building the agent); importing
+keras_gae runs none.
 """
 
 from __future__ import annotations
