@@ -3,7 +3,9 @@
   .venv/bin/python benchmarks/ppo_profile.py --seeds=0,1,2 \\
       --settings='{"steps_per_execution": 64}'
 
-Each seed runs in its own process (a fresh first trace). Per run it prints
+Each seed runs in its own process (a fresh first trace), with one
+TensorFlow thread per operation as `sb3_comparison.py` runs it
+(`--intra_op_threads=0`: TensorFlow's default). Per run it prints
 the agent's construction time, `learn`'s time to the target (or the step
 budget), the iterations and environment steps, and the loop's own split
 (`collect_seconds`, `convert_seconds`, `fit_seconds` of every iteration):
