@@ -73,14 +73,11 @@ ENV_CONFIGS: Dict[str, Dict[str, Any]] = {
     # 32 environments of 64 steps (collection costs per driver step, not
     # per environment), 4 minibatches of 8 rows, a higher learning rate
     # than examples/train_ppo.py's, and the 10 x 4 gradient steps of an
-    # iteration as one compiled call. Of the settings swept with
-    # benchmarks/ppo_profile.py (environment steps over seeds 0-9, then
-    # times over seeds 0-5; README, "Against stable-baselines3"), the
-    # least training time to 475. 16 environments reach it in fewer
-    # environment steps (median 25k against 32k) but in more iterations
-    # (25 against 16: 1,000 gradient steps of 256 environment steps
-    # against 640 of 512), and a step's fixed cost dominates at this
-    # size.
+    # iteration as one compiled call: of the settings swept with
+    # benchmarks/ppo_profile.py, the least training time to 475. 16
+    # environments take fewer environment steps but more iterations,
+    # and an iteration's fixed costs dominate at this size (README,
+    # "Against stable-baselines3", has the sweep's figures).
     "CartPole-v1": {
         "num_envs": 32,
         "rollout_length": 64,
