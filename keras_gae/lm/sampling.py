@@ -20,21 +20,27 @@ def filter_logits(
     al. 2020, arXiv:1904.09751) then keeps the smallest set of the most
     likely tokens whose probability reaches p: a token is kept when the
     probability mass of the tokens ranked above it is < p (the most likely
-    token is always kept). Ties at the cut are kept.
+    token is always kept). Equal logits rank by token id, the lower id
+    first, so a tie at the cut keeps only the lower ids: two top tokens of
+    probability 0.5 each and p = 0.5 keep the lower id alone. (top-k keeps
+    every token tied with the k-th largest logit.)
     """
     minus_inf = tf.constant(-np.inf, logits.dtype)
     if top_k is not None:
         kth = tf.math.top_k(logits, k=top_k).values[:, -1:]
         logits = tf.where(logits < kth, minus_inf, logits)
     if top_p is not None and top_p < 1.0:
-        ordered = tf.sort(logits, axis=-1, direction="DESCENDING")
+        # A stable descending sort ranks equal logits by token id.
+        order = tf.argsort(logits, axis=-1, direction="DESCENDING", stable=True)
+        ordered = tf.gather(logits, order, batch_dims=1)
         probs = tf.nn.softmax(ordered, axis=-1)
         mass_above = tf.cumsum(probs, axis=-1, exclusive=True)
-        kept = tf.cast(mass_above < top_p, tf.int32)
-        # The smallest kept logit: the cut; everything below it goes.
-        count = tf.maximum(tf.reduce_sum(kept, axis=-1, keepdims=True), 1)
-        cut = tf.gather(ordered, count - 1, batch_dims=1)
-        logits = tf.where(logits < cut, minus_inf, logits)
+        first = tf.range(tf.shape(probs)[-1]) == 0
+        kept = tf.logical_or(mass_above < top_p, first)
+        # Each token's rank: back from the sorted order to token ids.
+        rank = tf.argsort(order, axis=-1, stable=True)
+        kept = tf.gather(kept, rank, batch_dims=1)
+        logits = tf.where(kept, logits, minus_inf)
     return logits
 
 
