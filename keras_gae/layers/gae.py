@@ -178,8 +178,28 @@ class GeneralizedAdvantageEstimation(keras.layers.Layer):
         returns = tf.cast(outputs.returns, self.compute_dtype)
         return advantages, returns
 
-    def compute_output_shape(self, inputs_shape: Mapping) -> tuple:
-        shape = tuple(inputs_shape[rollout_batch.REWARD])
+    def compute_output_shape(self, input_shape: Any) -> tuple:
+        """`(shape, shape)`, the shape of "reward".
+
+        Args:
+          input_shape: the rollout batch's shapes, a dict with at least
+            "reward"; or None (a layer built without shapes, as the
+            training models build theirs), which gives `(None, None)`:
+            `[B, T]` (or `[T, B]`) of unknown sizes.
+        """
+        if input_shape is None:
+            shape = (None, None)
+        elif (
+            isinstance(input_shape, Mapping)
+            and rollout_batch.REWARD in input_shape
+        ):
+            shape = tuple(input_shape[rollout_batch.REWARD])
+        else:
+            raise ValueError(
+                "`input_shape` must be the rollout batch's shapes, a dict "
+                f'with a "{rollout_batch.REWARD}" key, or None. '
+                f"Received: input_shape={input_shape!r}"
+            )
         return shape, shape
 
     def get_config(self) -> dict:

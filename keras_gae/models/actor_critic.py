@@ -265,10 +265,12 @@ class ActorCriticModel(training_step.RolloutTraining, keras.Model):
             else None
         )
         # Neither layer's weights depend on the input shape; built now, the
-        # model holds no unbuilt state once its networks are built.
+        # model holds no unbuilt state once its networks are built. Both
+        # see `[B, T]` tensors of sizes unknown yet, which `summary()`
+        # shows as their output shapes.
         self.gae.build(None)
         if self.advantage_normalization is not None:
-            self.advantage_normalization.build(None)
+            self.advantage_normalization.build((None, None))
         self._create_trackers()
 
     # Inference.

@@ -248,6 +248,21 @@ class GeneralizedAdvantageEstimationTest(
         for got, expected in zip(deserialized(batch), layer(batch)):
             self.assertAllEqual(got, expected)
 
+    def test_compute_output_shape_as_keras_calls_it(self):
+        # Keras (`summary()`, symbolic builds) passes `input_shape=`.
+        layer = layers.GeneralizedAdvantageEstimation()
+        shapes = {"reward": (B, T), "value": (B, T), "bootstrap_value": (B,)}
+        self.assertEqual(
+            layer.compute_output_shape(input_shape=shapes), ((B, T), (B, T))
+        )
+        # Built without shapes, as the training models build theirs.
+        self.assertEqual(
+            layer.compute_output_shape(input_shape=None),
+            ((None, None), (None, None)),
+        )
+        with self.assertRaisesRegex(ValueError, r"Received: input_shape=\(3,"):
+            layer.compute_output_shape(input_shape=(B, T))
+
     def _functional_model(self):
         inputs = {
             "reward": keras.Input((T,), name="reward"),
