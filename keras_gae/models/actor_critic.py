@@ -82,7 +82,9 @@ class ActorCriticModel(training_step.RolloutTraining, keras.Model):
 
     Training (`fit` over rollout batches): each element of the dataset is
     one rollout batch (a dict, batch-major; docs/design.md, "Rollout
-    batch"), e.g. from `keras_gae.models.rollout_dataset`. The step
+    batch"), e.g. from `keras_gae.models.rollout_dataset`. Such a dataset
+    shuffles itself, so `fit` passes Keras `shuffle=False` for a dataset
+    unless told otherwise (Keras would ignore it with a warning). The step
 
     1. computes GAE with the `GeneralizedAdvantageEstimation` layer
        (Schulman et al. 2015, arXiv:1506.02438), in float32, unless the batch

@@ -239,6 +239,24 @@ class RolloutTraining:
         results = self._loss_terms(prepared, params, values)
         return self._update_trackers(results, prepared.count)
 
+    def fit(self, *args, **kwargs) -> keras.callbacks.History:
+        """Keras' `fit`, with `shuffle` False by default for datasets.
+
+        A dataset of rollout batches (`rollout_dataset`, `step_dataset`)
+        shuffles itself, and Keras ignores `shuffle` for datasets with a
+        warning; so unless `shuffle` is passed, a `tf.data.Dataset` (or a
+        distributed one) is fitted with `shuffle=False`. Other inputs, e.g.
+        a dict of arrays cut into batches of rows, keep Keras' default.
+        """
+        # `shuffle` is fit's ninth parameter.
+        if "shuffle" not in kwargs and len(args) < 9:
+            data = args[0] if args else kwargs.get("x")
+            if isinstance(
+                data, (tf.data.Dataset, tf.distribute.DistributedDataset)
+            ):
+                kwargs["shuffle"] = False
+        return super().fit(*args, **kwargs)
+
     def make_train_function(self, force: bool = False) -> Any:
         """Keras' train function, followed by the non-finite-step check.
 

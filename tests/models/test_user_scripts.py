@@ -7,6 +7,7 @@ test process imported or configured hides an error or a warning.
 
 import textwrap
 
+import pytest
 import tensorflow as tf
 
 from tests.fresh_process import run_python
@@ -114,3 +115,42 @@ class SummaryTest(tf.test.TestCase):
         self.assertIn("((None, 2), (None, 1))", sections["shared"])
         self.assertIn("dense_", sections["shared"])
 
+
+class FitWarningsTest(tf.test.TestCase):
+    @pytest.mark.slow
+    def test_fitting_rollout_datasets_warns_nothing(self):
+        code = _NETWORKS + textwrap.dedent(
+            """
+            import warnings
+
+            model = models.PPOModel(actor(), critic())
+            model.compile(optimizer=keras.optimizers.Adam(3e-4))
+            batch = rollout_batch(model)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                model.fit(
+                    models.rollout_dataset(batch, num_minibatches=2),
+                    epochs=2,
+                    verbose=0,
+                )
+                model.fit(
+                    models.step_dataset(model, batch, num_minibatches=2),
+                    verbose=0,
+                )
+            print("caught:", [str(w.message) for w in caught])
+            # Asked for explicitly, Keras' own warning still says it.
+            with warnings.catch_warnings(record=True) as asked:
+                warnings.simplefilter("always")
+                model.fit(
+                    models.rollout_dataset(batch, num_minibatches=2),
+                    shuffle=True,
+                    verbose=0,
+                )
+            print("asked:", [str(w.message)[:25] for w in asked])
+            """
+        )
+        result = run_python(code, timeout=300)
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        self.assertIn("caught: []\n", result.stdout)
+        self.assertIn("asked: ['`shuffle=True` was passed']", result.stdout)
+        self.assertNotIn("Warning", result.stderr)
