@@ -33,7 +33,12 @@ def check_settings(
     stop_token_ids: Any,
     jit_generate: Any,
 ) -> dict:
-    """The checked settings, plus "lora_reference"; may edit `kwargs`.
+    """The checked settings, plus "network", "reference_network" and
+    "lora_reference"; may edit `kwargs`.
+
+    A keras-hub CausalLM as `network` is wrapped in a `CausalLMPolicy` with
+    the value head its estimator needs ("shared" for GAE, none for the
+    critic-free ones); as `reference_network`, without a value head.
 
     Critic-free estimators turn advantage normalization off unless
     `kwargs` sets it. The KL to the reference goes in the reward or in the
@@ -54,6 +59,20 @@ def check_settings(
     if pad_id is not None:
         pad_id = _checks.check_index(pad_id, "pad_id", size=vocab_size)
     reward_kl_coef = _checks.check_kl_coef(reward_kl_coef, "reward_kl_coef")
+    advantage_estimator = _checks.check_option(
+        advantage_estimator,
+        "advantage_estimator",
+        advantages_lib.ESTIMATORS,
+    )
+    network = causal_lm_policy.as_token_network(
+        network,
+        "network",
+        value_head="shared" if advantage_estimator == "gae" else None,
+    )
+    if reference_network is not None:
+        reference_network = causal_lm_policy.as_token_network(
+            reference_network, "reference_network", value_head=None
+        )
     lora_reference = isinstance(
         network, causal_lm_policy.CausalLMPolicy
     ) and causal_lm_policy.has_lora(network.causal_lm)
@@ -74,11 +93,6 @@ def check_settings(
         temperature, "temperature", minimum=0.0, inclusive=False
     )
     whiten_rewards = _checks.check_bool(whiten_rewards, "whiten_rewards")
-    advantage_estimator = _checks.check_option(
-        advantage_estimator,
-        "advantage_estimator",
-        advantages_lib.ESTIMATORS,
-    )
     loss_aggregation = _checks.check_option(
         loss_aggregation,
         "loss_aggregation",
@@ -107,6 +121,8 @@ def check_settings(
             "reference_network=None"
         )
     return {
+        "network": network,
+        "reference_network": reference_network,
         "vocab_size": vocab_size,
         "eos_id": eos_id,
         "pad_id": pad_id,

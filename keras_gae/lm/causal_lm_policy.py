@@ -29,6 +29,44 @@ def is_keras_hub_causal_lm(model: Any) -> bool:
     )
 
 
+def _named_inputs(model: Any) -> list:
+    """The input names of a model built on a dict (or several) of inputs;
+    [] for one tensor input or a model that cannot tell (subclassed)."""
+    try:
+        structure = model.input
+    except (AttributeError, ValueError):
+        return []
+    if isinstance(structure, dict):
+        return sorted(structure)
+    leaves = keras.tree.flatten(structure)
+    return [leaf.name for leaf in leaves] if len(leaves) > 1 else []
+
+
+def as_token_network(
+    network: keras.layers.Layer, name: str, *, value_head: Optional[str]
+) -> keras.layers.Layer:
+    """`network` as a tokens `[B, L]` -> outputs layer.
+
+    A keras-hub CausalLM (which takes a dict of "token_ids" and
+    "padding_mask") becomes `CausalLMPolicy(network, value_head=...)`; a
+    model built on several or named inputs is refused with a TypeError
+    naming `name` and `CausalLMPolicy`; anything else is returned as is.
+    """
+    if is_keras_hub_causal_lm(network):
+        return CausalLMPolicy(network, value_head=value_head)
+    inputs = _named_inputs(network)
+    if inputs:
+        raise TypeError(
+            f"`{name}` takes several inputs {inputs}, but it is called "
+            "on token rows `[B, L]` alone. Pass a keras-hub CausalLM (it is "
+            "wrapped in `keras_gae.lm.CausalLMPolicy`), a "
+            "`keras_gae.lm.CausalLMPolicy`, or a Keras model mapping token "
+            "ids `[B, L]` to logits `[B, L, V]` or (logits, values). "
+            f"Received: {name}={network!r}"
+        )
+    return network
+
+
 def has_cache_protocol(model: Any) -> bool:
     """Whether `generate` can decode `model` with its own cache."""
     return all(

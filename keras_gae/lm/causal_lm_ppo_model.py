@@ -81,13 +81,20 @@ class CausalLMPPOModel(PPOModel):
 
     Args:
       network: Keras 3 model, tokens `[B, L]` -> `(logits, values)` (a
-        tf-keras model is refused with a message saying so).
+        tf-keras model is refused with a message saying so), or a
+        keras-hub CausalLM: it is wrapped in `keras_gae.lm.CausalLMPolicy`
+        with `value_head="shared"` for `advantage_estimator="gae"` and no
+        value head for the critic-free estimators (pass a
+        `CausalLMPolicy` yourself for a separate critic or LoRA). A
+        model built on a dict of inputs that is not a keras-hub CausalLM
+        is refused.
       vocab_size: V, the size of the logits' last axis.
       eos_id: end-of-sequence token id.
       reference_network: the frozen reference model (same signature as
-        `network`; e.g. a copy of the supervised model). It is set
-        `trainable = False` and saved with the model's weights. None: no KL
-        reward (then `reward_kl_coef` must be None or 0).
+        `network`; e.g. a copy of the supervised model; a keras-hub
+        CausalLM is wrapped in a `CausalLMPolicy` without value head). It
+        is set `trainable = False` and saved with the model's weights.
+        None: no KL reward (then `reward_kl_coef` must be None or 0).
       reward_kl_coef: None, a float beta >= 0, or a KL controller from
         `keras_gae.losses.kl_control`.
       reward_kl_estimator: "k1", "k2" or "k3", the per-token KL estimate in
@@ -168,6 +175,8 @@ class CausalLMPPOModel(PPOModel):
             jit_generate=jit_generate,
         )
         lora_reference = settings.pop("lora_reference")
+        network = settings.pop("network")
+        reference_network = settings.pop("reference_network")
         head = TokenLogitsHead(
             settings["vocab_size"],
             temperature=settings["temperature"],
