@@ -1,0 +1,153 @@
+"""Observation statistics in the collect-and-fit loop
+(keras_gae/agents/normalization.py, keras_gae/agents/collection.py).
+
+The documented rule: at the start of every collection but the first, each
+`ObservationNormalization` of the model takes in the previous rollout's
+observations, every row of it (B environments times T rows, boundary rows
+and reset observations included). So after k iterations the statistics are
+the moments of rollouts 1 .. k-1, and each rollout is collected and trained
+under one set of statistics.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl.testing import parameterized
+
+from keras_gae.agents import OnPolicyTrainer
+from keras_gae.agents import build_networks
+from keras_gae.agents import make_tf_environment
+from keras_gae.models import PPOModel
+from tests.agents.scripted_env import SCRIPTED_ENV_ID
+from tests.agents.scripted_env import episode_length
+
+NUM_ENVS = 2
+ROLLOUT_LENGTH = 5
+
+
+def scripted_environment():
+    # Copy i plays episodes i, i + 2, i + 4, ... (observation: (episode,
+    # step)); episodes of 2 to 4 steps put boundary rows in every rollout.
+    return make_tf_environment(
+        SCRIPTED_ENV_ID,
+        num_envs=NUM_ENVS,
+        seed=0,
+        env_kwargs={"episode_stride": NUM_ENVS},
+    )
+
+
+def make_trainer(env):
+    keras.utils.set_random_seed(0)
+    actor, critic = build_networks(
+        env.observation_spec(),
+        env.action_spec(),
+        hidden_sizes=(8,),
+        normalize_observations=True,
+    )
+    model = PPOModel(actor, critic)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    trainer = OnPolicyTrainer(
+        model,
+        env,
+        rollout_length=ROLLOUT_LENGTH,
+        epochs=1,
+        num_minibatches=1,
+    )
+    return trainer, actor.layers[0].normalization
+
+
+def scripted_observations(env_index, rollouts):
+    """The time steps' observations of copy `env_index`, from the script
+    alone: each episode (j, 0), (j, 1), ..., (j, L_j) (the last one is the
+    episode's final observation), then the next episode's reset."""
+    stream = []
+    episode = env_index
+    while len(stream) < rollouts * ROLLOUT_LENGTH:
+        steps = episode_length(episode)
+        stream += [(episode, step) for step in range(steps + 1)]
+        episode += NUM_ENVS
+    stream = np.array(stream[: rollouts * ROLLOUT_LENGTH], np.float64)
+    return stream.reshape(rollouts, ROLLOUT_LENGTH, 2)
+
+
+class StopAfter(keras.callbacks.Callback):
+    def __init__(self, iterations):
+        super().__init__()
+        self.iterations = iterations
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.iterations:
+            self.model.stop_training = True
+
+
+def numpy_moments(rollouts):
+    """mean, var (population), count of every row of `rollouts`."""
+    rows = np.concatenate([np.reshape(r, [-1, 2]) for r in rollouts])
+    rows = rows.astype(np.float64)
+    return rows.mean(axis=0), rows.var(axis=0), len(rows)
+
+
+class ObservationStatisticsInTheLoopTest(
+    tf.test.TestCase, parameterized.TestCase
+):
+    def assertStatistics(self, layer, rollouts):
+        if not rollouts:
+            self.assertAllEqual(layer.mean, [0.0, 0.0])
+            self.assertAllEqual(layer.variance, [1.0, 1.0])
+            self.assertEqual(float(layer.count), 0.0)
+            return
+        mean, variance, count = numpy_moments(rollouts)
+        self.assertAllClose(layer.mean, mean, rtol=1e-5, atol=1e-6)
+        self.assertAllClose(layer.variance, variance, rtol=1e-5, atol=1e-6)
+        self.assertEqual(float(layer.count), count)
+
+    def test_collect_and_fit_statistics_are_the_earlier_rollouts(self):
+        env = scripted_environment()
+        trainer, layer = make_trainer(env)
+        collected = []
+        for _ in range(3):
+            batch = trainer.collect()
+            # Collected under the statistics of the rollouts before it.
+            self.assertStatistics(layer, collected)
+            trainer.fit(batch)
+            collected.append(batch["observation"].numpy())
+        # The rollouts hold every time step, boundary rows included.
+        self.assertFalse(batch["mask"].numpy().all())
+        for env_index in range(NUM_ENVS):
+            self.assertAllEqual(
+                np.stack([rollout[env_index] for rollout in collected]),
+                scripted_observations(env_index, 3),
+            )
+        # After 3 iterations: rollouts 1 and 2 (2 * B * T rows).
+        self.assertStatistics(layer, collected[:2])
+        self.assertEqual(float(layer.count), 2 * NUM_ENVS * ROLLOUT_LENGTH)
+
+        # The statistics normalize what the networks see.
+        observation = np.array([[3.0, 1.0]], np.float32)
+        mean, variance, _ = numpy_moments(collected[:2])
+        self.assertAllClose(
+            layer(observation),
+            np.clip((observation - mean) / np.sqrt(variance + 1e-8), -10, 10),
+            atol=1e-5,
+        )
+
+    @parameterized.parameters(1, 3)
+    def test_run_statistics_are_the_earlier_rollouts(self, iterations):
+        env = scripted_environment()
+        trainer, layer = make_trainer(env)
+        history = trainer.run(
+            total_env_steps=10_000,
+            callbacks=[StopAfter(iterations)],
+            verbose=0,
+        )
+        self.assertLen(history.history["iteration"], iterations)
+        expected = [
+            np.stack(
+                [
+                    scripted_observations(env_index, iterations)[rollout]
+                    for env_index in range(NUM_ENVS)
+                ]
+            )
+            for rollout in range(iterations - 1)
+        ]
+        self.assertStatistics(layer, expected)
