@@ -1,86 +1,65 @@
-r"""PPO (or A2C) on a gymnasium environment with the keras_gae loop.
+r"""PPO (or A2C) on a gymnasium environment: a front of keras_gae.agents.
 
 To run:
 
   .venv/bin/python examples/train_ppo.py --env=CartPole-v1
   .venv/bin/python examples/train_ppo.py --env=Pendulum-v1
-  .venv/bin/python examples/train_ppo.py --env=CartPole-v1 --algorithm=a2c \
-      --learning_rate=7e-4
+  .venv/bin/python examples/train_ppo.py --env=CartPole-v1 --algorithm=a2c
+  .venv/bin/python examples/train_ppo.py --env=Pendulum-v1 --help
   tensorboard --logdir=runs/train_ppo
   .venv/bin/python examples/evaluate_policy.py \
       --policy_dir=runs/train_ppo/CartPole-v1/policy --env=CartPole-v1
 
+The binary is `keras_gae.agents.PPO` (or `A2C`) with flags: every setting
+of the preset table, `keras_gae.presets`, is a flag whose default is the
+`--env`'s preset (so `make demo` trains with the tuned CartPole-v1
+settings); a flag given on the command line overrides it. `--help` shows
+the values a run on the `--env` (and `--algorithm`) of the same command
+line would use, and each flag's help lists its per-environment presets.
+
+The flags are parsed, and the environment id made once with gymnasium,
+before TensorFlow is imported: a typo in a flag or an environment that
+cannot be made (unknown id, missing dependency) is one `error:` line and
+exit status 2 within a second or two.
+
 Each environment gets its own output directory unless `--root_dir` is
 given: runs/train_ppo/<env id> (runs/train_ppo/<env id>-a2c for A2C), so a
 run of another environment never resumes the first one's checkpoints.
+Under it:
 
-Hyperparameters default per environment (`examples/configs.py`: CartPole-v1,
-Acrobot-v1, Pendulum-v1; other ids get the generic defaults); a flag given on
-the command line overrides its default. `--help` shows the defaults of the
-`--env` (and `--algorithm`) on the same command line, CartPole-v1 PPO's
-without one (`train_ppo.py --env=Pendulum-v1 --help`), and each flag's help
-lists its per-environment presets.
-
-The model. `keras_gae.agents.build_networks`: an actor and a critic MLP
-(`--hidden_sizes`, tanh) over one `ObservationEncoder` (Box observations
-flattened, Discrete and MultiDiscrete ones one-hot, Dict and Tuple ones
-concatenated), the actor ending in `keras_gae.agents.policy_head_for`'s
-head for the action space (Discrete: categorical; MultiDiscrete: one
-categorical per entry; MultiBinary: Bernoulli; Box: Gaussian, with
-`--action_bound` "clip" clipping the sample the environment receives and
-"tanh" squashing it into the box), as a `keras_gae.models.PPOModel`
-(clipped surrogate) or `A2CModel`, compiled with Adam. The environments are
-`keras_gae.agents.make_tf_environment(env, num_envs=...,
-vectorization_mode="auto")`: the id's NumPy-vectorized implementation when
-it registers one (CartPole-v1), else a gymnasium `SyncVectorEnv`.
-
-The loop. `keras_gae.agents.OnPolicyTrainer`: each iteration collects
-`--rollout_length` steps from each of `--num_envs` environments and runs
-`--epochs` passes of `model.fit` over `--num_minibatches` minibatches of
-whole environment rows (so num_minibatches must divide num_envs), GAE inside
-the compiled train step, or with `--minibatch_mode=steps` of single steps
-shuffled across environments and time, GAE once per rollout. The model is
-compiled with `steps_per_execution = epochs * num_minibatches`, so an
-iteration's gradient steps run in one call. Training stops at
-`--total_env_steps` or once the mean return of the last 20 episodes
-reaches `--target_return`. Rewards are multiplied by `--reward_scale` for
-training only: printed and logged returns are the environment's.
-
-Outputs under the root directory:
-
-* checkpoints/: the model, the optimizer and the counters after every
-  iteration; rerunning with the same root_dir resumes from the latest one
-  (the environment-step counter continues; the environments start new
-  episodes). An unreadable latest checkpoint (truncated file, unparsable
-  `checkpoint` state file) falls back to the newest readable one with a
-  warning; with none readable, or a checkpoint saved with another
-  `--num_envs` or other networks, the run refuses to start and overwrites
-  nothing; `--restart` starts over, moving the old checkpoints to
-  checkpoints.old-<n>;
-* train/: TensorBoard scalars, one point per iteration with environment
-  steps as the x axis (`keras_gae.agents.loop_logs.EnvStepTensorBoard`):
-  rollout/ (episode_return_mean, episode_length_mean, episodes), train/
-  (loss, policy_loss, value_loss, entropy, approx_kl, clip_fraction,
-  explained_variance, learning_rate), time/ (steps_per_second,
-  collect_seconds, convert_seconds, fit_seconds, iteration);
+* checkpoints/: the model, the optimizer and the counters every
+  `--checkpoint_interval` iterations; a rerun resumes from the newest
+  readable one (docs/guide.md, "Errors and failures", has the fallback
+  rules; `--restart` starts over, moving the old ones aside);
+* train/: TensorBoard scalars against environment steps (`rollout/`,
+  `train/`, `time/`; `keras_gae.agents.EnvStepTensorBoard`);
 * learning_curve.png: the mean return of the last 20 episodes against
-  environment steps, resumed runs included (needs matplotlib);
+  environment steps, resumed runs included;
 * policy/: `keras_gae.export.export_policy`'s SavedModel, which loads with
-  `tf.saved_model.load` alone (signatures "action" (greedy), "sample_action",
-  "distribution", "value"); `examples/evaluate_policy.py` runs it;
-* tf_agents_policy/: the greedy policy saved by tf-agents' `PolicySaver`,
-  loadable as a tf-agents policy:
-  `py_tf_eager_policy.SavedModelPyTFEagerPolicy(path, time_step_spec,
-  action_spec)`.
+  `tf.saved_model.load` alone; `examples/evaluate_policy.py` runs it;
+* tf_agents_policy/: the greedy policy saved by tf-agents' `PolicySaver`.
 
-Quiet start. TensorFlow's C++ logging is set to errors-off
-(TF_CPP_MIN_LOG_LEVEL=3) before TensorFlow loads, and the start-up lines
-its libraries print regardless (oneDNN, CUDA stubs) are filtered out of
-standard error while it loads; any other text written then is passed on.
+Threads: the binary runs each TensorFlow operation on one thread
+(`--intra_op_threads=1`, set before TensorFlow's first operation), which
+trains the presets' small networks faster on a CPU; 0 keeps TensorFlow's
+default. (The library itself leaves this process-wide setting alone.)
+
+The run stops at `--total_env_steps` (resumed steps count) or once the
+mean return of the last 20 episodes reaches `--target_return`; a rerun
+whose checkpoint already reached it trains no further.
 """
 
+from __future__ import annotations
+
+import math
 import os
+import re
 import sys
+import time
+from typing import Any
+from typing import Dict
+from typing import Optional
+from typing import Sequence
 
 if not __package__:
     # Run as `python examples/train_ppo.py`: make `examples` importable.
@@ -88,49 +67,13 @@ if not __package__:
         0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     )
 
-from examples import quiet_start  # noqa: E402  (before TensorFlow)
-
-with quiet_start.native_start_up_logs_filtered():
-    # keras_gae before tf-agents: keras_gae.agents imports tf-agents and
-    # tensorflow-probability with the Keras 2 they need inside, and leaves
-    # `keras` Keras 3 (docs/design.md, "Keras version").
-    import tensorflow as tf
-
-    import keras_gae.agents  # noqa: F401
-
-    # The devices now, so that the CUDA start-up lines come inside.
-    tf.config.list_physical_devices()
-
-import functools  # noqa: E402
-import math  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from typing import Any  # noqa: E402
-from typing import Dict  # noqa: E402
-from typing import Optional  # noqa: E402
-from typing import Sequence  # noqa: E402
-
-import gymnasium  # noqa: E402
-import keras  # noqa: E402
-from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
-from absl import logging  # noqa: E402
-from tf_agents.environments import tf_py_environment  # noqa: E402
-from tf_agents.policies import policy_saver  # noqa: E402
 
-from examples import configs  # noqa: E402
-from keras_gae import export  # noqa: E402
-from keras_gae.agents import KerasPolicy  # noqa: E402
-from keras_gae.agents import OnPolicyTrainer  # noqa: E402
-from keras_gae.agents import build_networks  # noqa: E402
-from keras_gae.agents import make_tf_environment  # noqa: E402
-from keras_gae.agents.checkpointing import CHECKPOINT_DIR  # noqa: E402
-from keras_gae.agents.loop_logs import EnvStepTensorBoard  # noqa: E402
-from keras_gae.agents.loop_logs import read_scalars  # noqa: E402
-from keras_gae.models import A2CModel  # noqa: E402
-from keras_gae.models import PPOModel  # noqa: E402
-from keras_gae.optimizers import FusedAdam  # noqa: E402
+from examples import cli  # noqa: E402
+from examples import quiet_start  # noqa: E402
+from keras_gae import presets  # noqa: E402  (plain Python: no TensorFlow)
 
+PROGRAM = "train_ppo.py"
 POLICY_DIR = "policy"
 TF_AGENTS_POLICY_DIR = "tf_agents_policy"
 TENSORBOARD_DIR = "train"
@@ -138,19 +81,22 @@ LEARNING_CURVE = "learning_curve.png"
 RETURN_WINDOW = 20
 # The tag of the learning curve's points (EnvStepTensorBoard).
 RETURN_TAG = "rollout/episode_return_mean"
+# Runs without --root_dir go to RUNS_DIR/<env id>[-<algorithm>].
+RUNS_DIR = os.path.join("runs", "train_ppo")
 
-_DEFAULTS = configs.DEFAULTS
+# Every setting of the preset table (A2C's are a subset).
+SETTINGS = tuple(presets.DEFAULTS)
 
 flags.DEFINE_string("env", "CartPole-v1", "gymnasium environment id.")
 flags.DEFINE_enum(
-    "algorithm", "ppo", list(configs.ALGORITHMS), "PPO (clip) or A2C."
+    "algorithm", "ppo", list(presets.ALGORITHMS), "PPO (clip) or A2C."
 )
 flags.DEFINE_string(
     "root_dir",
     None,
     "Checkpoints, TensorBoard logs, the learning curve and exported "
     "policies go here; a rerun on the same directory resumes. Default: "
-    f"{configs.RUNS_DIR}/<env id> ({configs.RUNS_DIR}/<env id>-a2c for A2C).",
+    f"{RUNS_DIR}/<env id> ({RUNS_DIR}/<env id>-a2c for A2C).",
 )
 flags.DEFINE_bool(
     "restart",
@@ -159,150 +105,153 @@ flags.DEFINE_bool(
     "root_dir/checkpoints.old-<n>, never overwritten.",
 )
 flags.DEFINE_integer("seed", 0, "Seed of the networks, sampling and envs.")
-flags.DEFINE_bool(
-    "jit_compile", False, "Compile the train step with XLA (model.compile)."
+flags.DEFINE_integer(
+    "checkpoint_interval", 1, "Iterations between checkpoints.", lower_bound=1
 )
 flags.DEFINE_integer(
-    "checkpoint_interval", 1, "Iterations between checkpoints."
+    "intra_op_threads",
+    1,
+    "Threads within one TensorFlow operation (0: TensorFlow's default, one "
+    "per core). The presets' small networks train faster on a CPU with 1; "
+    "independent operations still run side by side.",
+    lower_bound=0,
 )
 flags.DEFINE_integer(
-    "verbose", 1, "0: quiet; 1: one progress line per iteration."
+    "verbose",
+    2,
+    "0: quiet; 1: a progress bar; 2: one line per iteration.",
+    lower_bound=0,
+    upper_bound=2,
 )
 
-
-def _per_env(key: str, text: str) -> str:
-    """`text`, then the presets of `key` (examples/configs.py)."""
-    presets = configs.preset_help(key)
-    return f"{text} {presets}" if presets else text
-
-
-# The flags below default per environment (examples/configs.py): their
-# defaults are set from --env and --algorithm before the command line is
-# parsed (`set_defaults_for`), so --help shows the values a run uses.
-flags.DEFINE_integer(
-    "num_envs", _DEFAULTS["num_envs"], _per_env("num_envs", "Environments B.")
-)
-flags.DEFINE_integer(
-    "rollout_length",
-    _DEFAULTS["rollout_length"],
-    _per_env("rollout_length", "Steps T per environment per iteration."),
-)
-flags.DEFINE_integer(
-    "epochs",
-    _DEFAULTS["epochs"],
-    _per_env("epochs", "Passes over each rollout."),
-)
-flags.DEFINE_integer(
-    "num_minibatches",
-    _DEFAULTS["num_minibatches"],
-    _per_env(
-        "num_minibatches",
-        "Minibatches per pass; of whole rows (--minibatch_mode=rows) "
-        "they must divide num_envs.",
-    ),
-)
-flags.DEFINE_enum(
-    "minibatch_mode",
-    _DEFAULTS["minibatch_mode"],
-    ["rows", "steps"],
-    _per_env(
-        "minibatch_mode",
-        "rows: minibatches of whole environment rows, GAE in the train "
-        "step; steps: GAE once per rollout, minibatches of single steps "
-        "shuffled across environments and time.",
-    ),
-)
-flags.DEFINE_float("gamma", _DEFAULTS["gamma"], _per_env("gamma", "Discount."))
-flags.DEFINE_float(
-    "lambda_", _DEFAULTS["lambda_"], _per_env("lambda_", "GAE lambda.")
-)
-flags.DEFINE_float(
+# What each setting's flag says; its default and presets are added.
+_HELP = {
+    "num_envs": "Environments B.",
+    "rollout_length": "Steps T per environment per iteration.",
+    "epochs": "Passes over each rollout.",
+    "num_minibatches": "Minibatches per pass; of whole rows "
+    "(--minibatch_mode=rows) they must divide num_envs.",
+    "minibatch_mode": "rows: minibatches of whole environment rows, GAE in "
+    "the train step; steps: GAE once per rollout, minibatches of single "
+    "steps shuffled across environments and time.",
+    "gamma": "Discount.",
+    "lambda_": "GAE lambda.",
+    "clip_ratio": "PPO clip epsilon.",
+    "clip_ratio_low": "PPO: the ratio's lower bound is 1 - clip_ratio_low "
+    "(default clip_ratio).",
+    "clip_ratio_high": "PPO: the ratio's upper bound is 1 + clip_ratio_high "
+    "(default clip_ratio).",
+    "learning_rate": "Adam rate.",
+    "entropy_coef": "Entropy bonus weight.",
+    "value_coef": "Value loss weight.",
+    "normalize_advantages": "Normalize advantages per minibatch.",
+    "max_grad_norm": "Global gradient-norm clip; 0 turns it off.",
+    "hidden_sizes": "Widths of the actor's and critic's layers.",
+    "activation": "Activation of the hidden layers (a Keras name).",
+    "action_bound": "Box actions: clip a Gaussian sample to the box, or "
+    "squash it with tanh.",
+    "initial_log_std": "Box actions: initial log standard deviation.",
+    "normalize_observations": "Running observation normalization inside "
+    "the model (exported with it).",
+    "normalize_rewards": "Scale rewards by a running std of the discounted "
+    "return (training only; returns are reported in the env's units).",
+    "vectorization_mode": "How the copies run: auto, sync, async, "
+    "vector_entry_point (keras_gae.agents.make_tf_environment).",
+    "total_env_steps": "Environment-step budget (resumed steps count).",
+    "target_return": f"Stop once the mean return of the last {RETURN_WINDOW} "
+    "episodes reaches this.",
+    "steps_per_execution": "Gradient steps per compiled call (default: an "
+    "iteration's epochs * num_minibatches).",
+    "jit_compile": "Compile the train step with XLA.",
+    "gae_implementation": "GAE kernel: auto, scan, xla or native.",
+}
+_ENUMS = {
+    "minibatch_mode": ["rows", "steps"],
+    "action_bound": ["clip", "tanh"],
+    "vectorization_mode": ["auto", "sync", "async", "vector_entry_point"],
+    "gae_implementation": ["auto", "scan", "xla", "native"],
+}
+_FLOATS = (
+    "gamma",
+    "lambda_",
     "clip_ratio",
-    _DEFAULTS["clip_ratio"],
-    _per_env("clip_ratio", "PPO clip epsilon."),
-)
-flags.DEFINE_float(
     "clip_ratio_low",
-    _DEFAULTS["clip_ratio_low"],
-    "PPO: the ratio's lower bound is 1 - clip_ratio_low (default clip_ratio).",
-)
-flags.DEFINE_float(
     "clip_ratio_high",
-    _DEFAULTS["clip_ratio_high"],
-    "PPO: the ratio's upper bound is 1 + clip_ratio_high (default clip_ratio).",
-)
-flags.DEFINE_float(
     "learning_rate",
-    _DEFAULTS["learning_rate"],
-    _per_env("learning_rate", "Adam rate."),
-)
-flags.DEFINE_float(
     "entropy_coef",
-    _DEFAULTS["entropy_coef"],
-    _per_env("entropy_coef", "Entropy bonus weight."),
-)
-flags.DEFINE_float(
     "value_coef",
-    _DEFAULTS["value_coef"],
-    _per_env("value_coef", "Value loss weight."),
-)
-flags.DEFINE_float(
     "max_grad_norm",
-    _DEFAULTS["max_grad_norm"],
-    _per_env("max_grad_norm", "Global gradient-norm clip; 0 turns it off."),
-)
-flags.DEFINE_list(
-    "hidden_sizes",
-    [str(size) for size in _DEFAULTS["hidden_sizes"]],
-    _per_env("hidden_sizes", "Widths of the actor's and critic's tanh layers."),
-)
-flags.DEFINE_float(
-    "reward_scale",
-    _DEFAULTS["reward_scale"],
-    _per_env(
-        "reward_scale",
-        "Rewards are multiplied by this for training (reported returns are "
-        "not).",
-    ),
-)
-flags.DEFINE_enum(
-    "action_bound",
-    _DEFAULTS["action_bound"],
-    ["clip", "tanh"],
-    _per_env(
-        "action_bound",
-        "Box actions: clip a Gaussian sample to the box, or squash it with "
-        "tanh.",
-    ),
-)
-flags.DEFINE_float(
     "initial_log_std",
-    _DEFAULTS["initial_log_std"],
-    _per_env(
-        "initial_log_std",
-        "Box actions: initial log standard deviation of the Gaussian.",
-    ),
-)
-flags.DEFINE_integer(
-    "total_env_steps",
-    _DEFAULTS["total_env_steps"],
-    _per_env(
-        "total_env_steps", "Environment-step budget (resumed steps count)."
-    ),
-)
-flags.DEFINE_float(
     "target_return",
-    _DEFAULTS["target_return"],
-    _per_env(
-        "target_return",
-        f"Stop once the mean return of the last {RETURN_WINDOW} episodes "
-        "reaches this.",
-    ),
 )
-FLAGS = flags.FLAGS
+_POSITIVE_INTS = (
+    "num_envs",
+    "rollout_length",
+    "epochs",
+    "num_minibatches",
+    "total_env_steps",
+    "steps_per_execution",
+)
 
-# The train_eval arguments that default per environment.
-CONFIG_KEYS = tuple(configs.DEFAULTS)
+
+def _show(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def preset_help(key: str) -> str:
+    """The per-environment values of `key`, for its flag's help text.
+
+    "" when every environment and algorithm uses the default; e.g.
+    "Preset: CartPole-v1 0.004, ..., other envs 0.0003; --algorithm=a2c
+    0.002."
+    """
+    default = presets.DEFAULTS[key]
+    envs = [
+        f"{env_id} {_show(config[key])}"
+        for env_id, config in presets.ENV_CONFIGS.items()
+        if key in config and config[key] != default
+    ]
+    if not envs and key not in presets.A2C_OVERRIDES:
+        return ""
+    others = "other envs " if envs else "every env "
+    text = "Preset: " + ", ".join(envs + [others + _show(default)])
+    if key in presets.A2C_OVERRIDES:
+        text += f"; --algorithm=a2c {_show(presets.A2C_OVERRIDES[key])}"
+    return text + "."
+
+
+def _define_setting_flags() -> None:
+    """One flag per preset setting (defaults set per env before parsing)."""
+    for key in SETTINGS:
+        default = presets.DEFAULTS[key]
+        text = _HELP[key]
+        text = f"{text} {preset_help(key)}".strip()
+        if key in _ENUMS:
+            flags.DEFINE_enum(key, default, _ENUMS[key], text)
+        elif key == "hidden_sizes":
+            flags.DEFINE_list(key, _show(default), text)
+        elif isinstance(default, bool):
+            flags.DEFINE_bool(key, default, text)
+        elif key in _FLOATS:
+            flags.DEFINE_float(key, default, text)
+            # absl parses "nan" and "inf"; no setting takes them.
+            flags.register_validator(
+                key,
+                lambda value: value is None or math.isfinite(value),
+                message=f"--{key} must be a finite number.",
+            )
+        elif key in _POSITIVE_INTS:
+            flags.DEFINE_integer(key, default, text, lower_bound=1)
+        else:
+            flags.DEFINE_string(key, default, text)
+
+
+_define_setting_flags()
+FLAGS = flags.FLAGS
 
 
 def flag_from_argv(argv: Sequence[str], name: str) -> Optional[str]:
@@ -324,116 +273,62 @@ def flag_from_argv(argv: Sequence[str], name: str) -> Optional[str]:
     return value
 
 
+def default_root_dir(env_id: str, algorithm: str = "ppo") -> str:
+    """`runs/train_ppo/<env_id>`, `-a2c` appended for A2C.
+
+    Characters other than letters, digits, ".", "_" and "-" (the "/" of
+    "ALE/Pong-v5", the ":" of "module:Env-v0") become "_".
+    """
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", env_id).strip("_") or "env"
+    if algorithm != "ppo":
+        name = f"{name}-{algorithm}"
+    return os.path.join(RUNS_DIR, name)
+
+
 def set_defaults_for(env_id: str, algorithm: str) -> None:
-    """Sets the per-environment flags' defaults to `env_id`'s presets."""
-    if algorithm not in configs.ALGORITHMS:
+    """Sets the setting flags' defaults to `env_id`'s presets."""
+    if algorithm not in presets.ALGORITHMS:
         algorithm = "ppo"  # absl reports the bad --algorithm itself.
-    for key, value in configs.config_for(env_id, algorithm).items():
-        if key == "hidden_sizes":
-            value = [str(size) for size in value]
-        FLAGS.set_default(key, value)
-    FLAGS.set_default("root_dir", configs.default_root_dir(env_id, algorithm))
+    for key, value in presets.config_for(env_id, algorithm).items():
+        FLAGS.set_default(key, _show(value) if key == "hidden_sizes" else value)
+    FLAGS.set_default("root_dir", default_root_dir(env_id, algorithm))
 
 
-def make_environment(
-    env_id: str, *, num_envs: int, seed: int, reward_scale: float = 1.0
-) -> tf_py_environment.TFPyEnvironment:
-    """`num_envs` seeded copies of `env_id` as one batched TF environment.
+def check_environment(env_id: str) -> None:
+    """Makes `env_id` once with gymnasium (no TensorFlow); ValueError if not.
 
-    `make_tf_environment(..., vectorization_mode="auto")`: the id's own
-    vectorized implementation if it registers one, else a gymnasium
-    `SyncVectorEnv`. With `reward_scale != 1` every copy's rewards are
-    multiplied by it (a gymnasium `TransformReward` wrapper, always a
-    `SyncVectorEnv`), so the episode returns the environment reports are
-    scaled too.
+    Catches an unknown id and a missing dependency (Box2D, MuJoCo, ...)
+    before anything is imported, trained or written.
     """
-    env: Any = env_id
-    if reward_scale != 1.0:
-        env = functools.partial(_scaled_env, env_id, reward_scale)
-    return make_tf_environment(
-        env, num_envs=num_envs, seed=seed, vectorization_mode="auto"
-    )
+    import gymnasium
+
+    try:
+        gymnasium.make(env_id).close()
+    except Exception as error:  # noqa: BLE001  (any reason: one line)
+        reason = str(error).strip().splitlines()[0] if str(error) else ""
+        raise ValueError(
+            f"the environment cannot be made: {type(error).__name__}: "
+            f"{reason.rstrip('.')}. Received: --env={env_id!r}"
+        ) from None
 
 
-def _scaled_env(env_id: str, reward_scale: float) -> gymnasium.Env:
-    return gymnasium.wrappers.TransformReward(
-        gymnasium.make(env_id), lambda reward: reward_scale * reward
-    )
-
-
-def make_model(
-    observation_spec: Any,
-    action_spec: Any,
-    *,
-    algorithm: str,
-    hidden_sizes: Sequence[int],
-    gamma: float,
-    lambda_: float,
-    clip_ratio: float,
-    clip_ratio_low: Optional[float],
-    clip_ratio_high: Optional[float],
-    value_coef: float,
-    entropy_coef: float,
-    max_grad_norm: Optional[float],
-    action_bound: str,
-    initial_log_std: float,
-):
-    """An uncompiled PPOModel or A2CModel over `build_networks`' MLPs.
-
-    The actor and critic share one `ObservationEncoder` of
-    `observation_spec` (any nest of Box, Discrete, MultiDiscrete and
-    MultiBinary specs); the actor ends in `policy_head_for(action_spec)`.
-    """
-    actor, critic = build_networks(
-        observation_spec,
-        action_spec,
-        hidden_sizes=hidden_sizes,
-        action_bound=action_bound,
-        initial_log_std=initial_log_std,
-    )
-    common = dict(
-        gamma=gamma,
-        lambda_=lambda_,
-        value_coef=value_coef,
-        entropy_coef=entropy_coef,
-        max_grad_norm=max_grad_norm or None,
-    )
-    if algorithm == "a2c":
-        return A2CModel(actor, critic, **common)
-    return PPOModel(
-        actor,
-        critic,
-        clip_ratio=clip_ratio,
-        clip_ratio_low=clip_ratio_low,
-        clip_ratio_high=clip_ratio_high,
-        **common,
-    )
-
-
-def plot_learning_curve(
-    log_dir: str, path: str, *, title: str
-) -> Optional[str]:
+def plot_learning_curve(log_dir: str, path: str, *, title: str) -> str:
     """Writes the mean return against environment steps as a PNG.
 
     The points are `RETURN_TAG`'s scalars of the TensorBoard files in
-    `log_dir`, resumed runs included. Returns `path`, or None (with a
-    note on stderr) when matplotlib is not installed.
+    `log_dir`, resumed runs included. Returns `path`.
     """
     import logging as python_logging
 
+    import matplotlib
+
+    from keras_gae.agents.loop_logs import read_scalars
+
     # Its one-time "building the font cache" note on a fresh machine.
     python_logging.getLogger("matplotlib").setLevel(python_logging.ERROR)
-    try:
-        import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
 
-        matplotlib.use("Agg")
-        from matplotlib import pyplot
-    except ImportError:
-        print(
-            f"matplotlib is not installed: no {path} (pip install matplotlib).",
-            file=sys.stderr,
-        )
-        return None
     points = read_scalars(log_dir, RETURN_TAG).get(RETURN_TAG, [])
     figure, axes = pyplot.subplots(figsize=(6.4, 4.0))
     if points:
@@ -451,36 +346,34 @@ def plot_learning_curve(
     return path
 
 
-class ProgressCallback(keras.callbacks.Callback):
-    """Puts returns back in the environment's units; prints a line.
+def _save_tf_agents_policy(agent: Any, path: str) -> str:
+    """The greedy policy as tf-agents' `PolicySaver` writes it."""
+    import warnings
 
-    Runs first among the loop's callbacks: it divides "episode_return_mean"
-    in the logs by the reward scale (as Keras' LearningRateScheduler adds
-    "lr" to them), so TensorBoard and later callbacks see the environment's
-    returns, and prints environment steps, steps per second and the return.
-    """
+    import tensorflow as tf
+    from tf_agents.policies import policy_saver
 
-    def __init__(self, reward_scale: float, total_env_steps: int, verbose):
-        super().__init__()
-        self.reward_scale = reward_scale
-        self.total_env_steps = total_env_steps
-        self.verbose = verbose
-        self._start = time.perf_counter()
+    from keras_gae.agents import KerasPolicy
 
-    def on_epoch_end(self, epoch, logs=None):
-        logs["episode_return_mean"] /= self.reward_scale
-        if not self.verbose:
-            return
-        print(
-            f"iteration {int(logs['iteration'])}: env_steps "
-            f"{int(logs['env_steps'])}/{self.total_env_steps}, "
-            f"{logs['steps_per_second']:.0f} steps/s, episode return "
-            f"{logs['episode_return_mean']:.1f} (last {RETURN_WINDOW} of "
-            f"{int(logs['episodes'])} episodes), loss {logs['loss']:.3f}, "
-            f"approx_kl {logs.get('approx_kl', math.nan):.4f}, "
-            f"{time.perf_counter() - self._start:.0f} s",
-            flush=True,
+    greedy = KerasPolicy(
+        agent.model,
+        agent.env.time_step_spec(),
+        agent.env.action_spec(),
+        greedy=True,
+    )
+    saver = policy_saver.PolicySaver(
+        greedy,
+        batch_size=None,
+        train_step=tf.Variable(agent.env_steps, dtype=tf.int64),
+    )
+    with warnings.catch_warnings():
+        # The saved distribution specs name tfp types, which a loader with
+        # tf-agents (hence tensorflow-probability) imported has registered.
+        warnings.filterwarnings(
+            "ignore", message="Encoding a StructuredValue with type tfp"
         )
+        saver.save(path)
+    return path
 
 
 def train_eval(
@@ -489,185 +382,127 @@ def train_eval(
     env_id: str = "CartPole-v1",
     algorithm: str = "ppo",
     seed: int = 0,
-    jit_compile: bool = False,
     checkpoint_interval: int = 1,
     restart: bool = False,
-    verbose: int = 1,
-    **overrides: Any,
+    verbose: int = 2,
+    **settings: Any,
 ) -> Dict[str, Any]:
-    """Trains, checkpoints, logs and exports; returns what it did.
+    """Trains, checkpoints, logs and exports with `keras_gae.agents`.
 
     Args:
-      root_dir: output directory (see the module docstring); a directory
-        holding checkpoints is resumed. None:
-        `configs.default_root_dir(env_id, algorithm)`, one per environment.
-      env_id: gymnasium environment id: Discrete, MultiDiscrete,
-        MultiBinary or Box actions; Box, Discrete, MultiDiscrete,
-        MultiBinary observations, or Dict and Tuple nests of them.
-      algorithm: "ppo" or "a2c".
-      seed: seeds the networks' initial weights, TensorFlow's sampling and
-        the environments (copy i gets seed + i).
-      jit_compile: compile the train step with XLA.
+      root_dir: output directory (module docstring); a directory holding
+        checkpoints is resumed. None: `default_root_dir(env_id,
+        algorithm)`, one per environment.
+      env_id: a gymnasium id with spaces keras_gae supports.
+      algorithm: "ppo" (`keras_gae.agents.PPO`) or "a2c" (`A2C`).
+      seed: seeds the networks, sampling and environments (copy i gets
+        seed + i).
       checkpoint_interval: iterations between checkpoints.
       restart: start over even if `root_dir` holds checkpoints (moved to
         `root_dir/checkpoints.old-<n>`, not overwritten).
-      verbose: 0 quiet, 1 a line per iteration and a summary.
-      **overrides: any of `configs.DEFAULTS`' keys (num_envs,
-        rollout_length, epochs, num_minibatches, minibatch_mode, gamma,
-        lambda_, clip_ratio, clip_ratio_low, clip_ratio_high,
-        learning_rate, entropy_coef, value_coef, max_grad_norm,
-        hidden_sizes, reward_scale, action_bound, initial_log_std,
-        total_env_steps, target_return), replacing
-        `configs.config_for(env_id, algorithm)`'s value.
+      verbose: 0 quiet, 1 a progress bar, 2 a line per iteration; above 0
+        the run ends with one summary line.
+      **settings: settings of `keras_gae.presets` (or their
+        stable-baselines3 names) replacing the environment's preset.
 
     Returns:
       A dict: "config" (the settings used), "env_steps" and "iterations"
       (totals, resumed ones included), "episode_return_mean" (the last 20
-      episodes, in the environment's units; NaN if none finished),
-      "episodes", "wall_time" (seconds of this call), "history" (the loop's
-      per-iteration logs of this call, returns in training units),
-      "policy_dir", "tf_agents_policy_dir", "checkpoint_dir", "log_dir"
-      (TensorBoard files), "learning_curve" (the PNG's path; None without
-      matplotlib), "root_dir".
+      episodes; NaN if none finished), "episodes", "wall_time" (seconds of
+      this call), "train_seconds" (of them, the agent's `learn`),
+      "history" (per-iteration logs of this call),
+      "policy_dir", "tf_agents_policy_dir", "checkpoint_dir", "log_dir",
+      "learning_curve", "root_dir".
 
     Raises:
-      ValueError: an unknown override or algorithm.
+      ValueError: an unknown setting or algorithm, or checkpoints this run
+        cannot resume.
     """
-    unknown = sorted(set(overrides) - set(CONFIG_KEYS))
-    if unknown:
-        raise ValueError(
-            f"Unknown hyperparameters {unknown}; known: {CONFIG_KEYS}. "
-            f"Received: overrides={overrides!r}"
-        )
-    config = configs.config_for(env_id, algorithm)
-    config.update(overrides)
-    if root_dir is None:
-        root_dir = configs.default_root_dir(env_id, algorithm)
     start = time.perf_counter()
-    if verbose:
-        settings = ", ".join(f"{key}={value}" for key, value in config.items())
-        print(f"{env_id} {algorithm}: {settings}", flush=True)
+    with quiet_start.native_start_up_logs_filtered():
+        import keras_gae.agents
 
-    keras.utils.set_random_seed(seed)
-    env = make_environment(
+    agent_class = {"ppo": keras_gae.agents.PPO, "a2c": keras_gae.agents.A2C}
+    if algorithm not in agent_class:
+        raise ValueError(
+            f"`algorithm` must be one of {presets.ALGORITHMS}. "
+            f"Received: algorithm={algorithm!r}"
+        )
+    if root_dir is None:
+        root_dir = default_root_dir(env_id, algorithm)
+    log_dir = os.path.join(root_dir, TENSORBOARD_DIR)
+    agent = agent_class[algorithm](
         env_id,
-        num_envs=config["num_envs"],
         seed=seed,
-        reward_scale=config["reward_scale"],
-    )
-    model = make_model(
-        env.observation_spec(),
-        env.action_spec(),
-        algorithm=algorithm,
-        hidden_sizes=[int(size) for size in config["hidden_sizes"]],
-        gamma=config["gamma"],
-        lambda_=config["lambda_"],
-        clip_ratio=config["clip_ratio"],
-        clip_ratio_low=config["clip_ratio_low"],
-        clip_ratio_high=config["clip_ratio_high"],
-        value_coef=config["value_coef"],
-        entropy_coef=config["entropy_coef"],
-        max_grad_norm=config["max_grad_norm"],
-        action_bound=config["action_bound"],
-        initial_log_std=config["initial_log_std"],
-    )
-    model.compile(
-        optimizer=FusedAdam(config["learning_rate"]),
-        jit_compile=jit_compile,
-        # An iteration's gradient steps in one compiled call.
-        steps_per_execution=config["epochs"] * config["num_minibatches"],
-    )
-    trainer = OnPolicyTrainer(
-        model,
-        env,
-        rollout_length=config["rollout_length"],
-        epochs=config["epochs"],
-        num_minibatches=config["num_minibatches"],
-        minibatch_mode=config["minibatch_mode"],
         root_dir=root_dir,
-        seed=seed,
-        return_window=RETURN_WINDOW,
+        log_dir=log_dir,
         checkpoint_interval=checkpoint_interval,
         restart=restart,
+        verbose=verbose,
+        **settings,
     )
-    if verbose and trainer.restored_checkpoint:
-        print(
-            f"Resumed from {trainer.restored_checkpoint}: "
-            f"{trainer.env_steps} environment steps, "
-            f"{trainer.iteration} iterations done.",
-            flush=True,
+    config = agent.settings
+    if verbose:
+        shown = ", ".join(
+            f"{key}={_show(value)}" for key, value in config.items()
         )
-    scale = config["reward_scale"]
-    target_return = config["target_return"]
-    log_dir = os.path.join(root_dir, TENSORBOARD_DIR)
-    history = trainer.run(
-        total_env_steps=config["total_env_steps"],
-        callbacks=[
-            ProgressCallback(scale, config["total_env_steps"], verbose),
-            EnvStepTensorBoard(log_dir),
-        ],
-        target_return=None if target_return is None else target_return * scale,
-        verbose=0,
+        print(f"{env_id} {algorithm}: {shown}", flush=True)
+        if agent.trainer.restored_checkpoint:
+            print(
+                f"Resumed from {agent.trainer.restored_checkpoint}: "
+                f"{agent.env_steps} environment steps, "
+                f"{agent.trainer.iteration} iterations done.",
+                flush=True,
+            )
+    history: Dict[str, list] = {}
+    remaining = config["total_env_steps"] - agent.env_steps
+    learn_start = time.perf_counter()
+    if remaining > 0:
+        history = agent.learn(remaining).history
+    train_seconds = time.perf_counter() - learn_start
+    statistics = agent.trainer.episode_statistics()
+    policy_dir = agent.export(os.path.join(root_dir, POLICY_DIR))
+    tf_agents_policy_dir = _save_tf_agents_policy(
+        agent, os.path.join(root_dir, TF_AGENTS_POLICY_DIR)
     )
-    statistics = trainer.episode_statistics()
-    episode_return = statistics["episode_return_mean"] / scale
-
-    policy_dir = export.export_policy(
-        model,
-        os.path.join(root_dir, POLICY_DIR),
-        observation_spec=env.observation_spec(),
-    )
-    greedy_policy = KerasPolicy(
-        model, env.time_step_spec(), env.action_spec(), greedy=True
-    )
-    saver = policy_saver.PolicySaver(
-        greedy_policy,
-        batch_size=None,
-        train_step=tf.Variable(trainer.env_steps, dtype=tf.int64),
-    )
-    tf_agents_policy_dir = os.path.join(root_dir, TF_AGENTS_POLICY_DIR)
-    with warnings.catch_warnings():
-        # The saved distribution specs name tfp types, which a loader with
-        # tf-agents (hence tensorflow-probability) imported has registered.
-        warnings.filterwarnings(
-            "ignore", message="Encoding a StructuredValue with type tfp"
-        )
-        saver.save(tf_agents_policy_dir)
     learning_curve = plot_learning_curve(
         log_dir,
         os.path.join(root_dir, LEARNING_CURVE),
         title=f"{env_id} {algorithm}",
     )
+    checkpoint_dir = os.path.join(root_dir, "checkpoints")
     wall_time = time.perf_counter() - start
-    checkpoint_dir = os.path.join(root_dir, CHECKPOINT_DIR)
+    episode_return = statistics["episode_return_mean"]
     if verbose:
+        target = config["target_return"]
         reached = (
-            target_return is not None
+            target is not None
             and statistics["episodes"] >= RETURN_WINDOW
-            and episode_return >= target_return
+            and episode_return >= target
+        )
+        print(
+            f"Wrote {checkpoint_dir}, {log_dir} (tensorboard --logdir="
+            f"{root_dir}), {learning_curve}, {policy_dir}, "
+            f"{tf_agents_policy_dir}",
+            flush=True,
         )
         print(
             f"{env_id} {algorithm}: mean return {episode_return:.1f} over the "
-            f"last {RETURN_WINDOW} episodes after {trainer.env_steps} "
-            f"environment steps ({trainer.iteration} iterations), "
-            f"{wall_time:.1f} s"
-            + (f"; target {target_return} reached" if reached else ""),
+            f"last {RETURN_WINDOW} episodes after {agent.env_steps} "
+            f"environment steps ({agent.trainer.iteration} iterations), "
+            f"{train_seconds:.1f} s training, {wall_time:.1f} s in all"
+            + (f"; target {target:g} reached" if reached else ""),
             flush=True,
         )
-        print(f"Checkpoints:      {checkpoint_dir}")
-        print(f"TensorBoard logs: {log_dir}")
-        if learning_curve:
-            print(f"Learning curve:   {learning_curve}")
-        print(f"Exported policy:  {policy_dir}")
-        print(f"tf-agents policy: {tf_agents_policy_dir}", flush=True)
     return {
         "config": config,
-        "env_steps": trainer.env_steps,
-        "iterations": trainer.iteration,
+        "env_steps": agent.env_steps,
+        "iterations": agent.trainer.iteration,
         "episode_return_mean": episode_return,
         "episodes": int(statistics["episodes"]),
         "wall_time": wall_time,
-        "history": history.history,
+        "train_seconds": train_seconds,
+        "history": history,
         "policy_dir": policy_dir,
         "tf_agents_policy_dir": tf_agents_policy_dir,
         "checkpoint_dir": checkpoint_dir,
@@ -675,40 +510,6 @@ def train_eval(
         "learning_curve": learning_curve,
         "root_dir": root_dir,
     }
-
-
-def main(argv):
-    del argv
-    if not FLAGS["verbosity"].present:
-        # TensorFlow's and tf-agents' notes about saving (renamed
-        # signature inputs) would bury the progress lines.
-        logging.set_verbosity(logging.ERROR)
-        tf.get_logger().setLevel("ERROR")
-    try:
-        overrides = {}
-        for name in CONFIG_KEYS:
-            if FLAGS[name].present:
-                value = FLAGS[name].value
-                if name == "hidden_sizes":
-                    value = _layer_sizes(value)
-                overrides[name] = value
-        train_eval(
-            FLAGS.root_dir,
-            env_id=FLAGS.env,
-            algorithm=FLAGS.algorithm,
-            seed=FLAGS.seed,
-            jit_compile=FLAGS.jit_compile,
-            checkpoint_interval=FLAGS.checkpoint_interval,
-            restart=FLAGS.restart,
-            verbose=FLAGS.verbose,
-            **overrides,
-        )
-    except ValueError as error:
-        # Bad settings (and checkpoints this run cannot resume) are
-        # reported in one line, not a traceback.
-        print(f"train_ppo.py: error: {error}", file=sys.stderr)
-        return 2
-    return 0
 
 
 def _layer_sizes(values: Sequence[str]) -> tuple:
@@ -725,9 +526,65 @@ def _layer_sizes(values: Sequence[str]) -> tuple:
     return sizes
 
 
+def main(argv: Sequence[str]) -> int:
+    if len(argv) > 1:
+        cli.fail(PROGRAM, f"unexpected arguments {argv[1:]!r}")
+    valid = presets.config_for(FLAGS.env, FLAGS.algorithm)
+    settings = {}
+    try:
+        for name in SETTINGS:
+            if not FLAGS[name].present:
+                continue
+            if name not in valid:
+                raise ValueError(
+                    f"--{name} is not a setting of --algorithm="
+                    f"{FLAGS.algorithm}. Received: {name}={FLAGS[name].value}"
+                )
+            value = FLAGS[name].value
+            settings[name] = (
+                _layer_sizes(value) if name == "hidden_sizes" else value
+            )
+        check_environment(FLAGS.env)
+    except ValueError as error:
+        cli.fail(PROGRAM, str(error))
+    # Only now TensorFlow: the checks above answer within a second or two.
+    with quiet_start.native_start_up_logs_filtered():
+        import tensorflow as tf
+        from absl import logging
+
+        # Before TensorFlow's first operation, which fixes its pools.
+        if FLAGS.intra_op_threads:
+            tf.config.threading.set_intra_op_parallelism_threads(
+                FLAGS.intra_op_threads
+            )
+        # The devices now, so that the CUDA start-up lines come inside.
+        tf.config.list_physical_devices()
+    if not FLAGS["verbosity"].present:
+        # TensorFlow's and tf-agents' notes about saving (renamed
+        # signature inputs) would bury the progress lines.
+        logging.set_verbosity(logging.ERROR)
+        tf.get_logger().setLevel("ERROR")
+    try:
+        train_eval(
+            FLAGS.root_dir,
+            env_id=FLAGS.env,
+            algorithm=FLAGS.algorithm,
+            seed=FLAGS.seed,
+            checkpoint_interval=FLAGS.checkpoint_interval,
+            restart=FLAGS.restart,
+            verbose=FLAGS.verbose,
+            **settings,
+        )
+    except ValueError as error:
+        # Bad settings (and checkpoints this run cannot resume) are
+        # reported in one line, not a traceback.
+        cli.fail(PROGRAM, str(error))
+    return 0
+
+
 if __name__ == "__main__":
     set_defaults_for(
         flag_from_argv(sys.argv, "env") or FLAGS["env"].default,
         flag_from_argv(sys.argv, "algorithm") or "ppo",
     )
-    app.run(main)
+    cli.run(main, program=PROGRAM)

@@ -17,22 +17,13 @@ import os
 from typing import Any
 from typing import Iterator
 
+from keras_gae._src import backend_check
+
 _LEGACY_KERAS = "TF_USE_LEGACY_KERAS"
 
 
-def _check_backend_name(backend: str) -> None:
-    if backend != "tensorflow":
-        raise ImportError(
-            "keras_gae runs on Keras' TensorFlow backend (its training step "
-            "uses tf.scan, tf.distribute and tf-agents), but Keras is set "
-            f"to the {backend!r} backend. Set the environment variable "
-            "KERAS_BACKEND=tensorflow before Keras is first imported. "
-            f"Received: KERAS_BACKEND={backend!r}"
-        )
-
-
 # Before Keras is imported: another backend may not even import here.
-_check_backend_name(os.environ.get("KERAS_BACKEND", "tensorflow"))
+backend_check.check_backend_name(os.environ.get("KERAS_BACKEND", "tensorflow"))
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -44,7 +35,11 @@ def check_backend() -> None:
     Covers a backend chosen in `~/.keras/keras.json` or a Keras imported
     before keras_gae; the environment variable is checked on import.
     """
-    _check_backend_name(keras.backend.backend())
+    backend_check.check_backend_name(keras.backend.backend())
+
+
+# A backend chosen in keras.json, or by a Keras imported before keras_gae.
+check_backend()
 
 
 @contextlib.contextmanager

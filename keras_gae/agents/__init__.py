@@ -29,6 +29,7 @@ with _dependencies.keras2_inside():
     import tf_agents.trajectories  # noqa: F401
     import tf_agents.utils.common  # noqa: F401
 
+from keras_gae.agents.a2c_agent import A2C
 from keras_gae.agents.environments import EPISODE_HISTORY
 from keras_gae.agents.environments import GymnasiumEnvironment
 from keras_gae.agents.environments import make_tf_environment
@@ -42,6 +43,7 @@ from keras_gae.agents.networks import policy_head_for
 from keras_gae.agents.normalization import ObservationNormalization
 from keras_gae.agents.normalization import RewardNormalization
 from keras_gae.agents.normalization import attach_reward_normalization
+from keras_gae.agents.on_policy_agent import OnPolicyAgent
 from keras_gae.agents.policy import KerasPolicy
 from keras_gae.agents.ppo_agent import PPO
 from keras_gae.agents.trainer import OnPolicyTrainer
@@ -50,6 +52,7 @@ from keras_gae.agents.trajectories import trajectory_to_rollout_batch
 from keras_gae.agents.vector_environment import GymnasiumVectorEnvironment
 
 __all__ = [
+    "A2C",
     "EPISODE_HISTORY",
     "EnvStepTensorBoard",
     "EvaluationCallback",
@@ -59,6 +62,7 @@ __all__ = [
     "MLPNetwork",
     "ObservationEncoder",
     "ObservationNormalization",
+    "OnPolicyAgent",
     "OnPolicyTrainer",
     "PPO",
     "RewardNormalization",

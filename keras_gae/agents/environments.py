@@ -80,7 +80,7 @@ def make_gymnasium_env(
         `make_tf_environment`), or a factory returning something else.
       ValueError: `env_kwargs` with an instance.
     """
-    if isinstance(env, str):
+    if isinstance(env, (str, gymnasium.envs.registration.EnvSpec)):
         return gymnasium.make(env, **dict(env_kwargs or {}))
     if isinstance(env, gymnasium.Env):
         if env_kwargs:
@@ -268,7 +268,9 @@ def make_tf_environment(
 
     What `env` may be:
 
-    * an id, or a factory (a callable returning a `gymnasium.Env`): copy `i`
+    * an id (or an `EnvSpec`, such as an instance's `env.spec`: copies
+      with its keyword arguments and wrappers), or a factory (a callable
+      returning a `gymnasium.Env`): copy `i`
       is `GymnasiumEnvironment(env, seed=seed + i, env_kwargs=env_kwargs)`;
     * a `gymnasium.Env` instance: one copy only (`num_envs` 1);
     * a `gymnasium.vector.VectorEnv` (next-step auto-reset, gymnasium's
@@ -346,7 +348,9 @@ def make_tf_environment(
                 [GymnasiumEnvironment(env, seed=seed)], multithreading=False
             )
         )
-    if not isinstance(env, str) and not callable(env):
+    if not isinstance(
+        env, (str, gymnasium.envs.registration.EnvSpec)
+    ) and not callable(env):
         raise TypeError(
             "`env` must be a gymnasium environment id (str), a gymnasium.Env "
             "instance, a factory returning one, or a gymnasium vector env. "

@@ -46,17 +46,21 @@ def make_vector_env(
     """`num_envs` copies of an id or a factory as one gymnasium vector env.
 
     Args:
-      env: a gymnasium id, or a factory returning a `gymnasium.Env`.
+      env: a gymnasium id or `EnvSpec` (an instance's `env.spec`, its
+        wrappers included), or a factory returning a `gymnasium.Env`.
       num_envs: B.
       mode: "sync", "async", "vector_entry_point" or "auto" (the entry
         point when the id registers one, else "sync").
       env_kwargs: keyword arguments of `gymnasium.make` (or the factory).
     """
     env_kwargs = dict(env_kwargs or {})
-    if isinstance(env, str):
+    if isinstance(env, (str, gymnasium.envs.registration.EnvSpec)):
         if mode == "auto":
-            spec = gymnasium.spec(env)
-            mode = "vector_entry_point" if spec.vector_entry_point else "sync"
+            spec = env if not isinstance(env, str) else gymnasium.spec(env)
+            # An instance's spec with wrappers is remade wrapper and all,
+            # which only gymnasium's sync and async vector envs do.
+            native = spec.vector_entry_point and not spec.additional_wrappers
+            mode = "vector_entry_point" if native else "sync"
         return gymnasium.make_vec(
             env, num_envs=num_envs, vectorization_mode=mode, **env_kwargs
         )

@@ -10,9 +10,12 @@ import pytest
 import tensorflow as tf
 from absl.testing import parameterized
 
+import keras_gae
 import keras_gae.agents as agents
 from keras_gae.agents import spaces
+from keras_gae.agents.loop_logs import read_scalars
 from tests.agents.space_envs import SpaceEnv
+from tests.fresh_process import run_python
 
 S = gymnasium.spaces
 SMALL = dict(num_envs=2, rollout_length=8, epochs=1, num_minibatches=1)
@@ -112,8 +115,87 @@ class AgentTest(tf.test.TestCase):
         self.assertTrue(np.all(np.isfinite(history.history["loss"])))
 
     def test_unknown_setting(self):
-        with self.assertRaisesRegex(ValueError, "learning_rat"):
+        with self.assertRaisesRegex(
+            ValueError, "Did you mean learning_rate.*learning_rat=0.001"
+        ):
             agents.PPO("CartPole-v1", learning_rat=1e-3)
+
+    def test_unbatched_observations_get_unbatched_actions(self):
+        agent = agents.PPO("Pendulum-v1", verbose=0, **SMALL)
+        env = gymnasium.make("Pendulum-v1")
+        observation, _ = env.reset(seed=0)
+        action = agent.predict(observation)  # float64, as env returns it
+        self.assertEqual(action.shape, env.action_space.shape)
+        env.step(action)
+        batch = np.stack([observation, observation + 0.1])
+        actions = agent.predict(batch)
+        self.assertEqual(actions.shape, (2,) + env.action_space.shape)
+        self.assertAllClose(actions[0], action)
+
+    def test_an_instance_is_copied_from_its_spec(self):
+        env = gymnasium.wrappers.TimeAwareObservation(
+            gymnasium.make("CartPole-v1")
+        )
+        agent = agents.PPO(env, verbose=0, **dict(SMALL, num_envs=4))
+        self.assertEqual(agent.env.batch_size, 4)
+        # The wrapper came along: time is the fifth observation entry.
+        self.assertEqual(agent.env.observation_spec().shape, (5,))
+        self.assertEqual(agent.settings["num_minibatches"], 1)
+        agent.learn(total_env_steps=32)
+        self.assertEqual(agent.evaluate(1)["lengths"][0] > 0, True)
+
+    def test_an_instance_without_a_spec_keeps_the_rollout_size(self):
+        factory = lambda: SpaceEnv(S.Box(-1, 1, (3,)), S.Discrete(2))  # noqa
+        with self.assertWarnsRegex(UserWarning, "no registered spec"):
+            agent = agents.PPO(factory(), verbose=0, num_envs=4)
+        preset = agents.PPO(factory, verbose=0, num_envs=4)
+        self.assertEqual(agent.env.batch_size, 1)
+        self.assertEqual(
+            agent.settings["rollout_length"],
+            4 * preset.settings["rollout_length"],
+        )
+        # As many gradient steps per iteration as the preset's.
+        self.assertEqual(agent.settings["minibatch_mode"], "steps")
+        self.assertEqual(
+            agent.settings["num_minibatches"],
+            preset.settings["num_minibatches"],
+        )
+
+    def test_agents_from_factories_save_and_load_with_env(self):
+        factory = lambda: SpaceEnv(S.Box(-1, 1, (3,)), S.Discrete(2))  # noqa
+        agent = agents.PPO(factory, verbose=0, **SMALL)
+        agent.learn(total_env_steps=16)
+        path = agent.save(os.path.join(self.get_temp_dir(), "factory"))
+        with self.assertRaisesRegex(ValueError, "pass it again.*env=None"):
+            agents.PPO.load(path)
+        loaded = agents.PPO.load(path, env=factory, verbose=0)
+        self.assertEqual(loaded.env_steps, agent.env_steps)
+        for a, b in zip(agent.model.weights, loaded.model.weights):
+            self.assertAllEqual(a, b, msg=a.path)
+        with self.assertRaisesRegex(ValueError, "saved PPO agent"):
+            agents.A2C.load(path, env=factory)
+
+    def test_a2c_agent(self):
+        agent = agents.A2C("CartPole-v1", verbose=0, num_envs=2)
+        self.assertIsInstance(agent.model, keras_gae.models.A2CModel)
+        self.assertEqual(agent.settings["epochs"], 1)
+        history = agent.learn(total_env_steps=64)
+        self.assertNotIn("clip_fraction", history.history)
+        self.assertEqual(
+            int(agent.model.optimizer.iterations), agent.trainer.iteration
+        )
+
+    def test_log_dir_writes_tensorboard_scalars(self):
+        log_dir = os.path.join(self.get_temp_dir(), "tb")
+        agent = agents.PPO(
+            "CartPole-v1", verbose=0, tensorboard_log=log_dir, **SMALL
+        )
+        agent.learn(total_env_steps=16)
+        scalars = read_scalars(log_dir)
+        self.assertIn("train/loss", scalars)
+        self.assertEqual(
+            [step for step, _ in scalars["train/loss"]], [agent.env_steps]
+        )
 
     def test_evaluate_against_manual_loop(self):
         agent = agents.PPO("CartPole-v1", verbose=0, **SMALL)
@@ -148,6 +230,52 @@ class AgentTest(tf.test.TestCase):
         self.assertNotIn("Gym has been unmaintained", result.stderr)
         self.assertNotIn("gather_all", result.stderr)
         self.assertNotIn("deprecat", result.stderr.lower())
+
+
+@pytest.mark.slow
+class StableBaselines3HabitsTest(tf.test.TestCase):
+    def test_sb3_code_runs_as_written(self):
+        # What a stable-baselines3 user types, names and all.
+        code = (
+            "import gymnasium\n"
+            "from keras_gae.agents import PPO\n"
+            "env = gymnasium.make('CartPole-v1')\n"
+            "model = PPO('MlpPolicy', env, n_steps=16, batch_size=64,\n"
+            "            n_epochs=2, gae_lambda=0.9, ent_coef=0.01,\n"
+            "            vf_coef=0.5, clip_range=0.1, verbose=0,\n"
+            "            tensorboard_log='tb')\n"
+            "model.learn(total_timesteps=1024)\n"
+            "obs, info = env.reset(seed=0)\n"
+            "for _ in range(20):\n"
+            "    action = model.predict(obs)\n"
+            "    obs, reward, terminated, truncated, info = env.step(action)\n"
+            "    if terminated or truncated:\n"
+            "        obs, info = env.reset()\n"
+            "model.save('agent')\n"
+            "model = PPO.load('agent', env=env, verbose=0)\n"
+            "s = model.settings\n"
+            "print(s['num_envs'], s['rollout_length'], s['num_minibatches'],"
+            " s['minibatch_mode'], s['epochs'], s['lambda_'],"
+            " s['entropy_coef'], s['clip_ratio'], model.env_steps >= 1024)\n"
+        )
+        result = run_python(code, cwd=self.get_temp_dir())
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        self.assertEqual(
+            result.stdout.split(),
+            [
+                "32",
+                "16",
+                str(32 * 16 // 64),
+                "steps",
+                "2",
+                "0.9",
+                "0.01",
+                "0.1",
+                "True",
+            ],
+        )
+        self.assertTrue(os.listdir(os.path.join(self.get_temp_dir(), "tb")))
+        self.assertNotIn("Warning", result.stderr)
 
 
 @pytest.mark.slow

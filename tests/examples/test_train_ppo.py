@@ -11,14 +11,15 @@ import tensorflow as tf
 from absl.testing import parameterized
 from tf_agents.policies import py_tf_eager_policy
 
-from examples import configs
+import keras_gae.agents
 from examples import quiet_start
 from examples import train_ppo
+from keras_gae import presets
 from keras_gae.agents import GymnasiumEnvironment
 from keras_gae.agents import MLPNetwork
-from keras_gae.agents import make_tf_environment
 from keras_gae.agents.loop_logs import read_scalars
 from tests.agents.space_envs import SpaceEnv
+from tests.fresh_process import run_python
 
 REPO_ROOT = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -115,7 +116,8 @@ class TrainPPOTest(tf.test.TestCase, parameterized.TestCase):
         self.assertBetween(first["env_steps"], 100, 2 * 64)
         self.assertLen(first["history"]["env_steps"], 2)
         self.assertTrue(np.all(np.isfinite(first["history"]["loss"])))
-        self.assertEqual(first["config"]["learning_rate"], 2e-3)
+        cartpole_rate = presets.ENV_CONFIGS["CartPole-v1"]["learning_rate"]
+        self.assertEqual(first["config"]["learning_rate"], cartpole_rate)
         self.assert_outputs_written(first)
         self.assertEqual(checkpoint_number(first["checkpoint_dir"]), 2)
 
@@ -176,11 +178,11 @@ class TrainPPOTest(tf.test.TestCase, parameterized.TestCase):
         )
         self.assertAllClose(
             [value for _, value in scalars["train/learning_rate"]],
-            [2e-3] * len(env_steps),
+            [cartpole_rate] * len(env_steps),
         )
         self.assertNotIn("epoch_loss", scalars)
 
-    def test_pendulum_gaussian_head_with_reward_scale(self):
+    def test_pendulum_gaussian_head_with_reward_normalization(self):
         root_dir = os.path.join(self.get_temp_dir(), "pendulum")
         result = train_ppo.train_eval(
             root_dir,
@@ -191,17 +193,16 @@ class TrainPPOTest(tf.test.TestCase, parameterized.TestCase):
             verbose=0,
             **dict(TINY, rollout_length=100, num_envs=2),
         )
-        self.assertEqual(result["config"]["reward_scale"], 0.1)
+        self.assertTrue(result["config"]["normalize_rewards"])
         self.assert_outputs_written(result)
         # One 200-step episode per env finished; its return is reported in
-        # Pendulum's units (-16.3 <= reward <= 0 per step), not scaled.
+        # Pendulum's units (-16.3 <= reward <= 0 per step), not normalized.
         self.assertEqual(result["iterations"], 3)
         self.assertEqual(result["episodes"], 2)
         self.assertBetween(result["episode_return_mean"], -16.3 * 200, -200.0)
-        self.assertBetween(
+        self.assertEqual(
             result["history"]["episode_return_mean"][-1],
-            0.1 * -16.3 * 200,
-            0.1 * -200.0,
+            result["episode_return_mean"],
         )
 
         policy, py_env = load_tf_agents_policy(result, "Pendulum-v1")
@@ -249,7 +250,7 @@ class TrainPPOTest(tf.test.TestCase, parameterized.TestCase):
             # A new run each: nothing resumed.
             self.assertEqual(result["iterations"], 1)
         self.assertEqual(
-            configs.default_root_dir("ALE/Pong-v5"),
+            train_ppo.default_root_dir("ALE/Pong-v5"),
             os.path.join("runs", "train_ppo", "ALE_Pong-v5"),
         )
 
@@ -340,16 +341,16 @@ class TrainPPOTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
         settings = result.stdout.splitlines()[0]
         self.assertStartsWith(settings, "Pendulum-v1 ppo: ")
-        for given in ("num_envs=2", "rollout_length=16", "hidden_sizes=(8, 4)"):
+        for given in ("num_envs=2", "rollout_length=16", "hidden_sizes=8,4"):
             self.assertIn(given, settings)
         # Flags not given keep Pendulum's values, not the flags' defaults.
-        pendulum = configs.ENV_CONFIGS["Pendulum-v1"]
-        for key in ("gamma", "reward_scale", "learning_rate"):
-            self.assertIn(f"{key}={pendulum[key]},", settings)
+        pendulum = presets.ENV_CONFIGS["Pendulum-v1"]
+        for key in ("gamma", "normalize_rewards", "learning_rate"):
+            self.assertIn(f"{key}={train_ppo._show(pendulum[key])},", settings)
         self.assertIn(
             "after 32 environment steps (1 iterations)", result.stdout
         )
-        self.assertIn(f"Exported policy:  {root_dir}/policy", result.stdout)
+        self.assertIn(f"{root_dir}/policy,", result.stdout)
         self.assertTrue(
             os.path.exists(os.path.join(root_dir, "policy", "saved_model.pb"))
         )
@@ -369,51 +370,60 @@ def run_binary(*flags, env=None):
 class HelpTest(tf.test.TestCase):
     def flag_help(self, output, name):
         """The help text of `--name` in absl's --help output."""
-        start = output.index(f"  --{name}:")
+        marker = f"  --{name}:"
+        if marker not in output:
+            marker = f"  --[no]{name}:"  # absl's bool flags
+        start = output.index(marker)
         end = output.index("\n  --", start + 1)
         return " ".join(output[start:end].split())
 
     def test_help_shows_the_defaults_of_the_chosen_env(self):
-        # absl prints the help to stdout and exits with status 1.
         result = run_binary("--env", "Pendulum-v1", "--algorithm=a2c", "--help")
-        self.assertIn("--learning_rate", result.stdout, result.stderr[-2000:])
-        pendulum_a2c = configs.config_for("Pendulum-v1", "a2c")
-        for name, shown in (
-            ("num_envs", "32"),
-            ("gamma", "0.95"),
-            ("epochs", "1"),
-            ("learning_rate", "0.002"),
-            ("reward_scale", "0.1"),
-            ("total_env_steps", "400000"),
-            ("root_dir", "runs/train_ppo/Pendulum-v1-a2c"),
+        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        pendulum_a2c = presets.config_for("Pendulum-v1", "a2c")
+        for name in (
+            "num_envs",
+            "gamma",
+            "epochs",
+            "learning_rate",
+            "normalize_rewards",
+            "total_env_steps",
         ):
+            shown = train_ppo._show(pendulum_a2c[name])
+            if isinstance(pendulum_a2c[name], bool):
+                shown = str(pendulum_a2c[name]).lower()
             self.assertIn(
                 f"(default: '{shown}')",
                 self.flag_help(result.stdout, name),
                 name,
             )
+        self.assertIn(
+            "(default: 'runs/train_ppo/Pendulum-v1-a2c')",
+            self.flag_help(result.stdout, "root_dir"),
+        )
+        self.assertEqual(pendulum_a2c["gamma"], 0.95)
         self.assertEqual(pendulum_a2c["learning_rate"], 2e-3)
         # Each per-env flag lists its presets.
         self.assertIn(
-            "Preset: CartPole-v1 0.002, Acrobot-v1 0.001, Pendulum-v1 0.001, "
+            "Preset: CartPole-v1 0.004, Acrobot-v1 0.001, Pendulum-v1 0.001, "
             "other envs 0.0003; --algorithm=a2c 0.002.",
             self.flag_help(result.stdout, "learning_rate"),
         )
 
-        # Without --env: CartPole-v1 PPO's.
+        # Without --env: CartPole-v1 PPO's, the preset agents.PPO uses.
         result = run_binary("--help")
-        self.assertIn("--learning_rate", result.stdout, result.stderr[-2000:])
-        for name, shown in (
-            ("learning_rate", "0.002"),
-            ("num_envs", "8"),
-            ("target_return", "475.0"),
-            ("root_dir", "runs/train_ppo/CartPole-v1"),
-        ):
+        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        cartpole = presets.config_for("CartPole-v1")
+        for name in ("learning_rate", "num_envs", "target_return"):
             self.assertIn(
-                f"(default: '{shown}')",
+                f"(default: '{cartpole[name]}')",
                 self.flag_help(result.stdout, name),
                 name,
             )
+
+    def test_every_setting_is_a_flag(self):
+        for name in presets.DEFAULTS:
+            self.assertIn(name, train_ppo.FLAGS, name)
 
     def test_flag_from_argv(self):
         argv = ["train_ppo.py", "--env=Acrobot-v1", "--seed", "3"]
@@ -426,6 +436,71 @@ class HelpTest(tf.test.TestCase):
         self.assertIsNone(
             train_ppo.flag_from_argv(["x", "--", "--env=A-v0"], "env")
         )
+
+
+# A `tensorflow` that cannot be imported: what the binary does without
+# importing TensorFlow works with it first on the path.
+NO_TENSORFLOW = "raise ImportError('TensorFlow imported too early')\n"
+
+
+class EarlyChecksTest(tf.test.TestCase):
+    """Help and flag errors come before TensorFlow is imported."""
+
+    def run_without_tensorflow(self, *flags):
+        fake = os.path.join(self.get_temp_dir(), "no_tensorflow")
+        os.makedirs(os.path.join(fake, "tensorflow"), exist_ok=True)
+        with open(os.path.join(fake, "tensorflow", "__init__.py"), "w") as f:
+            f.write(NO_TENSORFLOW)
+        root_dir = os.path.join(self.get_temp_dir(), "run")
+        result = run_python(
+            args=[
+                os.path.join("examples", "train_ppo.py"),
+                f"--root_dir={root_dir}",
+                *flags,
+            ],
+            env={"PYTHONPATH": f"{fake}{os.pathsep}{REPO_ROOT}"},
+            timeout=120,
+        )
+        # Nothing was written: no checkpoint, no event file.
+        self.assertFalse(os.path.exists(root_dir))
+        return result
+
+    def assert_one_error_line(self, result, text):
+        self.assertEqual(result.returncode, 2, result.stderr[-2000:])
+        self.assertEqual(result.stdout, "")
+        lines = result.stderr.splitlines()
+        self.assertLen(lines, 1, result.stderr)
+        self.assertStartsWith(lines[0], "train_ppo.py: error: ")
+        self.assertIn(text, lines[0])
+
+    def test_help_exits_zero(self):
+        result = self.run_without_tensorflow("--env=Acrobot-v1", "--help")
+        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        self.assertIn("--learning_rate", result.stdout)
+
+    def test_unknown_environment(self):
+        result = self.run_without_tensorflow("--env=NoSuch-v0")
+        self.assert_one_error_line(result, "--env='NoSuch-v0'")
+        self.assertIn("NoSuch", result.stderr)
+
+    def test_environment_with_a_missing_dependency(self):
+        # Box2D is not a keras_gae dependency; the id is registered.
+        result = self.run_without_tensorflow("--env=LunarLander-v3")
+        self.assert_one_error_line(result, "--env='LunarLander-v3'")
+        self.assertIn("DependencyNotInstalled", result.stderr)
+
+    def test_bad_flag_values(self):
+        for flags, text in (
+            (["--bogus=1"], "bogus"),
+            (["--num_envs=0"], "--num_envs=0"),
+            (["--learning_rate=nan"], "--learning_rate must be a finite"),
+            (["--target_return=inf"], "--target_return must be a finite"),
+            (["--algorithm=a2c", "--clip_ratio=0.1"], "--clip_ratio"),
+            (["--hidden_sizes=64,x"], "hidden_sizes='64,x'"),
+        ):
+            self.assert_one_error_line(
+                self.run_without_tensorflow(*flags), text
+            )
 
 
 class QuietRunTest(tf.test.TestCase):
@@ -449,14 +524,14 @@ class QuietRunTest(tf.test.TestCase):
         self.assertEqual(result.stderr, "")
         lines = result.stdout.splitlines()
         self.assertStartsWith(lines[0], "CartPole-v1 ppo: num_envs=2, ")
-        for line in lines[1:]:
-            self.assertRegex(
-                line,
-                r"^(iteration \d+: env_steps|CartPole-v1 ppo: mean return|"
-                r"(Checkpoints|TensorBoard logs|Learning curve|"
-                r"Exported policy|tf-agents policy): +" + root_dir + ")",
-            )
         self.assertEqual(sum(line.startswith("iteration") for line in lines), 2)
+        self.assertStartsWith(lines[-2], f"Wrote {root_dir}/checkpoints, ")
+        # It ends with one summary line.
+        self.assertRegex(
+            lines[-1],
+            r"^CartPole-v1 ppo: mean return .* after \d+ environment steps "
+            r"\(2 iterations\), [\d.]+ s training, [\d.]+ s in all$",
+        )
 
     def test_native_log_lines_are_recognized(self):
         for line in (
@@ -480,7 +555,26 @@ class QuietRunTest(tf.test.TestCase):
             self.assertFalse(quiet_start.NATIVE_LOG_LINE.match(line), line)
 
 
-class Keras3Test(tf.test.TestCase):
+class OnePathTest(tf.test.TestCase):
+    def test_the_binary_trains_the_agent_with_its_preset(self):
+        # train_eval builds keras_gae.agents.PPO with the environment's
+        # preset: the same settings, networks and first collection.
+        root_dir = os.path.join(self.get_temp_dir(), "one_path")
+        result = train_ppo.train_eval(
+            root_dir, total_env_steps=64, verbose=0, **TINY
+        )
+        agent = keras_gae.agents.PPO(
+            "CartPole-v1", verbose=0, total_env_steps=64, **TINY
+        )
+        self.assertEqual(result["config"], agent.settings)
+        self.assertEqual(
+            {key: result["config"][key] for key in presets.DEFAULTS},
+            dict(presets.config_for("CartPole-v1"), total_env_steps=64, **TINY),
+        )
+        history = agent.learn(64)
+        self.assertAllClose(result["history"]["loss"], history.history["loss"])
+        self.assertIsInstance(agent.model.actor, MLPNetwork)
+
     def test_examples_leave_the_process_on_keras_3(self):
         # The binaries import keras_gae, which lets tf-agents import its
         # Keras 2 inside; the user's process stays on Keras 3.
@@ -490,59 +584,6 @@ class Keras3Test(tf.test.TestCase):
         self.assertNotIn("TF_USE_LEGACY_KERAS", os.environ)
         self.assertStartsWith(keras.__version__, "3.")
         self.assertIs(tf.keras.Model, keras.Model)
-        env = make_tf_environment("CartPole-v1", num_envs=1)
-        model = train_ppo.make_model(
-            env.observation_spec(),
-            env.action_spec(),
-            algorithm="ppo",
-            hidden_sizes=(4,),
-            gamma=0.99,
-            lambda_=0.95,
-            clip_ratio=0.2,
-            clip_ratio_low=None,
-            clip_ratio_high=None,
-            value_coef=0.5,
-            entropy_coef=0.0,
-            max_grad_norm=0.5,
-            action_bound="clip",
-            initial_log_std=0.0,
-        )
-        self.assertIsInstance(model, keras.Model)
-        self.assertIsInstance(model.actor, MLPNetwork)
-
-
-class ConfigsTest(tf.test.TestCase):
-    def test_environment_values_override_defaults(self):
-        config = configs.config_for("Pendulum-v1")
-        self.assertEqual(set(config), set(configs.DEFAULTS))
-        self.assertEqual(
-            config["gamma"], configs.ENV_CONFIGS["Pendulum-v1"]["gamma"]
-        )
-        self.assertEqual(config["value_coef"], configs.DEFAULTS["value_coef"])
-        self.assertEqual(configs.config_for("Unknown-v0"), configs.DEFAULTS)
-        # A new dict each call.
-        config["gamma"] = 0.5
-        self.assertNotEqual(configs.config_for("Pendulum-v1")["gamma"], 0.5)
-
-    def test_a2c_overrides(self):
-        config = configs.config_for("CartPole-v1", "a2c")
-        self.assertEqual(config["epochs"], 1)
-        self.assertEqual(config["num_minibatches"], 1)
-        self.assertEqual(config["learning_rate"], 2e-3)
-        # What A2C leaves alone stays the environment's.
-        self.assertEqual(config["target_return"], 475.0)
-
-    def test_every_environment_config_is_consistent(self):
-        for env_id in configs.ENV_CONFIGS:
-            config = configs.config_for(env_id)
-            self.assertEqual(
-                config["num_envs"] % config["num_minibatches"], 0, msg=env_id
-            )
-            self.assertEqual(set(config), set(configs.DEFAULTS), msg=env_id)
-
-    def test_unknown_algorithm(self):
-        with self.assertRaisesRegex(ValueError, "algorithm"):
-            configs.config_for("CartPole-v1", "dqn")
 
 
 class CheckpointSafetyTest(tf.test.TestCase):
@@ -663,43 +704,3 @@ class CheckpointSafetyTest(tf.test.TestCase):
         self.train(root_dir, 1)
         with self.assertRaisesRegex(ValueError, "does not fit this run"):
             self.train(root_dir, 1000, hidden_sizes=(16,))
-
-
-BINARY = "train_ppo.py"
-
-
-class CommandLineErrorsTest(tf.test.TestCase):
-    def run_binary(self, *flags):
-        return subprocess.run(
-            [sys.executable, os.path.join(REPO_ROOT, "examples", BINARY)]
-            + [f"--root_dir={self.get_temp_dir()}", "--total_env_steps=1"]
-            + list(flags),
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-        )
-
-    def test_malformed_list_flag_is_one_line(self):
-        result = self.run_binary("--hidden_sizes=64,x")
-        self.assertEqual(result.returncode, 2, result.stderr[-2000:])
-        self.assertIn(
-            "train_ppo.py: error: --hidden_sizes must be a comma-separated "
-            "list of positive ints",
-            result.stderr,
-        )
-        self.assertIn("hidden_sizes='64,x'", result.stderr)
-        self.assertNotIn("Traceback", result.stderr)
-
-    def test_nan_learning_rate_is_one_line_and_saves_nothing(self):
-        result = self.run_binary(
-            "--algorithm=a2c", "--learning_rate=nan", "--num_envs=2"
-        )
-        self.assertEqual(result.returncode, 2, result.stderr[-2000:])
-        self.assertIn("learning_rate=nan", result.stderr)
-        self.assertNotIn("Traceback", result.stderr)
-        self.assertIsNone(
-            tf.train.latest_checkpoint(
-                os.path.join(self.get_temp_dir(), "checkpoints")
-            )
-        )

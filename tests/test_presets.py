@@ -1,0 +1,133 @@
+"""The preset table: merging, A2C's overrides, SB3's names, typos."""
+
+import tensorflow as tf
+
+from keras_gae import presets
+from tests.fresh_process import run_python
+
+
+class ConfigForTest(tf.test.TestCase):
+    def test_environment_values_override_defaults(self):
+        config = presets.config_for("Pendulum-v1")
+        self.assertEqual(set(config), set(presets.DEFAULTS))
+        self.assertEqual(
+            config["gamma"], presets.ENV_CONFIGS["Pendulum-v1"]["gamma"]
+        )
+        self.assertEqual(config["value_coef"], presets.DEFAULTS["value_coef"])
+        self.assertEqual(presets.config_for("Unknown-v0"), presets.DEFAULTS)
+        self.assertEqual(presets.config_for(None), presets.DEFAULTS)
+        # A new dict each call.
+        config["gamma"] = 0.5
+        self.assertNotEqual(presets.config_for("Pendulum-v1")["gamma"], 0.5)
+
+    def test_a2c_overrides(self):
+        config = presets.config_for("CartPole-v1", "a2c")
+        for key, value in presets.A2C_OVERRIDES.items():
+            self.assertEqual(config[key], value, key)
+        # What A2C leaves alone stays the environment's; it has no clip.
+        self.assertEqual(config["target_return"], 475.0)
+        for key in presets.PPO_ONLY:
+            self.assertNotIn(key, config)
+
+    def test_every_environment_config_is_consistent(self):
+        for env_id in presets.ENV_CONFIGS:
+            for algorithm in presets.ALGORITHMS:
+                config = presets.config_for(env_id, algorithm)
+                if config["minibatch_mode"] == "rows":
+                    self.assertEqual(
+                        config["num_envs"] % config["num_minibatches"],
+                        0,
+                        msg=(env_id, algorithm),
+                    )
+                self.assertLessEqual(set(config), set(presets.DEFAULTS))
+
+    def test_unknown_algorithm(self):
+        with self.assertRaisesRegex(ValueError, "algorithm='dqn'"):
+            presets.config_for("CartPole-v1", "dqn")
+
+    def test_importing_presets_imports_no_tensorflow(self):
+        result = run_python(
+            "import sys, keras_gae, keras_gae.presets\n"
+            "assert 'tensorflow' not in sys.modules, 'tensorflow'\n"
+            "assert 'keras' not in sys.modules, 'keras'\n"
+            "print(keras_gae.presets.config_for('CartPole-v1')['num_envs'])\n"
+        )
+        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        self.assertEqual(
+            result.stdout.strip(),
+            str(presets.ENV_CONFIGS["CartPole-v1"]["num_envs"]),
+        )
+
+
+class ResolveSettingsTest(tf.test.TestCase):
+    def test_stable_baselines3_names(self):
+        config = presets.config_for("CartPole-v1")
+        resolved = presets.resolve_settings(
+            dict(
+                n_steps=16,
+                n_envs=4,
+                n_epochs=3,
+                gae_lambda=0.9,
+                ent_coef=0.01,
+                vf_coef=0.25,
+                clip_range=0.1,
+                learning_rate=1e-3,
+            ),
+            config,
+        )
+        self.assertEqual(
+            resolved,
+            dict(
+                rollout_length=16,
+                num_envs=4,
+                epochs=3,
+                lambda_=0.9,
+                entropy_coef=0.01,
+                value_coef=0.25,
+                clip_ratio=0.1,
+                learning_rate=1e-3,
+            ),
+        )
+
+    def test_batch_size_becomes_step_minibatches(self):
+        config = presets.config_for("CartPole-v1")
+        resolved = presets.resolve_settings(
+            dict(n_steps=16, batch_size=8), config
+        )
+        # num_envs from the preset: 32 x 16 steps in minibatches of 8.
+        self.assertEqual(resolved["num_minibatches"], 32 * 16 // 8)
+        self.assertEqual(resolved["minibatch_mode"], "steps")
+        with self.assertRaisesRegex(ValueError, "divid.*batch_size=7"):
+            presets.resolve_settings(dict(batch_size=7), config)
+        with self.assertRaisesRegex(ValueError, "num_minibatches"):
+            presets.resolve_settings(
+                dict(batch_size=8, num_minibatches=2), config
+            )
+
+    def test_both_names_for_one_setting(self):
+        with self.assertRaisesRegex(ValueError, "n_steps.*rollout_length"):
+            presets.resolve_settings(
+                dict(rollout_length=8, n_steps=16),
+                presets.config_for("CartPole-v1"),
+            )
+
+    def test_typo_gets_a_suggestion(self):
+        config = presets.config_for("CartPole-v1")
+        for name, suggestion in (
+            ("learning_rat", "learning_rate"),
+            ("n_step", "rollout_length"),
+            ("entropy_coeff", "entropy_coef"),
+            ("lambda", "lambda_"),
+        ):
+            with self.assertRaisesRegex(
+                ValueError, f"Did you mean {suggestion}.*Received: {name}="
+            ):
+                presets.resolve_settings({name: 1}, config)
+
+    def test_a2c_has_no_clip(self):
+        with self.assertRaisesRegex(
+            ValueError, "`clip_range` is a setting of PPO.*A2C has none"
+        ):
+            presets.resolve_settings(
+                dict(clip_range=0.1), presets.config_for("CartPole-v1", "a2c")
+            )
