@@ -3,6 +3,8 @@
 To run (after `.venv/bin/pip install -r benchmarks/requirements.txt`):
 
   .venv/bin/python benchmarks/sb3_comparison.py                 # CartPole
+  .venv/bin/python benchmarks/sb3_comparison.py --sides=binary,keras_gae,sb3 \\
+      --intra_op_threads=0    # the example binary too, default threads
   .venv/bin/python benchmarks/sb3_comparison.py --env=HalfCheetah-v5 \\
       --total_env_steps=200000 --seeds=0 --target_return=none
 
@@ -14,7 +16,12 @@ other load on a shared machine), and the parent measures the whole
 process (imports, set-up, tracing, training).
 
 * keras_gae: `keras_gae.agents.PPO(env)` with its preset
-  (`keras_gae.agents.presets`), `learn(total_env_steps, target_return)`.
+  (`keras_gae.presets`), `learn(total_env_steps, target_return)`.
+* binary: the command `examples/train_ppo.py --env=... --seed=...` (the
+  `make demo` job, a front of `keras_gae.agents.PPO` with the same
+  preset) at its own defaults, threads included (`--intra_op_threads`
+  does not reach it); its training time is the agent's `learn`, which
+  its summary line prints.
 * SB3: `stable_baselines3.PPO("MlpPolicy", ...)` with RL Zoo's
   hyperparameters for CartPole-v1 (8 envs x 32 steps, 20 epochs of
   minibatches of 256, gamma 0.98, lambda 0.8, linearly decaying learning
@@ -37,7 +44,9 @@ episodes.
 
 import argparse
 import json
+import math
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -45,6 +54,7 @@ import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 RL_ZOO_CARTPOLE = dict(
     n_steps=32,
@@ -128,6 +138,37 @@ def child(args):
     print("RESULT " + json.dumps(result), flush=True)
 
 
+def binary_command(args, seed):
+    """The example binary's command line for one run, nothing else set."""
+    target = args.target_return
+    return [
+        sys.executable,
+        os.path.join(REPO_ROOT, "examples", "train_ppo.py"),
+        f"--env={args.env}",
+        f"--seed={seed}",
+        f"--total_env_steps={args.total_env_steps}",
+        f"--root_dir={tempfile.mkdtemp(prefix='train_ppo_')}",
+    ] + ([] if target == "none" else [f"--target_return={target}"])
+
+
+# The binary's last line: "... mean return R over the last 20 episodes
+# after N environment steps (I iterations), T s training, W s in all".
+SUMMARY = re.compile(
+    r"mean return (?P<ret>[-\d.na]+) over .* after (?P<steps>\d+) "
+    r"environment steps .* (?P<train>[\d.]+) s training"
+)
+
+
+def parse_binary_summary(output):
+    match = SUMMARY.search(output.splitlines()[-1])
+    return {
+        "train_seconds": float(match["train"]),
+        "train_cpu_seconds": math.nan,  # not printed by the binary
+        "env_steps": int(match["steps"]),
+        "return": float(match["ret"]),
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="CartPole-v1")
@@ -160,6 +201,8 @@ def main():
                 f"--target_return={args.target_return}",
                 f"--intra_op_threads={args.intra_op_threads}",
             ]
+            if side == "binary":
+                command = binary_command(args, seed)
             start = time.perf_counter()
             # In a temporary directory: MuJoCo writes MUJOCO_LOG.TXT (its
             # deprecation warnings) into the working directory.
@@ -171,8 +214,13 @@ def main():
                 cwd=tempfile.gettempdir(),
             ).stdout
             process = time.perf_counter() - start
-            line = [x for x in output.splitlines() if x.startswith("RESULT ")]
-            result = json.loads(line[-1][len("RESULT ") :])
+            if side == "binary":
+                result = parse_binary_summary(output)
+            else:
+                line = [
+                    x for x in output.splitlines() if x.startswith("RESULT ")
+                ]
+                result = json.loads(line[-1][len("RESULT ") :])
             result["process_seconds"] = process
             rows[side].append(result)
             print(side, seed, json.dumps(result), flush=True)
@@ -196,12 +244,15 @@ def main():
             f" | "
             f"{statistics.median(r['process_seconds'] for r in results):.1f} |"
         )
-    sides = list(rows)
-    if len(sides) == 2:
-        ratio = statistics.median(
-            r["train_seconds"] for r in rows[sides[0]]
-        ) / statistics.median(r["train_seconds"] for r in rows[sides[1]])
-        print(f"\nmedian train-time ratio {sides[0]}/{sides[1]}: {ratio:.2f}")
+    if "sb3" in rows:
+        sb3 = statistics.median(r["train_seconds"] for r in rows["sb3"])
+        for side in rows:
+            if side != "sb3":
+                ratio = (
+                    statistics.median(r["train_seconds"] for r in rows[side])
+                    / sb3
+                )
+                print(f"median train-time ratio {side}/sb3: {ratio:.2f}")
 
 
 if __name__ == "__main__":
