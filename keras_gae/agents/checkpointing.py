@@ -14,6 +14,7 @@ of environments, other networks) is refused with the setting named.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -144,12 +145,25 @@ def restore_latest(
                     (path, f"{path}: {type(error).__name__}: {error}")
                 )
                 continue
+            # TensorFlow's text: "Received incompatible tensor with shape
+            # S when attempting to restore variable with shape M and name N."
+            shapes = re.search(
+                r"with shape (.+) when attempting to restore variable with "
+                r"shape (.+) and name (.+?)\.?$",
+                str(error),
+            )
+            received = (
+                f"saved shape={shapes[1]}, this model's shape={shapes[2]} "
+                f"(variable {shapes[3]})"
+                if shapes
+                else f"error={str(error)!r}"
+            )
             raise CheckpointMismatchError(
                 f"The checkpoint {path} does not fit this run's model: it "
                 "was saved with other networks, action space or settings. "
                 "Resume with the settings it was saved with, or start a new "
                 "run (restart=True, --restart) or another root_dir. "
-                f"Received: {error}"
+                f"Received: {received}"
             ) from error
         except _UNREADABLE as error:
             failures.append((path, f"{path}: {type(error).__name__}: {error}"))

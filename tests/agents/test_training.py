@@ -5,6 +5,8 @@ import contextlib
 import glob
 import io
 import os
+import re
+import textwrap
 
 import gymnasium
 import keras
@@ -30,6 +32,7 @@ from keras_gae.models import NonFiniteLossError
 from keras_gae.models import PPOModel
 from tests.agents.scripted_env import SCRIPTED_ENV_ID
 from tests.agents.scripted_env import ScriptedEnv
+from tests.fresh_process import run_python
 
 
 def make_model(head, *, model_class=PPOModel, seed=0, learning_rate=1e-3):
@@ -753,3 +756,83 @@ class CheckpointTest(tf.test.TestCase, parameterized.TestCase):
         ):
             self.assertTrue(np.all(np.isfinite(weights)))
             self.assertAllEqual(weights, saved)
+
+
+# The start of the scripts below, as a user writes one: a small PPO model
+# and two CartPole environments.
+_USER_SCRIPT = """
+import sys
+
+import keras
+from keras_gae import agents, layers, models
+
+def ppo():
+    keras.utils.set_random_seed(0)
+    actor = keras.Sequential([
+        keras.layers.Dense(8, activation="tanh"),
+        layers.CategoricalPolicyHead(2),
+    ])
+    critic = keras.Sequential([
+        keras.layers.Dense(8, activation="tanh"),
+        keras.layers.Dense(1),
+    ])
+    model = models.PPOModel(actor, critic)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    return model
+
+def cartpole():
+    return agents.make_tf_environment("CartPole-v1", num_envs=2, seed=0)
+
+SETTINGS = dict(rollout_length=8, epochs=1, num_minibatches=1)
+"""
+
+
+class UserScriptTest(tf.test.TestCase):
+    """The loop as a user runs it: a fresh interpreter, its stdout."""
+
+    def test_resuming_with_other_networks_names_the_shapes(self):
+        code = _USER_SCRIPT + textwrap.dedent(
+            """
+            root_dir = sys.argv[1]
+
+            def wider():
+                actor = keras.Sequential([
+                    keras.layers.Dense(16, activation="tanh"),
+                    layers.CategoricalPolicyHead(2),
+                ])
+                critic = keras.Sequential([keras.layers.Dense(1)])
+                model = models.PPOModel(actor, critic)
+                model.compile(optimizer="adam")
+                return model
+
+            env = cartpole()
+            agents.OnPolicyTrainer(
+                ppo(), env, root_dir=root_dir, **SETTINGS
+            ).save()
+            try:
+                agents.OnPolicyTrainer(
+                    wider(), env, root_dir=root_dir, **SETTINGS
+                )
+            except ValueError as error:
+                print(type(error).__name__, error)
+            """
+        )
+        root_dir = self.get_temp_dir()
+        result = run_python(code, args=[root_dir], timeout=300)
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        self.assertNotIn("Received: Received", result.stdout)
+        checkpoint = re.escape(f"{root_dir}/checkpoints/ckpt-0")
+        # The first Dense kernel: 4 observations x 8 units saved, x 16 now.
+        self.assertRegex(
+            result.stdout.strip(),
+            rf"^CheckpointMismatchError The checkpoint {checkpoint} does "
+            r"not fit this run's model: it was saved with other networks, "
+            r"action space or settings\. Resume with the settings it was "
+            r"saved with, or start a new run \(restart=True, --restart\) "
+            r"or another root_dir\. Received: saved shape=\(4, 8\), this "
+            r"model's shape=\(4, 16\) \(variable \S+\)$",
+        )
+
+
+if __name__ == "__main__":
+    tf.test.main()
