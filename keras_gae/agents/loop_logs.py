@@ -186,7 +186,7 @@ def read_scalars(
     points: Dict[str, Dict[int, float]] = {}
     paths = glob.glob(os.path.join(log_dir, "events.out.tfevents.*"))
     for path in sorted(paths, key=os.path.getmtime):
-        for event in tf.compat.v1.train.summary_iterator(path):
+        for event in _events(path):
             for value in event.summary.value:
                 if tag is not None and value.tag != tag:
                     continue
@@ -196,3 +196,19 @@ def read_scalars(
                     number = float(value.simple_value)
                 points.setdefault(value.tag, {})[int(event.step)] = number
     return {name: sorted(by_step.items()) for name, by_step in points.items()}
+
+
+def _events(path: str):
+    """The `Event` protos of one event file, in order.
+
+    Read with `tf.data.TFRecordDataset` (`summary_iterator` uses the
+    deprecated `tf_record_iterator`). A record still being written (a
+    run writing the file now) ends the file.
+    """
+    records = iter(tf.data.TFRecordDataset(path))
+    while True:
+        try:
+            record = next(records)
+        except (StopIteration, tf.errors.DataLossError):
+            return
+        yield tf.compat.v1.Event.FromString(record.numpy())
