@@ -1,10 +1,11 @@
 """The collect-and-fit loop's logs: keys, progress line, TensorBoard.
 
 `LOOP_LOG_KEYS` are the keys of the per-iteration logs besides the model's
-metrics (`keras_gae.agents.training`, "Logs"). `EnvStepTensorBoard` is a
-Keras callback that writes those logs once per iteration, with the
-environment-step counter as the step (the x axis), in three groups as
-stable-baselines3 and RL Zoo users expect:
+metrics (`keras_gae.agents.training`, "Logs").
+
+`EnvStepTensorBoard` is a Keras callback that writes those logs once per
+iteration, with the environment-step counter as the step (the x axis), in
+groups as stable-baselines3 and RL Zoo users expect:
 
 * `rollout/`: episode_return_mean, episode_length_mean, episodes;
 * `train/`: the model's metrics (loss, policy_loss, value_loss, entropy,
@@ -14,6 +15,12 @@ stable-baselines3 and RL Zoo users expect:
 
 A non-finite value (the return mean before the first episode ends) is not
 written. `read_scalars(log_dir)` reads the scalars back, e.g. for a plot.
+
+Progress. `OnPolicyTrainer.run(verbose=1)` shows a progress bar over
+environment steps (`PROGBAR_KEYS`), `verbose=2` one `summary_line` per
+iteration. When the loop stops before its budget, or trains no iteration
+because the restored run already met `target_return`, one `stop_line` says
+why.
 """
 
 from __future__ import annotations
@@ -43,8 +50,13 @@ LOOP_LOG_KEYS = (
     "fit_seconds",
     "learning_rate",
 )
-# What the progress bar shows.
-PROGBAR_KEYS = ("episode_return_mean", "loss", "approx_kl", "steps_per_second")
+# What the progress bar shows (each when the iteration's logs have it).
+PROGBAR_KEYS = (
+    "episode_return_mean",
+    "loss",
+    "approx_kl",
+    "steps_per_second",
+)
 ROLLOUT_KEYS = ("episode_return_mean", "episode_length_mean", "episodes")
 TIME_KEYS = (
     "steps_per_second",
@@ -103,6 +115,86 @@ def summary_line(logs: Dict[str, float]) -> str:
         f"loss={logs['loss']:.4f} approx_kl={logs.get('approx_kl', 0.0):.4f} "
         f"steps_per_second={logs['steps_per_second']:.0f}"
     )
+
+
+class Progress:
+    """What the loop prints: nothing, a progress bar or a line each.
+
+    Args:
+      verbose: 0 nothing; 1 a `keras.utils.Progbar` over environment
+        steps showing `PROGBAR_KEYS`; 2 a `summary_line` per iteration.
+      total_env_steps: the bar's target.
+    """
+
+    def __init__(self, verbose: int, total_env_steps: int):
+        self.verbose = verbose
+        self.total_env_steps = total_env_steps
+        self._progbar = None
+
+    def start(self, env_steps: int) -> None:
+        """Shows the bar at the restored `env_steps` (verbose 1)."""
+        if self.verbose == 1:
+            self._progbar = keras.utils.Progbar(
+                self.total_env_steps, stateful_metrics=PROGBAR_KEYS
+            )
+            self._progbar.update(min(env_steps, self.total_env_steps))
+
+    def iteration(self, logs: Dict[str, float], *, last: bool) -> None:
+        """Shows an iteration's logs; `last` ends the bar's line."""
+        if self._progbar is not None:
+            self._progbar.update(
+                min(int(logs[STEP_KEY]), self.total_env_steps),
+                values=[(k, logs[k]) for k in PROGBAR_KEYS if k in logs],
+                finalize=last,
+            )
+        elif self.verbose == 2:
+            print(summary_line(logs), flush=True)
+
+    def say(self, line: str) -> None:
+        """Prints `line` (verbose 1 and 2)."""
+        if self.verbose:
+            print(line, flush=True)
+
+
+def stop_line(
+    reason: str,
+    logs: Dict[str, float],
+    *,
+    target_return: Optional[float] = None,
+    return_window: int = 0,
+) -> str:
+    """The line that says why the loop stopped before its budget.
+
+    Args:
+      reason: "target" (the last `return_window` episodes' mean return
+        reached `target_return`), "restored" (the restored run had
+        already reached it, so no iteration ran) or "callback" (a callback
+        set `model.stop_training`).
+      logs: the last iteration's logs, or the restored episode statistics
+        with "env_steps" and "iteration".
+      target_return, return_window: the loop's.
+    """
+    done = (
+        f"after {_count(logs['env_steps'], 'env step')} "
+        f"({_count(logs['iteration'], 'iteration')})"
+    )
+    if reason == "callback":
+        return f"Stopped by a callback (model.stop_training) {done}."
+    reached = (
+        f"target_return={target_return:g} (episode_return_mean="
+        f"{logs['episode_return_mean']:.2f} over the last "
+        f"{_count(return_window, 'episode')})"
+    )
+    if reason == "restored":
+        return (
+            f"Not training: the restored run already reached {reached} {done}."
+        )
+    return f"Stopped: reached {reached} {done}."
+
+
+def _count(number: float, noun: str) -> str:
+    number = int(number)
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def summary_tag(key: str) -> str:

@@ -321,23 +321,29 @@ class OnPolicyTrainer:
         included) is below `total_env_steps`. The loop stops early when
         `target_return` is reached (`return_window` episodes finished and
         their mean return >= target_return) or a callback sets
-        `model.stop_training`.
+        `model.stop_training`. When the restored episode statistics
+        already reach `target_return` (a rerun of a finished run), no
+        iteration runs.
 
         Args:
           total_env_steps: environment-step budget, >= 1.
           callbacks: Keras callbacks; they get `on_train_begin`,
             `on_epoch_begin(index)`, `on_epoch_end(index, logs)` once per
-            iteration and `on_train_end(logs)`.
+            iteration and `on_train_end(logs)`, also when no iteration
+            runs.
           target_return: None, or the mean episode return to stop at.
           verbose: 0 silent, 1 a progress bar over environment steps, 2 one
-            line per iteration.
+            line per iteration. At 1 and 2, a stop before the budget (the
+            target reached, a callback's stop, or the target already
+            reached by the restored run) ends with one line saying why.
 
         Returns:
           A `keras.callbacks.History`, as `model.fit` returns: its
           `history` maps each log key to its values, one per iteration of
           this call, as the loop logged them (before other callbacks saw
-          them), and its `epoch` holds the iterations' indices. A History
-          among `callbacks` is the one returned.
+          them), and its `epoch` holds the iterations' indices; both are
+          empty when no iteration ran. A History among `callbacks` is the
+          one returned.
 
         Raises:
           NonFiniteLossError: a NaN or Inf loss (see
@@ -358,35 +364,46 @@ class OnPolicyTrainer:
             verbose=verbose,
             total_env_steps=total_env_steps,
         )
-        progbar, shown = None, loop_logs.PROGBAR_KEYS
-        if verbose == 1:
-            progbar = keras.utils.Progbar(
-                total_env_steps, stateful_metrics=shown
-            )
-            progbar.update(min(self.env_steps, total_env_steps))
+        progress = loop_logs.Progress(verbose, total_env_steps)
         logs: Dict[str, float] = {}
         saved_iteration = self.iteration
         self._model.stop_training = False
         callback_list.on_train_begin()
-        while self.env_steps < total_env_steps:
+        restored = dict(
+            self.episode_statistics(),
+            env_steps=float(self.env_steps),
+            iteration=float(self.iteration),
+        )
+        stop = "restored" if self._reached(target_return, restored) else None
+        if stop is None:
+            progress.start(self.env_steps)
+        while stop is None and self.env_steps < total_env_steps:
             index = self.iteration
             callback_list.on_epoch_begin(index)
             logs = self.train_iteration()
             if self.iteration % self._checkpoint_interval == 0:
                 self.save()
                 saved_iteration = self.iteration
-            if progbar is not None:
-                progbar.update(
-                    min(self.env_steps, total_env_steps),
-                    values=[(k, logs[k]) for k in shown if k in logs],
-                )
-            elif verbose == 2:
-                print(loop_logs.summary_line(logs), flush=True)
             callback_list.on_epoch_end(index, logs)
-            if self._model.stop_training or self._reached(target_return, logs):
-                break
+            if self._reached(target_return, logs):
+                stop = "target"
+            elif self._model.stop_training:
+                stop = "callback"
+            progress.iteration(
+                logs,
+                last=stop is not None or self.env_steps >= total_env_steps,
+            )
         if saved_iteration != self.iteration:
             self.save()
+        if stop is not None:
+            progress.say(
+                loop_logs.stop_line(
+                    stop,
+                    restored if stop == "restored" else logs,
+                    target_return=target_return,
+                    return_window=self._return_window,
+                )
+            )
         callback_list.on_train_end(logs)
         return history
 

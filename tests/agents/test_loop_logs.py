@@ -79,5 +79,31 @@ class ReadScalarsTest(tf.test.TestCase):
         self.assertEqual(loop_logs.read_scalars(log_dir, "train/other"), {})
 
 
+class StopLineTest(tf.test.TestCase):
+    def test_lines(self):
+        logs = {"env_steps": 4096.0, "iteration": 8.0}
+        target = dict(logs, episode_return_mean=480.123)
+        self.assertEqual(
+            loop_logs.stop_line(
+                "target", target, target_return=475.0, return_window=20
+            ),
+            "Stopped: reached target_return=475 (episode_return_mean=480.12 "
+            "over the last 20 episodes) after 4096 env steps (8 iterations).",
+        )
+        self.assertEqual(
+            loop_logs.stop_line(
+                "restored", target, target_return=475.0, return_window=20
+            ),
+            "Not training: the restored run already reached "
+            "target_return=475 (episode_return_mean=480.12 over the last 20 "
+            "episodes) after 4096 env steps (8 iterations).",
+        )
+        self.assertEqual(
+            loop_logs.stop_line("callback", {"env_steps": 1, "iteration": 1}),
+            "Stopped by a callback (model.stop_training) after 1 env step "
+            "(1 iteration).",
+        )
+
+
 if __name__ == "__main__":
     tf.test.main()

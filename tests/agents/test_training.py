@@ -11,6 +11,7 @@ import textwrap
 import gymnasium
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 from absl.testing import parameterized
 from tf_agents.environments import batched_py_environment
@@ -581,8 +582,14 @@ class RunTest(tf.test.TestCase, parameterized.TestCase):
             )
         self.assertEqual(history.history["iteration"], [1.0, 2.0])
         lines = output.getvalue().splitlines()
-        self.assertLen(lines, 2)
+        self.assertLen(lines, 3)
         self.assertStartsWith(lines[1], "iteration 2: env_steps=")
+        env_steps = int(history.history["env_steps"][-1])
+        self.assertEqual(
+            lines[2],
+            "Stopped by a callback (model.stop_training) after "
+            f"{env_steps} env steps (2 iterations).",
+        )
 
     def test_a2c_with_gaussian_actions(self):
         env = make_tf_environment("Pendulum-v1", num_envs=2, seed=0)
@@ -786,9 +793,164 @@ def cartpole():
 SETTINGS = dict(rollout_length=8, epochs=1, num_minibatches=1)
 """
 
+# verbose=2's line per iteration, and the stop lines.
+_ITERATION_LINE = re.compile(
+    r"iteration (\d+): env_steps=(\d+) episode_return_mean=([\d.]+) "
+)
+_TARGET_LINE = (
+    r"Stopped: reached target_return=1 \(episode_return_mean={mean} over "
+    r"the last 1 episode\) after {steps} env steps \({iterations} "
+    r"iterations?\)\."
+)
+
+
+def _sections(stdout):
+    """The script's output split at its `=== name` marker lines."""
+    sections, name = {}, None
+    for line in stdout.splitlines(keepends=True):
+        if line.startswith("=== "):
+            name = line[4:].strip()
+            sections[name] = ""
+        elif name is not None:
+            sections[name] += line
+    return sections
+
 
 class UserScriptTest(tf.test.TestCase):
     """The loop as a user runs it: a fresh interpreter, its stdout."""
+
+    @pytest.mark.slow
+    def test_a_stop_finishes_the_progress_line_and_says_why(self):
+        code = _USER_SCRIPT + textwrap.dedent(
+            """
+            class StopAfterTwo(keras.callbacks.Callback):
+                def on_epoch_end(self, epoch, logs=None):
+                    if epoch == 1:
+                        self.model.stop_training = True
+
+            model, env = ppo(), cartpole()
+            for verbose in (1, 2, 0):
+                print(f"=== target {verbose}", flush=True)
+                history = agents.train(
+                    model, env, total_env_steps=10_000, return_window=1,
+                    target_return=1.0, verbose=verbose, **SETTINGS,
+                )
+                print(f"=== target {verbose} history", flush=True)
+                print(history.history["env_steps"][-1],
+                      history.history["episode_return_mean"][-1],
+                      len(history.epoch))
+            for verbose in (1, 2):
+                print(f"=== callback {verbose}", flush=True)
+                history = agents.train(
+                    model, env, total_env_steps=10_000,
+                    callbacks=[StopAfterTwo()], verbose=verbose, **SETTINGS,
+                )
+                print(f"=== callback {verbose} history", flush=True)
+                print(history.history["env_steps"][-1])
+            print("=== end", flush=True)
+            """
+        )
+        result = run_python(code, timeout=600)
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        sections = _sections(result.stdout)
+        for verbose in (1, 2, 0):
+            steps, mean, iterations = sections[
+                f"target {verbose} history"
+            ].split()
+            expected = _TARGET_LINE.format(
+                mean=f"{float(mean):.2f}",
+                steps=int(float(steps)),
+                iterations=iterations,
+            )
+            output = sections[f"target {verbose}"]
+            if verbose == 0:
+                self.assertEqual(output, "")
+                continue
+            # The stop line is the last, a whole line of its own.
+            self.assertRegex(output, rf"\n{expected}\n$")
+            if verbose == 1:
+                # The progress bar's last line: the full count is not
+                # reached, the line is ended.
+                bar = output.splitlines()[-2]
+                self.assertIn(f"{int(float(steps))}/10000", bar)
+                self.assertIn("episode_return_mean:", bar)
+            else:
+                lines = output.splitlines()
+                self.assertLen(lines, int(iterations) + 1)
+                last = _ITERATION_LINE.match(lines[-2])
+                self.assertEqual(last[1], iterations)
+                self.assertEqual(last[2], str(int(float(steps))))
+        for verbose in (1, 2):
+            steps = int(float(sections[f"callback {verbose} history"]))
+            output = sections[f"callback {verbose}"]
+            self.assertRegex(
+                output,
+                r"\nStopped by a callback \(model.stop_training\) after "
+                rf"{steps} env steps \(2 iterations\)\.\n$",
+            )
+            if verbose == 2:
+                self.assertLen(output.splitlines(), 3)
+
+    @pytest.mark.slow
+    def test_a_rerun_after_the_target_was_met_trains_nothing(self):
+        code = _USER_SCRIPT + textwrap.dedent(
+            """
+            root_dir = sys.argv[1]
+
+            class Calls(keras.callbacks.Callback):
+                def __init__(self):
+                    super().__init__()
+                    self.calls = []
+
+                def on_train_begin(self, logs=None):
+                    self.calls.append("train_begin")
+
+                def on_epoch_begin(self, epoch, logs=None):
+                    self.calls.append("epoch_begin")
+
+                def on_train_end(self, logs=None):
+                    self.calls.append("train_end")
+
+            run = dict(total_env_steps=10_000, target_return=1.0)
+            first = agents.train(
+                ppo(), cartpole(), root_dir=root_dir, return_window=1,
+                verbose=0, **run, **SETTINGS,
+            )
+            print("first", first.history["iteration"][-1],
+                  first.history["env_steps"][-1],
+                  first.history["episode_return_mean"][-1])
+            trainer = agents.OnPolicyTrainer(
+                ppo(), cartpole(), root_dir=root_dir, return_window=1,
+                **SETTINGS,
+            )
+            calls = Calls()
+            print("=== second", flush=True)
+            second = trainer.run(callbacks=[calls], verbose=1, **run)
+            print("=== result", flush=True)
+            print(second.history, second.epoch, calls.calls)
+            print(trainer.iteration, trainer.env_steps,
+                  trainer.checkpoint_manager.latest_checkpoint)
+            """
+        )
+        root_dir = self.get_temp_dir()
+        result = run_python(code, args=[root_dir], timeout=600)
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        sections = _sections(result.stdout)
+        first = result.stdout.splitlines()[0].split()
+        self.assertEqual(first[0], "first")
+        iterations, steps = int(float(first[1])), int(float(first[2]))
+        self.assertEqual(
+            sections["second"],
+            "Not training: the restored run already reached target_return=1 "
+            f"(episode_return_mean={float(first[3]):.2f} over the last 1 "
+            f"episode) after {steps} env steps ({iterations} iteration"
+            f"{'' if iterations == 1 else 's'}).\n",
+        )
+        self.assertEqual(
+            sections["result"],
+            "{} [] ['train_begin', 'train_end']\n"
+            f"{iterations} {steps} {root_dir}/checkpoints/ckpt-{iterations}\n",
+        )
 
     def test_resuming_with_other_networks_names_the_shapes(self):
         code = _USER_SCRIPT + textwrap.dedent(
