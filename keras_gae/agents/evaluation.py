@@ -4,8 +4,9 @@
 copies of a gymnasium environment, one action call per step for all
 unfinished copies, and returns their undiscounted returns in the
 environment's units. `EvaluationCallback` runs it every `interval`
-iterations of the training loop and adds "eval_return_mean" and
-"eval_return_std" to the iteration's logs.
+iterations of the training loop and contributes "eval_return_mean" and
+"eval_return_std" to the iteration's logs, which the loop's History,
+progress line and TensorBoard (`eval/`) then show.
 """
 
 from __future__ import annotations
@@ -99,12 +100,45 @@ def evaluate_policy(
 
 
 class EvaluationCallback(keras.callbacks.Callback):
-    """Evaluates every `interval` iterations; adds eval_* to the logs.
+    """Evaluates every `interval` iterations of the collect-and-fit loop.
+
+    A callback of `keras_gae.agents.train` / `OnPolicyTrainer.run`: after
+    iterations `interval`, `2 * interval`, ... (counted from the start of
+    the run, resumed ones included) it plays `num_episodes` episodes with
+    `evaluate_policy` and contributes to that iteration's logs, through
+    the loop's `iteration_logs` hook (`keras_gae.agents.loop_logs`):
+
+    * "eval_return_mean": the mean undiscounted return of the episodes;
+    * "eval_return_std": their standard deviation.
+
+    The loop adds them before anything reads the logs, whatever the order
+    of the callbacks: the returned `History` has them (one value per
+    evaluation, as Keras' `val_*` with `validation_freq`), the progress
+    line shows them (`verbose` 1 and 2), `EnvStepTensorBoard` writes them
+    as `eval/return_mean` and `eval/return_std`, and every callback's
+    `on_epoch_end` (e.g. `EarlyStopping(monitor="eval_return_mean")` on
+    an `interval` of 1) sees them. `results` keeps `(iteration index,
+    evaluate_policy's result)` of every evaluation, with the episodes'
+    returns and lengths. Under `model.fit`, which has no such hook, the
+    callback does nothing.
 
     Args:
       env: what `evaluate_policy` takes (an id or a factory).
       interval: iterations between evaluations, >= 1.
       num_episodes, seed, deterministic: `evaluate_policy`'s.
+
+    Example:
+
+    ```python
+    evaluation = keras_gae.agents.EvaluationCallback(
+        "CartPole-v1", interval=5, num_episodes=10
+    )
+    history = keras_gae.agents.train(
+        model, env, rollout_length=128, total_env_steps=100_000,
+        callbacks=[evaluation], log_dir="runs/cartpole",
+    )
+    history.history["eval_return_mean"]  # one value per evaluation
+    ```
     """
 
     def __init__(
@@ -124,9 +158,17 @@ class EvaluationCallback(keras.callbacks.Callback):
         self.deterministic = deterministic
         self.results = []
 
-    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
-        if (epoch + 1) % self.interval:
-            return
+    def iteration_logs(
+        self, iteration: int, logs: Dict[str, float]
+    ) -> Optional[Dict[str, float]]:
+        """The loop's hook: this iteration's evaluation logs, or None.
+
+        Args:
+          iteration: the 0-based index of the iteration just trained.
+          logs: its logs so far (unused).
+        """
+        if (iteration + 1) % self.interval:
+            return None
         result = evaluate_policy(
             self.model,
             self.env,
@@ -134,7 +176,8 @@ class EvaluationCallback(keras.callbacks.Callback):
             seed=self.seed,
             deterministic=self.deterministic,
         )
-        self.results.append((epoch, result))
-        if logs is not None:
-            logs["eval_return_mean"] = result["return_mean"]
-            logs["eval_return_std"] = result["return_std"]
+        self.results.append((iteration, result))
+        return {
+            "eval_return_mean": result["return_mean"],
+            "eval_return_std": result["return_std"],
+        }

@@ -3,13 +3,32 @@
 `LOOP_LOG_KEYS` are the keys of the per-iteration logs besides the model's
 metrics (`keras_gae.agents.training`, "Logs").
 
+Contributed logs. A callback may add values to an iteration's logs by
+defining the hook
+
+    def iteration_logs(self, iteration: int, logs: dict) -> dict | None
+
+(`iteration` is the 0-based index `on_epoch_end` gets; `logs` a copy of
+the loop's logs so far). After each iteration's training, the loop calls
+the hook of every callback that has one, in the order of `callbacks`, and
+adds the returned keys to the logs before the progress line, the returned
+`History` and any callback's `on_epoch_end` see them, so the order of
+the callbacks does not matter. A returned key that the logs already hold
+is an error. `keras_gae.agents.EvaluationCallback` contributes
+"eval_return_mean" and "eval_return_std" this way on the iterations it
+evaluates (like Keras' `val_*` logs with `validation_freq`, a key is in
+the logs, and in `History`, only on those iterations).
+
 `EnvStepTensorBoard` is a Keras callback that writes those logs once per
 iteration, with the environment-step counter as the step (the x axis), in
 groups as stable-baselines3 and RL Zoo users expect:
 
 * `rollout/`: episode_return_mean, episode_length_mean, episodes;
+* `eval/`: the keys that start with "eval_", without that prefix
+  (`eval/return_mean`, `eval/return_std` from `EvaluationCallback`);
 * `train/`: the model's metrics (loss, policy_loss, value_loss, entropy,
-  approx_kl, clip_fraction, explained_variance, ...) and learning_rate;
+  approx_kl, clip_fraction, explained_variance, ...), learning_rate, and
+  any other contributed key;
 * `time/`: steps_per_second, collect_seconds, convert_seconds,
   fit_seconds, iteration.
 
@@ -18,9 +37,9 @@ written. `read_scalars(log_dir)` reads the scalars back, e.g. for a plot.
 
 Progress. `OnPolicyTrainer.run(verbose=1)` shows a progress bar over
 environment steps (`PROGBAR_KEYS`), `verbose=2` one `summary_line` per
-iteration. When the loop stops before its budget, or trains no iteration
-because the restored run already met `target_return`, one `stop_line` says
-why.
+iteration; both show "eval_return_mean" when an iteration has it. When
+the loop stops before its budget, or trains no iteration because the
+restored run already met `target_return`, one `stop_line` says why.
 """
 
 from __future__ import annotations
@@ -28,6 +47,7 @@ from __future__ import annotations
 import glob
 import math
 import os
+from collections.abc import Mapping
 from typing import Dict
 from typing import List
 from typing import Optional
@@ -53,11 +73,16 @@ LOOP_LOG_KEYS = (
 # What the progress bar shows (each when the iteration's logs have it).
 PROGBAR_KEYS = (
     "episode_return_mean",
+    "eval_return_mean",
     "loss",
     "approx_kl",
     "steps_per_second",
 )
 ROLLOUT_KEYS = ("episode_return_mean", "episode_length_mean", "episodes")
+# Keys with this prefix go to TensorBoard's `eval/` group, without it.
+EVAL_PREFIX = "eval_"
+# The method through which a callback contributes logs (module docstring).
+CONTRIBUTION_HOOK = "iteration_logs"
 TIME_KEYS = (
     "steps_per_second",
     "collect_seconds",
@@ -101,6 +126,46 @@ def callback_list(
     )
 
 
+def contributed_logs(callbacks: list, iteration: int, logs: dict) -> dict:
+    """The logs that `callbacks` contribute to an iteration's `logs`.
+
+    Calls `iteration_logs(iteration, logs)` (module docstring) on every
+    callback that defines it, in order; each sees the logs with the
+    earlier contributions.
+
+    Returns:
+      `logs` with the contributed keys added (a new dict).
+
+    Raises:
+      ValueError: a contribution names a key the logs already hold.
+      TypeError: a hook returned something other than a dict or None.
+    """
+    logs = dict(logs)
+    for callback in callbacks:
+        hook = getattr(callback, CONTRIBUTION_HOOK, None)
+        if hook is None:
+            continue
+        added = hook(iteration, dict(logs))
+        if added is None:
+            continue
+        if not isinstance(added, Mapping):
+            raise TypeError(
+                f"`{type(callback).__name__}.{CONTRIBUTION_HOOK}` must "
+                "return a dict of new log values or None. "
+                f"Received: {CONTRIBUTION_HOOK}={added!r}"
+            )
+        clashes = sorted(set(added) & set(logs))
+        if clashes:
+            raise ValueError(
+                f"`{type(callback).__name__}.{CONTRIBUTION_HOOK}` returned "
+                f"keys the iteration's logs already hold: {clashes}; a "
+                "callback adds new keys only. "
+                f"Received: {CONTRIBUTION_HOOK} keys={sorted(added)}"
+            )
+        logs.update(added)
+    return logs
+
+
 def learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
     """The optimizer's current rate (a schedule's, at its iteration)."""
     return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
@@ -114,6 +179,11 @@ def summary_line(logs: Dict[str, float]) -> str:
         f"episode_return_mean={logs['episode_return_mean']:.2f} "
         f"loss={logs['loss']:.4f} approx_kl={logs.get('approx_kl', 0.0):.4f} "
         f"steps_per_second={logs['steps_per_second']:.0f}"
+        + "".join(
+            f" {key}={logs[key]:.2f}"
+            for key in ("eval_return_mean", "eval_return_std")
+            if key in logs
+        )
     )
 
 
@@ -201,6 +271,8 @@ def summary_tag(key: str) -> str:
     """The TensorBoard tag of a loop log key (module docstring)."""
     if key in ROLLOUT_KEYS:
         return f"rollout/{key}"
+    if key.startswith(EVAL_PREFIX):
+        return f"eval/{key[len(EVAL_PREFIX) :]}"
     if key in TIME_KEYS:
         return f"time/{key}"
     return f"train/{key}"

@@ -325,6 +325,13 @@ class OnPolicyTrainer:
         already reach `target_return` (a rerun of a finished run), no
         iteration runs.
 
+        After each iteration's training, callbacks that define
+        `iteration_logs(iteration, logs)` contribute their values to the
+        iteration's logs (`EvaluationCallback`'s "eval_return_mean" and
+        "eval_return_std"; `keras_gae.agents.loop_logs`), before the
+        progress line, the History and the callbacks' `on_epoch_end` see
+        them.
+
         Args:
           total_env_steps: environment-step budget, >= 1.
           callbacks: Keras callbacks; they get `on_train_begin`,
@@ -340,10 +347,11 @@ class OnPolicyTrainer:
         Returns:
           A `keras.callbacks.History`, as `model.fit` returns: its
           `history` maps each log key to its values, one per iteration of
-          this call, as the loop logged them (before other callbacks saw
-          them), and its `epoch` holds the iterations' indices; both are
-          empty when no iteration ran. A History among `callbacks` is the
-          one returned.
+          this call (contributed keys: one per iteration that has them),
+          as the loop logged them (before other callbacks saw them), and
+          its `epoch` holds the iterations' indices; both are empty when
+          no iteration ran. A History among `callbacks` is the one
+          returned.
 
         Raises:
           NonFiniteLossError: a NaN or Inf loss (see
@@ -380,7 +388,9 @@ class OnPolicyTrainer:
         while stop is None and self.env_steps < total_env_steps:
             index = self.iteration
             callback_list.on_epoch_begin(index)
-            logs = self.train_iteration()
+            logs = loop_logs.contributed_logs(
+                callback_list.callbacks, index, self.train_iteration()
+            )
             if self.iteration % self._checkpoint_interval == 0:
                 self.save()
                 saved_iteration = self.iteration

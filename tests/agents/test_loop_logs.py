@@ -5,6 +5,7 @@ import os
 import struct
 import textwrap
 
+import keras
 import tensorflow as tf
 
 from keras_gae.agents import loop_logs
@@ -77,6 +78,72 @@ class ReadScalarsTest(tf.test.TestCase):
             {"train/loss": [(1, 1.0), (2, 2.0)]},
         )
         self.assertEqual(loop_logs.read_scalars(log_dir, "train/other"), {})
+
+
+class SummaryTagTest(tf.test.TestCase):
+    def test_groups(self):
+        expected = {
+            "episode_return_mean": "rollout/episode_return_mean",
+            "episodes": "rollout/episodes",
+            "eval_return_mean": "eval/return_mean",
+            "eval_return_std": "eval/return_std",
+            "loss": "train/loss",
+            "learning_rate": "train/learning_rate",
+            "fit_seconds": "time/fit_seconds",
+            "iteration": "time/iteration",
+        }
+        for key, tag in expected.items():
+            self.assertEqual(loop_logs.summary_tag(key), tag, key)
+
+
+class Contributor(keras.callbacks.Callback):
+    def __init__(self, added):
+        super().__init__()
+        self.added = added
+        self.seen = []
+
+    def iteration_logs(self, iteration, logs):
+        self.seen.append((iteration, dict(logs)))
+        logs["edited"] = True  # a copy: the loop's logs stay as they are
+        return self.added
+
+
+class ContributedLogsTest(tf.test.TestCase):
+    def test_contributions_are_added_in_order(self):
+        first = Contributor({"eval_return_mean": 3.0})
+        second = Contributor(None)
+        third = Contributor({"custom": 1.5})
+        plain = keras.callbacks.History()
+        logs = {"loss": 0.5}
+        result = loop_logs.contributed_logs(
+            [first, plain, second, third], 4, logs
+        )
+        self.assertEqual(
+            result, {"loss": 0.5, "eval_return_mean": 3.0, "custom": 1.5}
+        )
+        self.assertEqual(logs, {"loss": 0.5})
+        self.assertEqual(first.seen, [(4, {"loss": 0.5})])
+        # Each sees the contributions before it.
+        self.assertEqual(
+            third.seen, [(4, {"loss": 0.5, "eval_return_mean": 3.0})]
+        )
+
+    def test_a_key_the_logs_hold_is_refused(self):
+        with self.assertRaisesRegex(
+            ValueError,
+            r"Contributor.iteration_logs` returned keys the iteration's "
+            r"logs already hold: \['loss'\].*"
+            r"Received: iteration_logs keys=\['loss', 'x'\]$",
+        ):
+            loop_logs.contributed_logs(
+                [Contributor({"loss": 1.0, "x": 2.0})], 0, {"loss": 0.5}
+            )
+
+    def test_a_return_value_that_is_not_a_dict_is_refused(self):
+        with self.assertRaisesRegex(
+            TypeError, r"Received: iteration_logs=\[1\.0\]$"
+        ):
+            loop_logs.contributed_logs([Contributor([1.0])], 0, {})
 
 
 class StopLineTest(tf.test.TestCase):
