@@ -9,13 +9,16 @@ import sys
 import gymnasium
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
+from examples import cli
 from examples import evaluate_policy
 from examples import quiet_start
 from keras_gae import export
 from keras_gae import layers
 from keras_gae import models
+from tests import fresh_process
 
 REPO_ROOT = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -160,6 +163,8 @@ class EvaluatePolicyTest(tf.test.TestCase):
         self.assertContainsSubset(
             top_level_imports(evaluate_policy.__file__),
             {
+                "__future__",
+                "math",
                 "os",
                 "sys",
                 "typing",
@@ -167,13 +172,56 @@ class EvaluatePolicyTest(tf.test.TestCase):
                 "numpy",
                 "tensorflow",
                 "absl",
-                "examples",  # quiet_start only, below
+                "examples",  # quiet_start and cli only, below
             },
         )
-        # Its quiet start (shared with train_ppo.py) is standard library.
+        # Its quiet start and flag parsing (shared with the other
+        # binaries) are standard library and absl.
         self.assertContainsSubset(
             top_level_imports(quiet_start.__file__),
             {"contextlib", "os", "re", "sys", "tempfile"},
+        )
+        self.assertContainsSubset(
+            top_level_imports(cli.__file__),
+            {"__future__", "sys", "typing", "absl"},
+        )
+
+    @pytest.mark.slow
+    def test_run_prints_no_log_line_nor_warning_and_ends_with_a_summary(
+        self,
+    ):
+        returns = reference_greedy_returns(
+            self.cartpole_model, "CartPole-v1", 2, SEED
+        )
+        summary = (
+            f"CartPole-v1, {self.cartpole_dir}, greedy: mean return "
+            f"{np.mean(returns):.1f} +- {np.std(returns):.1f} over 2 episodes"
+        )
+        flags = [
+            f"--policy_dir={self.cartpole_dir}",
+            "--num_episodes=2",
+            f"--seed={SEED}",
+        ]
+        result, _, _ = run_script(*flags, importtime=False)
+        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        output = result.stdout + result.stderr
+        for line in output.splitlines():
+            self.assertIsNone(quiet_start.NATIVE_LOG_LINE.match(line), line)
+        self.assertNotIn("warning", output.lower())
+        self.assertEqual(result.stderr, "")
+        self.assertEqual(
+            result.stdout.splitlines(),
+            [f"episode {i}: return {r:.1f}" for i, r in enumerate(returns)]
+            + [summary],
+        )
+        # Below --min_mean_return: status 1, the summary says so.
+        result, _, _ = run_script(
+            *flags, f"--min_mean_return={max(returns) + 1}", importtime=False
+        )
+        self.assertEqual(result.returncode, 1, result.stderr[-2000:])
+        self.assertEqual(
+            result.stdout.splitlines()[-1],
+            f"{summary}, below --min_mean_return={max(returns) + 1:.1f}",
         )
 
     def test_num_episodes_must_be_positive(self):
@@ -227,21 +275,75 @@ class EvaluatePolicyErrorsTest(tf.test.TestCase):
                 evaluate_policy.evaluate(self.policy_dir, env_id, 1)
 
     def test_command_line_error_is_one_line(self):
-        result = subprocess.run(
-            [
-                sys.executable,
-                os.path.join(REPO_ROOT, "examples", "evaluate_policy.py"),
-                f"--policy_dir={self.policy_dir}",
-                "--env=FrozenLake-v1",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        result, errors, imported = run_script(
+            f"--policy_dir={self.policy_dir}", "--env=FrozenLake-v1"
         )
         self.assertEqual(result.returncode, 2)
-        self.assertIn(
-            "evaluate_policy.py: error: The environment does not fit",
-            result.stderr,
+        self.assertEqual(
+            errors,
+            [
+                "evaluate_policy.py: error: The environment does not fit the "
+                "policy: its observation space Discrete(16) is not a Box (the "
+                "exported policy takes one array per observation). "
+                "Received: env='FrozenLake-v1'"
+            ],
         )
-        self.assertNotIn("Traceback", result.stderr)
+        self.assertIn("tensorflow", imported)  # the policy was loaded
+
+    def test_help_exits_0_without_tensorflow(self):
+        result, errors, imported = run_script("--help")
+        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        self.assertIn("--min_mean_return", result.stdout + "\n".join(errors))
+        self.assertNotIn("tensorflow", imported)
+
+    def test_bad_flags_are_one_error_line_before_tensorflow(self):
+        tf_agents_dir = os.path.join(self.get_temp_dir(), "tf_agents_policy")
+        os.makedirs(tf_agents_dir)
+        with open(os.path.join(tf_agents_dir, "policy_specs.pbtxt"), "w"):
+            pass
+        missing = os.path.join(self.get_temp_dir(), "missing")
+        policy = f"--policy_dir={self.policy_dir}"
+        for args, message in (
+            (["--bogus"], "Unknown command line flag 'bogus'"),
+            ([policy, "--num_episodes=0"], "--num_episodes=0"),
+            ([policy, "--seed=-1"], "--seed=-1"),
+            (
+                [policy, "--min_mean_return=nan"],
+                "--min_mean_return=nan: must be a finite number",
+            ),
+            ([f"--policy_dir={missing}"], "`policy_dir` is not a directory"),
+            ([f"--policy_dir={tf_agents_dir}"], "tf-agents PolicySaver"),
+            (
+                [policy, "--env=NoSuchEnv-v0"],
+                "Unknown gymnasium environment",
+            ),
+            ([policy, "extra"], "unexpected arguments ['extra']"),
+        ):
+            result, errors, imported = run_script(*args)
+            self.assertEqual(result.returncode, 2, args)
+            self.assertLen(errors, 1, msg=result.stderr[-2000:])
+            self.assertStartsWith(errors[0], "evaluate_policy.py: error: ")
+            self.assertIn(message, errors[0])
+            self.assertEqual(result.stdout, "")
+            self.assertNotIn("tensorflow", imported, msg=args)
+
+
+SCRIPT = os.path.join("examples", "evaluate_policy.py")
+
+
+def run_script(*args, importtime=True):
+    """`python [-X importtime] examples/evaluate_policy.py *args`, fresh,
+    as typed in the repository root (no PYTHONPATH): `(result, stderr
+    lines other than the import times, modules imported)`."""
+    result = fresh_process.run_python(
+        args=[*(["-X", "importtime"] if importtime else []), SCRIPT, *args],
+        env={"PYTHONPATH": ""},
+        timeout=300,
+    )
+    lines, imported = [], set()
+    for line in result.stderr.splitlines():
+        if line.startswith("import time:"):
+            imported.add(line.rsplit("|", 1)[-1].strip())
+        else:
+            lines.append(line)
+    return result, lines, imported
