@@ -174,7 +174,8 @@ def evaluate(
         directory or does not hold a SavedModel loadable with TensorFlow
         alone (e.g. the tf-agents export), a SavedModel without the
         signature asked for, an unknown environment, or one whose spaces do
-        not fit the policy. All but the last three are found before
+        not fit the policy. `num_episodes`, a missing directory, the
+        tf-agents export and an unknown environment are found before
         TensorFlow is imported.
     """
     check_arguments(policy_dir, num_episodes)
