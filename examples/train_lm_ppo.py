@@ -44,23 +44,38 @@ as a SavedModel whose signatures decode with the key/value cache:
 
 with `prompts` int32 `[B, P]`, PAD-left-padded `BOS digits SEP` rows; the
 output rows are packed (prompt from column 0, then the response).
+
+The last line printed is the summary: the fine-tuned policy's scores
+next to the supervised model's. The flags are parsed and checked (positive
+sizes, finite rates, --num_minibatches dividing the rollout's rows, ...)
+before TensorFlow is imported: `--help` exits with status 0 and a bad flag
+is one `error:` line and status 2 at once.
 """
 
+from __future__ import annotations
+
+import math
 import os
+import sys
 import time
+from typing import Sequence
 
-import keras
-import keras_hub
-import numpy as np
-import tensorflow as tf
-from absl import app
-from absl import flags
-from absl import logging
+if not __package__:
+    # Run as `python examples/train_lm_ppo.py`: make `examples` importable.
+    sys.path.insert(
+        0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    )
 
-from keras_gae import lm
-from keras_gae.losses import AdaptiveKLController
-from keras_gae.models import rollout_dataset
+import numpy as np  # noqa: E402
+from absl import flags  # noqa: E402
 
+from examples import cli  # noqa: E402
+from examples import quiet_start  # noqa: E402  (before TensorFlow)
+
+# TensorFlow, Keras, keras-hub and keras_gae are imported in the functions
+# that use them: the flags are parsed and checked without them.
+
+PROGRAM = "train_lm_ppo.py"
 NUM_DIGITS = 10
 BOS_ID = 10
 SEP_ID = 11
@@ -68,44 +83,128 @@ EOS_ID = 12
 PAD_ID = 13
 VOCAB_SIZE = 14
 ESTIMATORS = ("gae", "grpo", "dr_grpo", "rloo", "reinforce_pp")
+# Estimators that compare the completions of a prompt (groups of >= 2).
+GROUP_ESTIMATORS = ("grpo", "dr_grpo", "rloo")
 
 flags.DEFINE_string(
     "root_dir",
     os.path.join(os.environ.get("TMPDIR", "/tmp"), "keras_gae_lm_ppo"),
     "Directory for TensorBoard logs, checkpoints and the exported policy.",
 )
-flags.DEFINE_integer("seed", 0, "Seed of the corpus, networks and sampling.")
+flags.DEFINE_integer(
+    "seed", 0, "Seed of the corpus, networks and sampling.", lower_bound=0
+)
 flags.DEFINE_enum("estimator", "gae", ESTIMATORS, "Advantage estimator.")
-flags.DEFINE_integer("lora_rank", 0, "LoRA rank; 0 trains every weight.")
+flags.DEFINE_integer(
+    "lora_rank", 0, "LoRA rank; 0 trains every weight.", lower_bound=0
+)
 flags.DEFINE_enum(
     "loss_aggregation",
     "token_mean",
     ("token_mean", "sequence_sum", "sequence_mean"),
     "How the per-token policy losses are averaged.",
 )
-flags.DEFINE_integer("min_digits", 3, "Fewest digits of a prompt.")
-flags.DEFINE_integer("max_digits", 6, "Most digits of a prompt.")
-flags.DEFINE_float("sorted_fraction", 0.3, "Sorted rows of the corpus.")
-flags.DEFINE_integer("corpus_size", 8192, "Rows of the synthetic corpus.")
-flags.DEFINE_integer("num_layers", 2, "GPT-2 blocks.")
-flags.DEFINE_integer("hidden_dim", 64, "GPT-2 width (2 heads).")
-flags.DEFINE_integer("pretrain_steps", 1000, "Next-token training steps.")
+flags.DEFINE_integer(
+    "min_digits", 3, "Fewest digits of a prompt.", lower_bound=1
+)
+flags.DEFINE_integer("max_digits", 6, "Most digits of a prompt.", lower_bound=1)
+flags.DEFINE_float(
+    "sorted_fraction",
+    0.3,
+    "Sorted rows of the corpus.",
+    lower_bound=0.0,
+    upper_bound=1.0,
+)
+flags.DEFINE_integer(
+    "corpus_size", 8192, "Rows of the synthetic corpus.", lower_bound=1
+)
+flags.DEFINE_integer("num_layers", 2, "GPT-2 blocks.", lower_bound=1)
+flags.DEFINE_integer(
+    "hidden_dim", 64, "GPT-2 width (2 heads: even).", lower_bound=2
+)
+flags.DEFINE_integer(
+    "pretrain_steps", 1000, "Next-token training steps.", lower_bound=1
+)
 flags.DEFINE_float("pretrain_learning_rate", 3e-3, "Adam rate, pretraining.")
-flags.DEFINE_integer("num_iterations", 80, "RL iterations (collect + fit).")
-flags.DEFINE_integer("prompts_per_iteration", 16, "Prompts per iteration.")
-flags.DEFINE_integer("num_samples", 4, "Completions per prompt (group).")
-flags.DEFINE_integer("num_epochs", 2, "Epochs per iteration.")
-flags.DEFINE_integer("num_minibatches", 2, "Minibatches per epoch.")
+flags.DEFINE_integer(
+    "num_iterations", 80, "RL iterations (collect + fit).", lower_bound=0
+)
+flags.DEFINE_integer(
+    "prompts_per_iteration", 16, "Prompts per iteration.", lower_bound=1
+)
+flags.DEFINE_integer(
+    "num_samples",
+    4,
+    "Completions per prompt (group; >= 2 for grpo, dr_grpo and rloo).",
+    lower_bound=1,
+)
+flags.DEFINE_integer("num_epochs", 2, "Epochs per iteration.", lower_bound=1)
+flags.DEFINE_integer(
+    "num_minibatches",
+    2,
+    "Minibatches per epoch (dividing prompts_per_iteration * num_samples).",
+    lower_bound=1,
+)
 flags.DEFINE_float("learning_rate", 3e-4, "Adam rate, RL.")
 flags.DEFINE_float("clip_ratio", 0.2, "PPO clip epsilon.")
-flags.DEFINE_float("init_kl_coef", 0.05, "Initial KL reward coefficient.")
+flags.DEFINE_float(
+    "init_kl_coef", 0.05, "Initial KL reward coefficient.", lower_bound=0.0
+)
 flags.DEFINE_float("target_kl", 2.0, "Target KL to the reference, nats/seq.")
-flags.DEFINE_integer("eval_size", 256, "Prompts for evaluation.")
-flags.DEFINE_integer("checkpoint_interval", 10, "Iterations per checkpoint.")
+flags.DEFINE_integer("eval_size", 256, "Prompts for evaluation.", lower_bound=1)
+flags.DEFINE_integer(
+    "checkpoint_interval", 10, "Iterations per checkpoint.", lower_bound=1
+)
+# The bounds above let NaN through (every comparison with it is False).
+for _name in (
+    "pretrain_learning_rate",
+    "learning_rate",
+    "clip_ratio",
+    "target_kl",
+):
+    flags.register_validator(
+        _name,
+        lambda value: math.isfinite(value) and value > 0,
+        message="must be a finite number > 0",
+    )
+for _name in ("sorted_fraction", "init_kl_coef"):
+    flags.register_validator(
+        _name, math.isfinite, message="must be a finite number"
+    )
+flags.register_validator(
+    "hidden_dim", lambda value: value % 2 == 0, message="must be even"
+)
+flags.register_validator("root_dir", bool, message="must not be empty")
+flags.register_multi_flags_validator(
+    ["min_digits", "max_digits"],
+    lambda values: values["min_digits"] <= values["max_digits"],
+    message="--min_digits must be <= --max_digits",
+)
+flags.register_multi_flags_validator(
+    ["estimator", "num_samples"],
+    lambda values: (
+        values["estimator"] not in GROUP_ESTIMATORS
+        or values["num_samples"] >= 2
+    ),
+    message=f"--num_samples must be >= 2 for {', '.join(GROUP_ESTIMATORS)}",
+)
+flags.register_multi_flags_validator(
+    ["prompts_per_iteration", "num_samples", "num_minibatches"],
+    lambda values: (
+        values["prompts_per_iteration"]
+        * values["num_samples"]
+        % values["num_minibatches"]
+        == 0
+    ),
+    message="--num_minibatches must divide the rollout's rows, "
+    "--prompts_per_iteration * --num_samples",
+)
 FLAGS = flags.FLAGS
 
 
 def make_causal_lm(num_layers, hidden_dim, max_length):
+    import keras_hub
+
     backbone = keras_hub.models.GPT2Backbone(
         vocabulary_size=VOCAB_SIZE,
         num_layers=num_layers,
@@ -179,6 +278,9 @@ def sorting_scores(tokens, mask):
 
 def pretrain(causal_lm, corpus, *, steps, batch_size, learning_rate, seed):
     """Next-token cross-entropy on the non-padding targets."""
+    import keras
+    import tensorflow as tf
+
     causal_lm.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -204,19 +306,21 @@ def pretrain(causal_lm, corpus, *, steps, batch_size, learning_rate, seed):
     return float(history["loss"][-1])
 
 
-class _GenerationModule(tf.Module):
-    """Greedy and sampled decoding with the key/value cache."""
+def export_policy(policy, path, max_new_tokens):
+    """Writes the SavedModel with cached "generate" (greedy) and "sample"."""
+    import tensorflow as tf
 
-    def __init__(self, policy, max_new_tokens):
-        super().__init__(name="lm_policy")
-        self.policy = policy
-        self.max_new_tokens = max_new_tokens
+    from keras_gae import lm
 
-    def _decode(self, prompt_tokens, top_k):
+    module = tf.Module(name="lm_policy")
+    module.policy = policy
+    prompt_spec = tf.TensorSpec([None, None], tf.int32, "prompt_tokens")
+
+    def decode(prompt_tokens, top_k):
         out = lm.generate(
-            self.policy,
+            module.policy,
             prompt_tokens,
-            max_new_tokens=self.max_new_tokens,
+            max_new_tokens=max_new_tokens,
             top_k=top_k,
             eos_id=EOS_ID,
             pad_id=PAD_ID,
@@ -227,22 +331,14 @@ class _GenerationModule(tf.Module):
             "prompt_length": out.prompt_length,
         }
 
-    @tf.function(
-        input_signature=[tf.TensorSpec([None, None], tf.int32, "prompt_tokens")]
+    module.generate = tf.function(
+        lambda prompt_tokens: decode(prompt_tokens, top_k=1),
+        input_signature=[prompt_spec],
     )
-    def generate(self, prompt_tokens):
-        return self._decode(prompt_tokens, top_k=1)
-
-    @tf.function(
-        input_signature=[tf.TensorSpec([None, None], tf.int32, "prompt_tokens")]
+    module.sample = tf.function(
+        lambda prompt_tokens: decode(prompt_tokens, top_k=None),
+        input_signature=[prompt_spec],
     )
-    def sample(self, prompt_tokens):
-        return self._decode(prompt_tokens, top_k=None)
-
-
-def export_policy(policy, path, max_new_tokens):
-    """Writes the SavedModel with cached "generate" and "sample"."""
-    module = _GenerationModule(policy, max_new_tokens)
     tf.saved_model.save(
         module,
         path,
@@ -256,6 +352,8 @@ def export_policy(policy, path, max_new_tokens):
 
 def _decode(model, prompts, max_new_tokens, **kwargs):
     """`(packed tokens, [B, W] response mask, outputs)` of `lm.generate`."""
+    from keras_gae import lm
+
     out = lm.generate(
         model.network,
         prompts,
@@ -273,6 +371,8 @@ def _decode(model, prompts, max_new_tokens, **kwargs):
 
 def evaluate(model, prompts, max_new_tokens, seed, samples=0):
     """Sampled and greedy scores, KL (k1, nats per sequence) and length."""
+    from keras_gae import lm
+
     tokens, mask, out = _decode(model, prompts, max_new_tokens, seed=seed)
     scores = sorting_scores(tokens, mask)
     kl = 0.0
@@ -343,6 +443,13 @@ def train_eval(
       greedy responses, sample outputs), "history" (one dict of floats per
       iteration run), "export_dir", "checkpoint_dir", "wall_time".
     """
+    import keras
+    import tensorflow as tf
+
+    from keras_gae import lm
+    from keras_gae.losses import AdaptiveKLController
+    from keras_gae.models import rollout_dataset
+
     start = time.time()
     if estimator not in ESTIMATORS:
         raise ValueError(f"Unknown estimator. Received: estimator={estimator}")
@@ -410,9 +517,12 @@ def train_eval(
     )
     writer = tf.summary.create_file_writer(os.path.join(root_dir, "train"))
     if resuming:
+        # The checkpoint also holds the pretraining optimizer's slots (the
+        # CausalLM tracks its `compile` optimizer); a resumed run does not
+        # pretrain, so they stay unrestored on purpose.
         checkpoint.restore(
             manager.latest_checkpoint
-        ).assert_existing_objects_matched()
+        ).assert_existing_objects_matched().expect_partial()
         if verbose:
             print(f"Restored {manager.latest_checkpoint}")
     else:
@@ -511,6 +621,11 @@ def train_eval(
     )
     wall_time = time.time() - start
     if verbose:
+        for (prompt, before), (_, after) in zip(
+            supervised["samples"], final["samples"]
+        ):
+            print(f"  {prompt:>8} -> supervised {before:<9} fine-tuned {after}")
+        # The summary, last.
         print(
             f"Fine-tuned ({estimator}, lora_rank {lora_rank}): score "
             f"{final['score']:.3f} (supervised {supervised['score']:.3f}), "
@@ -521,10 +636,6 @@ def train_eval(
             f"{final['distinct_responses']} "
             f"({supervised['distinct_responses']}); {wall_time:.0f} s"
         )
-        for (prompt, before), (_, after) in zip(
-            supervised["samples"], final["samples"]
-        ):
-            print(f"  {prompt:>8} -> supervised {before:<9} fine-tuned {after}")
     return {
         "supervised": supervised,
         "final": final,
@@ -535,10 +646,23 @@ def train_eval(
     }
 
 
-def main(argv):
-    del argv
+def main(argv: Sequence[str]) -> int:
+    if len(argv) > 1:
+        cli.fail(PROGRAM, f"unexpected arguments {argv[1:]!r}")
+    # Only now TensorFlow: the flags are checked.
+    with quiet_start.native_start_up_logs_filtered():
+        import keras_hub  # noqa: F401  (its start-up lines inside too)
+        import tensorflow as tf
+        from absl import logging
+
+        import keras_gae.lm  # noqa: F401
+
+        # The devices now, so that the CUDA start-up lines come inside.
+        tf.config.list_physical_devices()
     if not FLAGS["verbosity"].present:
+        # TensorFlow's notes about saving would bury the progress lines.
         logging.set_verbosity(logging.ERROR)
+        tf.get_logger().setLevel("ERROR")
     train_eval(
         FLAGS.root_dir,
         seed=FLAGS.seed,
@@ -565,7 +689,8 @@ def main(argv):
         eval_size=FLAGS.eval_size,
         checkpoint_interval=FLAGS.checkpoint_interval,
     )
+    return 0
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, program=PROGRAM)

@@ -1,12 +1,17 @@
-"""Smoke test of the LM RL example: tiny sizes, a few seconds per run."""
+"""The LM RL example: tiny runs of `train_eval`, the scorer, and the
+script as typed (`--help`, bad flags, a clean tiny run ending with its
+summary line)."""
 
 import os
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from absl.testing import parameterized
 
+from examples import quiet_start
 from examples import train_lm_ppo
+from tests import fresh_process
 
 TINY = dict(
     corpus_size=64,
@@ -97,4 +102,95 @@ class TrainLMPPOTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(
             train_lm_ppo.sorting_scores(tokens, mask),
             [1.0, 1.0 / 3.0, 2.0 / 3.0, 3.0 / 4.0, 0.0],
+        )
+
+
+SCRIPT = os.path.join("examples", "train_lm_ppo.py")
+
+
+def run_script(*args, importtime=True):
+    """`python [-X importtime] examples/train_lm_ppo.py *args`, fresh, as
+    typed in the repository root (no PYTHONPATH): `(result, stderr lines
+    other than the import times, modules imported)`."""
+    result = fresh_process.run_python(
+        args=[*(["-X", "importtime"] if importtime else []), SCRIPT, *args],
+        env={"PYTHONPATH": ""},
+        timeout=300,
+    )
+    lines, imported = [], set()
+    for line in result.stderr.splitlines():
+        if line.startswith("import time:"):
+            imported.add(line.rsplit("|", 1)[-1].strip())
+        else:
+            lines.append(line)
+    return result, lines, imported
+
+
+class TrainLMPPOCommandLineTest(tf.test.TestCase):
+    def test_help_exits_0_without_tensorflow(self):
+        result, errors, imported = run_script("--help")
+        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        self.assertIn("--num_samples", result.stdout + "\n".join(errors))
+        for module in ("tensorflow", "keras", "keras_hub", "keras_gae"):
+            self.assertNotIn(module, imported)
+
+    def test_bad_flags_are_one_error_line_with_status_2(self):
+        for args, message in (
+            (["--bogus"], "Unknown command line flag 'bogus'"),
+            (["--num_layers=0"], "--num_layers=0"),
+            (["--hidden_dim=7"], "--hidden_dim=7: must be even"),
+            (["--learning_rate=nan"], "must be a finite number > 0"),
+            (
+                ["--clip_ratio=0"],
+                "--clip_ratio=0.0: must be a finite number > 0",
+            ),
+            (["--sorted_fraction=1.5"], "--sorted_fraction=1.5"),
+            (["--estimator=ppo"], "--estimator=ppo"),
+            (["--min_digits=4", "--max_digits=3"], "--min_digits must be <="),
+            (
+                ["--estimator=rloo", "--num_samples=1"],
+                "--num_samples must be >= 2",
+            ),
+            (["--num_minibatches=3"], "--num_minibatches must divide"),
+            (["--root_dir="], "--root_dir=: must not be empty"),
+            (["extra"], "unexpected arguments ['extra']"),
+        ):
+            result, errors, imported = run_script(*args)
+            self.assertEqual(result.returncode, 2, args)
+            self.assertLen(errors, 1, msg=result.stderr[-2000:])
+            self.assertStartsWith(errors[0], "train_lm_ppo.py: error: ")
+            self.assertIn(message, errors[0])
+            self.assertEqual(result.stdout, "")
+            self.assertNotIn("tensorflow", imported, msg=args)
+
+
+@pytest.mark.slow
+class TrainLMPPOScriptRunTest(tf.test.TestCase):
+    def test_run_prints_no_log_line_nor_warning_and_ends_with_a_summary(
+        self,
+    ):
+        flags = [
+            f"--root_dir={os.path.join(self.get_temp_dir(), 'script')}",
+            "--num_iterations=1",
+            "--estimator=grpo",
+            "--lora_rank=2",
+        ] + [
+            f"--{name}={value}"
+            for name, value in TINY.items()
+            if name != "verbose"
+        ]
+        result, _, _ = run_script(*flags, importtime=False)
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        output = result.stdout + result.stderr
+        for line in output.splitlines():
+            self.assertIsNone(quiet_start.NATIVE_LOG_LINE.match(line), line)
+        self.assertNotIn("warning", output.lower())
+        self.assertEqual(result.stderr, "")
+        lines = result.stdout.splitlines()
+        self.assertStartsWith(lines[0], "Supervised next-token loss: ")
+        self.assertStartsWith(lines[2], "iteration   0  reward ")
+        self.assertRegex(
+            lines[-1],
+            r"^Fine-tuned \(grpo, lora_rank 2\): score [\d.]+ \(supervised "
+            r"[\d.]+\), .*; \d+ s$",
         )
