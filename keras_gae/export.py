@@ -23,6 +23,17 @@ InvalidArgumentError that says so instead of returning an action):
 * "value": observation -> {"value"}: the critic's V(observation).
 * "serving_default": the same as "action" (what serving tools call).
 
+Input names. A single observation is the input "observation". For a nest
+(e.g. a gymnasium Dict or Tuple space), every leaf is one input, named by
+its path in the nest joined with "_": a Dict's keys name its leaves, and a
+path that does not start with a Dict key starts with "observation"; a
+tuple's (or list's) positions are numbers, a namedtuple's its field names.
+So `{"position": ..., "velocity": ...}` gives the inputs "position" and
+"velocity", `(a, b)` "observation_0" and "observation_1", and
+`{"camera": (left, right)}` "camera_0" and "camera_1":
+
+    loaded.signatures["action"](position=p, velocity=v)["action"]
+
 The same functions are attributes of the loaded object (`loaded.action`,
 `loaded.sample_action`, `loaded.distribution`, `loaded.value`). For a
 single (non-nest) floating observation they also take float16/32/64
@@ -34,6 +45,8 @@ by TensorFlow with the accepted signatures listed.
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from typing import Any
 
 import keras
@@ -42,11 +55,22 @@ import tensorflow as tf
 
 __all__ = ["export_policy"]
 
+# The name of a single observation input, and the prefix of the paths of
+# nested ones that do not start with a Dict key.
+_OBSERVATION = "observation"
+# The other input of "sample_action".
+_SEED = "seed"
+# What TensorFlow accepts as the name of a signature input.
+_VALID_NAME = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\-/]*$")
+
 
 def _observation_signature(observation_spec: Any) -> Any:
-    """TensorSpecs with a dynamic batch dimension for the observation nest."""
+    """TensorSpecs with a dynamic batch dimension for the observation nest.
 
-    def one(spec):
+    Each named by its path (module docstring, "Input names").
+    """
+
+    def leaf(spec, path):
         if isinstance(spec, tf.TensorSpec):
             shape, dtype = spec.shape, spec.dtype
         elif hasattr(spec, "shape") and hasattr(spec, "dtype"):
@@ -58,9 +82,52 @@ def _observation_signature(observation_spec: Any) -> Any:
                 "ArraySpec, or a nest of them (without the batch dimension)."
                 f" Received: observation_spec={observation_spec!r}"
             )
-        return tf.TensorSpec([None] + list(shape), dtype, name="observation")
+        if not path or not path[0][1]:
+            path = ((_OBSERVATION, True),) + path
+        name = "_".join(part for part, _ in path)
+        return tf.TensorSpec([None] + list(shape), dtype, name=name)
 
-    return tf.nest.map_structure(one, observation_spec)
+    def named(spec, path):
+        # `path`: (name, is a Dict key) per level.
+        if isinstance(spec, Mapping):
+            return {
+                key: named(value, path + ((str(key), True),))
+                for key, value in spec.items()
+            }
+        if isinstance(spec, tuple) and hasattr(spec, "_fields"):
+            return type(spec)(
+                *(
+                    named(getattr(spec, field), path + ((field, False),))
+                    for field in spec._fields
+                )
+            )
+        if isinstance(spec, (list, tuple)):
+            return type(spec)(
+                named(value, path + ((str(index), False),))
+                for index, value in enumerate(spec)
+            )
+        return leaf(spec, path)
+
+    signature = named(observation_spec, ())
+    names = [spec.name for spec in tf.nest.flatten(signature)]
+    for name in names:
+        problem = None
+        if not _VALID_NAME.match(name):
+            problem = (
+                "is not a valid TensorFlow input name (letters, digits "
+                "and _.-/ only)"
+            )
+        elif names.count(name) > 1:
+            problem = "names two inputs"
+        elif name == _SEED:
+            problem = "is the seed input of sample_action"
+        if problem:
+            raise ValueError(
+                f"`observation_spec` gives the SavedModel input {name!r}, "
+                f"which {problem}; rename that key of the nest. "
+                f"Received: observation_spec={observation_spec!r}"
+            )
+    return signature
 
 
 def _input_specs(signature: Any) -> list:
@@ -80,7 +147,7 @@ def _input_specs(signature: Any) -> list:
             if dtype != signature.dtype
         ]
     return [
-        tf.TensorSpec(shape, dtype, name="observation")
+        tf.TensorSpec(shape, dtype, name=_OBSERVATION)
         for shape in (signature.shape, signature.shape[1:])
         for dtype in dtypes
     ]
@@ -100,7 +167,7 @@ class _ExportedPolicy(tf.Module):
             # Serving signatures do not enforce static shapes at call time.
             expected = spec.shape[1:]
             message = (
-                f"`observation` must have shape [batch, "
+                f"`{spec.name}` must have shape [batch, "
                 f"{', '.join(str(d) for d in expected)}] and dtype "
                 f"{spec.dtype.name}."
             )
@@ -115,7 +182,7 @@ class _ExportedPolicy(tf.Module):
                 checks.append(
                     tf.debugging.assert_all_finite(
                         observation,
-                        "`observation` holds NaN or Inf; the policy's "
+                        f"`{spec.name}` holds NaN or Inf; the policy's "
                         "action for it would be garbage.",
                     )
                 )
@@ -191,7 +258,7 @@ class _ExportedPolicy(tf.Module):
             _, values = params_and_value(observation)
             return outputs({"value": values}, unbatched)
 
-        seed = tf.TensorSpec([2], tf.int64, name="seed")
+        seed = tf.TensorSpec([2], tf.int64, name=_SEED)
         for spec in _input_specs(observation_signature):
             action.get_concrete_function(spec)
             sample_action.get_concrete_function(spec, seed)
@@ -247,14 +314,18 @@ def export_policy(
       path: directory to write the SavedModel to (created).
       observation_spec: the spec of ONE observation, without the batch
         dimension: a `tf.TensorSpec`, a tf-agents `ArraySpec`, or a nest of
-        them (e.g. `tf_env.observation_spec()`).
+        them (e.g. `tf_env.observation_spec()`). A nest's leaves become the
+        signatures' inputs, named by their paths: a Dict's keys, and
+        "observation_0", "observation_1", ... for a tuple's positions
+        (module docstring, "Input names").
 
     Returns:
       `path`.
 
     Raises:
       ValueError: the weights hold NaN or Inf (a diverged policy is never
-        exported), or `path` is an existing file.
+        exported), `path` is an existing file, or the nest's paths give an
+        input name TensorFlow refuses, twice the same name, or "seed".
       TypeError: `model` is not an actor-critic model, or a bad spec.
     """
     if not hasattr(model, "policy_head") or not callable(model):

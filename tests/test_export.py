@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 
 import keras
 import numpy as np
@@ -13,6 +14,7 @@ from absl.testing import parameterized
 from keras_gae import export
 from keras_gae import layers
 from keras_gae.models import PPOModel
+from tests.fresh_process import run_python
 
 # Runs in a fresh interpreter where `import keras_gae` fails, so only
 # TensorFlow can be used to load and run the export.
@@ -136,6 +138,138 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
             export.export_policy(
                 model, self.get_temp_dir(), observation_spec=[4]
             )
+
+
+# A user's script: a policy of Dict (then Tuple) observations, exported,
+# loaded with TensorFlow alone and called with the space's keys.
+_NESTED_EXPORT = textwrap.dedent(
+    """
+    import json, os, sys
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    from keras_gae import export, layers, models
+
+    def networks(inputs, features):
+        hidden = keras.layers.Dense(8, activation="tanh")(
+            keras.layers.Concatenate()(features)
+        )
+        actor = keras.Model(inputs, layers.CategoricalPolicyHead(3)(hidden))
+        critic = keras.Model(inputs, keras.layers.Dense(1)(hidden))
+        return models.PPOModel(actor, critic)
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    out = {}
+
+    inputs = {"position": keras.Input((2,)), "velocity": keras.Input((3,))}
+    model = networks(inputs, [inputs["position"], inputs["velocity"]])
+    spec = {"position": tf.TensorSpec([2]), "velocity": tf.TensorSpec([3])}
+    path = os.path.join(sys.argv[1], "dict")
+    export.export_policy(model, path, observation_spec=spec)
+    observation = {
+        "position": rng.normal(size=(5, 2)).astype(np.float32),
+        "velocity": rng.normal(size=(5, 3)).astype(np.float32),
+    }
+    loaded = tf.saved_model.load(path)
+    signatures = loaded.signatures
+    out["dict_inputs"] = {
+        name: sorted(signatures[name].structured_input_signature[1])
+        for name in signatures
+    }
+    out["dict_action"] = signatures["action"](**observation)["action"]
+    out["dict_value"] = signatures["value"](
+        position=observation["position"], velocity=observation["velocity"]
+    )["value"]
+    out["dict_sample"] = signatures["sample_action"](
+        **observation, seed=tf.constant([1, 2], tf.int64)
+    )["action"]
+    params, values = model(observation)
+    out["dict_expected_action"] = model.policy_head.greedy_action(params)
+    out["dict_expected_value"] = values
+
+    inputs = (keras.Input((2,)), keras.Input((4,)))
+    model = networks(inputs, list(inputs))
+    path = os.path.join(sys.argv[1], "tuple")
+    export.export_policy(
+        model, path,
+        observation_spec=(tf.TensorSpec([2]), tf.TensorSpec([4])),
+    )
+    observation = (
+        rng.normal(size=(5, 2)).astype(np.float32),
+        rng.normal(size=(5, 4)).astype(np.float32),
+    )
+    signature = tf.saved_model.load(path).signatures["action"]
+    out["tuple_inputs"] = sorted(signature.structured_input_signature[1])
+    out["tuple_action"] = signature(
+        observation_0=observation[0], observation_1=observation[1]
+    )["action"]
+    out["tuple_expected_action"] = model.policy_head.greedy_action(
+        model(observation)[0]
+    )
+    print(json.dumps({
+        key: np.asarray(value).tolist() if not isinstance(value, (dict, list))
+        else value
+        for key, value in out.items()
+    }))
+    """
+)
+
+
+class NestedObservationExportTest(tf.test.TestCase):
+    def test_signature_inputs_are_named_by_the_keys(self):
+        result = run_python(
+            _NESTED_EXPORT, args=[self.get_temp_dir()], timeout=300
+        )
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        out = json.loads(result.stdout.strip().splitlines()[-1])
+        observation = ["position", "velocity"]
+        self.assertEqual(
+            out["dict_inputs"],
+            {
+                "action": observation,
+                "distribution": observation,
+                "sample_action": ["position", "seed", "velocity"],
+                "serving_default": observation,
+                "value": observation,
+            },
+        )
+        self.assertEqual(out["dict_action"], out["dict_expected_action"])
+        self.assertAllClose(
+            out["dict_value"], out["dict_expected_value"], atol=1e-6
+        )
+        self.assertLen(out["dict_sample"], 5)
+        self.assertEqual(
+            out["tuple_inputs"], ["observation_0", "observation_1"]
+        )
+        self.assertEqual(out["tuple_action"], out["tuple_expected_action"])
+
+    def test_input_names_of_nests(self):
+        spec = tf.TensorSpec([2])
+        signature = export._observation_signature(
+            {"camera": (spec, spec), "joints": {"angle": spec}, "x": [spec]}
+        )
+        self.assertEqual(
+            [leaf.name for leaf in tf.nest.flatten(signature)],
+            ["camera_0", "camera_1", "joints_angle", "x_0"],
+        )
+        self.assertEqual(
+            export._observation_signature(spec).name, "observation"
+        )
+        for bad, message in (
+            ({"my key": spec}, "'my key', which is not a valid TensorFlow"),
+            ({"a_b": spec, "a": {"b": spec}}, "'a_b', which names two"),
+            ({"seed": spec}, "'seed', which is the seed input"),
+        ):
+            with self.assertRaisesRegex(
+                ValueError, f"input {message}.*Received: observation_spec="
+            ):
+                export.export_policy(
+                    make_model(layers.CategoricalPolicyHead(2)),
+                    self.get_temp_dir(),
+                    observation_spec=bad,
+                )
 
 
 class ExportInputsTest(tf.test.TestCase):
