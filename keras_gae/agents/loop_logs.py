@@ -39,7 +39,8 @@ Progress. `OnPolicyTrainer.run(verbose=1)` shows a progress bar over
 environment steps (`PROGBAR_KEYS`), `verbose=2` one `summary_line` per
 iteration; both show "eval_return_mean" when an iteration has it. When
 the loop stops before its budget, or trains no iteration because the
-restored run already met `target_return`, one `stop_line` says why.
+episode statistics (a restored run's included) already meet
+`target_return`, one `stop_line` says why.
 """
 
 from __future__ import annotations
@@ -237,11 +238,11 @@ def stop_line(
 
     Args:
       reason: "target" (the last `return_window` episodes' mean return
-        reached `target_return`), "restored" (the restored run had
-        already reached it, so no iteration ran) or "callback" (a callback
-        set `model.stop_training`).
-      logs: the last iteration's logs, or the restored episode statistics
-        with "env_steps" and "iteration".
+        reached `target_return`), "already" (the episode statistics,
+        e.g. a restored run's, had reached it before the first iteration,
+        so none ran) or "callback" (a callback set `model.stop_training`).
+      logs: the last iteration's logs, or the episode statistics with
+        "env_steps" and "iteration" before the first.
       target_return, return_window: the loop's.
     """
     done = (
@@ -250,16 +251,14 @@ def stop_line(
     )
     if reason == "callback":
         return f"Stopped by a callback (model.stop_training) {done}."
-    reached = (
-        f"target_return={target_return:g} (episode_return_mean="
-        f"{logs['episode_return_mean']:.2f} over the last "
-        f"{_count(return_window, 'episode')})"
+    target = f"target_return={target_return:g}"
+    statistics = (
+        f"(episode_return_mean={logs['episode_return_mean']:.2f} over the "
+        f"last {_count(return_window, 'episode')})"
     )
-    if reason == "restored":
-        return (
-            f"Not training: the restored run already reached {reached} {done}."
-        )
-    return f"Stopped: reached {reached} {done}."
+    if reason == "already":
+        return f"Not training: {target} already reached {statistics} {done}."
+    return f"Stopped: reached {target} {statistics} {done}."
 
 
 def _count(number: float, noun: str) -> str:

@@ -321,9 +321,9 @@ class OnPolicyTrainer:
         included) is below `total_env_steps`. The loop stops early when
         `target_return` is reached (`return_window` episodes finished and
         their mean return >= target_return) or a callback sets
-        `model.stop_training`. When the restored episode statistics
-        already reach `target_return` (a rerun of a finished run), no
-        iteration runs.
+        `model.stop_training`. When the episode statistics already
+        reach `target_return` before the first iteration (e.g. a rerun on
+        the `root_dir` of a finished run), no iteration runs.
 
         After each iteration's training, callbacks that define
         `iteration_logs(iteration, logs)` contribute their values to the
@@ -342,7 +342,8 @@ class OnPolicyTrainer:
           verbose: 0 silent, 1 a progress bar over environment steps, 2 one
             line per iteration. At 1 and 2, a stop before the budget (the
             target reached, a callback's stop, or the target already
-            reached by the restored run) ends with one line saying why.
+            reached before the first iteration) ends with one line
+            saying why.
 
         Returns:
           A `keras.callbacks.History`, as `model.fit` returns: its
@@ -377,12 +378,12 @@ class OnPolicyTrainer:
         saved_iteration = self.iteration
         self._model.stop_training = False
         callback_list.on_train_begin()
-        restored = dict(
+        before = dict(
             self.episode_statistics(),
             env_steps=float(self.env_steps),
             iteration=float(self.iteration),
         )
-        stop = "restored" if self._reached(target_return, restored) else None
+        stop = "already" if self._reached(target_return, before) else None
         if stop is None:
             progress.start(self.env_steps)
         while stop is None and self.env_steps < total_env_steps:
@@ -409,7 +410,7 @@ class OnPolicyTrainer:
             progress.say(
                 loop_logs.stop_line(
                     stop,
-                    restored if stop == "restored" else logs,
+                    before if stop == "already" else logs,
                     target_return=target_return,
                     return_window=self._return_window,
                 )

@@ -159,11 +159,11 @@ class StopLineTest(tf.test.TestCase):
         )
         self.assertEqual(
             loop_logs.stop_line(
-                "restored", target, target_return=475.0, return_window=20
+                "already", target, target_return=475.0, return_window=20
             ),
-            "Not training: the restored run already reached "
-            "target_return=475 (episode_return_mean=480.12 over the last 20 "
-            "episodes) after 4096 env steps (8 iterations).",
+            "Not training: target_return=475 already reached "
+            "(episode_return_mean=480.12 over the last 20 episodes) after "
+            "4096 env steps (8 iterations).",
         )
         self.assertEqual(
             loop_logs.stop_line("callback", {"env_steps": 1, "iteration": 1}),

@@ -941,7 +941,7 @@ class UserScriptTest(tf.test.TestCase):
         iterations, steps = int(float(first[1])), int(float(first[2]))
         self.assertEqual(
             sections["second"],
-            "Not training: the restored run already reached target_return=1 "
+            "Not training: target_return=1 already reached "
             f"(episode_return_mean={float(first[3]):.2f} over the last 1 "
             f"episode) after {steps} env steps ({iterations} iteration"
             f"{'' if iterations == 1 else 's'}).\n",
