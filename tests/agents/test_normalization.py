@@ -1,5 +1,6 @@
-"""Observation statistics in the collect-and-fit loop
-(keras_gae/agents/normalization.py, keras_gae/agents/collection.py).
+"""Tests for keras_gae/agents/normalization.py: the observation and reward
+normalization layers, and the observation statistics in the collect-and-fit
+loop (keras_gae/agents/collection.py).
 
 The documented rule: at the start of every collection but the first, each
 `ObservationNormalization` of the model takes in the previous rollout's
@@ -14,7 +15,9 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
+from keras_gae.agents import ObservationNormalization
 from keras_gae.agents import OnPolicyTrainer
+from keras_gae.agents import RewardNormalization
 from keras_gae.agents import build_networks
 from keras_gae.agents import make_tf_environment
 from keras_gae.models import PPOModel
@@ -151,3 +154,36 @@ class ObservationStatisticsInTheLoopTest(
             for rollout in range(iterations - 1)
         ]
         self.assertStatistics(layer, expected)
+
+
+class ObservationNormalizationTest(tf.test.TestCase):
+    def test_normalization_is_identity_before_updates(self):
+        layer = ObservationNormalization()
+        self.assertAllClose(
+            layer(np.array([[3.0, -20.0]], "f4")), [[3.0, -10.0]]
+        )
+
+
+class RewardNormalizationTest(tf.test.TestCase):
+    def test_against_numpy_reference(self):
+        gamma = 0.9
+        rng = np.random.default_rng(0)
+        layer = RewardNormalization(2, gamma=gamma)
+        returns = np.zeros(2)
+        seen = []
+        for _ in range(3):
+            reward = rng.normal(size=(2, 6)).astype("f4")
+            ended = rng.random((2, 6)) < 0.2
+            mask = rng.random((2, 6)) < 0.9
+            reward[~mask] = 0.0
+            out = layer.update_and_scale(reward, ended, mask)
+            for t in range(6):
+                for b in range(2):
+                    if mask[b, t]:
+                        returns[b] = returns[b] * gamma + reward[b, t]
+                        seen.append(returns[b])
+                    if ended[b, t]:
+                        returns[b] = 0.0
+            want = np.clip(reward / np.sqrt(np.var(seen) + 1e-8), -10, 10)
+            self.assertAllClose(out, want, rtol=1e-4, atol=1e-5)
+            self.assertAllClose(layer.returns, returns, atol=1e-5)

@@ -1,4 +1,5 @@
-"""Tests of the policy heads and the squashed Gaussian distribution."""
+"""Tests of the policy heads (categorical, Gaussian, multi-categorical,
+Bernoulli) and the squashed Gaussian distribution."""
 
 import os
 
@@ -36,6 +37,11 @@ def squashed_reference(mean, log_std, low, high, actions):
     u = np.arctanh((actions - center) / half)
     base, _ = gaussian_reference(mean, log_std, u)
     return base - (np.log(half) + np.log(1.0 - np.tanh(u) ** 2)).sum(-1)
+
+
+def log_softmax(x):
+    x = x - x.max(-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))
 
 
 class CategoricalPolicyHeadTest(tf.test.TestCase, parameterized.TestCase):
@@ -507,6 +513,65 @@ class PolicyHeadFitTest(tf.test.TestCase, parameterized.TestCase):
         self.assertLess(losses[-1], losses[0])
         # The state-independent log-std receives gradients.
         self.assertNotAllClose(head.log_std, np.zeros([2]))
+
+
+class MultiCategoricalTest(tf.test.TestCase):
+    def test_log_prob_entropy_greedy_against_numpy(self):
+        nvec = [3, 1, 4]
+        head = layers.MultiCategoricalPolicyHead(nvec, action_dtype="int64")
+        params = np.random.default_rng(0).normal(size=(5, 8)).astype("f4")
+        actions = np.array(
+            [[2, 0, 3], [0, 0, 0], [1, 0, 2], [2, 0, 1], [0, 0, 3]]
+        )
+        splits = np.split(params, np.cumsum(nvec)[:-1], axis=-1)
+        want_lp = sum(
+            log_softmax(logits)[np.arange(5), actions[:, d]]
+            for d, logits in enumerate(splits)
+        )
+        want_h = sum(
+            -(np.exp(log_softmax(x)) * log_softmax(x)).sum(-1) for x in splits
+        )
+        want_greedy = np.stack([x.argmax(-1) for x in splits], -1)
+        distribution = head.distribution(tf.constant(params))
+        self.assertAllClose(distribution.log_prob(actions), want_lp, atol=1e-5)
+        self.assertAllClose(distribution.entropy(), want_h, atol=1e-5)
+        self.assertAllEqual(
+            head.greedy_action(tf.constant(params)), want_greedy
+        )
+        samples = distribution.sample(2000, seed=1).numpy()
+        self.assertEqual(samples.shape, (2000, 5, 3))
+        self.assertTrue(np.all(samples < np.array(nvec)))
+        # Row 0, dimension 0: empirical frequencies near softmax.
+        counts = np.bincount(samples[:, 0, 0], minlength=3) / 2000
+        self.assertAllClose(
+            counts, np.exp(log_softmax(splits[0][0])), atol=0.04
+        )
+
+    def test_params_size_and_errors(self):
+        head = layers.MultiCategoricalPolicyHead([2, 5])
+        self.assertEqual(head(np.zeros((2, 4), "f4")).shape, (2, 7))
+        with self.assertRaisesRegex(ValueError, "nvec"):
+            layers.MultiCategoricalPolicyHead([])
+        with self.assertRaisesRegex(ValueError, "nvec"):
+            layers.MultiCategoricalPolicyHead([2, 0])
+
+
+class BernoulliTest(tf.test.TestCase):
+    def test_log_prob_entropy_greedy_against_numpy(self):
+        head = layers.BernoulliPolicyHead(3, action_dtype="int64")
+        logits = np.array([[0.5, -1.0, 2.0], [-0.3, 0.0, 1.5]], "f4")
+        actions = np.array([[1, 0, 1], [0, 1, 0]])
+        p = 1 / (1 + np.exp(-logits))
+        want_lp = np.sum(
+            actions * np.log(p) + (1 - actions) * np.log(1 - p), -1
+        )
+        want_h = np.sum(-(p * np.log(p) + (1 - p) * np.log(1 - p)), -1)
+        distribution = head.distribution(tf.constant(logits))
+        self.assertAllClose(distribution.log_prob(actions), want_lp, atol=1e-5)
+        self.assertAllClose(distribution.entropy(), want_h, atol=1e-5)
+        self.assertAllEqual(
+            head.greedy_action(tf.constant(logits)), [[1, 0, 1], [0, 0, 1]]
+        )
 
 
 if __name__ == "__main__":
