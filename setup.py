@@ -16,6 +16,7 @@ setuptools.setup(
     ),
     long_description=(_HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
+    license="Apache-2.0",
     packages=setuptools.find_packages(include=["keras_gae", "keras_gae.*"]),
     # The native GAE op is compiled from this source on first use.
     package_data={"keras_gae.ops.native": ["gae_op.cc"]},
@@ -47,6 +48,7 @@ setuptools.setup(
         ],
     },
     classifiers=[
+        "License :: OSI Approved :: Apache Software License",
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
     ],

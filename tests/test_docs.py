@@ -53,16 +53,6 @@ _HELP_FLAG = re.compile(r"--(?:\[no\])?([A-Za-z_]\w*)")
 _WARNING = re.compile(r"Warning:|^WARNING:(?:tensorflow|absl)|is deprecated")
 _LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
-# Flags a section documents ahead of the code that defines them, with the
-# issue that adds them: allowed to be missing until then (never required
-# to be missing).
-_PENDING_FLAGS = {
-    # docs/benchmarks.md, "examples/train_ppo.py against stable-baselines3
-    # (issue 19)": the side that runs the example binary.
-    "benchmarks/sb3_comparison.py": {"keras_gae_side"},
-}
-
-
 def _read(doc: str) -> str:
     with open(os.path.join(_ROOT, doc), encoding="utf-8") as f:
         return f.read()
@@ -235,10 +225,9 @@ class DocsBinaryFlagsTest(tf.test.TestCase, parameterized.TestCase):
     @parameterized.parameters(*sorted(_FLAG_USES))
     def test_flags_are_defined(self, binary):
         defined = _defined_flags(binary)
-        pending = _PENDING_FLAGS.get(binary, set())
         for name, where in _FLAG_USES[binary]:
             negation = name.startswith("no") and name[2:] in defined
-            if name in defined or negation or name in pending:
+            if name in defined or negation:
                 continue
             self.fail(f"{binary} defines no --{name} ({where})")
 
