@@ -118,8 +118,26 @@ class ObservationNormalization(keras.layers.Layer):
         self.update(inputs)
 
     def update(self, inputs: Any) -> None:
-        """Adds the rows of `inputs` `[..., D]` to the running moments."""
-        x = tf.reshape(tf.cast(inputs, tf.float32), [-1, self.mean.shape[0]])
+        """Adds the rows of `inputs` `[..., D]` to the running moments.
+
+        Raises:
+          ValueError: `inputs` whose last dimension is not D.
+          tf.errors.InvalidArgumentError: `inputs` holding NaN or Inf; the
+            statistics keep their values (one such row would make them,
+            and every later output, NaN for good).
+        """
+        size = self.mean.shape[0]
+        x = tf.cast(inputs, tf.float32)
+        if x.shape.rank is not None and x.shape[-1] not in (None, size):
+            raise ValueError(
+                f"ObservationNormalization.update: `inputs` must end in the "
+                f"layer's {size} features. Received: inputs.shape={x.shape}"
+            )
+        x = tf.debugging.check_numerics(
+            tf.reshape(x, [-1, size]),
+            "ObservationNormalization.update: `inputs` holds NaN or Inf; the "
+            "statistics were not updated",
+        )
         _absorb(self.mean, self.variance, self.count, x)
 
     def get_config(self) -> dict:
@@ -199,8 +217,26 @@ class RewardNormalization(keras.layers.Layer):
           ended: `[B, T]` bool, the row's transition ends the episode
             (terminated or truncated).
           mask: `[B, T]` bool, valid rows (boundary rows excluded).
+
+        Raises:
+          ValueError: `reward` whose rows are not the layer's B.
+          tf.errors.InvalidArgumentError: a NaN or Inf reward on a valid
+            row; the statistics and returns keep their values.
         """
         reward = tf.cast(reward, tf.float32)
+        rows = reward.shape[0] if reward.shape.rank else None
+        if rows is not None and rows != self.num_envs:
+            raise ValueError(
+                "RewardNormalization.update_and_scale: `reward` must have "
+                f"one row per environment, num_envs={self.num_envs}. "
+                f"Received: reward.shape={reward.shape}"
+            )
+        checked = tf.debugging.check_numerics(
+            tf.where(mask, reward, tf.zeros_like(reward)),
+            "RewardNormalization.update_and_scale: `reward` holds NaN or "
+            "Inf on a valid row; the statistics were not updated",
+        )
+        reward = tf.where(mask, checked, reward)
 
         def step(carry, inputs):
             previous, _ = carry

@@ -187,3 +187,74 @@ class RewardNormalizationTest(tf.test.TestCase):
             want = np.clip(reward / np.sqrt(np.var(seen) + 1e-8), -10, 10)
             self.assertAllClose(out, want, rtol=1e-4, atol=1e-5)
             self.assertAllClose(layer.returns, returns, atol=1e-5)
+
+
+class NonFiniteStatisticsTest(parameterized.TestCase, tf.test.TestCase):
+    """A NaN or Inf row is refused and leaves the statistics as they were."""
+
+    @parameterized.parameters(np.nan, np.inf, -np.inf)
+    def test_observation_update_refuses_and_keeps_statistics(self, bad):
+        layer = ObservationNormalization()
+        layer.build((None, 2))
+        layer.update(np.array([[1.0, 2.0], [3.0, 6.0]], np.float32))
+        before = [w.numpy().copy() for w in layer.weights]
+        rows = np.array([[0.5, 0.5], [bad, 1.0]], np.float32)
+        with self.assertRaisesRegex(
+            tf.errors.InvalidArgumentError,
+            "ObservationNormalization.update: `inputs` holds NaN or Inf",
+        ):
+            layer.update(rows)
+        for weight, value in zip(layer.weights, before):
+            self.assertAllEqual(weight, value)
+        # Still usable: a finite update goes through.
+        layer.update(rows[:1])
+        self.assertEqual(float(layer.count), 3.0)
+        self.assertTrue(np.all(np.isfinite(layer(rows[:1]))))
+
+    def test_observation_update_names_a_wrong_width(self):
+        layer = ObservationNormalization()
+        layer.build((None, 2))
+        with self.assertRaisesRegex(
+            ValueError, r"2 features. Received: inputs.shape=\(4, 3\)"
+        ):
+            layer.update(np.zeros((4, 3), np.float32))
+
+    @parameterized.parameters(np.nan, np.inf)
+    def test_reward_update_refuses_and_keeps_statistics(self, bad):
+        layer = RewardNormalization(2, gamma=0.9)
+        ended = np.zeros((2, 3), bool)
+        mask = np.ones((2, 3), bool)
+        layer.update_and_scale(np.ones((2, 3), np.float32), ended, mask)
+        before = [w.numpy().copy() for w in layer.weights]
+        reward = np.ones((2, 3), np.float32)
+        reward[1, 2] = bad
+        with self.assertRaisesRegex(
+            tf.errors.InvalidArgumentError, "`reward` holds NaN or Inf"
+        ):
+            layer.update_and_scale(reward, ended, mask)
+        for weight, value in zip(layer.weights, before):
+            self.assertAllEqual(weight, value)
+
+    def test_reward_on_a_masked_row_is_ignored(self):
+        # A boundary row's reward is not part of any return.
+        reference = RewardNormalization(2, gamma=0.9)
+        layer = RewardNormalization(2, gamma=0.9)
+        ended = np.zeros((2, 3), bool)
+        mask = np.array([[True, False, True], [True, True, True]])
+        reward = np.ones((2, 3), np.float32)
+        reference.update_and_scale(reward, ended, mask)
+        reward[0, 1] = np.nan
+        scaled = layer.update_and_scale(reward, ended, mask)
+        for a, b in zip(layer.weights, reference.weights):
+            self.assertAllEqual(a, b)
+        self.assertTrue(np.isfinite(scaled.numpy()[mask]).all())
+
+    def test_reward_rows_must_be_num_envs(self):
+        layer = RewardNormalization(2)
+        with self.assertRaisesRegex(
+            ValueError,
+            r"num_envs=2. Received: reward.shape=\(3, 4\)",
+        ):
+            layer.update_and_scale(
+                np.ones((3, 4)), np.zeros((3, 4), bool), np.ones((3, 4), bool)
+            )
