@@ -9,8 +9,10 @@ log-prob ops included), so `tf.saved_model.load(path)` needs only TensorFlow:
 
 Serving signatures (batch dimension dynamic; inputs checked against the
 observation spec, so a wrong shape or dtype fails at the call, and NaN or
-Inf observations, or parameters that overflow, fail with an
-InvalidArgumentError that says so instead of returning an action):
+Inf observations, integer ids outside a bounded integer spec (Discrete,
+MultiDiscrete, MultiBinary observations), or parameters that overflow,
+fail with an InvalidArgumentError that says so instead of returning an
+action):
 
 * "action": observation -> {"action"}: the greedy action (the head's mode,
   postprocessed to the action space's bounds).
@@ -39,7 +41,11 @@ The same functions are attributes of the loaded object (`loaded.action`,
 single (non-nest) floating observation they also take float16/32/64
 observations (cast to the spec's dtype) and one unbatched observation
 (then the outputs are unbatched too); other dtypes or shapes are refused
-by TensorFlow with the accepted signatures listed.
+by TensorFlow with the accepted signatures listed. The serving signatures
+take exactly `[batch, ...]` of the spec's dtype (a serving signature has
+one input spec): numpy arrays of another float dtype are converted, a
+`tf.Tensor` of another dtype is refused by TensorFlow's call ("expected to
+be a float tensor but is a double tensor").
 """
 
 from __future__ import annotations
@@ -153,17 +159,45 @@ def _input_specs(signature: Any) -> list:
     ]
 
 
+def _integer_bounds(observation_spec: Any, signature: Any) -> list:
+    """Per leaf, the (minimum, maximum) of an integer bounded spec, or None.
+
+    Discrete, MultiDiscrete and MultiBinary observations are one-hot
+    encoded inside the networks, where an id outside the space would
+    become an all-zero vector and still give an action.
+    """
+    bounds = []
+    for spec, signed in zip(
+        tf.nest.flatten(observation_spec), tf.nest.flatten(signature)
+    ):
+        minimum = getattr(spec, "minimum", None)
+        maximum = getattr(spec, "maximum", None)
+        if signed.dtype.is_integer and minimum is not None:
+            shape = signed.shape[1:]
+            bounds.append(
+                (
+                    np.broadcast_to(minimum, shape).astype(np.int64),
+                    np.broadcast_to(maximum, shape).astype(np.int64),
+                )
+            )
+        else:
+            bounds.append(None)
+    return bounds
+
+
 class _ExportedPolicy(tf.Module):
     """The tf.Module that is saved; holds the networks' variables."""
 
-    def __init__(self, model: keras.Model, observation_signature: Any):
+    def __init__(
+        self, model: keras.Model, observation_signature: Any, bounds: list
+    ):
         super().__init__(name="keras_gae_policy")
         # Track the variables only: saving the Keras model object itself
         # would also serialize its Keras-specific functions and metadata.
         self._variables = list(model.variables)
         head = model.policy_head
 
-        def check(observation, spec):
+        def check(observation, spec, bound):
             # Serving signatures do not enforce static shapes at call time.
             expected = spec.shape[1:]
             message = (
@@ -184,6 +218,22 @@ class _ExportedPolicy(tf.Module):
                         observation,
                         f"`{spec.name}` holds NaN or Inf; the policy's "
                         "action for it would be garbage.",
+                    )
+                )
+            if bound is not None:
+                ids = tf.cast(observation, tf.int64)
+                checks.append(
+                    tf.debugging.Assert(
+                        tf.reduce_all((ids >= bound[0]) & (ids <= bound[1])),
+                        [
+                            f"`{spec.name}` holds an id outside its space "
+                            f"[{bound[0].min()}, {bound[1].max()}]; the "
+                            "policy's action for it would be garbage. "
+                            "Received ids from",
+                            tf.reduce_min(ids),
+                            "to",
+                            tf.reduce_max(ids),
+                        ],
                     )
                 )
             with tf.control_dependencies(checks):
@@ -209,8 +259,16 @@ class _ExportedPolicy(tf.Module):
             return result
 
         def params_and_value(observation):
-            observation = tf.nest.map_structure(
-                check, observation, observation_signature
+            observation = tf.nest.pack_sequence_as(
+                observation_signature,
+                [
+                    check(leaf, spec, bound)
+                    for leaf, spec, bound in zip(
+                        tf.nest.flatten(observation),
+                        tf.nest.flatten(observation_signature),
+                        bounds,
+                    )
+                ],
             )
             params, value = model(observation, training=False)
             # Finite observations can still overflow the networks.
@@ -346,7 +404,9 @@ def export_policy(
         training=False,
     )
     _check_finite_weights(model)
-    module = _ExportedPolicy(model, signature)
+    module = _ExportedPolicy(
+        model, signature, _integer_bounds(observation_spec, signature)
+    )
     signatures = module.serving_signatures
     # Not an attribute of the saved object: `signatures` is reserved.
     del module.serving_signatures

@@ -349,3 +349,39 @@ class ExportInputsTest(tf.test.TestCase):
             loaded.signatures["sample_action"](
                 observation=obs, seed=tf.constant([1, 2], tf.int64)
             )
+
+
+class DiscreteObservationExportTest(tf.test.TestCase):
+    def test_ids_outside_the_space_are_refused(self):
+        import gymnasium
+
+        import keras_gae.agents
+        from tests.agents.space_envs import SpaceEnv
+
+        spaces = gymnasium.spaces
+        agent = keras_gae.agents.PPO(
+            lambda: SpaceEnv(
+                spaces.Dict(
+                    mode=spaces.Discrete(5),
+                    position=spaces.Box(-1, 1, (2,)),
+                ),
+                spaces.Discrete(2),
+            ),
+            verbose=0,
+            num_envs=2,
+            num_minibatches=1,
+        )
+        path = agent.export(os.path.join(self.get_temp_dir(), "discrete"))
+        action = tf.saved_model.load(path).signatures["action"]
+        position = np.zeros((2, 2), np.float32)
+        ids = np.array([0, 4], np.int64)
+        self.assertAllEqual(
+            action(mode=ids, position=position)["action"],
+            agent.predict({"mode": ids, "position": position}),
+        )
+        for bad in (7, -1, 5):
+            with self.assertRaisesRegex(
+                tf.errors.InvalidArgumentError,
+                r"`mode` holds an id outside its space \[0, 4\]",
+            ):
+                action(mode=np.array([0, bad], np.int64), position=position)
