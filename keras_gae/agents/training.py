@@ -63,7 +63,12 @@ TensorBoard. `EnvStepTensorBoard(log_dir)` (`keras_gae.agents.loop_logs`;
 `train(..., log_dir=...)` adds one) writes these logs once per iteration
 with "env_steps" as the step, grouped as `rollout/` (return and length
 means, episodes), `train/` (the model's metrics and learning_rate) and
-`time/` (steps per second, collect/convert/fit seconds, iteration).
+`time/` (steps per second, collect/convert/fit seconds, iteration), and
+`eval/` for what `EvaluationCallback` adds ("eval_return_mean",
+"eval_return_std"). A callback adds values to an iteration's logs through
+an `iteration_logs(iteration, logs)` method, which the loop calls before
+History, the progress line or any callback's `on_epoch_end` reads them
+(`keras_gae.agents.loop_logs`), so the order of callbacks does not matter.
 Keras' own `TensorBoard` callback works too, with the iteration index as
 its step and every key under `epoch_`.
 
