@@ -17,11 +17,14 @@ from keras_gae.ops import masked
 
 
 def per_step_inputs(
-    named: Sequence[Tuple[str, Any]], mask: Any
+    named: Sequence[Tuple[str, Any]], mask: Any, check_numerics: bool = False
 ) -> Tuple[list, Optional[tf.Tensor]]:
     """Checks per-step inputs, casts them to one dtype, zeroes masked steps.
 
-    The first input is the reference the others' shapes must match.
+    The first input is the reference the others' shapes must match. With
+    `check_numerics`, NaN or Inf at a valid step of an input raises an
+    InvalidArgumentError naming it (masked steps, never read, are not
+    checked).
 
     Returns:
       `(tensors, mask)`: the float tensors in input order and the bool mask
@@ -44,6 +47,13 @@ def per_step_inputs(
     if mask is not None:
         # Replacing (not multiplying) keeps NaN padding out of the gradients.
         tensors = [tf.where(mask, t, tf.zeros_like(t)) for t in tensors]
+    if _checks.check_bool(check_numerics, "check_numerics"):
+        tensors = [
+            tf.debugging.check_numerics(
+                tensor, f"`{name}` holds NaN or Inf at a valid step."
+            )
+            for (name, _), tensor in zip(named, tensors)
+        ]
     if assertions:
         with tf.control_dependencies(assertions):
             tensors[0] = tf.identity(tensors[0])
@@ -56,6 +66,23 @@ def after(assertions: list, tensor: tf.Tensor) -> tf.Tensor:
         return tensor
     with tf.control_dependencies(assertions):
         return tf.identity(tensor)
+
+
+def checked_loss(
+    loss: tf.Tensor, check_numerics: bool, function: str, cause: str
+) -> tf.Tensor:
+    """`loss`, which with `check_numerics` must be finite.
+
+    Called after `per_step_inputs` checked the inputs: a loss that is still
+    not finite overflowed the float range, for the reason `cause` gives.
+    """
+    if not check_numerics:
+        return loss
+    return tf.debugging.check_numerics(
+        loss,
+        f"`{function}` overflowed: its inputs are finite at every valid "
+        f"step but the loss is not ({cause}).",
+    )
 
 
 def fraction(

@@ -24,6 +24,7 @@ def kl_divergence_estimate(
     *,
     estimator: str = "k1",
     mask: Any = None,
+    check_numerics: bool = False,
 ) -> tf.Tensor:
     """Per-step Monte Carlo estimates of KL(p || q) from actions drawn from p.
 
@@ -40,11 +41,18 @@ def kl_divergence_estimate(
     the true KL; choose the estimator with that in mind when the estimate is
     used as a loss.
 
+    A NaN or Inf log-prob (log 0 = -Inf included) at a valid step makes
+    that step's estimate NaN or Inf under every estimator. "k3" exceeds the
+    float range, and is +Inf, where log r does (above about 88.7 in
+    float32).
+
     Args:
       log_probs: per-step float log p(a_t | s_t), any shape.
       ref_log_probs: log q(a_t | s_t), same shape. Gradient stopped.
       estimator: "k1", "k2" or "k3".
       mask: optional bool-like validity of each step, same shape.
+      check_numerics: if True, NaN or Inf in an input at a valid step
+        raises an InvalidArgumentError naming the input.
 
     Returns:
       The per-step estimates, same shape as `log_probs`; 0 on masked steps.
@@ -52,13 +60,15 @@ def kl_divergence_estimate(
     Raises:
       ValueError: mismatched shapes (naming both arguments), unknown
         `estimator`.
-      TypeError: non-float inputs, a non-bool-like mask.
+      TypeError: non-float inputs, a non-bool-like mask, a non-bool
+        `check_numerics`.
     """
     _checks.check_option(estimator, "estimator", KL_ESTIMATORS)
     with tf.name_scope("kl_divergence_estimate"):
         (log_probs, ref_log_probs), mask = _loss_inputs.per_step_inputs(
             [("log_probs", log_probs), ("ref_log_probs", ref_log_probs)],
             mask,
+            check_numerics,
         )
         log_ratio = tf.stop_gradient(ref_log_probs) - log_probs
         if estimator == "k1":
@@ -74,6 +84,7 @@ def kl_penalty_loss(
     *,
     estimator: str = "k3",
     mask: Any = None,
+    check_numerics: bool = False,
 ) -> tf.Tensor:
     """Masked mean of `kl_divergence_estimate`: a KL(pi || pi_ref) penalty.
 
@@ -82,6 +93,7 @@ def kl_penalty_loss(
     over valid steps, with k the chosen estimator (see
     `kl_divergence_estimate`; "k3" by default, the unbiased non-negative
     one). Scale it with a coefficient, e.g. from `AdaptiveKLController`.
+    A NaN or Inf log-prob at a valid step makes the loss NaN or Inf.
 
     Args:
       log_probs: per-step float log pi(a_t | s_t), actions drawn from pi,
@@ -89,6 +101,10 @@ def kl_penalty_loss(
       ref_log_probs: log pi_ref(a_t | s_t), same shape. Gradient stopped.
       estimator: "k1", "k2" or "k3".
       mask: optional bool-like validity of each step, same shape.
+      check_numerics: if True, NaN or Inf in an input at a valid step
+        raises an InvalidArgumentError naming the input, and a loss that
+        overflows (a "k3" or "k2" term beyond the float range) one naming
+        `kl_penalty_loss`.
 
     Returns:
       The scalar loss.
@@ -96,10 +112,21 @@ def kl_penalty_loss(
     Raises:
       ValueError: mismatched shapes (naming both arguments), unknown
         `estimator`.
-      TypeError: non-float inputs, a non-bool-like mask.
+      TypeError: non-float inputs, a non-bool-like mask, a non-bool
+        `check_numerics`.
     """
     with tf.name_scope("kl_penalty_loss"):
         estimates = kl_divergence_estimate(
-            log_probs, ref_log_probs, estimator=estimator, mask=mask
+            log_probs,
+            ref_log_probs,
+            estimator=estimator,
+            mask=mask,
+            check_numerics=check_numerics,
         )
-        return masked.masked_mean(estimates, mask)
+        return _loss_inputs.checked_loss(
+            masked.masked_mean(estimates, mask),
+            check_numerics,
+            "kl_penalty_loss",
+            f"a {estimator} term of log_probs - ref_log_probs beyond the "
+            "float range",
+        )

@@ -7,6 +7,15 @@ selects the valid steps. Every reduction is a mean over valid steps (0 when
 there are none), and masked steps are replaced by zeros before any math, so
 NaN or Inf padding reaches neither the loss nor its gradients.
 
+Non-finite inputs: a NaN or Inf input at a valid step makes the loss NaN or
+Inf, never a finite number (so a training step refuses it, see
+`keras_gae.models.NonFiniteLossError`); PPO's clip, which would otherwise
+turn an infinite ratio into a finite loss, makes such a step NaN. A loss
+may also be Inf from finite inputs where its true value exceeds the float
+range (see `ppo_clip_loss`). With `check_numerics=True` a NaN or Inf input
+at a valid step raises an InvalidArgumentError naming the input, and a loss
+that overflows anyway raises one naming the function.
+
 Results are float32 (float64 if any float input is float64; float16 and
 bfloat16 inputs are computed in float32). Targets and data recorded at
 collection (advantages, old log-probs, returns, old values, reference
@@ -75,6 +84,7 @@ def ppo_clip_loss(
     clip_ratio_high: Any = None,
     dual_clip: Any = None,
     mask: Any = None,
+    check_numerics: bool = False,
 ) -> PPOLossOutputs:
     r"""PPO's clipped surrogate loss, with optional asymmetric and dual clip.
 
@@ -106,6 +116,18 @@ def ppo_clip_loss(
     (r_t - 1) - log r_t: an unbiased, non-negative estimate of
     KL(pi_old || pi) from actions sampled by pi_old. It carries no gradient.
 
+    Non-finite and huge log-ratios: a valid step whose log-ratio
+    log_probs_t - old_log_probs_t is NaN or +-Inf (a NaN or infinite
+    log-prob, including log 0 = -Inf, or a difference beyond the float
+    range) makes `loss` NaN (and `approx_kl` NaN or Inf). A finite
+    log-ratio, however large, gives the exact objective where the clip
+    bounds it, with a zero gradient: for A_t >= 0 (-L_t is -(1 + eps_high)
+    * A_t or 0) and, with dual clip, for A_t < 0 (-L_t = -c * A_t). Where
+    nothing bounds it, A_t < 0 without dual clip, -L_t = r_t * |A_t| is
+    standard PPO's unbounded penalty: when it exceeds the float range (a
+    log-ratio above about 88.7 in float32) the loss is +Inf, the overflowed
+    true value, not a clamped one. Use `dual_clip` to bound it.
+
     Args:
       log_probs: per-step float log pi(a_t | s_t) under the current policy,
         any shape (e.g. `[B, T]`).
@@ -118,6 +140,9 @@ def ppo_clip_loss(
       clip_ratio_high: eps_high >= 0 or None (`clip_ratio`).
       dual_clip: c > 1, or None for no dual clip.
       mask: optional bool-like validity of each step, same shape.
+      check_numerics: if True, NaN or Inf in a per-step input at a valid
+        step raises an InvalidArgumentError naming the input, and a loss
+        that overflows (see above) one naming `ppo_clip_loss`.
 
     The clip parameters are Python floats or scalar tensors (e.g. a
     tf.Variable holding a schedule).
@@ -128,7 +153,9 @@ def ppo_clip_loss(
     Raises:
       ValueError: mismatched shapes (naming both arguments), a negative clip
         ratio, `dual_clip` <= 1, a non-scalar parameter.
-      TypeError: non-float per-step inputs, a non-bool-like mask.
+      TypeError: non-float per-step inputs, a non-bool-like mask, a
+        non-bool `check_numerics`.
+      InvalidArgumentError: with `check_numerics`, see above.
     """
     with tf.name_scope("ppo_clip_loss"):
         (log_probs, old_log_probs, advantages), mask = (
@@ -139,6 +166,7 @@ def ppo_clip_loss(
                     ("advantages", advantages),
                 ],
                 mask,
+                check_numerics,
             )
         )
         dtype = log_probs.dtype
@@ -181,9 +209,17 @@ def ppo_clip_loss(
         old_log_probs = tf.stop_gradient(old_log_probs)
         advantages = tf.stop_gradient(advantages)
         log_ratio = log_probs - old_log_probs
-        ratio = tf.exp(log_ratio)
         lower = 1.0 - low
         upper = 1.0 + high
+        # Where the clip bounds the objective (A >= 0 above `upper`; with
+        # dual clip A < 0 above c), every larger ratio gives the same loss
+        # and a zero gradient: capping the log-ratio above the bound keeps
+        # exp() from overflowing, whose gradient 0 * Inf would be NaN.
+        bound = upper if dual_clip is None else tf.maximum(upper, dual_clip)
+        capped = tf.minimum(log_ratio, tf.math.log(bound) + 1.0)
+        if dual_clip is None:
+            capped = tf.where(advantages < 0, log_ratio, capped)
+        ratio = tf.exp(capped)
         clipped_ratio = tf.clip_by_value(ratio, lower, upper)
         # The unclipped term comes first: on ties (ratio inside the bounds)
         # tf.maximum sends the gradient to its first argument.
@@ -203,8 +239,22 @@ def ppo_clip_loss(
             clipped = tf.logical_or(
                 clipped, tf.logical_and(negative, ratio > dual_clip)
             )
-        loss = masked.masked_mean(losses, mask)
+        # A NaN or Inf log-ratio is no ratio, and the clip would make a
+        # finite loss of it: such a step's loss is NaN.
+        losses = tf.where(
+            tf.math.is_finite(log_ratio),
+            losses,
+            tf.constant(float("nan"), dtype),
+        )
+        loss = _loss_inputs.checked_loss(
+            masked.masked_mean(losses, mask),
+            check_numerics,
+            "ppo_clip_loss",
+            "exp(log_probs - old_log_probs) * advantages at a step with a "
+            "negative advantage, which only dual_clip bounds",
+        )
         clip_fraction = _loss_inputs.fraction(clipped, mask, dtype)
+        # Not finite either for a NaN or Inf log-ratio (Inf - Inf or -1 + Inf).
         log_ratio = tf.stop_gradient(log_ratio)
         approx_kl = masked.masked_mean(
             tf.math.expm1(log_ratio) - log_ratio, mask
@@ -215,57 +265,74 @@ def ppo_clip_loss(
 
 
 def policy_gradient_loss(
-    log_probs: Any, advantages: Any, *, mask: Any = None
+    log_probs: Any,
+    advantages: Any,
+    *,
+    mask: Any = None,
+    check_numerics: bool = False,
 ) -> tf.Tensor:
     """The policy-gradient loss of A2C / REINFORCE with a baseline.
 
         loss = -mean_t(log pi(a_t | s_t) * A_t)
 
     over valid steps, whose gradient is the policy-gradient estimate
-    (Williams 1992; Mnih et al. 2016, arXiv:1602.01783).
+    (Williams 1992; Mnih et al. 2016, arXiv:1602.01783). A NaN or Inf
+    log-prob (log 0 = -Inf included) or advantage at a valid step makes the
+    loss NaN or Inf.
 
     Args:
       log_probs: per-step float log pi(a_t | s_t), any shape.
       advantages: A_t, same shape. Gradient stopped.
       mask: optional bool-like validity of each step, same shape.
+      check_numerics: if True, NaN or Inf in an input at a valid step
+        raises an InvalidArgumentError naming the input.
 
     Returns:
       The scalar loss.
 
     Raises:
       ValueError: mismatched shapes (naming both arguments).
-      TypeError: non-float inputs, a non-bool-like mask.
+      TypeError: non-float inputs, a non-bool-like mask, a non-bool
+        `check_numerics`.
     """
     with tf.name_scope("policy_gradient_loss"):
         (log_probs, advantages), mask = _loss_inputs.per_step_inputs(
-            [("log_probs", log_probs), ("advantages", advantages)], mask
+            [("log_probs", log_probs), ("advantages", advantages)],
+            mask,
+            check_numerics,
         )
         return masked.masked_mean(
             -log_probs * tf.stop_gradient(advantages), mask
         )
 
 
-def entropy_loss(entropy: Any, *, mask: Any = None) -> tf.Tensor:
+def entropy_loss(
+    entropy: Any, *, mask: Any = None, check_numerics: bool = False
+) -> tf.Tensor:
     """Negative mean entropy, so `coef * entropy_loss` is an entropy bonus.
 
         loss = -mean_t H(pi(. | s_t))
 
     over valid steps (Mnih et al. 2016, arXiv:1602.01783): minimizing it
-    raises the policy's entropy and discourages early collapse.
+    raises the policy's entropy and discourages early collapse. A NaN or
+    Inf entropy at a valid step makes the loss NaN or Inf.
 
     Args:
       entropy: per-step float entropy of the current policy, any shape.
       mask: optional bool-like validity of each step, same shape.
+      check_numerics: if True, NaN or Inf entropy at a valid step raises
+        an InvalidArgumentError naming `entropy`.
 
     Returns:
       The scalar loss.
 
     Raises:
       ValueError: a mask whose shape differs from `entropy`'s.
-      TypeError: non-float entropy, a non-bool-like mask.
+      TypeError: non-float entropy, a non-bool-like mask, a non-bool
+        `check_numerics`.
     """
     with tf.name_scope("entropy_loss"):
         (entropy,), mask = _loss_inputs.per_step_inputs(
-            [("entropy", entropy)], mask
+            [("entropy", entropy)], mask, check_numerics
         )
         return -masked.masked_mean(entropy, mask)

@@ -43,6 +43,15 @@ def _regression_loss(
     return 0.5 * tf.square(quadratic) + huber_delta * (absolute - quadratic)
 
 
+def _checked(loss: tf.Tensor, check_numerics: bool) -> tf.Tensor:
+    return _loss_inputs.checked_loss(
+        loss,
+        check_numerics,
+        "value_loss",
+        "an error between values and returns beyond the float range",
+    )
+
+
 def value_loss(
     values: Any,
     returns: Any,
@@ -53,6 +62,7 @@ def value_loss(
     loss_type: str = "squared",
     huber_delta: Any = 1.0,
     mask: Any = None,
+    check_numerics: bool = False,
 ) -> ValueLossOutputs:
     """The critic's regression loss, with optional PPO-style value clipping.
 
@@ -78,6 +88,11 @@ def value_loss(
     larger than l(V - R) (which needs |V - V_old| > c); for "clamp", steps
     where |V - V_old| > c. It is 0 without `clip_range`.
 
+    A NaN or Inf input at a valid step (of `old_values` only where it is
+    read, with `clip_range`) makes the loss NaN or Inf, never a finite
+    number: in "clamp" mode, which would clip an infinite V to
+    V_old +- c, such a step is NaN.
+
     Args:
       values: per-step float critic predictions V(s_t), any shape.
       returns: R_t, the regression targets, same shape. Gradient stopped.
@@ -88,6 +103,9 @@ def value_loss(
       loss_type: "squared" or "huber".
       huber_delta: delta > 0 for the Huber loss.
       mask: optional bool-like validity of each step, same shape.
+      check_numerics: if True, NaN or Inf in an input at a valid step
+        raises an InvalidArgumentError naming the input, and a loss that
+        overflows (errors beyond the float range) one naming `value_loss`.
 
     Returns:
       `ValueLossOutputs(loss, clip_fraction)`, scalars.
@@ -96,7 +114,8 @@ def value_loss(
       ValueError: mismatched shapes (naming both arguments), unknown
         `clip_mode` or `loss_type`, `clip_range` < 0, `huber_delta` <= 0,
         `clip_range` without `old_values`.
-      TypeError: non-float inputs, a non-bool-like mask.
+      TypeError: non-float inputs, a non-bool-like mask, a non-bool
+        `check_numerics`.
     """
     _checks.check_option(clip_mode, "clip_mode", VALUE_CLIP_MODES)
     _checks.check_option(loss_type, "loss_type", VALUE_LOSS_TYPES)
@@ -110,7 +129,9 @@ def value_loss(
         named = [("values", values), ("returns", returns)]
         if clip_range is not None:
             named.append(("old_values", old_values))
-        tensors, mask = _loss_inputs.per_step_inputs(named, mask)
+        tensors, mask = _loss_inputs.per_step_inputs(
+            named, mask, check_numerics
+        )
         values, returns = tensors[0], tf.stop_gradient(tensors[1])
         dtype = values.dtype
         delta, assertions = _checks.convert_scalar_parameter(
@@ -122,7 +143,8 @@ def value_loss(
                 _loss_inputs.after(assertions, unclipped_losses), mask
             )
             return ValueLossOutputs(
-                loss=loss, clip_fraction=tf.zeros([], dtype)
+                loss=_checked(loss, check_numerics),
+                clip_fraction=tf.zeros([], dtype),
             )
         clip_range, more = _checks.convert_scalar_parameter(
             clip_range, "clip_range", dtype, minimum=0.0, inclusive=True
@@ -141,9 +163,15 @@ def value_loss(
             losses = tf.maximum(unclipped_losses, clipped_losses)
             clipped = clipped_losses > unclipped_losses
         else:
-            losses = clipped_losses
+            # The clamp would make a finite loss of an infinite V.
+            losses = tf.where(
+                tf.math.is_finite(values),
+                clipped_losses,
+                tf.constant(float("nan"), dtype),
+            )
             clipped = tf.abs(change) > clip_range
         loss = masked.masked_mean(_loss_inputs.after(assertions, losses), mask)
         return ValueLossOutputs(
-            loss=loss, clip_fraction=_loss_inputs.fraction(clipped, mask, dtype)
+            loss=_checked(loss, check_numerics),
+            clip_fraction=_loss_inputs.fraction(clipped, mask, dtype),
         )
