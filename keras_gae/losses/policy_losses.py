@@ -30,6 +30,15 @@ functions for them.
 The tensors are not cast to a loss dtype: the functions compute in float32,
 or float64 when an input is float64 (half-precision inputs are computed in
 float32).
+
+A NaN or Inf at a valid step makes the loss NaN or Inf, never a finite
+number (see `keras_gae.ops.policy_losses`). Keras' own `fit` applies the
+update such a loss gives (`keras.callbacks.TerminateOnNaN` stops training
+only after it); the keras_gae training models refuse the step instead.
+With `check_numerics=True` a class raises an InvalidArgumentError at the
+call, naming the function's argument the tensor feeds (`log_probs` for
+`y_pred`, `advantages`, `old_log_probs`, `returns`, ... for the parts of
+`y_true`).
 """
 
 from __future__ import annotations
@@ -56,8 +65,8 @@ def _ppo_clip(y_true, y_pred, mask=None, **kwargs):
     ).loss
 
 
-def _policy_gradient(y_true, y_pred, mask=None):
-    return ops.policy_gradient_loss(y_pred, y_true, mask=mask)
+def _policy_gradient(y_true, y_pred, mask=None, **kwargs):
+    return ops.policy_gradient_loss(y_pred, y_true, mask=mask, **kwargs)
 
 
 def _value(y_true, y_pred, mask=None, **kwargs):
@@ -80,9 +89,9 @@ def _value(y_true, y_pred, mask=None, **kwargs):
     ).loss
 
 
-def _entropy(y_true, y_pred, mask=None):
+def _entropy(y_true, y_pred, mask=None, **kwargs):
     del y_true  # The entropy needs no target.
-    return ops.entropy_loss(y_pred, mask=mask)
+    return ops.entropy_loss(y_pred, mask=mask, **kwargs)
 
 
 def _kl_penalty(y_true, y_pred, mask=None, **kwargs):
@@ -105,6 +114,8 @@ class PPOClipLoss(MaskedMeanLossWrapper):
       clip_ratio_high: eps_high >= 0 or None (`clip_ratio`).
       dual_clip: c > 1 (Ye et al. 2020, arXiv:1912.09729) or None.
       name: the loss name.
+      check_numerics: whether NaN or Inf at a valid step, or a loss that
+        overflows, raises an error (see `keras_gae.ops.ppo_clip_loss`).
 
     Example:
 
@@ -132,6 +143,7 @@ class PPOClipLoss(MaskedMeanLossWrapper):
         clip_ratio_high: Optional[float] = None,
         dual_clip: Optional[float] = None,
         name: str = "ppo_clip_loss",
+        check_numerics: bool = False,
     ):
         super().__init__(
             _ppo_clip,
@@ -155,6 +167,7 @@ class PPOClipLoss(MaskedMeanLossWrapper):
                 inclusive=False,
                 allow_none=True,
             ),
+            check_numerics=_checks.check_bool(check_numerics, "check_numerics"),
         )
 
 
@@ -169,6 +182,7 @@ class PolicyGradientLoss(MaskedMeanLossWrapper):
 
     Args:
       name: the loss name.
+      check_numerics: whether NaN or Inf at a valid step raises an error.
 
     Example:
 
@@ -184,8 +198,14 @@ class PolicyGradientLoss(MaskedMeanLossWrapper):
     ```
     """
 
-    def __init__(self, name: str = "policy_gradient_loss"):
-        super().__init__(_policy_gradient, name=name)
+    def __init__(
+        self, name: str = "policy_gradient_loss", check_numerics: bool = False
+    ):
+        super().__init__(
+            _policy_gradient,
+            name=name,
+            check_numerics=_checks.check_bool(check_numerics, "check_numerics"),
+        )
 
 
 @keras.saving.register_keras_serializable(package="keras_gae")
@@ -206,6 +226,8 @@ class ValueLoss(MaskedMeanLossWrapper):
       loss_type: "squared" (0.5 * e^2) or "huber".
       huber_delta: delta > 0 for the Huber loss.
       name: the loss name.
+      check_numerics: whether NaN or Inf at a valid step, or a loss that
+        overflows, raises an error.
 
     Example:
 
@@ -229,6 +251,7 @@ class ValueLoss(MaskedMeanLossWrapper):
         loss_type: str = "squared",
         huber_delta: float = 1.0,
         name: str = "value_loss",
+        check_numerics: bool = False,
     ):
         super().__init__(
             _value,
@@ -245,6 +268,7 @@ class ValueLoss(MaskedMeanLossWrapper):
             huber_delta=check_hyperparameter(
                 huber_delta, "huber_delta", minimum=0.0, inclusive=False
             ),
+            check_numerics=_checks.check_bool(check_numerics, "check_numerics"),
         )
 
 
@@ -262,6 +286,7 @@ class EntropyLoss(MaskedMeanLossWrapper):
 
     Args:
       name: the loss name.
+      check_numerics: whether NaN or Inf at a valid step raises an error.
 
     Example:
 
@@ -275,8 +300,14 @@ class EntropyLoss(MaskedMeanLossWrapper):
     ```
     """
 
-    def __init__(self, name: str = "entropy_loss"):
-        super().__init__(_entropy, name=name)
+    def __init__(
+        self, name: str = "entropy_loss", check_numerics: bool = False
+    ):
+        super().__init__(
+            _entropy,
+            name=name,
+            check_numerics=_checks.check_bool(check_numerics, "check_numerics"),
+        )
 
 
 @keras.saving.register_keras_serializable(package="keras_gae")
@@ -293,6 +324,8 @@ class KLPenaltyLoss(MaskedMeanLossWrapper):
       estimator: one of `keras_gae.ops.KL_ESTIMATORS` ("k1", "k2", "k3"),
         see `keras_gae.ops.kl_divergence_estimate`.
       name: the loss name.
+      check_numerics: whether NaN or Inf at a valid step, or a loss that
+        overflows, raises an error.
 
     Example:
 
@@ -307,11 +340,17 @@ class KLPenaltyLoss(MaskedMeanLossWrapper):
     ```
     """
 
-    def __init__(self, estimator: str = "k3", name: str = "kl_penalty_loss"):
+    def __init__(
+        self,
+        estimator: str = "k3",
+        name: str = "kl_penalty_loss",
+        check_numerics: bool = False,
+    ):
         super().__init__(
             _kl_penalty,
             name=name,
             estimator=_checks.check_option(
                 estimator, "estimator", ops.KL_ESTIMATORS
             ),
+            check_numerics=_checks.check_bool(check_numerics, "check_numerics"),
         )

@@ -163,6 +163,43 @@ class PackingErrorsTest(tf.test.TestCase):
             )
 
 
+class CheckNumericsTest(tf.test.TestCase, parameterized.TestCase):
+    @parameterized.named_parameters(
+        ("ppo", losses.PPOClipLoss, "log_probs", 2),
+        ("policy_gradient", losses.PolicyGradientLoss, "log_probs", None),
+        ("value", losses.ValueLoss, "values", None),
+        ("entropy", losses.EntropyLoss, "entropy", None),
+        ("kl_penalty", losses.KLPenaltyLoss, "log_probs", None),
+    )
+    def test_nan_y_pred_at_a_valid_step_is_an_error_naming_it(
+        self, cls, argument, stacked
+    ):
+        y_pred = np.full((B, T), -1.0, np.float32)
+        shape = (B, T) if stacked is None else (B, T, stacked)
+        y_true = np.full(shape, -1.0, np.float32)
+        weight = np.ones((B, T), np.float32)
+        weight[0, 0] = 0.0
+        y_pred[0, 0] = np.nan
+        loss = cls(check_numerics=True)
+        # The NaN sits on a masked step: no error, the loss of the rest.
+        expected = cls()(y_true, np.where(weight > 0, y_pred, -1.0), weight)
+        self.assertAllClose(loss(y_true, y_pred, weight), expected)
+        self.assertFalse(np.isfinite(cls()(y_true, y_pred).numpy()))
+        with self.assertRaisesRegex(
+            tf.errors.InvalidArgumentError, f"`{argument}` holds NaN"
+        ):
+            loss(y_true, y_pred)
+        config = loss.get_config()
+        self.assertTrue(config["check_numerics"])
+        self.assertTrue(cls.from_config(config).get_config()["check_numerics"])
+
+    def test_check_numerics_must_be_a_bool(self):
+        with self.assertRaisesRegex(
+            TypeError, "`check_numerics`.*Received: check_numerics='yes'"
+        ):
+            losses.ValueLoss(check_numerics="yes")
+
+
 class ConstructorErrorsTest(tf.test.TestCase, parameterized.TestCase):
     @parameterized.named_parameters(
         ("clip_ratio", losses.PPOClipLoss, {"clip_ratio": -0.1}, "clip_ratio"),
