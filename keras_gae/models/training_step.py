@@ -309,9 +309,10 @@ class RolloutTraining:
                 "weights or optimizer state are NaN or Inf. The failing "
                 "step's update was not applied, so the weights are "
                 f"those after {int(self.optimizer.iterations.numpy())} "
-                "optimizer updates. Look for non-finite rewards, values or "
-                "observations in the rollout batch, or lower the learning "
-                "rate."
+                "optimizer updates. Look for non-finite rewards, values, "
+                "log-probs (-Inf: an action the policy gives probability "
+                "0) or observations in the rollout batch or the networks' "
+                "outputs, or lower the learning rate."
             )
 
     def _maybe_symbolic_build(
