@@ -8,11 +8,21 @@ Specs. Spaces map to nests of `array_spec.BoundedArraySpec` as
 `keras_gae.agents.spaces` describes (Discrete, MultiDiscrete, MultiBinary,
 Box; Dict and Tuple observations). Observations are cast to the spec dtype
 (a float64 or integer Box observation arrives as float32) and checked
-against it: a wrong shape, a non-numeric or float-for-integer dtype, an
-integer outside its bounds, a NaN value, or a reward that is not a finite
-scalar raises an error naming the environment and the field
+against it, on reset and on every step: a wrong shape, a non-numeric or
+float-for-integer dtype, an integer outside its bounds, a NaN or infinite
+float in any leaf (a Box with infinite bounds allows any finite value),
+a reward that is not a finite scalar, or a `terminated`/`truncated` that
+is not a bool raises an error naming the environment and the field
 (`spaces.ObservationConverter`). Actions are cast back to the space's own
 dtype before `env.step` (a Discrete action as a Python int).
+
+gymnasium 1.x API. An environment on the old gym API (`reset()` without
+a seed or returning the observation alone, `step` returning `(observation,
+reward, done, info)`) raises a TypeError naming it that says so and how to
+port it: when it is made if its `reset` takes no seed, else at the first
+reset or step. gymnasium 1.x has no adapter for such environments; one of
+the old `gym` package (not a `gymnasium.Env`) is refused with a pointer to
+shimmy's `GymV21CompatibilityV0` / `GymV26CompatibilityV0`.
 
 Episode ends. gymnasium's `terminated` becomes `ts.termination` (discount 0:
 the next state is terminal and has no value); `truncated` without
@@ -70,6 +80,30 @@ EPISODE_HISTORY = 100
 SUPPORTED_SPACES = spaces.SUPPORTED_SPACES
 
 
+def _looks_like_env(value: Any) -> bool:
+    """An environment object that is no gymnasium.Env (the old gym's)."""
+    if isinstance(value, (type, gymnasium.Env, gymnasium.vector.VectorEnv)):
+        return False
+    return all(
+        hasattr(value, name)
+        for name in ("reset", "step", "observation_space", "action_space")
+    )
+
+
+def _not_gymnasium_error(env: Any, received: str) -> TypeError:
+    return TypeError(
+        f"The environment {type(env).__name__} is not a gymnasium.Env "
+        "(environments of the old `gym` package are not). Wrap one with "
+        "shimmy: shimmy.GymV21CompatibilityV0(env=env) for the gym 0.21 "
+        "API, shimmy.GymV26CompatibilityV0(env=env) for gym 0.26 (pip "
+        'install "shimmy[gym-v21]" or "shimmy[gym-v26]"); or derive it '
+        "from gymnasium.Env with the gymnasium 1.x API: reset(*, "
+        "seed=None, options=None) -> (observation, info), step(action) -> "
+        "(observation, reward, terminated, truncated, info). "
+        f"Received: {received}"
+    )
+
+
 def make_gymnasium_env(
     env: Any, env_kwargs: Optional[Mapping[str, Any]] = None
 ) -> gymnasium.Env:
@@ -77,32 +111,40 @@ def make_gymnasium_env(
 
     Raises:
       TypeError: anything else (a vector env included: see
-        `make_tf_environment`), or a factory returning something else.
+        `make_tf_environment`), a factory returning something else, an
+        environment object that is no gymnasium.Env (the old gym's), or
+        one whose `reset` takes no seed (the old gym API).
       ValueError: `env_kwargs` with an instance.
     """
     if isinstance(env, (str, gymnasium.envs.registration.EnvSpec)):
-        return gymnasium.make(env, **dict(env_kwargs or {}))
-    if isinstance(env, gymnasium.Env):
+        made = gymnasium.make(env, **dict(env_kwargs or {}))
+    elif isinstance(env, gymnasium.Env):
         if env_kwargs:
             raise ValueError(
                 "`env_kwargs` only applies when `env` is an environment "
                 "id; pass the arguments to the constructor of the "
                 f"instance instead. Received: env_kwargs={env_kwargs!r}"
             )
-        return env
-    if callable(env) and not isinstance(env, gymnasium.vector.VectorEnv):
+        made = env
+    elif _looks_like_env(env):
+        raise _not_gymnasium_error(env, f"env={env!r}")
+    elif callable(env) and not isinstance(env, gymnasium.vector.VectorEnv):
         made = env(**dict(env_kwargs or {}))
+        if _looks_like_env(made):
+            raise _not_gymnasium_error(made, f"env={env!r} returning {made!r}")
         if not isinstance(made, gymnasium.Env):
             raise TypeError(
                 "An `env` factory must return a gymnasium.Env. "
                 f"Received: env={env!r} returning {made!r}"
             )
-        return made
-    raise TypeError(
-        "`env` must be a gymnasium environment id (str), a gymnasium.Env "
-        "instance or a factory returning one. "
-        f"Received: env={env!r}"
-    )
+    else:
+        raise TypeError(
+            "`env` must be a gymnasium environment id (str), a "
+            "gymnasium.Env instance or a factory returning one. "
+            f"Received: env={env!r}"
+        )
+    spaces.check_reset_signature(made)
+    return made
 
 
 class GymnasiumEnvironment(py_environment.PyEnvironment):
@@ -223,7 +265,9 @@ class GymnasiumEnvironment(py_environment.PyEnvironment):
 
     def _reset(self) -> ts.TimeStep:
         # The seed is used once: later resets continue the random stream.
-        observation, self._info = self._env.reset(seed=self._seed)
+        observation, self._info = spaces.split_reset(
+            self._env.reset(seed=self._seed), self._name
+        )
         self._seed = None
         self._episode_ended = False
         self._episode_return = 0.0
@@ -234,11 +278,14 @@ class GymnasiumEnvironment(py_environment.PyEnvironment):
         if self._episode_ended:
             # The tf-agents contract when the base class does not reset.
             return self.reset()
-        observation, reward, terminated, truncated, self._info = self._env.step(
-            self._gymnasium_action(action)
+        result = self._env.step(self._gymnasium_action(action))
+        observation, reward, terminated, truncated, self._info = (
+            spaces.split_step(result, self._name)
         )
         observation = self._observation(observation)
         reward = spaces.convert_reward(reward, self._name)
+        terminated = spaces.convert_flag(terminated, "terminated", self._name)
+        truncated = spaces.convert_flag(truncated, "truncated", self._name)
         self._episode_return += float(reward)
         self._episode_length += 1
         if terminated or truncated:
@@ -348,6 +395,8 @@ def make_tf_environment(
                 [GymnasiumEnvironment(env, seed=seed)], multithreading=False
             )
         )
+    if _looks_like_env(env):
+        raise _not_gymnasium_error(env, f"env={env!r}")
     if not isinstance(
         env, (str, gymnasium.envs.registration.EnvSpec)
     ) and not callable(env):

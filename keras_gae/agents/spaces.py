@@ -12,22 +12,43 @@
 | `Tuple((space, ...))` | a tuple of the specs | | |
 
 Bounds equal in every entry become a scalar; tf-agents stores infinite Box
-bounds as the float32 limits. Dict and Tuple nest (observations only: the
-policy takes one action tensor); other spaces (Text, Graph, Sequence, ...)
-raise a TypeError.
+bounds (and float64 bounds beyond the float32 range) as the float32
+limits. Dict and Tuple nest (observations only: the policy takes one action
+tensor) and need at least one entry; other spaces (Text, Graph, Sequence,
+...) raise a TypeError.
 
 `ObservationConverter` casts what `reset`/`step` return to the spec and
 refuses, naming the environment and the field (`observation['pos'][1]`),
-a nest that does not match, a wrong shape, a non-numeric dtype, a float
-where integers are expected, an integer outside its bounds and a NaN
-value. `convert_reward` refuses a non-scalar, non-numeric or non-finite
-reward the same way. A broken environment then fails at the step that broke
-the spec, not deep inside a network or tf-agents.
+a nest that does not match, something that is no array (a ragged list), a
+wrong shape, a non-numeric dtype, a float where integers are expected, an
+integer outside its bounds, and a float that is not finite: NaN, +inf or
+-inf, or a float64 value beyond the float32 range. A Box with infinite
+bounds allows any finite value; infinity itself is refused, and float
+values outside finite Box bounds are let through (many environments
+overshoot their declared box slightly). `convert_reward` refuses a
+non-scalar, non-numeric or non-finite reward the same way, and
+`convert_flag` a `terminated` or `truncated` that is not a bool (or an
+integer 0 or 1). For a vector of environments the errors list the
+sub-environments at fault. A broken environment then fails at the step
+that broke the spec, not deep inside a network or tf-agents, and NaN or
+inf never reach the policy or the normalization statistics.
+
+The gymnasium 1.x API is checked too: `check_reset_signature` refuses an
+environment whose `reset` takes no seed (gym 0.21 and older) when it is
+made, `split_reset` and `split_step` a result that is not `(observation,
+info)` or `(observation, reward, terminated, truncated, info)`, and
+`raise_if_old_api` recognises what gymnasium's vector envs raise on
+such sub-environments; each says the environment uses the old gym API and
+how to port it. gymnasium 1.x ships no adapter for old-API environments
+(its `EnvCompatibility` wrapper moved to shimmy, which wraps environments
+of the old `gym` package only).
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
+from typing import Optional
 from typing import Tuple
 
 import gymnasium
@@ -47,21 +68,32 @@ ACTION_SPACES = ("Discrete", "MultiDiscrete", "MultiBinary", "Box")
 
 
 def env_name(env: Any) -> str:
-    """The environment's id (`env.spec.id`), else its class name."""
+    """The environment's id (`env.spec.id`), else its class name.
+
+    A vector env without an id is named after its first sub-environment
+    (or the `__name__` of the factory that makes them, unless a lambda).
+    """
     spec = getattr(env, "spec", None)
     if spec is not None and getattr(spec, "id", None):
         return repr(spec.id)
     unwrapped = getattr(env, "unwrapped", env)
     name = type(unwrapped).__name__
     copies = getattr(unwrapped, "envs", None)
+    factories = getattr(unwrapped, "env_fns", None)
     if copies:
-        name = f"{name} of {env_name(copies[0])}"
+        return f"{name} of {env_name(copies[0])}"
+    factory = getattr(factories[0], "__name__", "<") if factories else "<"
+    if not factory.startswith("<"):
+        name = f"{name} of {factory}"
     return name
 
 
 def _bounds(values: np.ndarray, dtype: type) -> np.ndarray:
     """Bounds in the spec dtype; a scalar when all entries are equal."""
-    values = np.asarray(values).astype(dtype)
+    # float64 bounds beyond the float32 range become infinite, as tf-agents
+    # stores them (the float32 limits).
+    with np.errstate(over="ignore"):
+        values = np.asarray(values).astype(dtype)
     if values.size and np.all(values == values.flat[0]):
         return values.flat[0]
     return values
@@ -78,8 +110,16 @@ def space_to_spec(space: gymnasium.Space, name: str, *, nested: bool = True):
     Raises:
       TypeError: a space not in `SUPPORTED_SPACES` (or a nest when
         `nested` is False).
+      ValueError: a Dict or Tuple without entries.
     """
     spaces = gymnasium.spaces
+    if nested and isinstance(space, (spaces.Dict, spaces.Tuple)):
+        if not space.spaces:
+            raise ValueError(
+                f"The {name} space {type(space).__name__} has no entries: "
+                "an observation needs at least one array. "
+                f"Received: {name}_space={space!r}"
+            )
     if nested and isinstance(space, spaces.Dict):
         return {
             key: space_to_spec(sub, f"{name}_{key}")
@@ -155,16 +195,24 @@ class ObservationConverter:
             f"Received: {field}={_describe(value)}"
         )
 
+    def _rows(self, bad: np.ndarray) -> str:
+        """Which sub-environments hold the `bad` entries (vectors only)."""
+        if not self._batch_shape:
+            return ""
+        rows = bad.reshape(self._batch_shape[0], -1).any(axis=1)
+        return f" (sub-environments {np.flatnonzero(rows).tolist()})"
+
     def _convert(self, value: Any, spec: Any, field: str, method: str):
         if isinstance(spec, dict):
             if not isinstance(value, dict) or set(value) != set(spec):
-                keys = sorted(value) if isinstance(value, dict) else None
+                got = type(value).__name__
+                if isinstance(value, dict):
+                    got += f" with keys {sorted(value, key=str)}"
                 self._fail(
                     ValueError,
                     field,
                     method,
-                    f"expected a dict with keys {sorted(spec)}, got "
-                    f"{type(value).__name__} with keys {keys}",
+                    f"expected a dict with keys {sorted(spec)}, got {got}",
                     value,
                 )
             return {
@@ -187,7 +235,12 @@ class ObservationConverter:
         return self._leaf(value, spec, field, method)
 
     def _leaf(self, value: Any, spec: Any, field: str, method: str):
-        array = np.asarray(value)
+        try:
+            array = np.asarray(value)
+        except (TypeError, ValueError) as error:
+            self._fail(
+                ValueError, field, method, f"not an array ({error})", value
+            )
         expected = self._batch_shape + tuple(spec.shape)
         if array.shape != expected:
             self._fail(
@@ -215,46 +268,258 @@ class ObservationConverter:
                     f"dtype {array.dtype}, expected integers",
                     value,
                 )
-            if np.any(array < spec.minimum) or np.any(array > spec.maximum):
+            outside = (array < spec.minimum) | (array > spec.maximum)
+            if outside.any():
                 self._fail(
                     ValueError,
                     field,
                     method,
-                    f"values outside [{spec.minimum}, {spec.maximum}]",
+                    f"values outside [{spec.minimum}, {spec.maximum}]"
+                    + self._rows(outside),
                     value,
                 )
             return array.astype(spec.dtype, copy=False)
-        array = array.astype(spec.dtype, copy=False)
-        if np.isnan(array).any():
-            self._fail(ValueError, field, method, "a NaN value", value)
-        return array
+        # A float64 value beyond the float32 range becomes inf here (numpy
+        # warns of the overflow), and is refused with the others.
+        converted = array.astype(spec.dtype, copy=False)
+        if not np.isfinite(converted).all():
+            bad = ~np.isfinite(converted)
+            self._fail(
+                ValueError,
+                field,
+                method,
+                _non_finite(array, converted, bad) + self._rows(bad),
+                value,
+            )
+        return converted
+
+
+def _non_finite(source: np.ndarray, converted: np.ndarray, bad) -> str:
+    """What is wrong with the non-finite entries `bad` of `converted`."""
+    if np.isfinite(source[bad]).all():
+        return "a value beyond the float32 range (it would become inf)"
+    names = [
+        name
+        for name, test in (
+            ("NaN", np.isnan),
+            ("+inf", np.isposinf),
+            ("-inf", np.isneginf),
+        )
+        if test(converted).any()
+    ]
+    if names == ["NaN"]:
+        return "a NaN value"
+    return (
+        f"a non-finite value ({', '.join(names)}); observations must be "
+        "finite, even in a Box with infinite bounds"
+    )
+
+
+def _array_of_shape(value: Any, shape: Tuple[int, ...]) -> tuple:
+    """`(array, None)`, or `(None, what is wrong)` when `value` is no
+    array of `shape`."""
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as error:  # A ragged nest.
+        return None, f"not an array ({error})"
+    if array.shape != shape:
+        return None, f"shape {array.shape}, expected {shape}"
+    return array, None
 
 
 def convert_reward(
     reward: Any, env: str, batch_shape: Tuple[int, ...] = ()
 ) -> np.ndarray:
     """The reward as float32 of `batch_shape`, or an error naming `env`."""
-    array = np.asarray(reward)
-    problem = None
-    if array.shape != tuple(batch_shape):
-        problem = f"shape {array.shape}, expected {tuple(batch_shape)}"
-    elif array.dtype.kind not in "biuf":
-        problem = f"dtype {array.dtype} is not a real number"
-    else:
-        array = array.astype(np.float32)
+    array, problem = _array_of_shape(reward, tuple(batch_shape))
+    error = ValueError
+    if problem is None and array.dtype.kind not in "biuf":
+        error, problem = TypeError, f"dtype {array.dtype} is not a real number"
+    elif problem is None:
+        source, array = array, array.astype(np.float32)
         bad = ~np.isfinite(array)
         if bad.any():
-            problem = "a NaN or infinite value"
+            if np.isfinite(source[bad]).all():
+                problem = "a value beyond the float32 range"
+            else:
+                problem = "a NaN or infinite value"
             if bad.ndim:
                 problem += f" (sub-environments {np.flatnonzero(bad).tolist()})"
     if problem is not None:
-        kind = TypeError if "dtype" in problem else ValueError
-        raise kind(
+        raise error(
             f"The environment {env} returned from step() a reward that is "
             f"not a finite scalar per environment: {problem}. "
             f"Received: reward={_describe(reward)}"
         )
     return array
+
+
+def convert_flag(
+    flag: Any, field: str, env: str, batch_shape: Tuple[int, ...] = ()
+) -> Any:
+    """`terminated` or `truncated` as a bool (a bool array of `batch_shape`
+    for a vector env), or an error naming `env` and `field`.
+
+    Integers 0 and 1 are accepted as False and True (gymnasium's checker
+    only warns of them); floats, strings, None or a wrong shape are not.
+    """
+    if flag is True or flag is False:
+        return flag
+    if (
+        type(flag) is np.ndarray
+        and flag.dtype.kind == "b"
+        and flag.shape == batch_shape
+        and batch_shape
+    ):
+        return flag  # A vector env's flags: no copy, no more checks.
+    array, problem = _array_of_shape(flag, tuple(batch_shape))
+    error = ValueError
+    if problem is None:
+        kind = array.dtype.kind
+        if kind == "b" or (
+            kind in "iu" and ((array == 0) | (array == 1)).all()
+        ):
+            return (
+                array.astype(bool, copy=False) if batch_shape else bool(array)
+            )
+        if kind in "iu":
+            problem = "integers other than 0 and 1"
+        else:
+            error, problem = TypeError, f"dtype {array.dtype}"
+    raise error(
+        f"The environment {env} returned from step() a {field} flag that "
+        f"is not a bool{' per environment' if batch_shape else ''}: "
+        f"{problem}. Received: {field}={_describe(flag)}"
+    )
+
+
+GYMNASIUM_API = (
+    "keras_gae needs the gymnasium 1.x API: reset(*, seed=None, "
+    "options=None) -> (observation, info) and step(action) -> "
+    "(observation, reward, terminated, truncated, info). Port the "
+    "environment to it (gymnasium.utils.step_api_compatibility."
+    "convert_to_terminated_truncated_step_api turns an old 4-value step "
+    "result into the 5 values)"
+)
+
+
+def api_error(env: str, problem: str, received: str, old: bool = True):
+    """The TypeError of an environment off the gymnasium 1.x API."""
+    what = "uses the old gym API" if old else "breaks the gymnasium 1.x API"
+    return TypeError(
+        f"The environment {env} {what}: {problem}. {GYMNASIUM_API}. "
+        f"Received: {received}"
+    )
+
+
+def check_reset_signature(env: Any, name: Optional[str] = None) -> None:
+    """Refuses an environment whose `reset` takes no `seed` (gym 0.21).
+
+    Every layer of a wrapped environment is looked at, so an old-API
+    environment made by `gymnasium.make` fails here, before any reset.
+
+    Args:
+      env: a `gymnasium.Env` (possibly wrapped).
+      name: how errors name the environment; default `env_name(env)`, and
+        when given, `env` is a sub-environment of the one so named.
+    """
+    layer = env
+    while layer is not None:
+        try:
+            signature = inspect.signature(layer.reset)
+        except (TypeError, ValueError):  # Not introspectable (compiled).
+            signature = None
+        if signature is not None and not any(
+            parameter.name == "seed" or parameter.kind is parameter.VAR_KEYWORD
+            for parameter in signature.parameters.values()
+        ):
+            whose = "" if name is None else "its sub-environments' "
+            raise api_error(
+                env_name(env) if name is None else name,
+                f"{whose}reset() takes no seed (gym 0.21 and older seed "
+                "with env.seed(seed) instead)",
+                f"reset={type(layer).__name__}.reset{signature}",
+            )
+        layer = layer.env if isinstance(layer, gymnasium.Wrapper) else None
+
+
+def split_reset(result: Any, env: str) -> tuple:
+    """`(observation, info)` from what `reset` returned, checked."""
+    if isinstance(result, tuple) and len(result) == 2:
+        if isinstance(result[1], dict):
+            return result
+        raise api_error(
+            env,
+            f"reset() returned an info of type {type(result[1]).__name__}, "
+            "expected a dict",
+            f"reset_result={_describe(result)}",
+            old=False,
+        )
+    raise api_error(
+        env,
+        f"reset() returned {_kind(result)} instead of (observation, info) "
+        "(the old API returns the observation alone)",
+        f"reset_result={_describe(result)}",
+    )
+
+
+def split_step(result: Any, env: str) -> tuple:
+    """The 5 values of what `step` returned, checked."""
+    if isinstance(result, tuple) and len(result) == 5:
+        return result
+    if isinstance(result, tuple) and len(result) == 4:
+        problem = "step() returned 4 values (observation, reward, done, info)"
+        old = True
+    else:
+        problem = (
+            f"step() returned {_kind(result)} instead of (observation, "
+            "reward, terminated, truncated, info)"
+        )
+        old = False
+    raise api_error(env, problem, f"step_result={_describe(result)}", old)
+
+
+_RESET_RESULT = "reset() did not return (observation, info)"
+# What gymnasium's vector envs raise when a sub-environment is on the old
+# API: Python's unpacking errors (in this process, or with the same type
+# and text from an AsyncVectorEnv worker), a reset that takes no seed, an
+# observation taken for the info dict.
+_OLD_API_SIGNS = {
+    "reset": (
+        ("unexpected keyword argument 'seed'", "reset() takes no seed"),
+        ("unexpected keyword argument 'options'", "reset() takes no options"),
+        ("values to unpack (expected 2", _RESET_RESULT),
+        ("cannot unpack non-iterable", _RESET_RESULT),
+        ("has no attribute 'items'", _RESET_RESULT),
+    ),
+    "step": (
+        (
+            "values to unpack (expected 5, got 4)",
+            "step() returned 4 values (observation, reward, done, info)",
+        ),
+    ),
+}
+
+
+def raise_if_old_api(error: Exception, method: str, env: str) -> None:
+    """Raises the old-API TypeError, from `error`, when `error` is what a
+    gymnasium vector env's `method` ("reset", "step") raises on an
+    old-API sub-environment; returns otherwise."""
+    text = str(error)
+    for sign, problem in _OLD_API_SIGNS[method]:
+        if sign in text:
+            raise api_error(
+                env,
+                f"its sub-environments' {problem}",
+                f"error={error!r}",
+                old=sign != "has no attribute 'items'",
+            ) from error
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, tuple):
+        return f"a tuple of {len(value)} values"
+    return f"a single {type(value).__name__}"
 
 
 def _describe(value: Any) -> str:

@@ -15,8 +15,13 @@ same-step or disabled auto-reset are refused.
 
 Specs and checks are those of `keras_gae.agents.spaces`, per
 sub-environment (`single_observation_space`, `single_action_space`),
-batched: observations `[B, ...]`, rewards `[B]` finite floats, with errors
-naming the environment and the field.
+batched: observations `[B, ...]` (finite floats, integers in bounds),
+rewards `[B]` finite floats, `terminated` and `truncated` `[B]` bools,
+with errors naming the environment, the field and the sub-environments at
+fault. Sub-environments on the old gym API are refused with a TypeError
+that says so (see `keras_gae.agents.environments`, "gymnasium 1.x API"):
+when the vector env is made if their `reset` takes no seed and gymnasium
+made them in this process (sync), else at the first reset or step.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import numpy as np
 from tf_agents.environments import py_environment
 from tf_agents.trajectories import time_step as ts
 
+from keras_gae.agents import environments
 from keras_gae.agents import spaces
 from keras_gae.ops import _checks
 
@@ -70,10 +76,24 @@ def make_vector_env(
             "id; a factory runs as 'sync' or 'async'. "
             f"Received: vectorization_mode={mode!r}"
         )
-    factories = [lambda: env(**env_kwargs)] * num_envs
+    factories = [_SubEnvironment(env, env_kwargs)] * num_envs
     if mode == "async":
         return gymnasium.vector.AsyncVectorEnv(factories)
     return gymnasium.vector.SyncVectorEnv(factories)
+
+
+class _SubEnvironment:
+    """Makes one sub-environment from a factory, checked as
+    `make_gymnasium_env` checks it; named after the factory for errors.
+    (A class, not a closure, so that AsyncVectorEnv can pickle it.)"""
+
+    def __init__(self, factory: Any, env_kwargs: Mapping[str, Any]):
+        self.factory = factory
+        self.env_kwargs = env_kwargs
+        self.__name__ = getattr(factory, "__name__", type(factory).__name__)
+
+    def __call__(self) -> gymnasium.Env:
+        return environments.make_gymnasium_env(self.factory, self.env_kwargs)
 
 
 class GymnasiumVectorEnvironment(py_environment.PyEnvironment):
@@ -135,6 +155,8 @@ class GymnasiumVectorEnvironment(py_environment.PyEnvironment):
             self._observation_spec, self._name, (self._num_envs,)
         )
         self._action_dtype = env.single_action_space.dtype
+        for sub_environment in getattr(env.unwrapped, "envs", None) or ():
+            spaces.check_reset_signature(sub_environment, self._name)
         if seed is not None:
             env.action_space.seed(seed)
         self._ended = np.ones(self._num_envs, bool)
@@ -179,7 +201,12 @@ class GymnasiumVectorEnvironment(py_environment.PyEnvironment):
         self._env.close()
 
     def _reset(self) -> ts.TimeStep:
-        observation, self._info = self._env.reset(seed=self._seed)
+        try:
+            result = self._env.reset(seed=self._seed)
+        except (TypeError, ValueError, AttributeError) as error:
+            spaces.raise_if_old_api(error, "reset", self._name)
+            raise
+        observation, self._info = spaces.split_reset(result, self._name)
         self._seed = None
         self._ended[:] = False
         self._episode_return[:] = 0.0
@@ -196,13 +223,25 @@ class GymnasiumVectorEnvironment(py_environment.PyEnvironment):
                 "times the action spec). "
                 f"Received: action={_checks.describe(action)}"
             )
-        observation, reward, terminated, truncated, self._info = self._env.step(
-            action.astype(self._action_dtype, copy=False)
+        try:
+            result = self._env.step(
+                action.astype(self._action_dtype, copy=False)
+            )
+        except (TypeError, ValueError) as error:
+            spaces.raise_if_old_api(error, "step", self._name)
+            raise
+        observation, reward, terminated, truncated, self._info = (
+            spaces.split_step(result, self._name)
         )
+        batch_shape = (self._num_envs,)
         observation = self._convert_observation(observation)
-        reward = spaces.convert_reward(reward, self._name, (self._num_envs,))
-        terminated = np.asarray(terminated, bool)
-        truncated = np.asarray(truncated, bool)
+        reward = spaces.convert_reward(reward, self._name, batch_shape)
+        terminated = spaces.convert_flag(
+            terminated, "terminated", self._name, batch_shape
+        )
+        truncated = spaces.convert_flag(
+            truncated, "truncated", self._name, batch_shape
+        )
         first = self._ended
         # A sub-environment that just reset reports reward 0; it is the
         # boundary row's and must not count.
