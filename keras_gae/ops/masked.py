@@ -1,8 +1,12 @@
 """Masked reductions: statistics over valid steps only.
 
-A mask is a bool-like tensor of the same shape as the values (or
-broadcastable to it); `None` means every element is valid. Masked elements
-contribute nothing, even when they hold NaN or Inf.
+A mask is a bool-like tensor (bool, or integers or floats holding 0 and 1)
+of the same shape as the values or broadcastable to it; `None` means every
+element is valid. Masked elements contribute nothing, even when they hold
+NaN or Inf, neither to the results nor to their gradients; a NaN or Inf
+valid element makes the statistics it enters NaN or Inf. float16 and
+bfloat16 values are summed in float32 and the results cast back to their
+dtype (a float16 sum or variance overflows at 65504).
 
 This module is the one implementation of masked moments in keras_gae: the
 advantage normalization layer, the training models and the language-model
@@ -17,30 +21,55 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from keras_gae.ops import _checks
 
-def _weights(x: tf.Tensor, mask: Any) -> Optional[tf.Tensor]:
+
+def _accumulation_dtype(dtype: tf.DType) -> tf.DType:
+    if dtype in (tf.float16, tf.bfloat16):
+        return tf.float32
+    return dtype
+
+
+def _valid(x: tf.Tensor, mask: Any) -> Optional[tf.Tensor]:
+    """The checked mask as a bool tensor of x's shape (None: all valid)."""
     if mask is None:
         return None
-    mask = tf.convert_to_tensor(mask)
-    if not mask.dtype.is_bool:
-        mask = tf.not_equal(mask, tf.zeros([], mask.dtype))
-    return tf.cast(tf.broadcast_to(mask, tf.shape(x)), x.dtype)
+    mask = _checks.convert_flag(mask, "mask")
+    shape = None
+    if mask.shape.rank is not None and x.shape.rank is not None:
+        try:
+            shape = tf.broadcast_static_shape(mask.shape, x.shape)
+        except ValueError:
+            pass
+        if shape is None or shape.rank != x.shape.rank:
+            raise ValueError(
+                "`mask` must have the shape of the values or broadcast to "
+                f"it: {tuple(x.shape)}. Received: mask={_checks.describe(mask)}"
+            )
+    return tf.broadcast_to(mask, tf.shape(x))
+
+
+def _sum_and_count(x: tf.Tensor, valid: Optional[tf.Tensor]) -> tuple:
+    if valid is None:
+        return tf.reduce_sum(x), tf.cast(tf.size(x), x.dtype)
+    safe = tf.where(valid, x, tf.zeros_like(x))
+    return tf.reduce_sum(safe), tf.reduce_sum(tf.cast(valid, x.dtype))
 
 
 def masked_sum_and_count(x: Any, mask: Any = None) -> tuple:
     """Sum of valid elements and their number, both scalars of x's dtype."""
-    x = tf.convert_to_tensor(x)
-    weights = _weights(x, mask)
-    if weights is None:
-        return tf.reduce_sum(x), tf.cast(tf.size(x), x.dtype)
-    safe = tf.where(weights > 0, x, tf.zeros_like(x))
-    return tf.reduce_sum(safe), tf.reduce_sum(weights)
+    x = _checks.convert_float(x, "x")
+    accumulated = tf.cast(x, _accumulation_dtype(x.dtype))
+    total, count = _sum_and_count(accumulated, _valid(x, mask))
+    return tf.cast(total, x.dtype), tf.cast(count, x.dtype)
 
 
 def masked_mean(x: Any, mask: Any = None) -> tf.Tensor:
     """Mean over valid elements; 0 when there are none."""
-    total, count = masked_sum_and_count(x, mask)
-    return tf.math.divide_no_nan(total, count)
+    x = _checks.convert_float(x, "x")
+    accumulated = tf.cast(x, _accumulation_dtype(x.dtype))
+    total, count = _sum_and_count(accumulated, _valid(x, mask))
+    return tf.cast(tf.math.divide_no_nan(total, count), x.dtype)
 
 
 def _replica_sum(stacked: tf.Tensor, across_replicas: bool) -> tf.Tensor:
@@ -50,6 +79,45 @@ def _replica_sum(stacked: tf.Tensor, across_replicas: bool) -> tf.Tensor:
     if context is None or context.num_replicas_in_sync == 1:
         return stacked
     return context.all_reduce(tf.distribute.ReduceOp.SUM, stacked)
+
+
+def _moments(
+    stacked: tf.Tensor, valid: Optional[tf.Tensor], across_replicas: bool
+) -> tuple:
+    """Means and variances `[n]` of `stacked[i]` over its valid elements.
+
+    `valid` has the shape of one `stacked[i]`; nothing is checked here.
+    """
+    rank = stacked.shape.rank
+    axes = list(range(1, rank)) if rank is not None else None
+    if axes is None:
+        axes = tf.range(1, tf.rank(stacked))
+    if valid is None:
+        count = tf.cast(tf.size(stacked[0]), stacked.dtype)
+    else:
+        # Zero masked elements first: NaN or Inf there must reach neither
+        # the statistics nor their gradients.
+        stacked = tf.where(valid, stacked, tf.zeros_like(stacked))
+        count = tf.reduce_sum(tf.cast(valid, stacked.dtype))
+
+    def sums(values, *extra):
+        totals = tf.concat([tf.reduce_sum(values, axes), *extra], 0)
+        return _replica_sum(totals, across_replicas)
+
+    totals, count = tf.split(sums(stacked, count[tf.newaxis]), [-1, 1])
+    means = tf.math.divide_no_nan(totals, count)
+    size = tf.shape(stacked)[:1]
+    if rank is not None:
+        broadcast_means = tf.reshape(means, [-1] + [1] * len(axes))
+    else:
+        broadcast_means = tf.reshape(
+            means, tf.concat([size, tf.ones_like(axes)], 0)
+        )
+    squares = tf.square(stacked - broadcast_means)
+    if valid is not None:
+        squares = tf.where(valid, squares, tf.zeros_like(squares))
+    variances = tf.math.divide_no_nan(sums(squares), count)
+    return means, variances
 
 
 def joint_masked_moments(
@@ -75,46 +143,40 @@ def joint_masked_moments(
 
     Returns:
       A list of `(mean, variance)` scalar pairs (population variance), one
-      per tensor; both are 0 when no element is valid.
+      per tensor, in their dtype; both are 0 when no element is valid.
+
+    Raises:
+      TypeError: a non-float tensor, tensors of different dtypes, a mask
+        that is not bool-like, a non-bool `across_replicas`.
+      ValueError: tensors of different shapes, a mask that does not
+        broadcast to their shape or holds values other than 0 and 1.
     """
-    tensors = [tf.convert_to_tensor(t) for t in tensors]
+    _checks.check_bool(across_replicas, "across_replicas")
+    tensors = [
+        _checks.convert_float(t, f"tensors[{i}]") for i, t in enumerate(tensors)
+    ]
     if not tensors:
         return []
+    first = tensors[0]
+    for tensor in tensors[1:]:
+        if tensor.dtype != first.dtype:
+            raise TypeError(
+                "`tensors` must share one dtype, got "
+                f"{[t.dtype.name for t in tensors]}. "
+                f"Received: tensors={[_checks.describe(t) for t in tensors]}"
+            )
+        if not tensor.shape.is_compatible_with(first.shape):
+            raise ValueError(
+                "`tensors` must share one shape, got "
+                f"{[tuple(t.shape) for t in tensors]}. "
+                f"Received: tensors={[_checks.describe(t) for t in tensors]}"
+            )
+    valid = _valid(first, mask)
     # One [n, ...] tensor, masked once and reduced once per pass.
-    stacked = tf.stack(tensors)
-    rank = stacked.shape.rank
-    axes = list(range(1, rank)) if rank is not None else None
-    if axes is None:
-        axes = tf.range(1, tf.rank(stacked))
-    weights = _weights(tensors[0], mask)
-    if weights is None:
-        valid = None
-        count = tf.cast(tf.size(tensors[0]), stacked.dtype)
-    else:
-        valid = weights > 0
-        # Zero masked elements first: NaN or Inf there must reach neither
-        # the statistics nor their gradients.
-        stacked = tf.where(valid, stacked, tf.zeros_like(stacked))
-        count = tf.reduce_sum(weights)
-
-    def sums(values, *extra):
-        totals = tf.concat([tf.reduce_sum(values, axes), *extra], 0)
-        return _replica_sum(totals, across_replicas)
-
-    totals, count = tf.split(sums(stacked, count[tf.newaxis]), [-1, 1])
-    means = tf.math.divide_no_nan(totals, count)
-    if rank is not None:
-        broadcast_means = tf.reshape(means, [len(tensors)] + [1] * len(axes))
-    else:
-        broadcast_means = tf.reshape(
-            means, tf.concat([[len(tensors)], tf.ones_like(axes)], 0)
-        )
-    squares = tf.square(stacked - broadcast_means)
-    if valid is not None:
-        squares = tf.where(valid, squares, tf.zeros_like(squares))
-    variances = tf.math.divide_no_nan(sums(squares), count)
-    means = tf.unstack(means, len(tensors))
-    variances = tf.unstack(variances, len(tensors))
+    stacked = tf.cast(tf.stack(tensors), _accumulation_dtype(first.dtype))
+    means, variances = _moments(stacked, valid, across_replicas)
+    means = tf.unstack(tf.cast(means, first.dtype), len(tensors))
+    variances = tf.unstack(tf.cast(variances, first.dtype), len(tensors))
     return list(zip(means, variances))
 
 
@@ -123,8 +185,9 @@ def masked_moments(
 ) -> tuple:
     """(mean, variance) over valid elements (population variance).
 
-    See `joint_masked_moments` for `across_replicas`.
+    See `joint_masked_moments` for `across_replicas` and the errors.
     """
+    x = _checks.convert_float(x, "x")
     (moments,) = joint_masked_moments(
         [x], mask, across_replicas=across_replicas
     )
@@ -143,14 +206,26 @@ def masked_whiten(
 
     Masked elements come out as 0. With `shift_mean=False` the mean is added
     back, so only the scale changes (the usual choice for rewards). See
-    `joint_masked_moments` for `across_replicas`.
+    `joint_masked_moments` for `across_replicas` and the errors; `epsilon`
+    must be a float > 0.
     """
-    x = tf.convert_to_tensor(x)
-    mean, variance = masked_moments(x, mask, across_replicas=across_replicas)
-    whitened = (x - mean) * tf.math.rsqrt(variance + epsilon)
+    _checks.check_bool(shift_mean, "shift_mean")
+    _checks.check_bool(across_replicas, "across_replicas")
+    epsilon = _checks.check_float(
+        epsilon, "epsilon", minimum=0.0, inclusive=False
+    )
+    x = _checks.convert_float(x, "x")
+    valid = _valid(x, mask)
+    accumulated = tf.cast(x, _accumulation_dtype(x.dtype))
+    if valid is not None:
+        # Zeroed before any math: a NaN or Inf masked element would
+        # otherwise reach the gradients through (x - mean) * d rsqrt.
+        accumulated = tf.where(valid, accumulated, tf.zeros_like(accumulated))
+    means, variances = _moments(accumulated[tf.newaxis], valid, across_replicas)
+    mean, variance = means[0], variances[0]
+    whitened = (accumulated - mean) * tf.math.rsqrt(variance + epsilon)
     if not shift_mean:
         whitened += mean
-    weights = _weights(x, mask)
-    if weights is None:
-        return whitened
-    return tf.where(weights > 0, whitened, tf.zeros_like(whitened))
+    if valid is not None:
+        whitened = tf.where(valid, whitened, tf.zeros_like(whitened))
+    return tf.cast(whitened, x.dtype)

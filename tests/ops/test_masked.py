@@ -94,6 +94,140 @@ class MaskedMomentsTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(out, (x - x.mean()) / x.std() + x.mean(), 1e-6)
 
 
+class NonFiniteAndHalfPrecisionTest(tf.test.TestCase, parameterized.TestCase):
+    @parameterized.parameters(np.nan, np.inf, -np.inf)
+    def test_whiten_gradient_ignores_masked_non_finite_values(self, bad):
+        # The masked element is excluded: the gradients with respect to the
+        # valid elements equal those with a finite value there, to the bit.
+        mask = np.array([True, False, True, True])
+        weights = np.array([1.0, 2.0, -3.0, 0.5], np.float32)
+
+        def gradient(masked_value):
+            x = tf.Variable(np.float32([1.0, masked_value, 4.0, -2.0]))
+            with tf.GradientTape() as tape:
+                whitened = ops.masked_whiten(x, mask)
+                objective = tf.reduce_sum(whitened * weights)
+            return whitened.numpy(), tape.gradient(objective, x).numpy()
+
+        finite_whitened, finite_gradient = gradient(0.0)
+        whitened, got = gradient(bad)
+        self.assertAllEqual(whitened, finite_whitened)
+        self.assertAllEqual(got, finite_gradient)
+        self.assertTrue(np.all(np.isfinite(got)))
+
+    def test_half_precision_is_computed_in_float32(self):
+        # In float16 the sum 6e4 + 6e4 and the variance 2.2e7 overflow: the
+        # mean came out Inf and the whitened values 0.
+        big = np.float16([6e4, 6e4, 0.0])
+        self.assertEqual(ops.masked_mean(big, [1, 1, 0]).dtype, tf.float16)
+        self.assertAllClose(ops.masked_mean(big, [1, 1, 0]), 6e4)
+        total, count = ops.masked_sum_and_count(big, [1, 1, 0])
+        self.assertEqual(total.numpy(), np.inf)  # 1.2e5 is no float16
+        self.assertEqual(count.numpy(), 2.0)
+        x = np.array([1.0, 2.0, 1e4])
+        whitened = ops.masked_whiten(x.astype(np.float16))
+        self.assertEqual(whitened.dtype, tf.float16)
+        expected = (x - x.mean()) / np.sqrt(x.var() + 1e-8)
+        self.assertAllClose(whitened, expected, rtol=1e-3, atol=1e-3)
+        for dtype in (np.float16, tf.bfloat16.as_numpy_dtype):
+            (mean, variance), _ = ops.joint_masked_moments(
+                [x.astype(dtype), x.astype(dtype)]
+            )
+            self.assertEqual(mean.dtype, tf.as_dtype(dtype))
+            self.assertAllClose(mean, x.mean(), rtol=1e-2)
+            if dtype is np.float16:
+                self.assertEqual(variance.numpy(), np.inf)
+            else:
+                self.assertAllClose(variance, x.var(), rtol=1e-2)
+
+    @parameterized.named_parameters(
+        ("int_x", lambda: ops.masked_mean([1, 2, 3]), TypeError, "x"),
+        (
+            "bool_x",
+            lambda: ops.masked_moments([True, False]),
+            TypeError,
+            "x",
+        ),
+        (
+            "weight_mask",
+            lambda: ops.masked_mean([1.0, 2.0], [1.0, 0.5]),
+            ValueError,
+            "mask",
+        ),
+        (
+            "nan_mask",
+            lambda: ops.masked_moments([1.0, 2.0], [1.0, np.nan]),
+            ValueError,
+            "mask",
+        ),
+        (
+            "string_mask",
+            lambda: ops.masked_sum_and_count([1.0, 2.0], ["a", "b"]),
+            TypeError,
+            "mask",
+        ),
+        (
+            "mask_shape",
+            lambda: ops.masked_whiten(np.zeros((2, 3)), np.ones(2)),
+            ValueError,
+            "mask",
+        ),
+        (
+            "mask_rank",
+            lambda: ops.masked_mean(np.zeros(3), np.ones((2, 3))),
+            ValueError,
+            "mask",
+        ),
+        (
+            "negative_epsilon",
+            lambda: ops.masked_whiten([1.0, 2.0], epsilon=-1.0),
+            ValueError,
+            "epsilon",
+        ),
+        (
+            "nan_epsilon",
+            lambda: ops.masked_whiten([1.0, 2.0], epsilon=float("nan")),
+            ValueError,
+            "epsilon",
+        ),
+        (
+            "zero_epsilon",
+            lambda: ops.masked_whiten([1.0, 1.0], epsilon=0.0),
+            ValueError,
+            "epsilon",
+        ),
+        (
+            "shift_mean",
+            lambda: ops.masked_whiten([1.0, 2.0], shift_mean="no"),
+            TypeError,
+            "shift_mean",
+        ),
+        (
+            "across_replicas",
+            lambda: ops.masked_moments([1.0, 2.0], across_replicas=1),
+            TypeError,
+            "across_replicas",
+        ),
+        (
+            "joint_shapes",
+            lambda: ops.joint_masked_moments([np.zeros(3), np.zeros(2)]),
+            ValueError,
+            "tensors",
+        ),
+        (
+            "joint_dtypes",
+            lambda: ops.joint_masked_moments(
+                [np.zeros(3, np.float32), np.zeros(3)]
+            ),
+            TypeError,
+            "tensors",
+        ),
+    )
+    def test_bad_arguments_name_them(self, call, error, name):
+        with self.assertRaisesRegex(error, f"`{name}.*Received: {name}"):
+            call()
+
+
 class JointMaskedMomentsTest(tf.test.TestCase):
     def test_each_tensor_matches_its_own_moments(self):
         x, mask = random_batch(5)
