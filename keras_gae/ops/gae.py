@@ -73,8 +73,9 @@ def generalized_advantage_estimation(
         belongs to a new episode.
       * `mask[t]` false: padding, or a row whose transition does not exist
         (the LAST -> FIRST row of tf-agents trajectories). Its advantage is 0,
-        its return is `values[t]`, and the trace stops there. The row before
-        it still bootstraps from `values[t + 1]` unless it is terminated.
+        its return is `values[t]`, and the trace stops there. The row
+        before it, t - 1, still bootstraps from this row's `values[t]`
+        (V(s_t)) unless it is terminated or takes `truncation_values[t - 1]`.
 
     Letters: `T` steps, `B` batch. Shapes below are time-major; with
     `time_major=False` every `[T, B]` is `[B, T]`.
@@ -101,16 +102,21 @@ def generalized_advantage_estimation(
         one-pass C++ CPU op that g++ builds on first use,
         `keras_gae.ops.native`; not inside XLA-compiled functions). All give
         the same result to float rounding.
-      check_numerics: if True, NaN or Inf in any float input raises an
-        InvalidArgumentError that names the input. If False (the default,
-        no extra pass over the inputs), a NaN or Inf reward or value at a
-        valid step makes that step's advantage non-finite and, through the
-        trace, those of the earlier steps of its episode; it crosses
-        neither an episode end nor a masked step (no implementation lets
-        a 0 * NaN through).
-        Masked steps (and the row after a terminated step, whose value is
-        read as 0) stay finite. The training models never apply such a
-        step: its loss is not finite (`NonFiniteLossError`).
+      check_numerics: if True, NaN or Inf in any float input, masked rows
+        included, raises an InvalidArgumentError that names the input. If
+        False (the default, no extra pass over the inputs), a NaN or Inf
+        makes non-finite exactly the advantages whose formula reads it,
+        never a finite number: a reward or value of a valid step t makes
+        A_t non-finite, and so does the V_{t+1} step t bootstraps from,
+        including `values[t + 1]` on a masked row (it is V(s_{t+1}) there:
+        the LAST row of a tf-agents episode holds the value of the final
+        observation) unless step t is terminated or takes
+        `truncation_values[t]`. From A_t it spreads through the trace to
+        the earlier steps of the same episode; the trace itself carries
+        nothing across an episode end or a masked step (selects, never
+        0 * NaN), and a masked step's advantage is 0 whatever it holds
+        (its return is its `values[t]`). The training models never apply
+        such a step: its loss is not finite (`NonFiniteLossError`).
       name: optional name scope.
 
     Returns:

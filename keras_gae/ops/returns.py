@@ -6,8 +6,12 @@ the episode-boundary rules of `generalized_advantage_estimation`:
 `terminated[t]` means V(s_{t+1}) = 0, `truncated[t]` means bootstrap from
 V(s_{t+1}) (`truncation_values[t]` where given), either cuts the sum, and a
 masked row returns `values[t]` (0 where the estimator has no values) and stops
-the sum. Results are float32 (float64 if any float input is float64) with
-gradients stopped.
+the sum. The row before a masked row reads that row's `values[t]` as its
+V(s_{t+1}) unless it is terminated or takes `truncation_values`, so a NaN or
+Inf value there reaches it, as it does in GAE (see
+`generalized_advantage_estimation`, `check_numerics`); nothing else crosses a
+masked row or an episode end. Results are float32 (float64 if any float input
+is float64) with gradients stopped.
 
 References: Sutton and Barto (2018), "Reinforcement Learning: An
 Introduction", 2nd ed., chapters 7 (n-step returns) and 12 (lambda-returns).

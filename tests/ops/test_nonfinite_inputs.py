@@ -1,6 +1,7 @@
 """The documented behaviour of GAE and the return estimators on NaN or Inf
-inputs without check_numerics (nothing crosses an episode end or a masked
-step), and with it."""
+inputs without check_numerics (the trace crosses no episode end or masked
+step; a step reads the V(s_{t+1}) it bootstraps from, on a masked row too),
+and with it."""
 
 import numpy as np
 import tensorflow as tf
@@ -89,6 +90,36 @@ class NonFiniteInputsTest(tf.test.TestCase, parameterized.TestCase):
         self.assertTrue(np.all(np.isfinite(result[: end + 1])))
         # The NaN reward's own step is not finite.
         self.assertTrue(np.isnan(result[3, 0]))
+
+    @parameterized.product(
+        estimator=sorted(ESTIMATORS),
+        step_before=("plain", "terminated", "truncated"),
+    )
+    def test_nan_value_on_a_masked_row_reaches_the_step_reading_it(
+        self, estimator, step_before
+    ):
+        # Row 3 is masked (padding, or the LAST row of a tf-agents episode,
+        # which holds V(s_3)). Step 2 bootstraps from values[3] unless it is
+        # terminated or reads truncation_values[2] instead: a NaN there is
+        # an input of step 2, not padding it may ignore.
+        estimate = ESTIMATORS[estimator]
+        rewards, values, bootstrap_value, flags = inputs("masked")
+        flags["mask"] = np.ones((T, 1), bool)
+        flags["mask"][3, 0] = False
+        if step_before != "plain":
+            flags[step_before] = np.zeros((T, 1), bool)
+            flags[step_before][2, 0] = True
+        if step_before == "truncated":
+            flags["truncation_values"] = np.full((T, 1), 0.5, np.float32)
+        finite = estimate(rewards, values, bootstrap_value, **flags).numpy()
+        values[3, 0] = np.nan
+        result = estimate(rewards, values, bootstrap_value, **flags).numpy()
+        if step_before == "plain":
+            self.assertTrue(np.isnan(result[2, 0]))
+        else:
+            self.assertAllEqual(result[:3], finite[:3])
+        # The steps after the masked row never read it.
+        self.assertAllEqual(result[4:], finite[4:])
 
     @parameterized.parameters("scan", "xla", "native")
     def test_nan_spreads_back_within_its_episode(self, implementation):
