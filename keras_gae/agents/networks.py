@@ -179,18 +179,24 @@ class MLPNetwork(keras.Model):
 def policy_head_for(
     action_spec: Any,
     *,
-    action_bound: str = "clip",
+    action_bound: Optional[str] = "clip",
     initial_log_std: float = 0.0,
 ) -> keras.layers.Layer:
     """The policy head for one action spec.
 
     Discrete (integer scalar) -> `CategoricalPolicyHead`; MultiBinary
     (integer vector in [0, 1]) -> `BernoulliPolicyHead`; MultiDiscrete ->
-    `MultiCategoricalPolicyHead`; Box vector -> `GaussianPolicyHead` over
-    the box. Integer heads act in int64, as gymnasium specs do.
+    `MultiCategoricalPolicyHead`; Box vector -> `GaussianPolicyHead` with
+    `bound=action_bound` over the box ("clip", "tanh"), or unbounded
+    (None). Integer heads act in int64, as gymnasium specs do.
+
+    A Box bound at the float32 limit is how tf-agents stores an infinite
+    one, and is infinite here: "clip" leaves that side unclipped, "tanh"
+    refuses the box (it cannot squash into an unbounded interval).
 
     Raises:
-      ValueError: integer actions not starting at 0, Box actions not 1-D.
+      ValueError: integer actions not starting at 0, Box actions not 1-D,
+        `action_bound="tanh"` with a Box unbounded in some dimension.
     """
     dtype = tf.as_dtype(action_spec.dtype)
     shape = tuple(action_spec.shape)
@@ -219,13 +225,22 @@ def policy_head_for(
             f"Box actions must be a vector [D]. Received: action_spec="
             f"{action_spec!r}"
         )
+    if action_bound is None:
+        return GaussianPolicyHead(shape[0], initial_log_std=initial_log_std)
     return GaussianPolicyHead(
         shape[0],
         initial_log_std=initial_log_std,
         bound=action_bound,
-        low=np.broadcast_to(action_spec.minimum, shape),
-        high=np.broadcast_to(action_spec.maximum, shape),
+        low=_box_bound(action_spec.minimum, shape),
+        high=_box_bound(action_spec.maximum, shape),
     )
+
+
+def _box_bound(bound: Any, shape: tuple) -> np.ndarray:
+    """A spec bound `shape`, float64, the float32 limits back to +/-inf."""
+    bound = np.broadcast_to(np.asarray(bound, np.float64), shape)
+    limit = float(np.finfo(np.float32).max)
+    return np.where(np.abs(bound) >= limit, np.sign(bound) * np.inf, bound)
 
 
 def build_networks(

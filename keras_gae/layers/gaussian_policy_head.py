@@ -17,6 +17,7 @@ from keras_gae.ops import _checks
 
 tfd = policy_head.tfd
 BOUNDS = (None, "tanh", "clip")
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _bound_array(
@@ -35,9 +36,24 @@ def _bound_array(
             f"{action_dim} floats, got shape {array.shape}. "
             f"Received: {name}={value!r}"
         )
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"`{name}` must be finite. Received: {name}={value!r}")
+    if np.isnan(array).any():
+        raise ValueError(
+            f"`{name}` must not be NaN. Received: {name}={value!r}"
+        )
     return np.broadcast_to(array, [action_dim]).copy()
+
+
+def _unbounded_dimensions(low: np.ndarray, high: np.ndarray) -> list:
+    """Dimensions tanh cannot squash into: an infinite side (or the float32
+    limit, tf-agents' infinity), or a box wider than float32 holds."""
+    with np.errstate(over="ignore"):
+        width = high.astype(np.float32) - low.astype(np.float32)
+    finite = (
+        (np.abs(low) < FLOAT32_MAX)
+        & (np.abs(high) < FLOAT32_MAX)
+        & np.isfinite(width)
+    )
+    return np.flatnonzero(~finite).tolist()
 
 
 @keras.saving.register_keras_serializable(package="keras_gae")
@@ -65,7 +81,14 @@ class GaussianPolicyHead(policy_head.PolicyHead):
       receives `postprocess_action(a) = clip(a, low, high)`. `log_prob` and
       the stored action are those of the unclipped sample (the usual PPO
       convention, e.g. stable-baselines3); the greedy action is
-      clip(mean, low, high).
+      clip(mean, low, high). An infinite `low` or `high` leaves that side
+      unclipped.
+
+    "tanh" needs a finite box: a dimension with an infinite side (or one at
+    the float32 limit, how tf-agents stores an infinite Box bound), or
+    wider than float32 holds, would give infinite actions and NaN
+    log-probs, and is refused when the head is made; use "clip" or None
+    for such a box.
 
     Event shape is `[action_dim]`; batch shape the leading dims of params.
 
@@ -76,9 +99,10 @@ class GaussianPolicyHead(policy_head.PolicyHead):
       min_log_std: lower clip of the log-std.
       max_log_std: upper clip of the log-std, > min_log_std.
       bound: None, "tanh" or "clip".
-      low: lower bound of the box (a float or D floats, finite); required
-        by, and only allowed with, a bound.
-      high: upper bound, > low elementwise.
+      low: lower bound of the box (a float or D floats, not NaN; finite
+        with "tanh", possibly -inf with "clip"); required by, and only
+        allowed with, a bound.
+      high: upper bound, > low elementwise (possibly inf with "clip").
       kernel_initializer: initializer of W; default `Orthogonal(gain=0.01)`.
       bias_initializer: initializer of b.
       **kwargs: base Layer arguments.
@@ -92,8 +116,8 @@ class GaussianPolicyHead(policy_head.PolicyHead):
     Raises:
       ValueError: action_dim < 1, min_log_std >= max_log_std,
         initial_log_std outside the clip range, unknown bound, low/high
-        missing with a bound or given without one, low >= high, non-finite
-        or wrongly shaped low/high.
+        missing with a bound or given without one, low >= high, NaN or
+        wrongly shaped low/high, an unbounded box with "tanh".
       TypeError: wrong argument types.
 
     Example:
@@ -182,6 +206,16 @@ class GaussianPolicyHead(policy_head.PolicyHead):
             raise ValueError(
                 "`low` must be < `high` in every action dimension. "
                 f"Received: low={low!r}, high={high!r}"
+            )
+        unbounded = _unbounded_dimensions(low_array, high_array)
+        if bound == "tanh" and unbounded:
+            raise ValueError(
+                "`bound='tanh'`: tanh squashing needs a finite box; action "
+                f"dimensions {unbounded} are unbounded (an infinite `low` or "
+                "`high`, or a box wider than float32 holds), where the "
+                "squashed actions and their log-probs would not be finite; "
+                "use bound='clip' or None. "
+                f"Received: bound='tanh', low={low!r}, high={high!r}"
             )
         return low_array, high_array
 

@@ -1,6 +1,7 @@
 """Tests of the policy heads (categorical, Gaussian, multi-categorical,
 Bernoulli) and the squashed Gaussian distribution."""
 
+import json
 import os
 
 import keras
@@ -11,6 +12,7 @@ from absl.testing import parameterized
 from keras_gae import layers
 
 LOG_2PI = np.log(2.0 * np.pi)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def categorical_reference(logits, actions):
@@ -323,6 +325,37 @@ class GaussianPolicyHeadTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(head.greedy_action(params), [[1.0, 0.0]])
         self.assertAllClose(head.low, [-1.0, 0.0])
         self.assertAllClose(head.high, [1.0, 0.5])
+
+    @parameterized.named_parameters(
+        ("unbounded", -np.inf, np.inf, r"\[0, 1\]"),
+        ("partly_unbounded", [-1.0, 0.0], [1.0, np.inf], r"\[1\]"),
+        # How tf-agents stores an infinite Box bound.
+        ("float32_limits", -FLOAT32_MAX, FLOAT32_MAX, r"\[0, 1\]"),
+        ("wider_than_float32", [-1.0, -3e38], [1.0, 3e38], r"\[1\]"),
+    )
+    def test_tanh_needs_a_finite_box(self, low, high, dimensions):
+        with self.assertRaisesRegex(
+            ValueError,
+            r"`bound='tanh'`: tanh squashing needs a finite box; action "
+            rf"dimensions {dimensions} are unbounded.*use bound='clip' or "
+            r"None\. Received: bound='tanh', low=.*, high=",
+        ):
+            layers.GaussianPolicyHead(2, bound="tanh", low=low, high=high)
+
+    def test_clip_with_infinite_sides_clips_the_finite_ones(self):
+        head = layers.GaussianPolicyHead(
+            2, bound="clip", low=[-1.0, -np.inf], high=[1.0, np.inf]
+        )
+        action = tf.constant([[5.0, -1e30], [-5.0, 1e30]])
+        expected = np.float32([[1.0, -1e30], [-1.0, 1e30]])
+        self.assertAllEqual(head.postprocess_action(action), expected)
+        params = tf.constant([[7.0, -7.0, 0.0, 0.0]])
+        self.assertAllEqual(head.greedy_action(params), [[1.0, -7.0]])
+        # The config round trip goes through JSON, as a saved model does.
+        config = json.loads(json.dumps(head.get_config()))
+        restored = layers.GaussianPolicyHead.from_config(config)
+        self.assertAllEqual(restored.low, [-1.0, -np.inf])
+        self.assertAllEqual(restored.high, [1.0, np.inf])
 
     def test_unbounded_greedy_and_postprocess(self):
         head = layers.GaussianPolicyHead(2)
