@@ -398,17 +398,20 @@ def convert_scalar_parameter(
     relation = ">=" if inclusive else ">"
     static = tf.get_static_value(tensor)
     if static is not None:
+        # As for Python floats: Inf is no clip range or Huber delta either.
+        if not np.isfinite(static):
+            raise ValueError(
+                f"`{name}` must be finite. "
+                f"Received: {name}={describe(value)} with value {static}"
+            )
         if not (static >= minimum if inclusive else static > minimum):
             raise ValueError(
                 f"`{name}` must be {relation} {minimum}. "
-                f"Received: {name}={describe(value)}"
+                f"Received: {name}={describe(value)} with value {static}"
             )
         return tensor, []
-    check = (
-        tf.debugging.assert_greater_equal
-        if inclusive
-        else tf.debugging.assert_greater
-    )
     bound = tf.constant(minimum, dtype)
-    message = f"`{name}` must be {relation} {minimum}."
-    return tensor, [check(tensor, bound, message=message)]
+    in_range = tensor >= bound if inclusive else tensor > bound
+    valid = tf.logical_and(tf.math.is_finite(tensor), in_range)
+    message = f"`{name}` must be finite and {relation} {minimum}. Received:"
+    return tensor, [tf.debugging.Assert(valid, [message, tensor])]

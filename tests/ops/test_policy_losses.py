@@ -427,6 +427,45 @@ class PPOClipLossTest(tf.test.TestCase, parameterized.TestCase):
         with self.assertRaisesRegex(error, f"`{name}`.*Received: {name}="):
             ops.ppo_clip_loss(x, x, x, **kwargs)
 
+    @parameterized.product(
+        name=(
+            "clip_ratio",
+            "clip_ratio_high",
+            "dual_clip",
+            "clip_range",
+            "huber_delta",
+        ),
+        bad=(float("nan"), float("inf")),
+        in_graph=(False, True),
+    )
+    def test_non_finite_tensor_parameters_are_refused(
+        self, name, bad, in_graph
+    ):
+        # As Python floats are: Inf clips nothing and makes the Huber loss
+        # NaN (Inf * 0); NaN was refused only as "must be >= 0".
+        def loss(parameter):
+            if name in ("clip_range", "huber_delta"):
+                return ops.value_loss(
+                    [3.0],
+                    [0.0],
+                    old_values=[0.0],
+                    loss_type="huber",
+                    **{"clip_range": 0.5, name: parameter},
+                ).loss
+            return ops.ppo_clip_loss([0.5], [0.0], [-1.0], **{name: parameter})
+
+        if in_graph:
+            compute = tf.function(loss)
+            with self.assertRaisesRegex(
+                tf.errors.InvalidArgumentError, f"`{name}` must be finite"
+            ):
+                compute(tf.constant(bad))
+        else:
+            with self.assertRaisesRegex(
+                ValueError, f"`{name}` must be finite.*Received: {name}="
+            ):
+                loss(tf.Variable(bad))
+
     def test_lower_bound_must_stay_positive(self):
         # 1 - eps <= 0 would switch the lower clip off without a word.
         args = ([0.0, 0.1], [0.0, 0.0], [1.0, -1.0])
