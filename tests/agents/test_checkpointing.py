@@ -7,11 +7,16 @@ name in lexicographic order (where `ckpt-9` sorts after `ckpt-10`).
 
 import glob
 import os
+import re
+import subprocess
+import sys
+import tempfile
 
 import tensorflow as tf
 from absl.testing import parameterized
 
 from keras_gae.agents import checkpointing
+from tests import fresh_process
 
 
 def _loop_checkpoints(root_dir, iteration, value, max_to_keep=20):
@@ -118,3 +123,216 @@ class CheckpointNumberOrderTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(os.path.basename(checkpoints.restored), "ckpt-10")
         self.assertEqual(iteration, 10)
         self.assertEqual(value, 100.0)
+
+
+def _files(directory):
+    """{relative path: bytes} of every file under `directory`."""
+    contents = {}
+    for parent, _, names in os.walk(directory):
+        for name in names:
+            path = os.path.join(parent, name)
+            with open(path, "rb") as file:
+                contents[os.path.relpath(path, directory)] = file.read()
+    return contents
+
+
+class CheckpointFaultsTest(tf.test.TestCase, parameterized.TestCase):
+    """Faults of the checkpoint directory: fall back and say so, or refuse
+    at once; nothing unreadable is replaced."""
+
+    def _resume(self, root_dir, **objects):
+        iteration = tf.Variable(0, dtype=tf.int64)
+        value = tf.Variable(-1.0)
+        checkpoints = _loop_checkpoints(root_dir, iteration, value)
+        return checkpoints, int(iteration.numpy()), float(value.numpy())
+
+    @parameterized.named_parameters(
+        ("garbage", b"x"),
+        ("empty", b""),
+        ("not_utf8", b"\xff\xfe\x00"),
+        ("no_latest_path", b'all_model_checkpoint_paths: "ckpt-2"\n'),
+        ("a_directory", None),
+    )
+    def test_unreadable_state_file_is_kept_and_the_newest_restored(
+        self, content
+    ):
+        root_dir = self.get_temp_dir()
+        _save_numbered(root_dir, 3)
+        directory = os.path.join(root_dir, "checkpoints")
+        state = os.path.join(directory, "checkpoint")
+        os.remove(state)
+        if content is None:
+            os.mkdir(state)
+        else:
+            with open(state, "wb") as file:
+                file.write(content)
+        with self.assertWarnsRegex(
+            RuntimeWarning, "state file .*checkpoint cannot be read.*moved to"
+        ):
+            checkpoints, iteration, value = self._resume(root_dir)
+        self.assertEqual(os.path.basename(checkpoints.restored), "ckpt-3")
+        self.assertEqual((iteration, value), (3, 30.0))
+        # Kept, byte for byte, where the next save does not write.
+        kept = os.path.join(directory, "checkpoint.unreadable-1")
+        if content is None:
+            self.assertTrue(os.path.isdir(kept))
+        else:
+            with open(kept, "rb") as file:
+                self.assertEqual(file.read(), content)
+        # And the run goes on saving.
+        checkpoints.save()
+        self.assertEqual(os.path.basename(checkpoints.latest), "ckpt-3")
+        self.assertEqual(
+            tf.train.latest_checkpoint(directory), checkpoints.latest
+        )
+
+    def test_a_data_file_without_its_index_is_set_aside(self):
+        # With the state file unparsable too, only the directory listing
+        # knows about ckpt-3: its data file must not be overwritten by the
+        # next save of number 3.
+        root_dir = self.get_temp_dir()
+        _save_numbered(root_dir, 3)
+        directory = os.path.join(root_dir, "checkpoints")
+        os.remove(os.path.join(directory, "ckpt-3.index"))
+        with open(os.path.join(directory, "checkpoint"), "w") as file:
+            file.write("garbage")
+        orphan = {
+            name: content
+            for name, content in _files(directory).items()
+            if name.startswith("ckpt-3.")
+        }
+        self.assertLen(orphan, 1)
+        with self.assertWarnsRegex(
+            RuntimeWarning, "Restored .*ckpt-2 instead.*unreadable-1.*ckpt-3"
+        ):
+            checkpoints, iteration, _ = self._resume(root_dir)
+        self.assertEqual(iteration, 2)
+        checkpoints._iteration.assign(3)
+        checkpoints.save()
+        self.assertEqual(
+            _files(os.path.join(directory, "unreadable-1")), orphan
+        )
+
+    def test_a_state_file_naming_a_missing_checkpoint(self):
+        # Its files were deleted: nothing to set aside, and the warning
+        # says what happened instead of calling it unreadable.
+        root_dir = self.get_temp_dir()
+        _save_numbered(root_dir, 3)
+        directory = os.path.join(root_dir, "checkpoints")
+        for name in glob.glob(os.path.join(directory, "ckpt-3.*")):
+            os.remove(name)
+        with self.assertWarnsRegex(
+            RuntimeWarning, "names .*ckpt-3, which has no files; restored"
+        ) as caught:
+            checkpoints, iteration, _ = self._resume(root_dir)
+        self.assertNotIn("could not be read", str(caught.warning))
+        self.assertEqual(iteration, 2)
+        self.assertEqual(os.path.basename(checkpoints.restored), "ckpt-2")
+        self.assertFalse(
+            os.path.exists(os.path.join(directory, "unreadable-1"))
+        )
+
+    def test_latest_names_the_restored_checkpoint_after_a_fallback(self):
+        # What a NonFiniteLossError names as holding the last good weights
+        # before the next save: never the unreadable one set aside.
+        root_dir = self.get_temp_dir()
+        saved = _save_numbered(root_dir, 3)
+        _corrupt(os.path.join(saved.manager.directory, "ckpt-3"))
+        with self.assertWarnsRegex(RuntimeWarning, "ckpt-2 instead"):
+            checkpoints, _, _ = self._resume(root_dir)
+        self.assertEqual(checkpoints.latest, checkpoints.restored)
+        self.assertEqual(os.path.basename(checkpoints.latest), "ckpt-2")
+
+    @parameterized.named_parameters(
+        ("checkpoints_is_a_file", "run", "run/checkpoints"),
+        ("root_dir_is_a_file", "file/run", "file"),
+    )
+    def test_a_path_that_is_a_file_is_refused_at_once(self, run, file_name):
+        # Not after an iteration's training, when the first save fails.
+        parent = self.get_temp_dir()
+        root_dir = os.path.join(parent, run)
+        blocker = os.path.join(parent, file_name)
+        os.makedirs(os.path.dirname(blocker), exist_ok=True)
+        with open(blocker, "w") as file:
+            file.write("mine")
+        with self.assertRaisesRegex(
+            ValueError,
+            "not a directory.*Received: root_dir=" + re.escape(repr(root_dir)),
+        ):
+            _loop_checkpoints(
+                root_dir, tf.Variable(0, dtype=tf.int64), tf.Variable(0.0)
+            )
+        with open(blocker) as file:
+            self.assertEqual(file.read(), "mine")
+
+    def test_a_checkpoint_of_other_objects_is_a_mismatch(self):
+        # Readable files saved with other objects (a setting that adds a
+        # variable) are a mismatch, not "none can be restored".
+        root_dir = self.get_temp_dir()
+        _save_numbered(root_dir, 2)
+        with self.assertRaisesRegex(
+            checkpointing.CheckpointMismatchError,
+            "ckpt-2 does not fit this run.*Received: ",
+        ):
+            checkpointing.LoopCheckpoints(
+                root_dir,
+                max_to_keep=20,
+                iteration=tf.Variable(0, dtype=tf.int64),
+                num_envs=1,
+                value=tf.Variable(0.0),
+                extra=tf.Variable(0.0),
+            )
+
+
+_READ_ONLY_RESUME = """
+import sys
+import tensorflow as tf
+from keras_gae.agents import checkpointing
+try:
+    checkpointing.LoopCheckpoints(
+        sys.argv[1], max_to_keep=20, iteration=tf.Variable(0, dtype=tf.int64),
+        num_envs=1, value=tf.Variable(0.0))
+except ValueError as error:
+    print(type(error).__name__, error)
+else:
+    print("constructed")
+"""
+
+
+class ReadOnlyRootDirTest(tf.test.TestCase):
+    def test_a_read_only_root_dir_is_refused_before_training(self):
+        # As a user without write permission (root writes anyway).
+        parent = tempfile.mkdtemp(dir="/tmp")
+        os.chmod(parent, 0o755)
+        root_dir = os.path.join(parent, "run")
+        _save_numbered(root_dir, 2)
+        before = _files(root_dir)
+        for directory in (root_dir, os.path.join(root_dir, "checkpoints")):
+            os.chmod(directory, 0o555)
+        command = [sys.executable, "-c", _READ_ONLY_RESUME, root_dir]
+        if os.geteuid() == 0:
+            command = [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+            ] + command
+        environment = dict(
+            os.environ, PYTHONPATH=fresh_process.REPO_ROOT, HOME=parent
+        )
+        environment.pop("TF_USE_LEGACY_KERAS", None)
+        result = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            env=environment,
+            cwd=parent,
+            timeout=300,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        self.assertRegex(
+            result.stdout,
+            r"cannot write checkpoints to .*run/checkpoints.*"
+            r"Received: root_dir=",
+        )
+        self.assertEqual(_files(root_dir), before)
