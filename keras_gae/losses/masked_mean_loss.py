@@ -78,6 +78,21 @@ def _mask(sample_weight: Any, y_pred: tf.Tensor) -> Optional[tf.Tensor]:
     return tf.broadcast_to(sample_weight, tf.shape(y_pred))
 
 
+def _nan_unless_finite(
+    loss: tf.Tensor, sample_weight: tf.Tensor, check_numerics: bool
+) -> tf.Tensor:
+    """NaN if a weight is NaN or Inf (neither left out nor a plain step).
+
+    With `check_numerics`, an InvalidArgumentError naming `sample_weight`.
+    """
+    if check_numerics:
+        sample_weight = tf.debugging.check_numerics(
+            sample_weight, "`sample_weight` holds NaN or Inf."
+        )
+    finite = tf.reduce_all(tf.math.is_finite(sample_weight))
+    return tf.where(finite, loss, tf.constant(float("nan"), loss.dtype))
+
+
 def _scale_for_replicas(loss: tf.Tensor) -> tf.Tensor:
     """`loss / num_replicas_in_sync`, as Keras 3 scales its mean losses."""
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
@@ -109,12 +124,20 @@ class MaskedMeanLossWrapper(keras.losses.Loss):
         with tf.name_scope(self.name):
             y_pred = tf.convert_to_tensor(y_pred)
             y_true = tf.convert_to_tensor(y_true)
+            if sample_weight is not None:
+                sample_weight = tf.convert_to_tensor(sample_weight)
             loss = self.fn(
                 y_true,
                 y_pred,
                 mask=_mask(sample_weight, y_pred),
                 **self._fn_kwargs,
             )
+            if sample_weight is not None and sample_weight.dtype.is_floating:
+                loss = _nan_unless_finite(
+                    loss,
+                    sample_weight,
+                    self._fn_kwargs.get("check_numerics", False),
+                )
             return _scale_for_replicas(loss)
 
     def call(self, y_true, y_pred):

@@ -15,7 +15,8 @@ them. Keras calls a loss as
     `y_true.shape == y_pred.shape + (2,)`, in the order each class documents
     (a single-output Keras model cannot take a dict as its target).
   * `sample_weight` is the mask: steps with weight 0 are left out, every
-    nonzero weight counts as 1. Its axes line up with `y_pred`'s leading
+    other finite weight counts as 1, and a NaN or Inf weight makes the
+    loss NaN. Its axes line up with `y_pred`'s leading
     axes and broadcast over the rest, so a `[B]` weight masks whole rows of
     a `[B, T]` output. Losses are means over valid steps, not weighted
     means, exactly as the functions compute.

@@ -193,6 +193,30 @@ class CheckNumericsTest(tf.test.TestCase, parameterized.TestCase):
         self.assertTrue(config["check_numerics"])
         self.assertTrue(cls.from_config(config).get_config()["check_numerics"])
 
+    @parameterized.product(
+        cls=(
+            losses.PPOClipLoss,
+            losses.PolicyGradientLoss,
+            losses.ValueLoss,
+            losses.EntropyLoss,
+            losses.KLPenaltyLoss,
+        ),
+        bad=(np.nan, np.inf),
+    )
+    def test_non_finite_sample_weight(self, cls, bad):
+        # A NaN weight is neither 0 (left out) nor a valid step: the loss
+        # is NaN (it counted as valid), and with check_numerics an error.
+        y_pred = np.full((B, T), -1.0, np.float32)
+        stacked = cls is losses.PPOClipLoss
+        y_true = np.full((B, T, 2) if stacked else (B, T), -1.0, np.float32)
+        weight = np.ones((B, T), np.float32)
+        weight[1, 2] = bad
+        self.assertTrue(np.isnan(cls()(y_true, y_pred, weight).numpy()))
+        with self.assertRaisesRegex(
+            tf.errors.InvalidArgumentError, "`sample_weight` holds NaN or Inf"
+        ):
+            cls(check_numerics=True)(y_true, y_pred, weight)
+
     def test_check_numerics_must_be_a_bool(self):
         with self.assertRaisesRegex(
             TypeError, "`check_numerics`.*Received: check_numerics='yes'"
