@@ -120,6 +120,37 @@ class AdaptiveKLControllerTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(first, 0.1)
         self.assertLess(step().numpy(), 0.1)
 
+    @parameterized.named_parameters(
+        ("eager", None), ("function", False), ("xla", True)
+    )
+    def test_nan_kl_or_bad_n_steps_never_reach_beta(self, jit_compile):
+        # beta is a saved weight: a NaN KL (a refused training step) or a
+        # NaN, Inf or negative step count must not make it NaN or move it
+        # the wrong way. Eagerly it is an error naming the argument; in a
+        # compiled step beta stays as it was.
+        controller = losses.AdaptiveKLController(0.1, 6.0, 100)
+        update = controller.update
+        if jit_compile is not None:
+            update = tf.function(update, jit_compile=jit_compile)
+        cases = [
+            (np.nan, 10.0, "current_kl"),
+            (1.0, np.nan, "n_steps"),
+            (1.0, np.inf, "n_steps"),
+            (12.0, -5.0, "n_steps"),
+        ]
+        for current_kl, n_steps, name in cases:
+            args = (tf.constant(current_kl), tf.constant(n_steps))
+            if jit_compile is None:
+                with self.assertRaisesRegex(
+                    ValueError, f"`{name}`.*Received: {name}="
+                ):
+                    update(*args)
+            else:
+                self.assertAllClose(update(*args), 0.1)
+            self.assertEqual(controller.value.numpy(), np.float32(0.1))
+        # An infinite KL is above any target: the largest increase.
+        self.assertAllClose(update(np.inf, 10.0), 0.1 * (1 + 0.2 * 0.1))
+
     def test_coefficient_is_a_non_trainable_variable(self):
         controller = losses.AdaptiveKLController(0.1, 6.0, 100)
         self.assertIsInstance(controller.coef, keras.Variable)
