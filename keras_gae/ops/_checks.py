@@ -8,11 +8,14 @@ the argument and ends with `Received: name=...`, the Keras convention.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 from typing import Optional
 
 import numpy as np
 import tensorflow as tf
+
+from keras_gae.ops.native.gae import in_xla_context
 
 
 def describe(value: Any) -> str:
@@ -197,6 +200,25 @@ def check_broadcastable(tensor: tf.Tensor, shape: tf.TensorShape, name: str):
         raise ValueError(
             f"`{name}` must have rank <= 2. Received: {name}={describe(tensor)}"
         )
+
+
+def numerics_checked(check_numerics: Any, function: str) -> bool:
+    """`check_numerics` as a bool, with a warning where it cannot act.
+
+    XLA has no numerics check and drops it: inside an XLA-compiled
+    function a NaN would pass as if the user had not asked for the check.
+    """
+    check_bool(check_numerics, "check_numerics")
+    if check_numerics and in_xla_context():
+        warnings.warn(
+            f"`check_numerics=True` has no effect in `{function}` inside an "
+            "XLA-compiled function (jit_compile=True): XLA drops the check, "
+            "so NaN or Inf reaches the result as without it. Check the "
+            "inputs outside XLA, e.g. in a tf.function without "
+            "jit_compile.",
+            stacklevel=3,
+        )
+    return check_numerics
 
 
 def check_numerics(tensor: tf.Tensor, name: str) -> tf.Tensor:

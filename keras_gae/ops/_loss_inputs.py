@@ -17,14 +17,17 @@ from keras_gae.ops import masked
 
 
 def per_step_inputs(
-    named: Sequence[Tuple[str, Any]], mask: Any, check_numerics: bool = False
+    named: Sequence[Tuple[str, Any]],
+    mask: Any,
+    check_numerics: bool,
+    function: str,
 ) -> Tuple[list, Optional[tf.Tensor]]:
     """Checks per-step inputs, casts them to one dtype, zeroes masked steps.
 
     The first input is the reference the others' shapes must match. With
     `check_numerics`, NaN or Inf at a valid step of an input raises an
     InvalidArgumentError naming it (masked steps, never read, are not
-    checked).
+    checked; `function` names the caller in the warning given inside XLA).
 
     Returns:
       `(tensors, mask)`: the float tensors in input order and the bool mask
@@ -47,7 +50,7 @@ def per_step_inputs(
     if mask is not None:
         # Replacing (not multiplying) keeps NaN padding out of the gradients.
         tensors = [tf.where(mask, t, tf.zeros_like(t)) for t in tensors]
-    if _checks.check_bool(check_numerics, "check_numerics"):
+    if _checks.numerics_checked(check_numerics, function):
         tensors = [
             tf.debugging.check_numerics(
                 tensor, f"`{name}` holds NaN or Inf at a valid step."

@@ -44,12 +44,14 @@ def prepare_steps(
     mask: Any,
     time_major: bool,
     check_numerics: bool,
+    function: str,
 ) -> Steps:
     """Checks the arguments of every estimator and makes them time-major.
 
     Raises ValueError/TypeError naming the argument for wrong ranks, shapes,
     dtypes and ranges. `values`, `bootstrap_value` and `lambda_` may be None
-    for estimators that do not use them.
+    for estimators that do not use them. `function` is the estimator's
+    name, for the warning `check_numerics` gives inside XLA.
     """
     _checks.check_bool(time_major, "time_major")
     layout = "[T, B]" if time_major else "[B, T]"
@@ -129,7 +131,7 @@ def prepare_steps(
     rewards, values, bootstrap_value, truncation_values = map(
         cast, (rewards, values, bootstrap_value, truncation_values)
     )
-    if check_numerics:
+    if _checks.numerics_checked(check_numerics, function):
         named = {
             "rewards": rewards,
             "values": values,

@@ -103,7 +103,9 @@ def generalized_advantage_estimation(
         `keras_gae.ops.native`; not inside XLA-compiled functions). All give
         the same result to float rounding.
       check_numerics: if True, NaN or Inf in any float input, masked rows
-        included, raises an InvalidArgumentError that names the input. If
+        included, raises an InvalidArgumentError that names the input
+        (inside an XLA-compiled function XLA drops the check, and a
+        warning says so). If
         False (the default, no extra pass over the inputs), a NaN or Inf
         makes non-finite exactly the advantages whose formula reads it,
         never a finite number: a reward or value of a valid step t makes
@@ -151,6 +153,7 @@ def generalized_advantage_estimation(
             mask=mask,
             time_major=time_major,
             check_numerics=check_numerics,
+            function="generalized_advantage_estimation",
         )
         if implementation != "native":
             # Outside the XLA function too: a tape must not record it (its

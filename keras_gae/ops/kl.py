@@ -69,6 +69,7 @@ def kl_divergence_estimate(
             [("log_probs", log_probs), ("ref_log_probs", ref_log_probs)],
             mask,
             check_numerics,
+            "kl_divergence_estimate",
         )
         log_ratio = tf.stop_gradient(ref_log_probs) - log_probs
         if estimator == "k1":

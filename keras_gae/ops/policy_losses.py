@@ -14,7 +14,8 @@ turn an infinite ratio into a finite loss, makes such a step NaN. A loss
 may also be Inf from finite inputs where its true value exceeds the float
 range (see `ppo_clip_loss`). With `check_numerics=True` a NaN or Inf input
 at a valid step raises an InvalidArgumentError naming the input, and a loss
-that overflows anyway raises one naming the function.
+that overflows anyway raises one naming the function; inside an
+XLA-compiled function, where XLA drops the check, it warns instead.
 
 Results are float32 (float64 if any float input is float64; float16 and
 bfloat16 inputs are computed in float32). Targets and data recorded at
@@ -167,6 +168,7 @@ def ppo_clip_loss(
                 ],
                 mask,
                 check_numerics,
+                "ppo_clip_loss",
             )
         )
         dtype = log_probs.dtype
@@ -300,6 +302,7 @@ def policy_gradient_loss(
             [("log_probs", log_probs), ("advantages", advantages)],
             mask,
             check_numerics,
+            "policy_gradient_loss",
         )
         return masked.masked_mean(
             -log_probs * tf.stop_gradient(advantages), mask
@@ -333,6 +336,6 @@ def entropy_loss(
     """
     with tf.name_scope("entropy_loss"):
         (entropy,), mask = _loss_inputs.per_step_inputs(
-            [("entropy", entropy)], mask, check_numerics
+            [("entropy", entropy)], mask, check_numerics, "entropy_loss"
         )
         return -masked.masked_mean(entropy, mask)

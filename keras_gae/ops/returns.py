@@ -65,7 +65,8 @@ def temporal_difference_errors(
       terminated, truncated, mask: optional `[T, B]` bool-like flags.
       truncation_values: optional `[T, B]` V(s_{t+1}) for truncated steps.
       time_major: `[T, B]` (True) or `[B, T]` (False) layout.
-      check_numerics: raise on NaN/Inf float inputs, naming them.
+      check_numerics: raise on NaN/Inf float inputs, naming them (a
+        warning inside XLA, which drops the check).
       name: optional name scope.
 
     Returns:
@@ -86,6 +87,7 @@ def temporal_difference_errors(
             mask=mask,
             time_major=time_major,
             check_numerics=check_numerics,
+            function="temporal_difference_errors",
         )
         next_values = _steps.next_state_values(
             steps.values,
@@ -133,7 +135,8 @@ def td_lambda_returns(
       terminated, truncated, mask: optional `[T, B]` bool-like flags.
       truncation_values: optional `[T, B]` V(s_{t+1}) for truncated steps.
       time_major: `[T, B]` (True) or `[B, T]` (False) layout.
-      check_numerics: raise on NaN/Inf float inputs, naming them.
+      check_numerics: raise on NaN/Inf float inputs, naming them (a
+        warning inside XLA, which drops the check).
       name: optional name scope.
 
     Returns:
@@ -154,6 +157,7 @@ def td_lambda_returns(
             mask=mask,
             time_major=time_major,
             check_numerics=check_numerics,
+            function="td_lambda_returns",
         )
         next_values = _steps.next_state_values(
             steps.values,
@@ -211,7 +215,8 @@ def discounted_returns(
         bootstraps from the next row of `values` unless `truncation_values`
         is given, so one of the two is needed with `truncated`.
       time_major: `[T, B]` (True) or `[B, T]` (False) layout.
-      check_numerics: raise on NaN/Inf float inputs, naming them.
+      check_numerics: raise on NaN/Inf float inputs, naming them (a
+        warning inside XLA, which drops the check).
       name: optional name scope.
 
     Returns:
@@ -239,6 +244,7 @@ def discounted_returns(
             mask=mask,
             time_major=time_major,
             check_numerics=check_numerics,
+            function="discounted_returns",
         )
         inputs = steps.rewards
         if steps.truncated is not None:
@@ -310,7 +316,8 @@ def n_step_returns(
       terminated, truncated, mask: optional `[T, B]` bool-like flags.
       truncation_values: optional `[T, B]` V(s_{t+1}) for truncated steps.
       time_major: `[T, B]` (True) or `[B, T]` (False) layout.
-      check_numerics: raise on NaN/Inf float inputs, naming them.
+      check_numerics: raise on NaN/Inf float inputs, naming them (a
+        warning inside XLA, which drops the check).
       name: optional name scope.
 
     Returns:
@@ -334,6 +341,7 @@ def n_step_returns(
             mask=mask,
             time_major=time_major,
             check_numerics=check_numerics,
+            function="n_step_returns",
         )
         next_values = _steps.next_state_values(
             steps.values,

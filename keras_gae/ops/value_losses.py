@@ -130,7 +130,7 @@ def value_loss(
         if clip_range is not None:
             named.append(("old_values", old_values))
         tensors, mask = _loss_inputs.per_step_inputs(
-            named, mask, check_numerics
+            named, mask, check_numerics, "value_loss"
         )
         values, returns = tensors[0], tf.stop_gradient(tensors[1])
         dtype = values.dtype

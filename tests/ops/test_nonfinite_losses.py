@@ -253,11 +253,43 @@ class NonFiniteInputsTest(tf.test.TestCase, parameterized.TestCase):
         ):
             ops.kl_divergence_estimate(log_probs, ref, check_numerics=True)
 
+    def test_check_numerics_inside_xla_warns_that_it_is_dropped(self):
+        # XLA has no numerics check: the NaN would pass without a word.
+        compute = tf.function(
+            lambda x: ops.entropy_loss(x, check_numerics=True),
+            jit_compile=True,
+        )
+        with self.assertWarnsRegex(
+            UserWarning, "check_numerics.*entropy_loss.*XLA"
+        ):
+            self.assertTrue(np.isnan(compute(np.float32([np.nan]))))
+        gae = tf.function(
+            lambda r: (
+                ops.generalized_advantage_estimation(
+                    r, r, r[0], check_numerics=True
+                ).advantages
+            ),
+            jit_compile=True,
+        )
+        with self.assertWarnsRegex(
+            UserWarning,
+            "check_numerics.*generalized_advantage_estimation.*XLA",
+        ):
+            gae(np.float32([[1.0], [2.0]]))
+
     def test_check_numerics_must_be_a_bool(self):
         with self.assertRaisesRegex(
             TypeError, "`check_numerics`.*Received: check_numerics=1"
         ):
             ops.entropy_loss([1.0], check_numerics=1)
+        for estimator in (
+            ops.generalized_advantage_estimation,
+            ops.td_lambda_returns,
+        ):
+            with self.assertRaisesRegex(
+                TypeError, "`check_numerics`.*Received: check_numerics='no'"
+            ):
+                estimator([[1.0]], [[0.0]], [0.0], check_numerics="no")
 
 
 if __name__ == "__main__":
