@@ -20,7 +20,6 @@ from typing import Optional
 import tensorflow as tf
 
 from keras_gae.lm import sampling
-from keras_gae.ops import _checks
 
 
 class LoopSettings(NamedTuple):
@@ -33,7 +32,6 @@ class LoopSettings(NamedTuple):
     stop_ids: tuple
     fill_id: int
     cached: bool
-    has_eos: bool = False
 
 
 def split_model_outputs(outputs: Any) -> tuple:
@@ -53,19 +51,6 @@ def split_model_outputs(outputs: Any) -> tuple:
         if values.shape.rank == 3:
             values = tf.squeeze(values, axis=-1)
     return tf.cast(logits, tf.float32), values
-
-
-def _check_vocabulary(settings: LoopSettings, vocab_size: Any) -> None:
-    if vocab_size is None:
-        return
-    for index, stop_id in enumerate(settings.stop_ids):
-        name = "eos_id" if settings.has_eos and not index else "stop_token_ids"
-        _checks.check_index(stop_id, name, size=vocab_size)
-    if settings.top_k is not None and settings.top_k > vocab_size:
-        raise ValueError(
-            f"`top_k` must be <= the vocabulary size {vocab_size} of "
-            f"the model's logits. Received: top_k={settings.top_k!r}"
-        )
 
 
 def _is_stop(tokens: tf.Tensor, stop_ids: tuple) -> tf.Tensor:
@@ -98,15 +83,14 @@ def decode(
     tokens = tf.concat([prompt, tf.fill([batch, n], fill)], axis=1)
     prompt_length = tf.cast(prompt_length, tf.int32)
     if settings.cached:
-        logits, values, cache = model.seed_cache(tokens)
+        _, _, cache = model.seed_cache(tokens)
         has_values = bool(model.has_values)
     else:
-        # Traced only for the vocabulary size and whether values come out;
-        # the executed graph drops it.
-        logits, values = split_model_outputs(model(tokens))
+        # Traced only for whether values come out; the executed graph
+        # drops it.
+        _, values = split_model_outputs(model(tokens))
         has_values = values is not None
         cache = tf.zeros([])
-    _check_vocabulary(settings, logits.shape[-1])
     last_index = n if has_values else n - 1
     start = tf.reduce_min(prompt_length) - 1
     end = tf.reduce_max(prompt_length) + last_index - 1

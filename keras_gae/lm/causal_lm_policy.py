@@ -75,6 +75,15 @@ def has_cache_protocol(model: Any) -> bool:
     )
 
 
+def sublayers(layer: keras.layers.Layer) -> list:
+    """`layer` and every layer inside it, recursively.
+
+    Keras has no public recursive listing (`Model.layers` holds direct
+    children only); `_flatten_layers` is its own, used here alone.
+    """
+    return list(layer._flatten_layers(include_self=True))
+
+
 @contextlib.contextmanager
 def lora_disabled(layer: keras.layers.Layer):
     """Runs `layer` with its LoRA adapters off (the base weights alone).
@@ -86,7 +95,7 @@ def lora_disabled(layer: keras.layers.Layer):
     """
     switched = [
         sublayer
-        for sublayer in layer._flatten_layers(include_self=True)
+        for sublayer in sublayers(layer)
         if getattr(sublayer, "lora_enabled", False)
     ]
     for sublayer in switched:
@@ -101,7 +110,7 @@ def lora_disabled(layer: keras.layers.Layer):
 def has_lora(layer: keras.layers.Layer) -> bool:
     return any(
         getattr(sublayer, "lora_enabled", False)
-        for sublayer in layer._flatten_layers(include_self=True)
+        for sublayer in sublayers(layer)
     )
 
 

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from keras_gae._src import dependencies
 from keras_gae.lm import _decoding
+from keras_gae.lm import _input_checks
 from keras_gae.lm import _tokens
 from keras_gae.lm import causal_lm_policy
 from keras_gae.ops import _checks
@@ -75,72 +76,110 @@ def as_cached_policy(model: Any) -> Any:
     return None
 
 
-def pack_prompts(prompt_tokens: tf.Tensor, prompt_mask: tf.Tensor) -> tuple:
+def pack_prompts(
+    prompt_tokens: tf.Tensor, prompt_mask: tf.Tensor, fill_id: int
+) -> tuple:
     """`(packed [B, P], lengths [B] int32)`: each row's valid tokens first,
-    in order (left or right padding removed)."""
+    in order (left or right padding removed), then `fill_id` (padding ids
+    are never read)."""
     order = tf.argsort(
         tf.cast(tf.logical_not(prompt_mask), tf.int32), axis=1, stable=True
     )
     packed = tf.gather(prompt_tokens, order, batch_dims=1)
     lengths = tf.reduce_sum(tf.cast(prompt_mask, tf.int32), axis=1)
-    return packed, lengths
+    inside = tf.range(tf.shape(packed)[1])[tf.newaxis, :] < lengths[:, None]
+    fill = tf.fill(tf.shape(packed), tf.cast(fill_id, packed.dtype))
+    return tf.where(inside, packed, fill), lengths
 
 
-def _stop_ids(eos_id: Any, stop_token_ids: Any) -> tuple:
-    ids = []
-    if eos_id is not None:
-        ids.append(_checks.check_index(eos_id, "eos_id"))
-    if stop_token_ids is not None:
-        if isinstance(stop_token_ids, (int, bool)) or not isinstance(
-            stop_token_ids, Sequence
-        ):
-            raise TypeError(
-                "`stop_token_ids` must be a sequence of ints. "
-                f"Received: stop_token_ids={stop_token_ids!r}"
-            )
-        ids += [
-            _checks.check_index(i, "stop_token_ids") for i in stop_token_ids
-        ]
-    return tuple(dict.fromkeys(ids))
-
-
-def _check_ids_in_vocabulary(
-    policy: Any,
-    prompt: tf.Tensor,
-    prompt_mask: tf.Tensor,
+def _check_vocabulary(
+    vocab_size: int,
+    eos_id: Optional[int],
     stop_ids: tuple,
-    top_k: Optional[int],
     pad_id: Optional[int],
-    has_eos: bool,
+    top_k: Optional[int],
 ) -> None:
-    vocab_size = getattr(policy, "vocab_size", None)
-    if vocab_size is None:
-        return
-    for index, stop_id in enumerate(stop_ids):
-        if stop_id >= vocab_size:
-            name = "eos_id" if has_eos and not index else "stop_token_ids"
-            raise ValueError(
-                f"`{name}` must be < the vocabulary size {vocab_size}. "
-                f"Received: {name}={stop_id!r}"
-            )
-    if pad_id is not None and pad_id >= vocab_size:
-        raise ValueError(
-            f"`pad_id` must be < the vocabulary size {vocab_size}. "
-            f"Received: pad_id={pad_id!r}"
-        )
+    """The ids and top_k of a generation against the model's vocabulary."""
+    if eos_id is not None:
+        _checks.check_index(eos_id, "eos_id", size=vocab_size)
+    _input_checks.stop_ids(stop_ids, vocab_size)
+    if pad_id is not None:
+        _checks.check_index(pad_id, "pad_id", size=vocab_size)
     if top_k is not None and top_k > vocab_size:
         raise ValueError(
             f"`top_k` must be <= the vocabulary size {vocab_size} of "
             f"the model's logits. Received: top_k={top_k!r}"
         )
-    if tf.executing_eagerly():
-        ids = tf.boolean_mask(prompt, prompt_mask).numpy()
-        if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
-            raise ValueError(
-                f"`prompt_tokens` must hold ids in [0, {vocab_size}) (the "
-                "model's vocabulary). Received: prompt_tokens with ids in "
-                f"[{ids.min()}, {ids.max()}]"
+
+
+def _check_positions(
+    prompt: tf.Tensor, n: int, max_positions: int
+) -> tf.Tensor:
+    """`prompt [B, P]` if the buffer's P + N columns fit the positions."""
+    limit = (
+        f"the model's {max_positions} positions (its maximum sequence length)"
+    )
+    width = prompt.shape[1]
+    if width is None:
+        fits = tf.shape(prompt)[1] + n <= max_positions
+        message = f"The prompt width plus `max_new_tokens` must be <= {limit}."
+        with tf.control_dependencies([tf.debugging.Assert(fits, [message])]):
+            return tf.identity(prompt)
+    if width > max_positions:
+        raise ValueError(
+            f"`prompt_tokens` is {width} tokens wide, more than {limit}. "
+            f"Received: prompt_tokens={_checks.describe(prompt)}"
+        )
+    if width + n > max_positions:
+        raise ValueError(
+            f"The prompt width {width} plus `max_new_tokens` must be <= "
+            f"{limit}: at most {max_positions - width} new tokens. "
+            f"Received: max_new_tokens={n}"
+        )
+    return prompt
+
+
+def _convert_prompt_mask(
+    prompt: tf.Tensor, prompt_mask: Any, pad_id: Optional[int]
+) -> tf.Tensor:
+    """`[B, P]` bool, True at prompt tokens, one run per row."""
+    if prompt_mask is not None:
+        prompt_mask = _checks.convert_flag(prompt_mask, "prompt_mask")
+        assertions = _checks.check_same_shape(
+            prompt_mask, prompt, "prompt_mask", "prompt_tokens"
+        )
+        with tf.control_dependencies(assertions):
+            prompt_mask = tf.identity(prompt_mask)
+
+        def message(rows):
+            return (
+                "`prompt_mask` must mark one run of prompt tokens per row "
+                "(padding on the left or right only). "
+                f"Received: prompt_mask with gaps in rows {rows}"
             )
+
+    elif pad_id is not None:
+        prompt_mask = tf.not_equal(prompt, tf.cast(pad_id, prompt.dtype))
+
+        def message(rows):
+            return (
+                f"`prompt_tokens` holds `pad_id` {pad_id} between prompt "
+                "tokens; padding goes on the left or right only (pass "
+                "`prompt_mask` to keep that id as a prompt token). "
+                f"Received: pad_id={pad_id} between prompt tokens in "
+                f"rows {rows}"
+            )
+
+    else:
+        return tf.ones_like(prompt, tf.bool)
+    return _input_checks.check_prompt_mask_runs(prompt_mask, message)
+
+
+def _check_seed(seed: Any) -> int:
+    seed = _checks.check_int(seed, "seed")
+    if not -(2**63) <= seed < 2**63:
+        raise ValueError(f"`seed` must fit in int64. Received: seed={seed!r}")
+    return seed
 
 
 def generate(
@@ -229,15 +268,75 @@ def generate(
       `GenerationOutputs(tokens, log_probs, values, mask, done,
       prompt_length)`.
 
+    Checks: ids (prompt tokens under `prompt_mask`, stop ids, pad id) and
+    `top_k` against the vocabulary, the size of the model's logits (a
+    model without a cache is run once on two tokens for it); P + N against
+    the model's positions where it has a limit: a keras-hub backbone's
+    `max_sequence_length` (also inside a plain Keras model), a keras-hub
+    `PositionEmbedding`, or a `keras.layers.Embedding` the model indexes by
+    position (seen in that run). Padding ids are never read. The sampled
+    steps' logits and the values must be finite.
+
     Raises:
       ValueError: non-positive max_new_tokens, temperature, top_k or
         num_samples; top_p outside (0, 1]; ids (prompt tokens, stop ids,
         pad id) outside the vocabulary; top_k above it; a prompt row
-        without tokens; P + N above the model's maximum sequence length.
+        without tokens, or whose tokens are not one run (a `pad_id` or a
+        False `prompt_mask` between them); P + N above the model's
+        positions; a seed outside int64; NaN or Inf (or only -Inf) logits
+        at a sampled step, NaN or Inf values (naming `model` or
+        `value_head`).
       TypeError: non-integer prompt tokens, wrongly typed settings, a
-        tf-keras (Keras 2) model or value head.
+        model or value head that is not callable, or a tf-keras (Keras 2)
+        one.
     """
-    for name, network in (("model", model), ("value_head", value_head)):
+    return sample(
+        model,
+        prompt_tokens,
+        network_name="model",
+        vocab_size=None,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        eos_id=eos_id,
+        stop_token_ids=stop_token_ids,
+        prompt_mask=prompt_mask,
+        pad_id=pad_id,
+        num_samples=num_samples,
+        seed=seed,
+        value_head=value_head,
+        jit_compile=jit_compile,
+    )
+
+
+def sample(
+    model: Callable,
+    prompt_tokens: Any,
+    *,
+    network_name: str,
+    vocab_size: Optional[int],
+    max_new_tokens: int,
+    temperature: float,
+    top_k: Optional[int],
+    top_p: Optional[float],
+    eos_id: Optional[int],
+    stop_token_ids: Optional[Sequence[int]],
+    prompt_mask: Any,
+    pad_id: Optional[int],
+    num_samples: int,
+    seed: Optional[int],
+    value_head: Optional[Callable],
+    jit_compile: bool,
+) -> GenerationOutputs:
+    """`generate` for `model` passed as `network_name` (in messages), whose
+    logits must have `vocab_size` entries when it is given."""
+    for name, network in ((network_name, model), ("value_head", value_head)):
+        if network is not None and not callable(network):
+            raise TypeError(
+                f"`{name}` must be a callable mapping token rows [B, L] "
+                f"to logits [B, L, V]. Received: {name}={network!r}"
+            )
         if dependencies.is_keras2_object(network):
             dependencies.check_layer(network, name)
     n = _checks.check_positive_int(max_new_tokens, "max_new_tokens")
@@ -250,13 +349,18 @@ def generate(
         top_p = _checks.check_float(
             top_p, "top_p", minimum=0.0, maximum=1.0, inclusive=False
         )
-    stop_ids = _stop_ids(eos_id, stop_token_ids)
+    if eos_id is not None:
+        eos_id = _checks.check_index(eos_id, "eos_id")
+    stop_ids = _input_checks.stop_ids(stop_token_ids)
+    stop_ids = tuple(
+        dict.fromkeys(((eos_id,) if eos_id is not None else ()) + stop_ids)
+    )
     if pad_id is not None:
         pad_id = _checks.check_index(pad_id, "pad_id")
     num_samples = _checks.check_positive_int(num_samples, "num_samples")
     jit_compile = _checks.check_bool(jit_compile, "jit_compile")
     if seed is not None:
-        seed = _checks.check_int(seed, "seed")
+        seed = _check_seed(seed)
     prompt = _tokens.convert_tokens(prompt_tokens, "prompt_tokens", "[B, P]")
     if prompt.shape[1] == 0:
         raise ValueError(
@@ -264,36 +368,27 @@ def generate(
             "the first new token is predicted from the last prompt position. "
             f"Received: prompt_tokens={_checks.describe(prompt)}"
         )
-    if prompt_mask is not None:
-        prompt_mask = _checks.convert_flag(prompt_mask, "prompt_mask")
-        tf.debugging.assert_equal(
-            tf.shape(prompt_mask),
-            tf.shape(prompt),
-            message="`prompt_mask` must have the shape of `prompt_tokens`.",
-        )
-    elif pad_id is not None:
-        prompt_mask = tf.not_equal(prompt, tf.cast(pad_id, prompt.dtype))
-    else:
-        prompt_mask = tf.ones_like(prompt, tf.bool)
+    prompt_mask = _convert_prompt_mask(prompt, prompt_mask, pad_id)
     policy = as_cached_policy(model)
-    _check_ids_in_vocabulary(
-        policy if policy is not None else model,
-        prompt,
-        prompt_mask,
-        stop_ids,
-        top_k,
-        pad_id,
-        eos_id is not None,
+    network = policy if policy is not None else model
+    limits = _input_checks.network_limits(
+        network, policy is not None, prompt.dtype, network_name
     )
-    max_length = getattr(policy, "max_sequence_length", None)
-    width = prompt.shape[1]
-    if max_length is not None and width is not None and width + n > max_length:
-        raise ValueError(
-            f"The prompt width {prompt.shape[1]} plus `max_new_tokens` must "
-            f"be <= the model's maximum sequence length {max_length}. "
-            f"Received: max_new_tokens={n}"
+    if limits.vocab_size is not None:
+        if vocab_size is not None and vocab_size != limits.vocab_size:
+            raise ValueError(
+                f"`vocab_size` must equal the size of the `{network_name}`'s "
+                f"logits, {limits.vocab_size}. Received: "
+                f"vocab_size={vocab_size}"
+            )
+        _check_vocabulary(limits.vocab_size, eos_id, stop_ids, pad_id, top_k)
+        prompt = _input_checks.check_token_ids(
+            prompt, limits.vocab_size, "prompt_tokens", prompt_mask
         )
-    packed, lengths = pack_prompts(prompt, prompt_mask)
+    if limits.max_positions is not None:
+        prompt = _check_positions(prompt, n, limits.max_positions)
+    fill = stop_ids[0] if stop_ids else (pad_id or 0)
+    packed, lengths = pack_prompts(prompt, prompt_mask, fill)
     if tf.executing_eagerly() and int(tf.reduce_min(lengths)) < 1:
         raise ValueError(
             "Every prompt row must hold at least one token. "
@@ -308,9 +403,11 @@ def generate(
         )
     else:
         seed_pair = tf.constant([seed, 0], tf.int64)
+    values_from = network_name
     if value_head is None and policy is not None:
         value_head = policy.post_hoc_value_function()
-    fill = stop_ids[0] if stop_ids else (pad_id or 0)
+    elif value_head is not None:
+        values_from = "value_head"
     settings = _decoding.LoopSettings(
         max_new_tokens=n,
         temperature=temperature,
@@ -319,21 +416,26 @@ def generate(
         stop_ids=stop_ids,
         fill_id=fill,
         cached=policy is not None,
-        has_eos=eos_id is not None,
     )
     decode = _decode_xla if jit_compile else _decode_graph
     tokens, log_probs, values, mask, done = decode(
-        packed,
-        lengths,
-        seed_pair,
-        policy if policy is not None else model,
-        settings,
+        packed, lengths, seed_pair, network, settings
+    )
+    # A sampled step's log-prob is NaN exactly when its logits had no
+    # distribution (NaN, +Inf, or -Inf everywhere).
+    log_probs = _input_checks.check_finite(
+        log_probs, network_name, model, "logits at a sampled step"
     )
     if value_head is not None:
         full_values = tf.cast(value_head(tokens), tf.float32)
         if full_values.shape.rank == 3:
             full_values = tf.squeeze(full_values, axis=-1)
         values = _decoding.gather_values(full_values, lengths, mask, done)
+    if values is not None:
+        source = value_head if values_from == "value_head" else model
+        values = _input_checks.check_finite(
+            values, values_from, source, "values"
+        )
     return GenerationOutputs(
         tokens=tokens,
         log_probs=log_probs,

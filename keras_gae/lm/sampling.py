@@ -58,6 +58,10 @@ def sample_step(
     softmax(logits / temperature); its log-prob is read from the unfiltered
     log_softmax(logits / temperature): the policy a trainer recomputes from
     the same logits.
+
+    Logits without a distribution (a NaN or +Inf, or -Inf everywhere)
+    give token 0 and log-prob NaN, for the caller to report: the draw
+    there returns the out-of-vocabulary id V.
     """
     scaled = tf.cast(logits, tf.float32) / temperature
     log_distribution = tf.nn.log_softmax(scaled)
@@ -65,5 +69,7 @@ def sample_step(
     token = tf.random.stateless_categorical(filtered, 1, seed, dtype=tf.int64)[
         :, 0
     ]
+    drawn = token < tf.cast(tf.shape(logits)[-1], token.dtype)
+    token = tf.where(drawn, token, tf.zeros_like(token))
     log_prob = tf.gather(log_distribution, token, batch_dims=1)
-    return token, log_prob
+    return token, tf.where(drawn, log_prob, np.nan)

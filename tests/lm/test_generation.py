@@ -158,3 +158,184 @@ class GenerateTest(tf.test.TestCase, parameterized.TestCase):
         )
         with self.assertRaisesRegex(TypeError, "model.*Keras 2.*Keras 3"):
             lm.generate(model, [[1, 2]], max_new_tokens=2)
+
+
+class PositionalLM(keras.Model):
+    """Token and position embeddings (a table of `positions` rows)."""
+
+    def __init__(self, positions=8, **kwargs):
+        super().__init__(**kwargs)
+        self.token_embedding = keras.layers.Embedding(VOCAB, 8)
+        self.position_embedding = keras.layers.Embedding(positions, 8)
+        self.logits = keras.layers.Dense(VOCAB)
+
+    def call(self, tokens):
+        positions = tf.range(tf.shape(tokens)[1])[tf.newaxis]
+        hidden = self.token_embedding(tokens)
+        return self.logits(hidden + self.position_embedding(positions))
+
+
+def keras_hub_positions_model(positions=8):
+    """A functional model on keras-hub's TokenAndPositionEmbedding."""
+    import keras_hub
+
+    keras.utils.set_random_seed(0)
+    tokens = keras.Input([None], dtype="int32")
+    hidden = keras_hub.layers.TokenAndPositionEmbedding(
+        vocabulary_size=VOCAB, sequence_length=positions, embedding_dim=8
+    )(tokens)
+    return keras.Model(tokens, keras.layers.Dense(VOCAB)(hidden))
+
+
+def constant_model(logits, values=None):
+    """Logits (and values) of one constant everywhere."""
+
+    def model(tokens):
+        shape = tf.concat([tf.shape(tokens), [VOCAB]], axis=0)
+        out = tf.fill(shape, logits)
+        if values is None:
+            return out
+        return out, tf.fill(tf.shape(tokens), values)
+
+    return model
+
+
+class GenerationInputChecksTest(tf.test.TestCase, parameterized.TestCase):
+    """Issue 20: ids, positions and non-finite data entering `generate`."""
+
+    def test_prompt_ids_outside_a_plain_models_vocabulary(self):
+        # A functional model has no `vocab_size`: the logits' last axis is.
+        model = tiny_model()
+        for bad in (VOCAB, -1):
+            with self.assertRaisesRegex(
+                ValueError,
+                r"`prompt_tokens` must hold ids in \[0, 7\).*"
+                rf"Received: prompt_tokens with ids \[{bad}\]",
+            ):
+                lm.generate(model, [[1, 2], [3, bad]], max_new_tokens=2)
+        with self.assertRaisesRegex(ValueError, "Received: pad_id=7"):
+            lm.generate(model, [[1, 2]], max_new_tokens=2, pad_id=VOCAB)
+        # Padding is not read: any id may sit under a False prompt_mask.
+        out = lm.generate(
+            model,
+            [[-1, 2], [3, 4]],
+            max_new_tokens=2,
+            prompt_mask=[[0, 1], [1, 1]],
+            seed=0,
+        )
+        self.assertAllEqual(out.prompt_length, [1, 2])
+        self.assertAllInRange(out.tokens, 0, VOCAB - 1)
+
+    def test_prompt_ids_are_asserted_inside_a_graph(self):
+        model = tiny_model()
+        decode = tf.function(
+            lambda prompt: lm.generate(model, prompt, max_new_tokens=2).tokens
+        )
+        with self.assertRaisesRegex(
+            tf.errors.InvalidArgumentError, "prompt_tokens.*vocabulary"
+        ):
+            decode(tf.constant([[1, VOCAB]]))
+
+    @parameterized.named_parameters(
+        ("embedding", PositionalLM),
+        ("keras_hub_position_embedding", keras_hub_positions_model),
+    )
+    def test_prompt_and_new_tokens_past_the_positions(self, build):
+        model = build(positions=8)
+        prompt = np.array([[1, 2, 3]], np.int32)
+        # 3 + 5 = 8 positions: the last one fits.
+        out = lm.generate(model, prompt, max_new_tokens=5, seed=0)
+        self.assertEqual(out.tokens.shape, (1, 8))
+        with self.assertRaisesRegex(
+            ValueError, "8 positions.*Received: max_new_tokens=6"
+        ):
+            lm.generate(model, prompt, max_new_tokens=6)
+        with self.assertRaisesRegex(
+            ValueError, "8 positions.*Received: prompt_tokens="
+        ):
+            lm.generate(model, np.ones([1, 9], np.int32), max_new_tokens=1)
+
+    def test_pad_id_between_prompt_tokens_is_refused(self):
+        model = tiny_model()
+        with self.assertRaisesRegex(
+            ValueError, r"pad_id.*between prompt tokens.*rows \[1\]"
+        ):
+            lm.generate(
+                model, [[0, 1, 2], [3, 0, 4]], max_new_tokens=2, pad_id=0
+            )
+        with self.assertRaisesRegex(
+            ValueError, r"`prompt_mask`.*one run.*rows \[0\]"
+        ):
+            lm.generate(
+                model,
+                [[1, 2, 3], [3, 4, 5]],
+                max_new_tokens=2,
+                prompt_mask=[[1, 0, 1], [1, 1, 1]],
+            )
+        # Left and right padding give the same rows.
+        left = lm.generate(
+            model, [[0, 0, 1], [3, 4, 5]], max_new_tokens=3, pad_id=0, top_k=1
+        )
+        right = lm.generate(
+            model, [[1, 0, 0], [3, 4, 5]], max_new_tokens=3, pad_id=0, top_k=1
+        )
+        self.assertAllEqual(left.tokens, right.tokens)
+
+    def test_prompt_mask_of_another_shape(self):
+        with self.assertRaisesRegex(
+            ValueError, r"`prompt_mask`.*shape.*Received: prompt_mask="
+        ):
+            lm.generate(
+                tiny_model(),
+                [[1, 2, 3]],
+                max_new_tokens=2,
+                prompt_mask=[[1, 1]],
+            )
+
+    @parameterized.named_parameters(
+        ("nan", np.nan, False),
+        ("inf", np.inf, False),
+        ("all_minus_inf", -np.inf, False),
+        ("nan_xla", np.nan, True),
+    )
+    def test_non_finite_logits_name_the_model(self, logits, jit_compile):
+        with self.assertRaisesRegex(
+            ValueError, "`model` gave NaN or Inf logits.*Received: model="
+        ):
+            lm.generate(
+                constant_model(logits),
+                [[1, 2], [3, 4]],
+                max_new_tokens=3,
+                jit_compile=jit_compile,
+            )
+
+    def test_non_finite_values_name_their_source(self):
+        with self.assertRaisesRegex(
+            ValueError, "`model` gave NaN or Inf values.*Received: model="
+        ):
+            lm.generate(constant_model(0.0, np.nan), [[1, 2]], max_new_tokens=2)
+        with self.assertRaisesRegex(
+            ValueError, "`value_head` gave NaN or Inf values"
+        ):
+            lm.generate(
+                tiny_model(),
+                [[1, 2]],
+                max_new_tokens=2,
+                value_head=lambda t: tf.fill(tf.shape(t), np.inf),
+            )
+
+    def test_something_that_is_not_a_language_model(self):
+        with self.assertRaisesRegex(TypeError, "`model`.*Received: model=3"):
+            lm.generate(3, [[1, 2]], max_new_tokens=2)
+        with self.assertRaisesRegex(
+            ValueError, "`model`.*logits \\[B, L, V\\]"
+        ):
+            lm.generate(
+                lambda t: tf.zeros([1, VOCAB]), [[1, 2]], max_new_tokens=2
+            )
+
+    def test_seed_outside_int64(self):
+        with self.assertRaisesRegex(
+            ValueError, "Received: seed=9223372036854775808"
+        ):
+            lm.generate(tiny_model(), [[1, 2]], max_new_tokens=2, seed=2**63)
