@@ -13,8 +13,10 @@ float-for-integer dtype, an integer outside its bounds, a NaN or infinite
 float in any leaf (a Box with infinite bounds allows any finite value),
 a reward that is not a finite scalar, or a `terminated`/`truncated` that
 is not a bool raises an error naming the environment and the field
-(`spaces.ObservationConverter`). Actions are cast back to the space's own
-dtype before `env.step` (a Discrete action as a Python int).
+(`spaces.ObservationConverter`). Actions are checked (`spaces.ActionChecker`:
+shape, integers within an integer space, finite Box values) and cast back
+to the space's own dtype before `env.step` (a Discrete action as a Python
+int).
 
 gymnasium 1.x API. An environment on the old gym API (`reset()` without
 a seed or returning the observation alone, `step` returning `(observation,
@@ -55,6 +57,7 @@ first four) and their `py_metrics` counterparts in a `PyDriver`.
 from __future__ import annotations
 
 import collections
+import collections.abc
 from typing import Any
 from typing import Callable
 from typing import Mapping
@@ -104,6 +107,18 @@ def _not_gymnasium_error(env: Any, received: str) -> TypeError:
     )
 
 
+def check_env_kwargs(env_kwargs: Any) -> dict:
+    """`env_kwargs` as a dict (None: empty), else a TypeError."""
+    if env_kwargs is None:
+        return {}
+    if not isinstance(env_kwargs, collections.abc.Mapping):
+        raise TypeError(
+            "`env_kwargs` must be a mapping of keyword arguments (a dict) "
+            f"or None. Received: env_kwargs={env_kwargs!r}"
+        )
+    return dict(env_kwargs)
+
+
 def make_gymnasium_env(
     env: Any, env_kwargs: Optional[Mapping[str, Any]] = None
 ) -> gymnasium.Env:
@@ -116,8 +131,9 @@ def make_gymnasium_env(
         one whose `reset` takes no seed (the old gym API).
       ValueError: `env_kwargs` with an instance.
     """
+    env_kwargs = check_env_kwargs(env_kwargs)
     if isinstance(env, (str, gymnasium.envs.registration.EnvSpec)):
-        made = gymnasium.make(env, **dict(env_kwargs or {}))
+        made = gymnasium.make(env, **env_kwargs)
     elif isinstance(env, gymnasium.Env):
         if env_kwargs:
             raise ValueError(
@@ -129,7 +145,7 @@ def make_gymnasium_env(
     elif _looks_like_env(env):
         raise _not_gymnasium_error(env, f"env={env!r}")
     elif callable(env) and not isinstance(env, gymnasium.vector.VectorEnv):
-        made = env(**dict(env_kwargs or {}))
+        made = env(**env_kwargs)
         if _looks_like_env(made):
             raise _not_gymnasium_error(made, f"env={env!r} returning {made!r}")
         if not isinstance(made, gymnasium.Env):
@@ -175,6 +191,9 @@ class GymnasiumEnvironment(py_environment.PyEnvironment):
         env_kwargs: Optional[Mapping[str, Any]] = None,
         discount: float = 1.0,
     ):
+        handle_auto_reset = _checks.check_bool(
+            handle_auto_reset, "handle_auto_reset"
+        )
         super().__init__(handle_auto_reset=handle_auto_reset)
         env = make_gymnasium_env(env, env_kwargs)
         if seed is not None:
@@ -196,6 +215,7 @@ class GymnasiumEnvironment(py_environment.PyEnvironment):
         self._convert_observation = spaces.ObservationConverter(
             self._observation_spec, self._name
         )
+        self._check_action = spaces.ActionChecker(self._action_spec, self._name)
         if self._seed is not None:
             env.action_space.seed(self._seed)
         self._episode_ended = True
@@ -230,7 +250,7 @@ class GymnasiumEnvironment(py_environment.PyEnvironment):
 
     def seed(self, seed: Optional[int]) -> None:
         """Seeds the next reset and the action space (tf-agents API)."""
-        self._seed = None if seed is None else int(seed)
+        self._seed = None if seed is None else _checks.check_int(seed, "seed")
         if self._seed is not None:
             self._env.action_space.seed(self._seed)
 
@@ -251,12 +271,7 @@ class GymnasiumEnvironment(py_environment.PyEnvironment):
         return self._convert_observation(observation, method)
 
     def _gymnasium_action(self, action: Any) -> Any:
-        action = np.asarray(action)
-        if action.shape != self._action_spec.shape:
-            raise ValueError(
-                f"`action` must have shape {self._action_spec.shape} (the "
-                f"action spec). Received: action={_checks.describe(action)}"
-            )
+        action = self._check_action(action)
         space = self._env.action_space
         if isinstance(space, gymnasium.spaces.Discrete):
             # Some environments use a discrete action as a dict key.
@@ -366,7 +381,7 @@ def make_tf_environment(
     if seed is not None:
         seed = _checks.check_int(seed, "seed")
     parallel = _checks.check_bool(parallel, "parallel")
-    env_kwargs = dict(env_kwargs or {})
+    env_kwargs = check_env_kwargs(env_kwargs)
 
     if isinstance(env, gymnasium.vector.VectorEnv):
         if num_envs is not None and num_envs != env.num_envs:

@@ -32,6 +32,9 @@ integer 0 or 1). For a vector of environments the errors list the
 sub-environments at fault. A broken environment then fails at the step
 that broke the spec, not deep inside a network or tf-agents, and NaN or
 inf never reach the policy or the normalization statistics.
+`ActionChecker` checks what goes the other way: an action of the wrong
+shape, a float for an integer space (it would be truncated), an integer
+outside the space or a NaN/inf Box action is refused before `env.step`.
 
 The gymnasium 1.x API is checked too: `check_reset_signature` refuses an
 environment whose `reset` takes no seed (gym 0.21 and older) when it is
@@ -195,13 +198,6 @@ class ObservationConverter:
             f"Received: {field}={_describe(value)}"
         )
 
-    def _rows(self, bad: np.ndarray) -> str:
-        """Which sub-environments hold the `bad` entries (vectors only)."""
-        if not self._batch_shape:
-            return ""
-        rows = bad.reshape(self._batch_shape[0], -1).any(axis=1)
-        return f" (sub-environments {np.flatnonzero(rows).tolist()})"
-
     def _convert(self, value: Any, spec: Any, field: str, method: str):
         if isinstance(spec, dict):
             if not isinstance(value, dict) or set(value) != set(spec):
@@ -274,8 +270,8 @@ class ObservationConverter:
                     ValueError,
                     field,
                     method,
-                    f"values outside [{spec.minimum}, {spec.maximum}]"
-                    + self._rows(outside),
+                    f"values outside {_interval(spec)}"
+                    + _rows(outside, self._batch_shape),
                     value,
                 )
             return array.astype(spec.dtype, copy=False)
@@ -288,7 +284,8 @@ class ObservationConverter:
                 ValueError,
                 field,
                 method,
-                _non_finite(array, converted, bad) + self._rows(bad),
+                _non_finite(array, converted, bad)
+                + _rows(bad, self._batch_shape),
                 value,
             )
         return converted
@@ -313,6 +310,80 @@ def _non_finite(source: np.ndarray, converted: np.ndarray, bad) -> str:
         f"a non-finite value ({', '.join(names)}); observations must be "
         "finite, even in a Box with infinite bounds"
     )
+
+
+class ActionChecker:
+    """Checks actions against the action spec before they reach `step`.
+
+    An action must have the spec's shape (after `batch_shape`); for an
+    integer spec (Discrete, MultiDiscrete, MultiBinary) it must hold
+    integers within the bounds, for a Box finite numbers (values outside
+    the box pass: environments clip them, see `keras_gae.agents.policy`).
+    A float for a Discrete space would otherwise be truncated silently.
+
+    Args:
+      spec: the action spec (`space_to_spec(..., nested=False)`).
+      env: a description of the environment for error messages.
+      batch_shape: `()` for one environment, `(B,)` for a vector of them.
+    """
+
+    def __init__(self, spec: Any, env: str, batch_shape: Tuple[int, ...] = ()):
+        self._spec = spec
+        self._env = env
+        self._batch_shape = tuple(batch_shape)
+        self._shape = self._batch_shape + tuple(spec.shape)
+        self._integer = np.issubdtype(spec.dtype, np.integer)
+        self._low, self._high = spec.minimum, spec.maximum
+        # With scalar bounds min() and max() are the cheapest range check.
+        self._scalar_bounds = (
+            np.ndim(spec.minimum) == np.ndim(spec.maximum) == 0
+        )
+
+    def __call__(self, action: Any) -> np.ndarray:
+        array, problem = _array_of_shape(action, self._shape)
+        error = ValueError
+        if problem is None:
+            kind = array.dtype.kind
+            if kind not in ("iu" if self._integer else "iuf"):
+                expected = "integers" if self._integer else "numbers"
+                error = TypeError
+                problem = f"dtype {array.dtype}, expected {expected}"
+            elif self._integer:
+                if not self._within(array):
+                    bad = (array < self._low) | (array > self._high)
+                    problem = f"values outside {_interval(self._spec)}"
+                    problem += _rows(bad, self._batch_shape)
+            elif not np.isfinite(array).all():
+                problem = "a NaN or infinite value"
+                problem += _rows(~np.isfinite(array), self._batch_shape)
+        if problem is None:
+            return array
+        raise error(
+            f"The environment {self._env} received an action that breaks "
+            f"its action space: {problem}. "
+            f"Received: action={_describe(action)}"
+        )
+
+    def _within(self, array: np.ndarray) -> bool:
+        if not array.size:
+            return True
+        if self._scalar_bounds:
+            return self._low <= array.min() and array.max() <= self._high
+        return not ((array < self._low) | (array > self._high)).any()
+
+
+def _interval(spec: Any) -> str:
+    """The spec's bounds as `[low, high]`, each a number or a list."""
+    low, high = (np.asarray(b).tolist() for b in (spec.minimum, spec.maximum))
+    return f"[{low}, {high}]"
+
+
+def _rows(bad: np.ndarray, batch_shape: Tuple[int, ...]) -> str:
+    """Which sub-environments hold the `bad` entries (vectors only)."""
+    if not batch_shape:
+        return ""
+    rows = np.flatnonzero(bad.reshape(batch_shape[0], -1).any(axis=1))
+    return f" (sub-environments {rows.tolist()})"
 
 
 def _array_of_shape(value: Any, shape: Tuple[int, ...]) -> tuple:
@@ -343,8 +414,7 @@ def convert_reward(
                 problem = "a value beyond the float32 range"
             else:
                 problem = "a NaN or infinite value"
-            if bad.ndim:
-                problem += f" (sub-environments {np.flatnonzero(bad).tolist()})"
+            problem += _rows(bad, tuple(batch_shape))
     if problem is not None:
         raise error(
             f"The environment {env} returned from step() a reward that is "

@@ -41,6 +41,7 @@ from keras_gae.agents import spaces
 from keras_gae.ops import _checks
 
 EPISODE_HISTORY = 100
+VECTOR_MODES = ("sync", "async", "vector_entry_point", "auto")
 
 
 def make_vector_env(
@@ -58,8 +59,16 @@ def make_vector_env(
       mode: "sync", "async", "vector_entry_point" or "auto" (the entry
         point when the id registers one, else "sync").
       env_kwargs: keyword arguments of `gymnasium.make` (or the factory).
+
+    Raises:
+      ValueError: `num_envs` < 1, an unknown `mode`, "vector_entry_point"
+        with a factory.
+      TypeError: `env_kwargs` not a mapping; a factory that makes no
+        gymnasium.Env or one on the old gym API (`make_gymnasium_env`).
     """
-    env_kwargs = dict(env_kwargs or {})
+    num_envs = _checks.check_positive_int(num_envs, "num_envs")
+    mode = _checks.check_option(mode, "mode", VECTOR_MODES)
+    env_kwargs = environments.check_env_kwargs(env_kwargs)
     if isinstance(env, (str, gymnasium.envs.registration.EnvSpec)):
         if mode == "auto":
             spec = env if not isinstance(env, str) else gymnasium.spec(env)
@@ -155,6 +164,9 @@ class GymnasiumVectorEnvironment(py_environment.PyEnvironment):
             self._observation_spec, self._name, (self._num_envs,)
         )
         self._action_dtype = env.single_action_space.dtype
+        self._check_action = spaces.ActionChecker(
+            self._action_spec, self._name, (self._num_envs,)
+        )
         for sub_environment in getattr(env.unwrapped, "envs", None) or ():
             spaces.check_reset_signature(sub_environment, self._name)
         if seed is not None:
@@ -215,14 +227,7 @@ class GymnasiumVectorEnvironment(py_environment.PyEnvironment):
         return ts.restart(observation, batch_size=self._num_envs)
 
     def _step(self, action: Any) -> ts.TimeStep:
-        action = np.asarray(action)
-        expected = (self._num_envs,) + tuple(self._action_spec.shape)
-        if action.shape != expected:
-            raise ValueError(
-                f"`action` must have shape {expected} (B sub-environments "
-                "times the action spec). "
-                f"Received: action={_checks.describe(action)}"
-            )
+        action = self._check_action(action)
         try:
             result = self._env.step(
                 action.astype(self._action_dtype, copy=False)

@@ -13,17 +13,19 @@ import tensorflow as tf
 
 from keras_gae.layers import policy_head
 from keras_gae.layers.squashed_gaussian import SquashedGaussian
+from keras_gae.layers.squashed_gaussian import unbounded_dimensions
 from keras_gae.ops import _checks
 
 tfd = policy_head.tfd
 BOUNDS = (None, "tanh", "clip")
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _bound_array(
     value: Union[float, Sequence[float]], name: str, action_dim: int
 ) -> np.ndarray:
     try:
+        if np.asarray(value).dtype.kind not in "iuf":
+            raise TypeError(f"dtype {np.asarray(value).dtype}")
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as error:
         raise TypeError(
@@ -41,19 +43,6 @@ def _bound_array(
             f"`{name}` must not be NaN. Received: {name}={value!r}"
         )
     return np.broadcast_to(array, [action_dim]).copy()
-
-
-def _unbounded_dimensions(low: np.ndarray, high: np.ndarray) -> list:
-    """Dimensions tanh cannot squash into: an infinite side (or the float32
-    limit, tf-agents' infinity), or a box wider than float32 holds."""
-    with np.errstate(over="ignore"):
-        width = high.astype(np.float32) - low.astype(np.float32)
-    finite = (
-        (np.abs(low) < FLOAT32_MAX)
-        & (np.abs(high) < FLOAT32_MAX)
-        & np.isfinite(width)
-    )
-    return np.flatnonzero(~finite).tolist()
 
 
 @keras.saving.register_keras_serializable(package="keras_gae")
@@ -207,7 +196,7 @@ class GaussianPolicyHead(policy_head.PolicyHead):
                 "`low` must be < `high` in every action dimension. "
                 f"Received: low={low!r}, high={high!r}"
             )
-        unbounded = _unbounded_dimensions(low_array, high_array)
+        unbounded = unbounded_dimensions(low_array, high_array)
         if bound == "tanh" and unbounded:
             raise ValueError(
                 "`bound='tanh'`: tanh squashing needs a finite box; action "

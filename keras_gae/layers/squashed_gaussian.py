@@ -13,6 +13,60 @@ tfb = tfp.bijectors
 tfd = tfp.distributions
 
 
+def unbounded_dimensions(low: Any, high: Any, dtype: Any = np.float32) -> list:
+    """The dimensions of the box [low, high] tanh cannot squash into: a NaN
+    or infinite side (or one at the `dtype` limit, how tf-agents stores an
+    infinite bound), or a width beyond the `dtype` range."""
+    limit = float(np.finfo(dtype).max)
+    low = np.asarray(low, np.float64)
+    high = np.asarray(high, np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        width = high.astype(dtype) - low.astype(dtype)
+        finite = (np.abs(low) < limit) & (np.abs(high) < limit)
+        finite = finite & np.isfinite(width)
+    return np.flatnonzero(np.broadcast_to(~finite, width.shape)).tolist()
+
+
+def _check_box(low: Any, high: Any, event_size: Any, dtype: Any) -> None:
+    """Refuses a static box tanh cannot squash into (class docstring)."""
+    low_value, high_value = (
+        tf.get_static_value(value) if tf.is_tensor(value) else value
+        for value in (low, high)
+    )
+    if low_value is None or high_value is None:
+        return  # Known only when the graph runs.
+    received = f"Received: low={low!r}, high={high!r}"
+    try:
+        low_value = np.asarray(low_value, np.float64)
+        high_value = np.asarray(high_value, np.float64)
+        shape = np.broadcast_shapes(
+            low_value.shape, high_value.shape, (event_size or 1,)
+        )
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            "SquashedGaussian: `low` and `high` must be floats that broadcast "
+            f"to the event shape [{event_size}] of `loc` ({error}). {received}"
+        ) from error
+    if event_size is not None and shape != (event_size,):
+        raise ValueError(
+            "SquashedGaussian: `low` and `high` must broadcast to the event "
+            f"shape [{event_size}] of `loc`, got shape {shape}. {received}"
+        )
+    low_value = np.broadcast_to(low_value, shape)
+    high_value = np.broadcast_to(high_value, shape)
+    unbounded = unbounded_dimensions(low_value, high_value, dtype)
+    if unbounded:
+        raise ValueError(
+            "SquashedGaussian needs a finite box: dimensions "
+            f"{unbounded} are NaN, infinite or wider than "
+            f"{np.dtype(dtype).name} holds. {received}"
+        )
+    if not np.all(low_value < high_value):
+        raise ValueError(
+            f"SquashedGaussian needs low < high in every dimension. {received}"
+        )
+
+
 class SquashedGaussian(tfd.TransformedDistribution):
     r"""A diagonal Gaussian squashed by tanh into the box [low, high].
 
@@ -38,6 +92,12 @@ class SquashedGaussian(tfd.TransformedDistribution):
     through the squash; not the mode of y in general).
 
     `GaussianPolicyHead(bound="tanh")` builds one from its params.
+
+    `low` and `high` given as Python or NumPy values (or constant tensors)
+    are checked when the distribution is made: they must broadcast to the
+    event shape `[D]` of `loc`, hold no NaN, be finite (inside the range of
+    `loc`'s dtype, box width included) and satisfy low < high, else a
+    ValueError names them; tanh cannot squash into an unbounded interval.
 
     Example:
 
@@ -67,6 +127,7 @@ class SquashedGaussian(tfd.TransformedDistribution):
         with tf.name_scope(name) as name:
             loc = tf.convert_to_tensor(loc)
             dtype = loc.dtype
+            _check_box(low, high, loc.shape[-1], dtype.as_numpy_dtype)
             low = tf.cast(low, dtype)
             high = tf.cast(high, dtype)
             self._center = (high + low) / 2.0

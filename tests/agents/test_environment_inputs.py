@@ -12,6 +12,7 @@ from keras_gae.agents import GymnasiumEnvironment
 from keras_gae.agents import GymnasiumVectorEnvironment
 from keras_gae.agents import make_tf_environment
 from keras_gae.agents import spaces
+from keras_gae.agents import vector_environment
 from tests.fresh_process import run_python
 
 S = gymnasium.spaces
@@ -396,3 +397,66 @@ class ConverterTest(parameterized.TestCase, tf.test.TestCase):
             ValueError, r"observation space .*no entries.*Received: "
         ):
             spaces.space_to_spec(space, "observation")
+
+
+def step_once(env_id, action, vector):
+    if vector:
+        env = GymnasiumVectorEnvironment(
+            gymnasium.make_vec(env_id, num_envs=2, vectorization_mode="sync")
+        )
+    else:
+        env = GymnasiumEnvironment(env_id)
+    env.reset()
+    env.step(action)
+
+
+class ActionTest(parameterized.TestCase, tf.test.TestCase):
+    @parameterized.product(
+        case=[
+            ("CartPole-v1", 0.7, TypeError, "dtype float64, expected integers"),
+            ("CartPole-v1", 2, ValueError, r"values outside \[0, 1\]"),
+            ("CartPole-v1", -1, ValueError, r"values outside \[0, 1\]"),
+            ("Pendulum-v1", [np.nan], ValueError, "a NaN or infinite value"),
+            ("Pendulum-v1", [-np.inf], ValueError, "a NaN or infinite value"),
+        ],
+        vector=[False, True],
+    )
+    def test_action_checked(self, case, vector):
+        env_id, value, error, why = case
+        # The second sub-environment's action is the bad one.
+        value = np.asarray(value)
+        if vector:
+            value = np.stack([np.zeros_like(value), value])
+            why += r".*sub-environments \[1\]" if error is ValueError else ""
+        with self.assertRaisesRegex(
+            error,
+            rf"The environment .*{env_id}.* received an action that breaks "
+            rf"its action space: {why}.*Received: action=",
+        ):
+            step_once(env_id, value, vector)
+
+
+class ArgumentTest(parameterized.TestCase, tf.test.TestCase):
+    @parameterized.parameters((1.5, "seed=1.5"), ("a", "seed='a'"))
+    def test_seed_method_checks_its_seed(self, seed, received):
+        env = GymnasiumEnvironment("CartPole-v1")
+        with self.assertRaisesRegex(TypeError, f"Received: {received}"):
+            env.seed(seed)
+
+    def test_handle_auto_reset_must_be_a_bool(self):
+        with self.assertRaisesRegex(
+            TypeError, "Received: handle_auto_reset='no'"
+        ):
+            GymnasiumEnvironment("CartPole-v1", handle_auto_reset="no")
+
+    def test_env_kwargs_must_be_a_mapping(self):
+        with self.assertRaisesRegex(TypeError, r"Received: env_kwargs=\[1\]"):
+            GymnasiumEnvironment("CartPole-v1", env_kwargs=[1])
+        with self.assertRaisesRegex(TypeError, r"Received: env_kwargs=\[1\]"):
+            make_tf_environment("CartPole-v1", env_kwargs=[1])
+
+    def test_make_vector_env_checks_its_arguments(self):
+        with self.assertRaisesRegex(ValueError, "Received: num_envs=0"):
+            vector_environment.make_vector_env("CartPole-v1", 0, "sync")
+        with self.assertRaisesRegex(ValueError, "Received: mode='fast'"):
+            vector_environment.make_vector_env("CartPole-v1", 2, "fast")

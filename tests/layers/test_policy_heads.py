@@ -342,6 +342,23 @@ class GaussianPolicyHeadTest(tf.test.TestCase, parameterized.TestCase):
         ):
             layers.GaussianPolicyHead(2, bound="tanh", low=low, high=high)
 
+    @parameterized.named_parameters(
+        ("infinite", -np.inf, np.inf, ValueError, r"dimensions \[0, 1\]"),
+        ("nan", [0.0, np.nan], 1.0, ValueError, r"dimensions \[1\]"),
+        ("low_above_high", 1.0, [2.0, -1.0], ValueError, "low < high"),
+        ("wrong_length", [-1.0, -1.0, -1.0], 1.0, ValueError, "event shape"),
+    )
+    def test_squashed_gaussian_checks_its_box(self, low, high, error, why):
+        with self.assertRaisesRegex(
+            error,
+            rf"SquashedGaussian.*{why}.*Received: low=.*, high=",
+        ):
+            layers.SquashedGaussian(np.zeros(2), np.ones(2), low, high)
+
+    def test_bool_bounds_refused(self):
+        with self.assertRaisesRegex(TypeError, "Received: low=True"):
+            layers.GaussianPolicyHead(1, bound="clip", low=True, high=2.0)
+
     def test_clip_with_infinite_sides_clips_the_finite_ones(self):
         head = layers.GaussianPolicyHead(
             2, bound="clip", low=[-1.0, -np.inf], high=[1.0, np.inf]
