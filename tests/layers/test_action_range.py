@@ -19,7 +19,8 @@ from keras_gae.agents import KerasPolicy
 from keras_gae.layers import BernoulliPolicyHead
 from keras_gae.layers import MultiCategoricalPolicyHead
 from keras_gae.models import PPOModel
-from keras_gae.models import rollout_dataset
+from tests.models.one_rollout import fit
+from tests.models.one_rollout import state_of
 
 NVEC = [3, 1, 4]
 BITS = 3
@@ -111,21 +112,6 @@ def batch_with(actions):
         "bootstrap_value": np.zeros((ROWS,), np.float32),
         "mask": mask,
     }
-
-
-def fit(model, batch):
-    return model.fit(
-        rollout_dataset(batch, num_minibatches=1, shuffle=False),
-        epochs=1,
-        verbose=0,
-        shuffle=False,
-    ).history
-
-
-def state_of(model):
-    return [np.array(v) for v in model.trainable_variables] + [
-        np.array(v) for v in model.optimizer.variables
-    ]
 
 
 class TrainingActionRangeTest(tf.test.TestCase, parameterized.TestCase):

@@ -6,26 +6,12 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
-from keras_gae.models import rollout_dataset
 from keras_gae.ops import generalized_advantage_estimation
+from tests.models.one_rollout import fit
+from tests.models.one_rollout import state_of
 from tests.models.test_ppo_model import ACTIONS
 from tests.models.test_ppo_model import linear_model
 from tests.models.test_ppo_model import random_batch
-
-
-def fit(model, batch):
-    return model.fit(
-        rollout_dataset(batch, num_minibatches=1, shuffle=False),
-        epochs=1,
-        verbose=0,
-        shuffle=False,
-    ).history
-
-
-def state_of(model):
-    return [np.array(v) for v in model.trainable_variables] + [
-        np.array(v) for v in model.optimizer.variables
-    ]
 
 
 class ActionRangeTest(tf.test.TestCase, parameterized.TestCase):

@@ -8,27 +8,11 @@ import tensorflow as tf
 from absl.testing import parameterized
 
 from keras_gae.models import NonFiniteLossError
-from keras_gae.models import rollout_dataset
 from tests import distribute_utils
+from tests.models.one_rollout import fit
+from tests.models.one_rollout import state_of
 from tests.models.test_ppo_model import linear_model
 from tests.models.test_ppo_model import random_batch
-
-
-def state_of(model):
-    """The trainable weights and every optimizer variable, as arrays."""
-    return [np.array(v) for v in model.trainable_variables] + [
-        np.array(v) for v in model.optimizer.variables
-    ]
-
-
-def fit(model, batch, **kwargs):
-    return model.fit(
-        rollout_dataset(batch, num_minibatches=1, shuffle=False),
-        epochs=1,
-        verbose=0,
-        shuffle=False,
-        **kwargs,
-    ).history
 
 
 class UpdateGuardTest(tf.test.TestCase, parameterized.TestCase):
