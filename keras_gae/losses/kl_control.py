@@ -162,12 +162,13 @@ class AdaptiveKLController(_KLController):
         Works eagerly and inside a `tf.function` (also in a replica context
         of a strategy; see the module docstring).
 
-        beta is a saved weight, so a measurement that cannot update it
-        never reaches it: a NaN `current_kl` (a training step the models
-        refuse) or a NaN, infinite or negative `n_steps` raises a
-        ValueError naming it when called eagerly, and leaves beta unchanged
-        inside a compiled function. An infinite KL is above any target and
-        raises beta by the largest factor.
+        beta is a saved weight, so nothing that cannot update it reaches
+        it. A NaN `current_kl` measures nothing (the training models refuse
+        such a step with `NonFiniteLossError`): beta stays as it was, in
+        every mode. A NaN, infinite or negative `n_steps` is a wrong
+        argument: a ValueError naming it when called eagerly, beta
+        unchanged inside a compiled function. An infinite KL is above any
+        target and raises beta by the largest factor.
 
         Args:
           current_kl: the KL measured over the last batch, a scalar (float
@@ -179,7 +180,7 @@ class AdaptiveKLController(_KLController):
           The updated beta, a float32 scalar.
 
         Raises:
-          ValueError: eagerly, for the inputs above.
+          ValueError: eagerly, for an `n_steps` as above.
         """
         current_kl = tf.cast(current_kl, tf.float32)
         n_steps = tf.cast(n_steps, tf.float32)
@@ -187,16 +188,11 @@ class AdaptiveKLController(_KLController):
         steps_usable = tf.logical_and(
             tf.math.is_finite(n_steps), n_steps >= 0.0
         )
-        if tf.executing_eagerly():
-            for usable, name, value, rule in (
-                (kl_usable, "current_kl", current_kl, "not be NaN"),
-                (steps_usable, "n_steps", n_steps, "be finite and >= 0"),
-            ):
-                if not bool(usable):
-                    raise ValueError(
-                        f"`{name}` must {rule}: the update would write it "
-                        f"into beta. Received: {name}={float(value)!r}"
-                    )
+        if tf.executing_eagerly() and not bool(steps_usable):
+            raise ValueError(
+                "`n_steps` must be finite and >= 0. "
+                f"Received: n_steps={float(n_steps)!r}"
+            )
         error = tf.clip_by_value(current_kl / self.target_kl - 1.0, -0.2, 0.2)
         multiplier = 1.0 + error * n_steps / self.horizon
         updated = tf.where(
