@@ -34,8 +34,14 @@ adaptive controller steers toward --target_kl.
 
 Every iteration logs (TensorBoard scalars under root_dir/train) the
 reward, the KL to the reference, the response length, the policy entropy,
-the clip fraction and the losses. Checkpoints go to root_dir/checkpoints;
-a rerun resumes from the latest. The policy is exported to root_dir/policy
+the clip fraction and the losses. Checkpoints go to root_dir/checkpoints
+(after pretraining, then every --checkpoint_interval iterations); a rerun
+resumes from the newest readable one, as `keras_gae.agents` runs do
+(`keras_gae.agents.checkpointing`): newer unreadable ones are moved to
+checkpoints/unreadable-<n> with a warning naming them, none readable (or
+a checkpoint of other settings) is refused with one `error:` line and
+status 2, and `--restart` starts over, moving the old checkpoints to
+root_dir/checkpoints.old-<n>. The policy is exported to root_dir/policy
 as a SavedModel whose signatures decode with the key/value cache:
 
   loaded = tf.saved_model.load("/tmp/lm_ppo/policy")
@@ -154,6 +160,12 @@ flags.DEFINE_float("target_kl", 2.0, "Target KL to the reference, nats/seq.")
 flags.DEFINE_integer("eval_size", 256, "Prompts for evaluation.", lower_bound=1)
 flags.DEFINE_integer(
     "checkpoint_interval", 10, "Iterations per checkpoint.", lower_bound=1
+)
+flags.DEFINE_boolean(
+    "restart",
+    False,
+    "Start a new run even if root_dir holds checkpoints; they are moved to "
+    "root_dir/checkpoints.old-<n>, never overwritten.",
 )
 # The bounds above let NaN through (every comparison with it is False).
 for _name in (
@@ -432,9 +444,13 @@ def train_eval(
     target_kl=2.0,
     eval_size=256,
     checkpoint_interval=10,
+    restart=False,
     verbose=True,
 ):
     """Pretrains, fine-tunes, checkpoints, exports; returns results.
+
+    A `root_dir` holding checkpoints is resumed from the newest readable
+    one, without pretraining; `restart=True` moves them aside instead.
 
     Returns:
       A dict: "supervised" and "final" (evaluations of the reference and
@@ -442,11 +458,17 @@ def train_eval(
       greedy score and exact-sort rate, KL, response length, distinct
       greedy responses, sample outputs), "history" (one dict of floats per
       iteration run), "export_dir", "checkpoint_dir", "wall_time".
+
+    Raises:
+      keras_gae.agents.checkpointing.CheckpointError (a ValueError):
+        `root_dir` cannot hold checkpoints, none of its checkpoints can be
+        read, or the newest readable one was saved with other settings.
     """
     import keras
     import tensorflow as tf
 
     from keras_gae import lm
+    from keras_gae.agents import checkpointing
     from keras_gae.losses import AdaptiveKLController
     from keras_gae.models import rollout_dataset
 
@@ -457,8 +479,11 @@ def train_eval(
     rng = np.random.default_rng(seed)
     max_new_tokens = max_digits + 2
     max_length = max_digits + 2 + max_new_tokens
-    checkpoint_dir = os.path.join(root_dir, "checkpoints")
-    resuming = tf.train.latest_checkpoint(checkpoint_dir) is not None
+    checkpoint_dir = os.path.join(root_dir, checkpointing.CHECKPOINT_DIR)
+    # Whether to pretrain is decided by the checkpoint files (a garbage
+    # state file hides none); which one is read, or that none can be, is
+    # the restore's to say, below.
+    resuming = bool(checkpointing.prepare(root_dir, restart=restart))
 
     causal_lm = make_causal_lm(num_layers, hidden_dim, max_length)
     reference_lm = None
@@ -511,22 +536,29 @@ def train_eval(
     tracked = dict(policy=policy, optimizer=optimizer, kl_controller=controller)
     if reference is not None:
         tracked["reference"] = reference
-    checkpoint = tf.train.Checkpoint(iteration=iteration, **tracked)
-    manager = tf.train.CheckpointManager(
-        checkpoint, checkpoint_dir, max_to_keep=3
-    )
-    writer = tf.summary.create_file_writer(os.path.join(root_dir, "train"))
-    if resuming:
-        # The checkpoint also holds the pretraining optimizer's slots (the
+    checkpoints = checkpointing.LoopCheckpoints(
+        root_dir,
+        max_to_keep=3,
+        iteration=iteration,
+        # The checkpoints also hold the pretraining optimizer's slots (the
         # CausalLM tracks its `compile` optimizer); a resumed run does not
         # pretrain, so they stay unrestored on purpose.
-        checkpoint.restore(
-            manager.latest_checkpoint
-        ).assert_existing_objects_matched().expect_partial()
+        partial=True,
+        **tracked,
+    )
+    if checkpoints.restored is not None:
         if verbose:
-            print(f"Restored {manager.latest_checkpoint}")
+            print(f"Restored {checkpoints.restored}")
+    elif resuming:
+        raise checkpointing.CheckpointError(
+            f"The checkpoints of {checkpoint_dir} were gone when this run "
+            "came to restore them (another run on the same root_dir?); "
+            "this run did not pretrain, so it stops. Run it again. "
+            f"Received: root_dir={root_dir!r}"
+        )
     else:
-        manager.save(checkpoint_number=0)
+        checkpoints.save()
+    writer = tf.summary.create_file_writer(os.path.join(root_dir, "train"))
 
     eval_prompts, _ = make_prompts(
         np.random.default_rng(seed + 1), eval_size, min_digits, max_digits
@@ -562,6 +594,7 @@ def train_eval(
         )
 
     history = []
+    saved_iteration = int(iteration)
     while int(iteration) < num_iterations:
         step = int(iteration)
         prompts, _ = make_prompts(
@@ -611,8 +644,10 @@ def train_eval(
                 f"clip {record['clip_fraction']:.3f}"
             )
         if int(iteration) % checkpoint_interval == 0:
-            manager.save(checkpoint_number=int(iteration))
-    manager.save(checkpoint_number=int(iteration))
+            checkpoints.save()
+            saved_iteration = int(iteration)
+    if saved_iteration != int(iteration):
+        checkpoints.save()
     writer.flush()
 
     final = evaluate(model, eval_prompts, max_new_tokens, eval_seed, 8)
@@ -655,6 +690,7 @@ def main(argv: Sequence[str]) -> int:
         import tensorflow as tf
         from absl import logging
 
+        import keras_gae.agents.checkpointing  # noqa: F401
         import keras_gae.lm  # noqa: F401
 
         # The devices now, so that the CUDA start-up lines come inside.
@@ -663,6 +699,18 @@ def main(argv: Sequence[str]) -> int:
         # TensorFlow's notes about saving would bury the progress lines.
         logging.set_verbosity(logging.ERROR)
         tf.get_logger().setLevel("ERROR")
+    from keras_gae.agents import checkpointing
+
+    try:
+        _train_eval_from_flags()
+    except checkpointing.CheckpointError as error:
+        # A resume refused (no readable checkpoint, other settings) or a
+        # root_dir that cannot hold checkpoints: one line, not a traceback.
+        cli.fail(PROGRAM, str(error))
+    return 0
+
+
+def _train_eval_from_flags():
     train_eval(
         FLAGS.root_dir,
         seed=FLAGS.seed,
@@ -688,8 +736,8 @@ def main(argv: Sequence[str]) -> int:
         target_kl=FLAGS.target_kl,
         eval_size=FLAGS.eval_size,
         checkpoint_interval=FLAGS.checkpoint_interval,
+        restart=FLAGS.restart,
     )
-    return 0
 
 
 if __name__ == "__main__":

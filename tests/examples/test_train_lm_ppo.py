@@ -3,6 +3,7 @@ script as typed (`--help`, bad flags, a clean tiny run ending with its
 summary line)."""
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -193,4 +194,132 @@ class TrainLMPPOScriptRunTest(tf.test.TestCase):
             lines[-1],
             r"^Fine-tuned \(grpo, lora_rank 2\): score [\d.]+ \(supervised "
             r"[\d.]+\), .*; \d+ s$",
+        )
+
+
+def _checkpoint_files(root_dir, directory="checkpoints"):
+    """{name: bytes} of the checkpoint files of `root_dir/directory`."""
+    directory = os.path.join(root_dir, directory)
+    contents = {}
+    for name in sorted(os.listdir(directory)):
+        if name.startswith("ckpt-"):
+            with open(os.path.join(directory, name), "rb") as file:
+                contents[name] = file.read()
+    return contents
+
+
+def _truncate(root_dir, number):
+    data = os.path.join(
+        root_dir, "checkpoints", f"ckpt-{number}.data-00000-of-00001"
+    )
+    with open(data, "rb") as file:
+        content = file.read()
+    with open(data, "wb") as file:
+        file.write(content[: len(content) // 2])
+
+
+class TrainLMPPOCheckpointSafetyTest(tf.test.TestCase):
+    """The agents' loop's restore path: fall back and say so, or refuse;
+    never pretrain from scratch on top of checkpoints."""
+
+    def test_unparsable_state_file_resumes_from_the_newest_checkpoint(self):
+        root_dir = os.path.join(self.get_temp_dir(), "run")
+        train_lm_ppo.train_eval(root_dir, num_iterations=1, **TINY)
+        saved = _checkpoint_files(root_dir)
+        self.assertEqual(
+            sorted(saved),
+            [
+                f"ckpt-{n}.{s}"
+                for n in (0, 1)
+                for s in ("data-00000-of-00001", "index")
+            ],
+        )
+        with open(
+            os.path.join(root_dir, "checkpoints", "checkpoint"), "w"
+        ) as f:
+            f.write("x")
+        with self.assertWarnsRegex(RuntimeWarning, "restored .*ckpt-1"):
+            resumed = train_lm_ppo.train_eval(
+                root_dir, num_iterations=2, **dict(TINY, seed=7)
+            )
+        # Resumed at iteration 1: no pretraining, one iteration.
+        self.assertLen(resumed["history"], 1)
+        after = _checkpoint_files(root_dir)
+        for name, content in saved.items():
+            self.assertEqual(after[name], content, name)
+        self.assertIn("ckpt-2.index", after)
+
+    def test_truncated_newest_checkpoint_falls_back(self):
+        root_dir = os.path.join(self.get_temp_dir(), "run")
+        train_lm_ppo.train_eval(root_dir, num_iterations=2, **TINY)
+        _truncate(root_dir, 2)
+        unreadable = {
+            name: content
+            for name, content in _checkpoint_files(root_dir).items()
+            if name.startswith("ckpt-2.")
+        }
+        with self.assertWarnsRegex(
+            RuntimeWarning, "ckpt-1 instead.*unreadable-1.*ckpt-2"
+        ):
+            resumed = train_lm_ppo.train_eval(
+                root_dir, num_iterations=2, **TINY
+            )
+        # Iteration 2 ran again from ckpt-1's weights.
+        self.assertLen(resumed["history"], 1)
+        self.assertEqual(
+            _checkpoint_files(root_dir, "checkpoints/unreadable-1"),
+            unreadable,
+        )
+        self.assertIn("ckpt-2.index", _checkpoint_files(root_dir))
+
+    def test_restart_keeps_the_old_checkpoints(self):
+        root_dir = os.path.join(self.get_temp_dir(), "run")
+        train_lm_ppo.train_eval(root_dir, num_iterations=1, **TINY)
+        saved = _checkpoint_files(root_dir)
+        with self.assertWarnsRegex(RuntimeWarning, "checkpoints.old-1"):
+            result = train_lm_ppo.train_eval(
+                root_dir, num_iterations=1, restart=True, **TINY
+            )
+        self.assertLen(result["history"], 1)
+        self.assertEqual(
+            _checkpoint_files(root_dir, "checkpoints.old-1"), saved
+        )
+
+
+@pytest.mark.slow
+class TrainLMPPOScriptCheckpointTest(tf.test.TestCase):
+    def test_no_readable_checkpoint_is_one_error_line_then_restart(self):
+        root_dir = os.path.join(self.get_temp_dir(), "run")
+        flags = [f"--root_dir={root_dir}", "--num_iterations=1"] + [
+            f"--{name}={value}"
+            for name, value in TINY.items()
+            if name != "verbose"
+        ]
+        result, _, _ = run_script(*flags, importtime=False)
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        for number in (0, 1):
+            _truncate(root_dir, number)
+        broken = _checkpoint_files(root_dir)
+
+        result, _, _ = run_script(*flags, "--seed=7", importtime=False)
+        self.assertEqual(result.returncode, 2, result.stderr[-3000:])
+        errors = result.stderr.splitlines()
+        self.assertLen(errors, 1, msg=result.stderr[-3000:])
+        self.assertRegex(
+            errors[0],
+            r"^train_lm_ppo.py: error: None of the checkpoints under "
+            rf"{re.escape(root_dir)}/checkpoints can be restored.*--restart"
+            r".*Received: .*ckpt-1: IndexError",
+        )
+        self.assertEqual(result.stdout, "")
+        self.assertEqual(_checkpoint_files(root_dir), broken)
+
+        result, _, _ = run_script(*flags, "--restart", importtime=False)
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        self.assertIn("checkpoints.old-1", result.stderr)
+        self.assertEqual(
+            _checkpoint_files(root_dir, "checkpoints.old-1"), broken
+        )
+        self.assertStartsWith(
+            result.stdout.splitlines()[0], "Supervised next-token loss: "
         )
