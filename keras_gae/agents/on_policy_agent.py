@@ -21,7 +21,13 @@ Saving. `save(path)` writes `path/settings.json` (the algorithm, the
 settings, the env id if there is one, the seed) and a checkpoint of the
 model (networks, observation and reward statistics), the optimizer and
 the loop's counters; `load(path, env=...)` rebuilds the agent and restores
-them, so `learn` continues where it stopped. `export(path)` writes
+them, so `learn` continues where it stopped. A save is written beside
+`path` and renamed into place (`checkpointing.save_directory`): a failed
+or interrupted save leaves the previous one intact, and of saves to one
+path at once the last one wins, whole. A load of a damaged save (a
+truncated or missing file, settings that are not JSON or were edited so
+that they no longer fit the checkpoint) is a ValueError naming the file
+and what is wrong. `export(path)` writes
 `keras_gae.export.export_policy`'s SavedModel, which takes raw
 observations (the normalization is inside the model).
 
@@ -50,7 +56,9 @@ from tf_agents.specs import tensor_spec
 
 from keras_gae import export as export_lib
 from keras_gae import presets
+from keras_gae.agents import checkpointing
 from keras_gae.agents import normalization
+from keras_gae.agents import spaces
 from keras_gae.agents.environments import make_tf_environment
 from keras_gae.agents.evaluation import evaluate_policy
 from keras_gae.agents.loop_logs import EnvStepTensorBoard
@@ -62,6 +70,8 @@ from keras_gae.optimizers import FusedAdam
 
 SETTINGS_FILE = "settings.json"
 CHECKPOINT_PREFIX = "agent"
+# What settings.json holds besides "algorithm" (ppo when absent).
+SAVED_KEYS = ("env_id", "env_kwargs", "seed", "settings")
 RETURN_WINDOW = 20
 
 # The policy names an agent takes: keras_gae's, and stable-baselines3's
@@ -71,6 +81,43 @@ POLICIES = {
     "MlpPolicy": "mlp",
     "MultiInputPolicy": "mlp",
 }
+
+
+def _saved_file(name: str) -> bool:
+    """Whether `name` is one of the files `OnPolicyAgent.save` writes."""
+    return name in (SETTINGS_FILE, f"{CHECKPOINT_PREFIX}.index") or (
+        name.startswith(f"{CHECKPOINT_PREFIX}.data-")
+    )
+
+
+def _read_settings(settings_path: str, path: str) -> Dict[str, Any]:
+    """settings.json as `save` wrote it, or a ValueError naming it."""
+    try:
+        with open(settings_path, "rb") as file:
+            saved = json.loads(file.read().decode("utf-8"))
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
+        raise ValueError(
+            f"{settings_path} is not JSON ({type(error).__name__}: {error}): "
+            "the save is damaged or was edited by hand. Save the agent "
+            f"again, or fix the file. Received: path={path!r}"
+        ) from None
+    if not isinstance(saved, dict):
+        problem = f"a JSON object is expected, not {type(saved).__name__}"
+    else:
+        missing = [key for key in SAVED_KEYS if key not in saved]
+        problem = (
+            f"it lacks {', '.join(map(repr, missing))}" if missing else None
+        )
+        if not missing and not isinstance(saved["settings"], dict):
+            problem = "its 'settings' is not a JSON object"
+        elif not missing and not isinstance(saved["env_kwargs"], dict):
+            problem = "its 'env_kwargs' is not a JSON object"
+    if problem:
+        raise ValueError(
+            f"{settings_path} is not a saved agent's settings: {problem}. "
+            f"Received: path={path!r}"
+        )
+    return saved
 
 
 def _env_id(env: Any) -> Optional[str]:
@@ -354,20 +401,28 @@ class OnPolicyAgent:
           observation: a batch `[N, ...]` (a nest allowed), or one
             observation as the environment returns it; float64 and
             integer arrays are cast to the observation spec's dtype.
+            Checked as the environment's observations are: a wrong shape
+            or dtype, NaN or Inf, or an id outside its space is an error
+            naming the field.
           deterministic: the greedy action, or a sample.
 
         Returns:
           Actions `[N, ...]`, or one action for one observation, as the
           environment's `step` takes them.
         """
-        spec = self.env.observation_spec()
-        first = tf.nest.flatten(observation)[0]
-        single = np.ndim(first) == len(tf.nest.flatten(spec)[0].shape)
-        observation = tf.nest.map_structure(
-            lambda x, s: tf.cast(np.asarray(x)[None] if single else x, s.dtype),
-            observation,
+        spec = tensor_spec.to_nest_array_spec(self.env.observation_spec())
+        first = np.asarray(tf.nest.flatten(observation)[0])
+        single = first.ndim == len(tf.nest.flatten(spec)[0].shape)
+        # The environment's own checks (shape, dtype, NaN and Inf, ids
+        # outside the space), naming the field.
+        observation = spaces.ObservationConverter(
             spec,
-        )
+            repr(self.env_id or type(self).__name__),
+            batch_shape=() if single else first.shape[:1],
+            caller=f"{type(self).__name__}.predict",
+        )(observation)
+        if single:
+            observation = tf.nest.map_structure(lambda x: x[None], observation)
         step = self.model.act(observation, deterministic=deterministic)
         action = self.model.policy_head.postprocess_action(step.action)
         action = action.numpy()
@@ -413,8 +468,16 @@ class OnPolicyAgent:
 
         An agent made from an instance, a factory or a vector env is saved
         too; its `load` then needs the environment again (`env=`).
+
+        The directory is written beside `path` and renamed into place,
+        replacing an earlier save there: a failure or crash while saving
+        leaves the earlier save intact, and concurrent saves to one path
+        leave the last one whole.
+
+        Raises:
+          ValueError: `path` is a file, or a directory holding files that
+            are not a save's (a save would replace them).
         """
-        os.makedirs(path, exist_ok=True)
         settings = {
             "algorithm": self.algorithm,
             "env_id": self._saved_env_id,
@@ -425,9 +488,14 @@ class OnPolicyAgent:
                 for key, value in self.settings.items()
             },
         }
-        with open(os.path.join(path, SETTINGS_FILE), "w") as file:
-            json.dump(settings, file, indent=2)
-        self._checkpoint().write(os.path.join(path, CHECKPOINT_PREFIX))
+        checkpoint = self._checkpoint()
+
+        def write(directory: str) -> None:
+            with open(os.path.join(directory, SETTINGS_FILE), "w") as file:
+                json.dump(settings, file, indent=2)
+            checkpoint.write(os.path.join(directory, CHECKPOINT_PREFIX))
+
+        checkpointing.save_directory(path, write, owns=_saved_file)
         return path
 
     @classmethod
@@ -441,15 +509,31 @@ class OnPolicyAgent:
             has none, so it needs `env`).
           **overrides: constructor arguments replacing the saved ones
             (e.g. `verbose=0`, `root_dir=...`).
+
+        Raises:
+          ValueError: `path` is not a save, or a damaged one: settings.json
+            missing, not JSON or not a save's; settings that cannot
+            rebuild the agent; a checkpoint file that is missing or
+            truncated (`checkpointing.UnreadableCheckpointError`), or that
+            does not fit the agent the settings describe (edited settings,
+            another `env`: `checkpointing.CheckpointMismatchError`). Each
+            names the file.
         """
         settings_path = os.path.join(path, SETTINGS_FILE)
         if not os.path.isfile(settings_path):
+            replaced = checkpointing.replaced_saves(path)
+            hint = (
+                f" A save interrupted while renaming left the previous one "
+                f"at {replaced[-1]}; rename it to {path}."
+                if replaced
+                else ""
+            )
             raise ValueError(
                 f"`path` holds no {SETTINGS_FILE}; it must be a directory "
-                f"written by {cls.__name__}.save. Received: path={path!r}"
+                f"written by {cls.__name__}.save.{hint} Received: "
+                f"path={path!r}"
             )
-        with open(settings_path) as file:
-            saved = json.load(file)
+        saved = _read_settings(settings_path, path)
         algorithm = saved.get("algorithm", "ppo")
         if algorithm != cls.algorithm:
             raise ValueError(
@@ -467,8 +551,30 @@ class OnPolicyAgent:
         arguments = dict(saved["settings"])
         arguments.update(seed=saved["seed"], env_kwargs=saved["env_kwargs"])
         arguments.update(overrides)
-        agent = cls(env, **arguments)
-        agent._checkpoint().read(
-            os.path.join(path, CHECKPOINT_PREFIX)
-        ).assert_existing_objects_matched()
+        given = " and the arguments given" if overrides else ""
+        try:
+            agent = cls(env, **arguments)
+        except checkpointing.CheckpointError:
+            raise  # root_dir's checkpoints: the error names them
+        except (ValueError, TypeError, KeyError, gymnasium.error.Error) as e:
+            raise ValueError(
+                f"The settings in {settings_path}{given} cannot rebuild the "
+                f"agent: {type(e).__name__}: {e}. Received: path={path!r}"
+            ) from e
+        checkpointing.restore_checkpoint(
+            agent._checkpoint(),
+            os.path.join(path, CHECKPOINT_PREFIX),
+            settings={
+                checkpointing.EPISODE_STATISTICS_KEY: (
+                    "num_envs",
+                    int(agent.env.batch_size),
+                )
+            },
+            remedy=(
+                f"The settings in {settings_path}{given} do not describe "
+                "the agent that was saved (edited by hand, or another "
+                "environment); load it with the settings it was saved "
+                "with."
+            ),
+        )
         return agent

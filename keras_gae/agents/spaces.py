@@ -181,21 +181,32 @@ class ObservationConverter:
       spec: the observation spec nest (`space_to_spec`).
       env: a description of the environment for error messages.
       batch_shape: `()` for one environment, `(B,)` for a vector of them.
+      caller: for observations given to a function rather than returned
+        by the environment (e.g. "PPO.predict"), what errors start with.
     """
 
-    def __init__(self, spec: Any, env: str, batch_shape: Tuple[int, ...] = ()):
+    def __init__(
+        self,
+        spec: Any,
+        env: str,
+        batch_shape: Tuple[int, ...] = (),
+        caller: Optional[str] = None,
+    ):
         self._spec = spec
         self._env = env
         self._batch_shape = tuple(batch_shape)
+        self._caller = caller
 
     def __call__(self, observation: Any, method: str = "step") -> Any:
         return self._convert(observation, self._spec, "observation", method)
 
     def _fail(self, error: type, field: str, method: str, why: str, value):
+        source = f"The environment {self._env} returned from {method}()"
+        if self._caller is not None:
+            source = f"{self._caller} was given, for {self._env},"
         raise error(
-            f"The environment {self._env} returned from {method}() an "
-            f"{field} that breaks its observation space: {why}. "
-            f"Received: {field}={_describe(value)}"
+            f"{source} an {field} that breaks its observation space: "
+            f"{why}. Received: {field}={_describe(value)}"
         )
 
     def _convert(self, value: Any, spec: Any, field: str, method: str):
@@ -325,12 +336,21 @@ class ActionChecker:
       spec: the action spec (`space_to_spec(..., nested=False)`).
       env: a description of the environment for error messages.
       batch_shape: `()` for one environment, `(B,)` for a vector of them.
+      caller: for observations given to a function rather than returned
+        by the environment (e.g. "PPO.predict"), what errors start with.
     """
 
-    def __init__(self, spec: Any, env: str, batch_shape: Tuple[int, ...] = ()):
+    def __init__(
+        self,
+        spec: Any,
+        env: str,
+        batch_shape: Tuple[int, ...] = (),
+        caller: Optional[str] = None,
+    ):
         self._spec = spec
         self._env = env
         self._batch_shape = tuple(batch_shape)
+        self._caller = caller
         self._shape = self._batch_shape + tuple(spec.shape)
         self._integer = np.issubdtype(spec.dtype, np.integer)
         self._low, self._high = spec.minimum, spec.maximum
