@@ -1,8 +1,12 @@
 """The short path: PPO(env).learn().export(), save/load, spaces end to end."""
 
+import concurrent.futures
+import json
 import os
+import re
 import subprocess
 import sys
+from unittest import mock
 
 import gymnasium
 import numpy as np
@@ -12,6 +16,7 @@ from absl.testing import parameterized
 
 import keras_gae
 import keras_gae.agents as agents
+from keras_gae.agents import checkpointing
 from keras_gae.agents import spaces
 from keras_gae.agents.loop_logs import read_scalars
 from tests.agents.space_envs import SpaceEnv
@@ -287,3 +292,152 @@ class CartPoleShortPathTest(tf.test.TestCase):
         self.assertGreaterEqual(agent.evaluate(5)["return_mean"], 475)
         path = agent.export(os.path.join(self.get_temp_dir(), "policy"))
         self.assertTrue(os.path.isdir(path))
+
+
+_SAVE_REPEATEDLY = """
+import os, sys, time
+import numpy as np
+import keras_gae.agents as agents
+path, seed, ready, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+agent = agents.PPO(
+    "CartPole-v1", seed=seed, verbose=0, num_envs=2, rollout_length=8,
+    epochs=1, num_minibatches=1,
+)
+np.save(os.path.join(out, f"kernel-{seed}.npy"), agent.model.weights[0])
+open(os.path.join(ready, str(seed)), "w").close()
+while len(os.listdir(ready)) < 2:
+    time.sleep(0.01)
+for _ in range(10):
+    agent.save(path)
+"""
+
+
+class SaveLoadSafetyTest(tf.test.TestCase, parameterized.TestCase):
+    """Saves are atomic, loads of damaged saves say what is wrong."""
+
+    def saved(self, name="agent", **kwargs):
+        agent = agents.PPO("CartPole-v1", verbose=0, **dict(SMALL, **kwargs))
+        path = os.path.join(self.get_temp_dir(), name)
+        return agent, agent.save(path)
+
+    def files(self, path):
+        contents = {}
+        for name in sorted(os.listdir(path)):
+            with open(os.path.join(path, name), "rb") as file:
+                contents[name] = file.read()
+        return contents
+
+    def test_truncated_checkpoint_names_the_file(self):
+        _, path = self.saved()
+        data = os.path.join(path, "agent.data-00000-of-00001")
+        with open(data, "r+b") as file:
+            file.truncate(100)
+        with self.assertRaisesRegex(
+            ValueError,
+            f"{re.escape(path)}/agent cannot be read.*truncated.*"
+            "Received: IndexError",
+        ):
+            agents.PPO.load(path, verbose=0)
+
+    def test_missing_checkpoint_file_names_the_file(self):
+        _, path = self.saved()
+        os.remove(os.path.join(path, "agent.index"))
+        with self.assertRaisesRegex(
+            ValueError, f"{re.escape(path)}/agent cannot be read.*Received: "
+        ):
+            agents.PPO.load(path, verbose=0)
+
+    @parameterized.named_parameters(
+        ("not_json", b"{not json", "not JSON"),
+        ("not_utf8", b"\xff\xfe", "not JSON"),
+        ("a_list", b"[1, 2]", "not a saved agent's settings"),
+        ("no_settings", b'{"algorithm": "ppo"}', "lacks .*'settings'"),
+        (
+            "bad_value",
+            b'{"algorithm": "ppo", "env_id": "CartPole-v1", "seed": 0, '
+            b'"env_kwargs": {}, "settings": {"num_envs": "two"}}',
+            "cannot rebuild the agent.*num_envs='two'",
+        ),
+    )
+    def test_unusable_settings_file_names_the_file(self, content, message):
+        _, path = self.saved()
+        settings = os.path.join(path, "settings.json")
+        with open(settings, "wb") as file:
+            file.write(content)
+        with self.assertRaisesRegex(
+            ValueError, f"{re.escape(settings)}.*{message}.*Received: "
+        ):
+            agents.PPO.load(path, verbose=0)
+
+    def test_settings_edited_to_another_env_is_a_mismatch(self):
+        _, path = self.saved()
+        settings = os.path.join(path, "settings.json")
+        with open(settings) as file:
+            saved = json.load(file)
+        saved["env_id"] = "Acrobot-v1"  # 6 observations, not 4
+        with open(settings, "w") as file:
+            json.dump(saved, file)
+        with self.assertRaisesRegex(
+            checkpointing.CheckpointMismatchError,
+            f"{re.escape(path)}/agent does not fit.*{re.escape(settings)}.*"
+            r"Received: saved shape=\(4, ",
+        ):
+            agents.PPO.load(path, verbose=0)
+
+    def test_a_failed_save_leaves_the_previous_save_intact(self):
+        agent, path = self.saved(seed=1)
+        before = self.files(path)
+        other = agents.PPO("CartPole-v1", verbose=0, seed=2, **SMALL)
+        with mock.patch.object(
+            tf.train.Checkpoint, "write", side_effect=OSError("disk full")
+        ):
+            with self.assertRaisesRegex(OSError, "disk full"):
+                other.save(path)
+        self.assertEqual(self.files(path), before)
+        # Nothing half-written is left beside it either.
+        self.assertEqual(os.listdir(os.path.dirname(path)), ["agent"])
+        loaded = agents.PPO.load(path, verbose=0)
+        self.assertEqual(loaded.seed, 1)
+        self.assertAllEqual(loaded.model.weights[0], agent.model.weights[0])
+
+    def test_save_refuses_a_file_or_a_directory_of_other_files(self):
+        agent = agents.PPO("CartPole-v1", verbose=0, **SMALL)
+        mine = os.path.join(self.get_temp_dir(), "mine")
+        os.makedirs(mine)
+        with open(os.path.join(mine, "notes.txt"), "w") as file:
+            file.write("keep")
+        with self.assertRaisesRegex(
+            ValueError, f"notes.txt.*Received: path={re.escape(repr(mine))}"
+        ):
+            agent.save(mine)
+        self.assertEqual(os.listdir(mine), ["notes.txt"])
+        a_file = os.path.join(mine, "notes.txt")
+        with self.assertRaisesRegex(ValueError, "is a file.*Received: path="):
+            agent.save(a_file)
+        with open(a_file) as file:
+            self.assertEqual(file.read(), "keep")
+
+    def test_concurrent_saves_leave_one_whole_save(self):
+        # Two processes save to one path at once, ten times each: both
+        # succeed and the result is one of them, settings and weights.
+        root = self.get_temp_dir()
+        path = os.path.join(root, "agent")
+        ready = os.path.join(root, "ready")
+        os.makedirs(ready)
+
+        def save(seed):
+            return run_python(
+                _SAVE_REPEATEDLY, args=[path, str(seed), ready, root]
+            )
+
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(save, (1, 2)))
+        for result in results:
+            self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        loaded = agents.PPO.load(path, verbose=0)
+        kernel = np.load(os.path.join(root, f"kernel-{loaded.seed}.npy"))
+        self.assertAllEqual(loaded.model.weights[0], kernel)
+        self.assertEqual(
+            sorted(os.listdir(root)),
+            ["agent", "kernel-1.npy", "kernel-2.npy", "ready"],
+        )
