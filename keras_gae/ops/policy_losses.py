@@ -128,6 +128,8 @@ def ppo_clip_loss(
     standard PPO's unbounded penalty: when it exceeds the float range (a
     log-ratio above about 88.7 in float32) the loss is +Inf, the overflowed
     true value, not a clamped one. Use `dual_clip` to bound it.
+    `approx_kl`, a diagnostic without gradient, overflows to +Inf at such
+    log-ratios whatever the advantage.
 
     Args:
       log_probs: per-step float log pi(a_t | s_t) under the current policy,
