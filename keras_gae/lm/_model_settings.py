@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from keras_gae._src import dependencies
+from keras_gae.lm import _input_checks
 from keras_gae.lm import advantages as advantages_lib
 from keras_gae.lm import causal_lm_policy
 from keras_gae.lm import loss_aggregation as aggregation_lib
@@ -98,10 +99,7 @@ def check_settings(
         "loss_aggregation",
         aggregation_lib.AGGREGATIONS,
     )
-    stop_token_ids = tuple(
-        _checks.check_index(i, "stop_token_ids", size=vocab_size)
-        for i in (stop_token_ids or ())
-    )
+    stop_token_ids = _input_checks.stop_ids(stop_token_ids, vocab_size)
     jit_generate = _checks.check_bool(jit_generate, "jit_generate")
     loss_kl = kwargs.get("kl_coef")
     if not _off(reward_kl_coef) and not _off(loss_kl):

@@ -18,7 +18,9 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
+from keras_gae.lm import _input_checks
 from keras_gae.lm import _model_settings
+from keras_gae.lm import _tokens
 from keras_gae.lm import causal_lm_policy
 from keras_gae.lm import causal_outputs
 from keras_gae.lm import collection
@@ -252,7 +254,8 @@ class CausalLMPPOModel(PPOModel):
 
         One compiled pass of the frozen reference network, or of the
         network with its LoRA adapters off, at the model's temperature; 0
-        at t = 0.
+        at t = 0. Ids outside [0, vocab_size) are refused (ValueError
+        naming `tokens`).
         """
         if not self.has_reference:
             raise ValueError(
@@ -268,7 +271,9 @@ class CausalLMPPOModel(PPOModel):
                 ),
                 reduce_retracing=True,
             )
-        tokens = tf.convert_to_tensor(tokens)
+        tokens = _input_checks.check_token_ids(
+            _tokens.convert_tokens(tokens), self.vocab_size, "tokens"
+        )
         if self.lora_reference:
             # Traced with the adapters off; later calls reuse the graph.
             with causal_lm_policy.lora_disabled(self.shared.causal_lm):

@@ -18,6 +18,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from keras_gae.lm import _input_checks
 from keras_gae.lm import _tokens
 from keras_gae.ops import _checks
 
@@ -63,7 +64,8 @@ def causal_log_probs(
       `[B, L]` float32 log-probabilities.
 
     Raises:
-      ValueError: wrong ranks, non-positive temperature.
+      ValueError: wrong ranks, tokens of another [B, L] than the logits,
+        ids outside [0, V), non-positive temperature.
       TypeError: non-float logits, non-integer tokens.
     """
     temperature = _checks.check_float(
@@ -73,6 +75,16 @@ def causal_log_probs(
         logits = _checks.convert_float(logits, "logits")
         _checks.check_rank(logits, 3, "logits", "[B, L, V]")
         tokens = _tokens.convert_tokens(tokens)
+        if not tokens.shape.is_compatible_with(logits.shape[:2]):
+            raise ValueError(
+                "`tokens` must have shape [B, L] matching `logits` "
+                f"{tuple(logits.shape)}. "
+                f"Received: tokens={_checks.describe(tokens)}"
+            )
+        if logits.shape[-1] is not None:
+            tokens = _input_checks.check_token_ids(
+                tokens, logits.shape[-1], "tokens"
+            )
         log_distribution = tf.nn.log_softmax(
             tf.cast(logits[:, :-1], tf.float32) / temperature
         )

@@ -12,12 +12,14 @@ from typing import Optional
 import tensorflow as tf
 
 from keras_gae._src import rollout_batch as rb
+from keras_gae.lm import _input_checks
 from keras_gae.lm import _tokens
 from keras_gae.lm import advantages as advantages_lib
 from keras_gae.lm import generation
 from keras_gae.lm import rewards
 from keras_gae.lm import rollouts
 from keras_gae.lm.reward_functions import RewardFunction
+from keras_gae.ops import _checks
 from keras_gae.ops import policy_losses
 
 
@@ -35,9 +37,14 @@ def collect(
     update_kl_controller: bool = True,
 ) -> rollouts.SequenceRollout:
     """`CausalLMPPOModel.collect`: see there."""
-    outputs = generation.generate(
+    update_kl_controller = _checks.check_bool(
+        update_kl_controller, "update_kl_controller"
+    )
+    outputs = generation.sample(
         model.shared,
         prompt_tokens,
+        network_name="network",
+        vocab_size=model.vocab_size,
         max_new_tokens=max_new_tokens,
         temperature=model.temperature,
         top_k=top_k,
@@ -48,6 +55,7 @@ def collect(
         pad_id=model.pad_id,
         num_samples=num_samples,
         seed=seed,
+        value_head=None,
         jit_compile=model.jit_generate,
     )
     tokens = outputs.tokens
@@ -67,7 +75,17 @@ def collect(
         bootstrap_value = outputs.values[:, -1]
     scores = RewardFunction(reward)(tokens, mask)
     if model.has_reference:
-        ref_log_probs = model.reference_log_probs(tokens)
+        if model.reference_network is not None:
+            name, reference = "reference_network", model.reference_network
+        else:  # The network with its LoRA adapters off.
+            name, reference = "network", model.shared
+        ref_log_probs = _input_checks.check_finite(
+            model.reference_log_probs(tokens),
+            name,
+            reference,
+            "log-probabilities of the response tokens",
+            mask,
+        )
     else:
         ref_log_probs = log_probs
     kl_coef = model._reward_kl_value()

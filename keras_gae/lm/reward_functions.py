@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from keras_gae._src import dependencies
+from keras_gae.lm import _input_checks
 from keras_gae.lm import _tokens
 from keras_gae.ops import _checks
 
@@ -29,6 +30,8 @@ class RewardFunction:
       `[B, L]` / `[B, L, 1]` (then read at each row's last response token).
 
     Rows are scored in chunks of `batch_size` (all at once when None).
+    Scores must be finite: a NaN or Inf score is refused with a ValueError
+    naming the reward and the rows, never turned into rewards.
 
     Args:
       reward: the callable or Keras model.
@@ -63,10 +66,30 @@ class RewardFunction:
 
     def _score(self, tokens: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
         if not self.is_keras_model:
-            scores = tf.convert_to_tensor(self.reward(tokens, mask))
+            result = self.reward(tokens, mask)
+            try:
+                scores = tf.convert_to_tensor(result)
+            except (TypeError, ValueError) as error:
+                scores = error
+            if isinstance(scores, Exception) or not (
+                scores.dtype.is_floating
+                or scores.dtype.is_integer
+                or scores.dtype.is_bool
+            ):
+                raise TypeError(
+                    "`reward` must return [B] numbers, one score per row. "
+                    f"It returned {_checks.describe(result)}. "
+                    f"Received: reward={self.reward!r}"
+                )
             return tf.reshape(tf.cast(scores, tf.float32), [-1])
         scores = tf.cast(self.reward(tokens), tf.float32)
         if scores.shape.rank == 3:
+            if scores.shape[-1] != 1:
+                raise ValueError(
+                    "A reward model must give [B], [B, 1], [B, L] or "
+                    f"[B, L, 1] scores; it gave {tuple(scores.shape)}. "
+                    f"Received: reward={self.reward!r}"
+                )
             scores = tf.squeeze(scores, axis=-1)
         if scores.shape.rank == 2 and scores.shape[1] != 1:
             at_end = _tokens.last_valid(mask)
@@ -76,6 +99,9 @@ class RewardFunction:
     def __call__(self, tokens: Any, mask: Any) -> tf.Tensor:
         tokens = _tokens.convert_tokens(tokens)
         mask = _checks.convert_flag(mask, "mask")
+        assertions = _checks.check_same_shape(mask, tokens, "mask", "tokens")
+        with tf.control_dependencies(assertions):
+            mask = tf.identity(mask)
         rows = tokens.shape[0]
         if self.batch_size is None or rows is None or rows <= self.batch_size:
             scores = self._score(tokens, mask)
@@ -95,4 +121,8 @@ class RewardFunction:
                 f"The reward must give one score per row ({rows}). "
                 f"Received: scores of shape {tuple(scores.shape)}"
             )
-        return scores
+        # A NaN or Inf score would become a NaN advantage: refused here,
+        # where the function that gave it is known.
+        return _input_checks.check_finite(
+            scores, "reward", self.reward, "scores"
+        )

@@ -63,6 +63,15 @@ class TokenLogitsHead(PolicyHead):
     def greedy_action(self, params: tf.Tensor) -> tf.Tensor:
         return tf.argmax(params, axis=-1, output_type=tf.int32)
 
+    def invalid_actions(self, actions: tf.Tensor) -> tf.Tensor:
+        """Where token `actions` lie outside [0, vocab_size)."""
+        actions = tf.convert_to_tensor(actions)
+        return tf.logical_or(actions < 0, actions >= self.vocab_size)
+
+    @property
+    def valid_action_range(self) -> str:
+        return f"token ids in [0, {self.vocab_size}) (vocab_size)"
+
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(

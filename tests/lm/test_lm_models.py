@@ -512,3 +512,184 @@ class TokenLogitsHeadTest(tf.test.TestCase, parameterized.TestCase):
         arguments.update(override)
         with self.assertRaisesRegex(error, f"{name}.*Received: {name}="):
             lm.TokenLogitsHead(**arguments)
+
+
+def functional_network(positions=None):
+    """tokens -> (logits, values) with no `vocab_size` attribute, and a
+    positional Embedding of `positions` rows when given."""
+    keras.utils.set_random_seed(0)
+    tokens = keras.Input([None], dtype="int32")
+    hidden = keras.layers.Embedding(VOCAB, WIDTH)(tokens)
+    if positions is not None:
+        hidden = PositionsAdded(positions)(hidden)
+    return keras.Model(
+        tokens,
+        (keras.layers.Dense(VOCAB)(hidden), keras.layers.Dense(1)(hidden)),
+    )
+
+
+class PositionsAdded(keras.layers.Layer):
+    def __init__(self, positions, **kwargs):
+        super().__init__(**kwargs)
+        self.embedding = keras.layers.Embedding(positions, WIDTH)
+
+    def call(self, hidden):
+        positions = tf.range(tf.shape(hidden)[1])
+        return hidden + self.embedding(positions)[tf.newaxis]
+
+
+class NonFinite(PrefixMeanLM):
+    """PrefixMeanLM whose logits or values are multiplied by `factor`."""
+
+    def __init__(self, scaled="values", factor=np.nan, **kwargs):
+        super().__init__(**kwargs)
+        self.scaled, self.factor = scaled, factor
+
+    def call(self, tokens, training=None):
+        logits, values = super().call(tokens)
+        if self.scaled == "logits":
+            return logits * self.factor, values
+        return logits, values * self.factor
+
+
+def count_response(tokens, mask):
+    return tf.reduce_sum(tf.cast(mask, tf.float32), axis=1)
+
+
+class CollectInputChecksTest(tf.test.TestCase, parameterized.TestCase):
+    """Issue 20: what enters `collect` is checked, naming its source."""
+
+    def test_prompt_ids_outside_a_functional_networks_vocabulary(self):
+        model = make_model(functional_network())
+        for bad in (VOCAB, -1):
+            with self.assertRaisesRegex(
+                ValueError,
+                rf"prompt_tokens.*\[0, {VOCAB}\).*ids \[{bad}\] in rows \[1\]",
+            ):
+                model.collect(
+                    [[1, 2], [bad, 3]], count_response, max_new_tokens=2
+                )
+
+    def test_prompt_and_new_tokens_past_a_positional_embedding(self):
+        model = make_model(functional_network(positions=6))
+        rollout = model.collect(
+            [[1, 2]], count_response, max_new_tokens=4, seed=0
+        )
+        self.assertEqual(rollout.batch["observation"].shape, (1, 6))
+        with self.assertRaisesRegex(
+            ValueError, "6 positions.*Received: max_new_tokens=5"
+        ):
+            model.collect([[1, 2]], count_response, max_new_tokens=5)
+
+    def test_vocab_size_other_than_the_logits(self):
+        model = lm.CausalLMPPOModel(make_network(0), vocab_size=5, eos_id=4)
+        with self.assertRaisesRegex(
+            ValueError, f"`vocab_size`.*logits, {VOCAB}.*vocab_size=5"
+        ):
+            model.collect([[1, 2]], count_response, max_new_tokens=2)
+
+    @parameterized.named_parameters(("nan", np.nan), ("inf", np.inf))
+    def test_non_finite_score_names_the_reward_function(self, bad):
+        def flaky_scorer(tokens, mask):
+            return np.array([1.0, bad], np.float32)
+
+        model = make_model(make_network(0))
+        with self.assertRaisesRegex(
+            ValueError, r"NaN or Inf scores.*rows \[1\].*flaky_scorer"
+        ):
+            model.collect([[1, 2], [3, 4]], flaky_scorer, max_new_tokens=2)
+
+    def test_non_finite_reward_model(self):
+        tokens = keras.Input([None], dtype="int32")
+        nan = keras.layers.Lambda(
+            lambda t: keras.ops.cast(t, "float32") * np.nan
+        )(tokens)
+        reward_model = keras.Model(tokens, nan, name="nan_reward_model")
+        model = make_model(make_network(0))
+        with self.assertRaisesRegex(
+            ValueError, "NaN or Inf scores.*nan_reward_model"
+        ):
+            model.collect([[1, 2]], reward_model, max_new_tokens=2)
+
+    def test_non_finite_reference_and_values_name_their_network(self):
+        def build(network):
+            network(tf.zeros([1, L], tf.int32))
+            return network
+
+        model = make_model(
+            make_network(0),
+            reference_network=build(NonFinite("logits", np.nan)),
+            reward_kl_coef=0.1,
+        )
+        with self.assertRaisesRegex(
+            ValueError,
+            "`reference_network` gave NaN or Inf log-probabilities.*"
+            "Received: reference_network=",
+        ):
+            model.collect([[1, 2]], count_response, max_new_tokens=2)
+        model = make_model(build(NonFinite("values", np.inf)))
+        with self.assertRaisesRegex(
+            ValueError, "`network` gave NaN or Inf values.*Received: network="
+        ):
+            model.collect([[1, 2]], count_response, max_new_tokens=2)
+        model = make_model(build(NonFinite("logits", np.nan)))
+        with self.assertRaisesRegex(
+            ValueError, "`network` gave NaN or Inf logits"
+        ):
+            model.collect([[1, 2]], count_response, max_new_tokens=2)
+
+    def test_update_kl_controller_must_be_a_bool(self):
+        model = make_model(make_network(0))
+        with self.assertRaisesRegex(
+            TypeError, "Received: update_kl_controller=1"
+        ):
+            model.collect(
+                [[1, 2]],
+                count_response,
+                max_new_tokens=2,
+                update_kl_controller=1,
+            )
+
+    def test_reference_log_probs_of_ids_outside_the_vocabulary(self):
+        model = make_model(make_network(0), reference_network=make_network(1))
+        with self.assertRaisesRegex(
+            ValueError, rf"`tokens`.*\[0, {VOCAB}\).*ids \[{VOCAB}\]"
+        ):
+            model.reference_log_probs([[1, VOCAB]])
+
+    def test_causal_log_probs_of_ids_outside_the_logits(self):
+        logits = tf.zeros([1, 3, VOCAB])
+        for bad in (VOCAB, -1):
+            with self.assertRaisesRegex(
+                ValueError, rf"`tokens`.*\[0, {VOCAB}\).*ids \[{bad}\]"
+            ):
+                lm.causal_log_probs(logits, [[1, bad, 2]])
+        with self.assertRaisesRegex(
+            ValueError, "`tokens` must have shape.*Received: tokens="
+        ):
+            lm.causal_log_probs(logits, [[1, 2]])
+
+    def test_training_on_token_ids_outside_the_vocabulary(self):
+        # One-hot inputs read an id >= V as zeros: only the head can tell.
+        keras.utils.set_random_seed(0)
+        tokens = keras.Input([None], dtype="int32")
+        hidden = keras.layers.Dense(WIDTH)(
+            keras.layers.Lambda(lambda t: keras.ops.one_hot(t, VOCAB))(tokens)
+        )
+        network = keras.Model(
+            tokens,
+            (keras.layers.Dense(VOCAB)(hidden), keras.layers.Dense(1)(hidden)),
+        )
+        model = make_model(network)
+        batch = dict(make_batch(0))
+        rows = np.array(batch["observation"])
+        rows[2, P] = VOCAB
+        batch["observation"] = batch["action"] = tf.constant(rows)
+        with self.assertRaisesRegex(
+            ValueError, rf"token ids in \[0, {VOCAB}\)"
+        ):
+            model.fit(batch, epochs=1, verbose=0)
+
+    def test_stop_token_ids_must_be_a_sequence(self):
+        with self.assertRaisesRegex(TypeError, "Received: stop_token_ids=4"):
+            make_model(make_network(0), stop_token_ids=4)

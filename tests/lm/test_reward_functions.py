@@ -55,3 +55,59 @@ class RewardFunctionTest(tf.test.TestCase):
             lm.RewardFunction(lambda t, m: tf.zeros([3]))(
                 np.zeros([2, 2], np.int32), np.ones([2, 2], bool)
             )
+
+
+class RewardFunctionInputChecksTest(tf.test.TestCase):
+    """Issue 20: what a reward gives back is checked, naming it."""
+
+    def test_non_finite_scores_name_the_reward(self):
+        tokens = np.array([[0, 0], [1, 1], [2, 2]], np.int32)
+        mask = np.ones([3, 2], bool)
+        for bad in (np.nan, np.inf, -np.inf):
+
+            def unstable_metric(tokens, mask, bad=bad):
+                return np.where(np.asarray(tokens)[:, 0] == 1, bad, 1.0)
+
+            with self.assertRaisesRegex(
+                ValueError,
+                r"`reward` gave NaN or Inf scores in rows \[1\].*"
+                "Received: reward=<function.*unstable_metric",
+            ):
+                lm.RewardFunction(unstable_metric, batch_size=2)(tokens, mask)
+
+    def test_reward_model_giving_nan(self):
+        inputs = keras.Input([None], dtype="int32")
+        nan = keras.layers.Lambda(
+            lambda t: keras.ops.cast(t, "float32") * np.nan
+        )(inputs)
+        model = keras.Model(inputs, nan, name="diverged_reward_model")
+        with self.assertRaisesRegex(
+            ValueError, "NaN or Inf scores.*diverged_reward_model"
+        ):
+            lm.RewardFunction(model)(np.ones([2, 2], np.int32), np.ones([2, 2]))
+
+    def test_scores_that_are_not_numbers(self):
+        tokens, mask = np.zeros([2, 2], np.int32), np.ones([2, 2], bool)
+        for result in (None, ["good", "bad"]):
+            with self.assertRaisesRegex(
+                TypeError, "`reward` must return \\[B\\] numbers.*Received"
+            ):
+                lm.RewardFunction(lambda t, m, r=result: r)(tokens, mask)
+
+    def test_reward_model_with_several_scores_per_token(self):
+        inputs = keras.Input([None], dtype="int32")
+        outputs = keras.layers.Dense(2)(keras.layers.Embedding(4, 3)(inputs))
+        with self.assertRaisesRegex(
+            ValueError, r"gave \(2, 2, 2\).*Received: reward="
+        ):
+            lm.RewardFunction(keras.Model(inputs, outputs))(
+                np.zeros([2, 2], np.int32), np.ones([2, 2], bool)
+            )
+
+    def test_mask_of_another_shape(self):
+        with self.assertRaisesRegex(
+            ValueError, "`mask` must have the same shape as `tokens`"
+        ):
+            lm.RewardFunction(lambda t, m: tf.zeros([2]))(
+                np.zeros([2, 2], np.int32), np.ones([2, 3], bool)
+            )
