@@ -476,8 +476,21 @@ class OnPolicyAgent:
 
         Raises:
           ValueError: `path` is a file, or a directory holding files that
-            are not a save's (a save would replace them).
+            are not a save's (a save would replace them); the model's
+            weights hold NaN or Inf (an earlier save is not replaced).
         """
+        non_finite = [
+            variable.path
+            for variable in self.model.weights
+            if keras.backend.is_float_dtype(variable.dtype)
+            and not np.all(np.isfinite(variable.numpy()))
+        ]
+        if non_finite:
+            raise ValueError(
+                "Refusing to save an agent whose weights hold NaN or Inf: "
+                f"{non_finite[:5]}{' ...' if len(non_finite) > 5 else ''}. "
+                f"Received: path={path!r}"
+            )
         settings = {
             "algorithm": self.algorithm,
             "env_id": self._saved_env_id,

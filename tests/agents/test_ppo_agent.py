@@ -400,6 +400,20 @@ class SaveLoadSafetyTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(loaded.seed, 1)
         self.assertAllEqual(loaded.model.weights[0], agent.model.weights[0])
 
+    def test_save_refuses_non_finite_weights(self):
+        # As the export does: NaN weights never replace a good save.
+        agent, path = self.saved()
+        before = self.files(path)
+        kernel = agent.model.weights[0]
+        kernel.assign(tf.fill(kernel.shape, np.nan))
+        with self.assertRaisesRegex(
+            ValueError,
+            f"NaN or Inf.*{re.escape(kernel.path)}.*Received: "
+            f"path={re.escape(repr(path))}",
+        ):
+            agent.save(path)
+        self.assertEqual(self.files(path), before)
+
     def test_save_refuses_a_file_or_a_directory_of_other_files(self):
         agent = agents.PPO("CartPole-v1", verbose=0, **SMALL)
         mine = os.path.join(self.get_temp_dir(), "mine")
