@@ -206,11 +206,21 @@ def prepare(root_dir: str, *, restart: bool = False) -> list:
 
     Raises:
       CheckpointError (a ValueError): `root_dir/checkpoints` is not a
-        directory, cannot be made or is not writable.
+        directory, cannot be made or is not writable, or (`restart`) the
+        old checkpoints cannot be moved aside.
     """
     root_dir = os.fspath(root_dir)
     if restart:
-        move_aside(root_dir)
+        try:
+            move_aside(root_dir)
+        except tf.errors.OpError as error:
+            directory = os.path.join(root_dir, CHECKPOINT_DIR)
+            raise CheckpointError(
+                f"Starting over: cannot move the checkpoints of {directory} "
+                f"aside ({_one_line(error)}); they are kept where they are. "
+                "Make root_dir writable, or choose another root_dir. "
+                f"Received: root_dir={root_dir!r}"
+            ) from None
     directory = _check_directory(root_dir)
     _set_aside_state_file(directory)
     return sorted(_paths_on_disk(os.path.join(directory, "ckpt")), key=_number)
@@ -557,7 +567,8 @@ def save_directory(
       `path`.
 
     Raises:
-      ValueError: `path` is a file, or a directory holding other files.
+      ValueError: `path` is a file, or a directory holding other files,
+        or its parent directory is not writable.
     """
     path = os.path.abspath(os.fspath(path))
     parent, name = os.path.split(path)
@@ -575,15 +586,16 @@ def save_directory(
                 "directory, so it refuses to. Save to a new or empty "
                 f"directory. Received: path={path!r}"
             )
+    staging = os.path.join(parent, f".{name}.saving-{uuid.uuid4().hex}")
     try:
         os.makedirs(parent, exist_ok=True)
+        os.mkdir(staging)
     except OSError as error:
         raise ValueError(
-            f"`path`'s parent directory cannot be made ({_one_line(error)}). "
+            f"`path` cannot be saved: a save is first written beside it, "
+            f"in {parent}, which cannot be written ({_one_line(error)}). "
             f"Received: path={path!r}"
         ) from None
-    staging = os.path.join(parent, f".{name}.saving-{uuid.uuid4().hex}")
-    os.mkdir(staging)
     try:
         write(staging)
         _rename_into_place(staging, path)

@@ -8,6 +8,7 @@ name in lexicographic order (where `ckpt-9` sorts after `ckpt-10`).
 import glob
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -291,25 +292,41 @@ from keras_gae.agents import checkpointing
 try:
     checkpointing.LoopCheckpoints(
         sys.argv[1], max_to_keep=20, iteration=tf.Variable(0, dtype=tf.int64),
-        num_envs=1, value=tf.Variable(0.0))
+        num_envs=1, value=tf.Variable(0.0), restart=sys.argv[2] == "restart")
 except ValueError as error:
     print(type(error).__name__, error)
 else:
     print("constructed")
 """
 
+_READ_ONLY_SAVE = """
+import os, sys
+from keras_gae.agents import checkpointing
+try:
+    checkpointing.save_directory(
+        sys.argv[1], lambda directory: None, owns=lambda name: True)
+except ValueError as error:
+    print(type(error).__name__, error)
+else:
+    print("saved")
+"""
 
-class ReadOnlyRootDirTest(tf.test.TestCase):
-    def test_a_read_only_root_dir_is_refused_before_training(self):
-        # As a user without write permission (root writes anyway).
+
+class ReadOnlyDirectoryTest(tf.test.TestCase):
+    """As a user without write permission (root writes anyway)."""
+
+    def read_only_run(self):
         parent = tempfile.mkdtemp(dir="/tmp")
+        self.addCleanup(shutil.rmtree, parent)
         os.chmod(parent, 0o755)
         root_dir = os.path.join(parent, "run")
         _save_numbered(root_dir, 2)
-        before = _files(root_dir)
         for directory in (root_dir, os.path.join(root_dir, "checkpoints")):
             os.chmod(directory, 0o555)
-        command = [sys.executable, "-c", _READ_ONLY_RESUME, root_dir]
+        return root_dir
+
+    def run_as_user(self, code, *args):
+        command = [sys.executable, "-c", code, *args]
         if os.geteuid() == 0:
             command = [
                 "setpriv",
@@ -318,7 +335,7 @@ class ReadOnlyRootDirTest(tf.test.TestCase):
                 "--clear-groups",
             ] + command
         environment = dict(
-            os.environ, PYTHONPATH=fresh_process.REPO_ROOT, HOME=parent
+            os.environ, PYTHONPATH=fresh_process.REPO_ROOT, HOME="/tmp"
         )
         environment.pop("TF_USE_LEGACY_KERAS", None)
         result = subprocess.run(
@@ -326,13 +343,34 @@ class ReadOnlyRootDirTest(tf.test.TestCase):
             capture_output=True,
             text=True,
             env=environment,
-            cwd=parent,
+            cwd="/tmp",
             timeout=300,
         )
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        return result.stdout
+
+    def test_a_read_only_root_dir_is_refused_before_training(self):
+        root_dir = self.read_only_run()
+        before = _files(root_dir)
         self.assertRegex(
-            result.stdout,
+            self.run_as_user(_READ_ONLY_RESUME, root_dir, "resume"),
             r"cannot write checkpoints to .*run/checkpoints.*"
             r"Received: root_dir=",
         )
         self.assertEqual(_files(root_dir), before)
+
+    def test_restart_and_saves_in_a_read_only_directory(self):
+        root_dir = self.read_only_run()
+        before = _files(root_dir)
+        self.assertRegex(
+            self.run_as_user(_READ_ONLY_RESUME, root_dir, "restart"),
+            r"^CheckpointError .*cannot move the checkpoints of .*run/"
+            r"checkpoints aside.*Received: root_dir=",
+        )
+        self.assertEqual(_files(root_dir), before)
+        path = os.path.join(root_dir, "agent")
+        self.assertRegex(
+            self.run_as_user(_READ_ONLY_SAVE, path),
+            r"^ValueError .*written beside it.*cannot be written.*"
+            r"Received: path=",
+        )
