@@ -205,12 +205,23 @@ class _ExportedPolicy(tf.Module):
                 f"{', '.join(str(d) for d in expected)}] and dtype "
                 f"{spec.dtype.name}."
             )
+            shape = tf.shape(observation)
             checks = [
                 tf.debugging.assert_equal(
-                    tf.shape(observation)[1:],
+                    shape[1:],
                     tf.constant(expected.as_list(), tf.int32),
                     message=message,
-                )
+                ),
+                # One unbatched observation reaches a signature with its
+                # static [batch, ...] shape, and `shape[1:]` above is then
+                # empty (equal to anything); its element count is not.
+                tf.debugging.assert_equal(
+                    tf.size(observation, tf.int32),
+                    shape[0] * int(np.prod(expected.as_list())),
+                    message=message + " (An unbatched observation? The "
+                    "serving signatures take a batch; the function "
+                    "attributes, e.g. `loaded.action`, also take one.)",
+                ),
             ]
             if observation.dtype.is_floating:
                 checks.append(

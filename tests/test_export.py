@@ -111,6 +111,27 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
             "expected to be a float tensor but is a int32 tensor",
         ):
             loaded.signatures["action"](observation=tf.zeros((2, 4), tf.int32))
+        # One unbatched observation as a tensor: named, not "In[0] is not a
+        # matrix" from inside the network.
+        for signature in ("action", "value", "distribution"):
+            with self.assertRaisesRegex(
+                tf.errors.InvalidArgumentError,
+                r"`observation` must have shape \[batch, 4\].*unbatched",
+            ):
+                loaded.signatures[signature](observation=tf.zeros((4,)))
+        with self.assertRaisesRegex(
+            tf.errors.InvalidArgumentError, "a float tensor but is a double"
+        ):
+            loaded.signatures["action"](
+                observation=tf.zeros((2, 4), tf.float64)
+            )
+        # A numpy batch of another float dtype is converted.
+        self.assertEqual(
+            loaded.signatures["action"](observation=np.zeros((2, 4)))[
+                "action"
+            ].shape,
+            (2,),
+        )
 
     def test_nan_weights_are_refused(self):
         model = make_model(layers.CategoricalPolicyHead(2))
