@@ -80,25 +80,33 @@ def check_token_ids(
 def check_finite(
     values: tf.Tensor,
     name: str,
-    source: Any,
     what: str,
+    source: Any = None,
     mask: Optional[tf.Tensor] = None,
 ) -> tf.Tensor:
     """`values [B, ...]` if finite (where `mask`); else an error naming
-    `name`, the callable `source` that produced `what`."""
+    `name`: the argument holding `what`, or, with `source`, the callable
+    that gave them."""
     bad = tf.logical_not(tf.math.is_finite(values))
     if mask is not None:
         bad = tf.logical_and(bad, mask)
     if bad.shape.rank > 1:
         bad = tf.reduce_any(tf.reshape(bad, [tf.shape(bad)[0], -1]), axis=1)
     ok = tf.logical_not(tf.reduce_any(bad))
+    if source is None:
+        message = f"`{name}` must be finite: NaN or Inf {what}{{rows}}."
+        received = _checks.describe(values)
+    else:
+        message = (
+            f"`{name}` gave NaN or Inf {what}{{rows}}; they must be finite."
+        )
+        received = repr(source)
     if not tf.executing_eagerly():
-        message = f"`{name}` gave NaN or Inf {what}; they must be finite."
-        return _with_assertion(values, ok, message)
+        return _with_assertion(values, ok, message.format(rows=""))
     if not bool(ok):
+        rows = f" in rows {_rows(bad)}"
         raise ValueError(
-            f"`{name}` gave NaN or Inf {what} in rows {_rows(bad)}; they "
-            f"must be finite. Received: {name}={source!r}"
+            f"{message.format(rows=rows)} Received: {name}={received}"
         )
     return values
 

@@ -31,6 +31,7 @@ def _prepare(rewards: Any, mask: Any, group_size: Any) -> tuple:
     """`(rewards [B, L], mask [B, L] bool, n, shape)` checked and flattened."""
     rewards = _checks.convert_float(rewards, "rewards")
     mask = _checks.convert_flag(mask, "mask")
+    assertions = _checks.check_same_shape(mask, rewards, "mask", "rewards")
     shape = tf.shape(rewards)
     if rewards.shape.rank == 3:
         if group_size is not None and group_size != rewards.shape[1]:
@@ -44,7 +45,6 @@ def _prepare(rewards: Any, mask: Any, group_size: Any) -> tuple:
         mask = tf.reshape(mask, [-1, shape[-1]])
     else:
         _checks.check_rank(rewards, 2, "rewards", "[B, L] or [G, n, L]")
-    assertions = _checks.check_same_shape(mask, rewards, "mask", "rewards")
     if group_size is not None:
         group_size = _checks.check_positive_int(group_size, "group_size")
         rows = rewards.shape[0]
@@ -155,6 +155,13 @@ def reward_to_go(rewards: Any, mask: Any, *, gamma: float = 1.0) -> tf.Tensor:
     invalid (the Monte Carlo return of each token, no critic)."""
     gamma = _checks.check_float(gamma, "gamma", minimum=0.0, maximum=1.0)
     rewards, mask, _, shape = _prepare(rewards, mask, None)
+    return tf.reshape(_returns_to_go(rewards, mask, gamma), shape)
+
+
+def _returns_to_go(
+    rewards: tf.Tensor, mask: tf.Tensor, gamma: float
+) -> tf.Tensor:
+    """`[B, L]` G_t of prepared rewards, 0 where invalid."""
     if gamma == 1.0:
         returns = tf.cumsum(rewards, axis=1, reverse=True)
     else:
@@ -166,7 +173,7 @@ def reward_to_go(rewards: Any, mask: Any, *, gamma: float = 1.0) -> tf.Tensor:
                 reverse=True,
             )
         )
-    return tf.reshape(tf.where(mask, returns, 0.0), shape)
+    return tf.where(mask, returns, 0.0)
 
 
 def reinforce_pp_advantages(
@@ -187,25 +194,30 @@ def reinforce_pp_advantages(
     per-token rewards (a KL penalty on each token and the score at the
     end) (Hu 2025, "REINFORCE++: A Simple and Efficient Approach for
     Aligning Large Language Models", arXiv:2501.03262). No groups:
-    `group_size` is accepted for the shared signature and unused.
+    `group_size` is accepted for the shared signature, checked as the
+    group estimators check it, and unused.
 
     Args:
       rewards: `[B, L]` or `[G, n, L]` float per-token rewards.
       mask: bool-like validity of the same shape.
-      group_size: unused.
+      group_size: optional n (the rows a multiple of it), unused.
       gamma: discount in [0, 1].
       epsilon: float > 0 added to the variance.
 
     Returns:
       Advantages of `rewards`' shape, float.
     """
-    del group_size
+    gamma = _checks.check_float(gamma, "gamma", minimum=0.0, maximum=1.0)
     with tf.name_scope("reinforce_pp_advantages"):
-        returns = reward_to_go(rewards, mask, gamma=gamma)
-        flag = tf.reshape(_checks.convert_flag(mask, "mask"), tf.shape(returns))
-        return masked.masked_whiten(
-            returns, flag, epsilon=epsilon, across_replicas=True
+        # group_size is checked all the same: a wrong one is a wrong layout.
+        rewards, mask, _, shape = _prepare(rewards, mask, group_size)
+        whitened = masked.masked_whiten(
+            _returns_to_go(rewards, mask, gamma),
+            mask,
+            epsilon=epsilon,
+            across_replicas=True,
         )
+        return tf.reshape(whitened, shape)
 
 
 def _check_group(n: Any, minimum: int) -> None:

@@ -82,9 +82,9 @@ def collect(
         ref_log_probs = _input_checks.check_finite(
             model.reference_log_probs(tokens),
             name,
-            reference,
             "log-probabilities of the response tokens",
-            mask,
+            source=reference,
+            mask=mask,
         )
     else:
         ref_log_probs = log_probs

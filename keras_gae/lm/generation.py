@@ -424,7 +424,7 @@ def sample(
     # A sampled step's log-prob is NaN exactly when its logits had no
     # distribution (NaN, +Inf, or -Inf everywhere).
     log_probs = _input_checks.check_finite(
-        log_probs, network_name, model, "logits at a sampled step"
+        log_probs, network_name, "logits at a sampled step", source=model
     )
     if value_head is not None:
         full_values = tf.cast(value_head(tokens), tf.float32)
@@ -434,7 +434,7 @@ def sample(
     if values is not None:
         source = value_head if values_from == "value_head" else model
         values = _input_checks.check_finite(
-            values, values_from, source, "values"
+            values, values_from, "values", source=source
         )
     return GenerationOutputs(
         tokens=tokens,

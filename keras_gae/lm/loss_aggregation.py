@@ -35,7 +35,9 @@ def token_weights(mask: Any, mode: str) -> tf.Tensor:
     divides by the global number of valid tokens).
     """
     mode = _checks.check_option(mode, "loss_aggregation", AGGREGATIONS)
-    m = tf.cast(_checks.convert_flag(mask, "mask"), tf.float32)
+    mask = _checks.convert_flag(mask, "mask")
+    _checks.check_rank(mask, 2, "mask", "[B, L]")
+    m = tf.cast(mask, tf.float32)
     lengths = tf.reduce_sum(m, axis=1, keepdims=True)
     rows = tf.reduce_sum(tf.cast(lengths > 0, tf.float32))
     if mode == "token_mean":
@@ -49,7 +51,11 @@ def aggregate(per_token: Any, mask: Any, mode: str) -> tf.Tensor:
     """The scalar loss sum_bt w_bt * l_bt of `token_weights`."""
     per_token = _checks.convert_float(per_token, "per_token")
     weights = token_weights(mask, mode)
-    safe = tf.where(weights > 0, tf.cast(per_token, tf.float32), 0.0)
+    assertions = _checks.check_same_shape(
+        weights, per_token, "mask", "per_token"
+    )
+    with tf.control_dependencies(assertions):
+        safe = tf.where(weights > 0, tf.cast(per_token, tf.float32), 0.0)
     return tf.reduce_sum(weights * safe)
 
 

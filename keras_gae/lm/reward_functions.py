@@ -124,5 +124,5 @@ class RewardFunction:
         # A NaN or Inf score would become a NaN advantage: refused here,
         # where the function that gave it is known.
         return _input_checks.check_finite(
-            scores, "reward", self.reward, "scores"
+            scores, "reward", "scores", source=self.reward
         )

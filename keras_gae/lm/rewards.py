@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
 
+from keras_gae.lm import _input_checks
 from keras_gae.lm import _tokens
 from keras_gae.ops import _checks
 from keras_gae.ops import policy_losses
@@ -50,12 +50,13 @@ def token_rewards(
       inputs hold there). A row without valid positions gets no score.
 
     Raises:
-      ValueError: mismatched shapes, unknown estimator, negative kl_coef.
-      TypeError: non-float inputs, non-bool-like mask.
+      ValueError: mismatched shapes, unknown estimator, a kl_coef that is
+        negative, not finite or not a scalar, a NaN or Inf score of a row
+        with valid positions.
+      TypeError: non-float inputs, non-bool-like mask, a kl_coef that is
+        neither a float nor a scalar tensor.
     """
     with tf.name_scope("token_rewards"):
-        if isinstance(kl_coef, (bool, np.bool_, int, float, np.number)):
-            kl_coef = _checks.check_float(kl_coef, "kl_coef", minimum=0.0)
         mask = _checks.convert_flag(mask, "mask")
         _checks.check_rank(mask, 2, "mask", "[B, L]")
         kl = policy_losses.kl_divergence_estimate(
@@ -70,13 +71,42 @@ def token_rewards(
                 f"Received: scores={_checks.describe(scores)}"
             )
         dtype = _checks.compute_dtype(kl, scores)
+        kl_coef = _kl_coefficient(kl_coef, dtype)
+        # A NaN score would be a NaN reward, advantage and loss: refused
+        # where it enters (rows without response tokens never read theirs).
+        scores = _input_checks.check_finite(
+            scores,
+            "scores",
+            "scores of rows with response tokens",
+            mask=tf.reduce_any(mask, axis=1),
+        )
         kl = tf.cast(kl, dtype)
         scores = tf.cast(scores, dtype)
-        kl_coef = tf.cast(kl_coef, dtype)
         at_end = _tokens.last_valid(mask)
         final = tf.where(at_end, scores[:, tf.newaxis], tf.zeros_like(kl))
         rewards = tf.where(mask, -kl_coef * kl + final, tf.zeros_like(kl))
         return rewards, kl
+
+
+def _kl_coefficient(kl_coef: Any, dtype: tf.DType) -> tf.Tensor:
+    """`kl_coef` (a float or a scalar tensor, a controller's variable) as
+    a finite scalar `dtype` tensor >= 0."""
+    kl_coef, assertions = _checks.convert_scalar_parameter(
+        kl_coef, "kl_coef", dtype, minimum=0.0
+    )
+    finite = tf.math.is_finite(kl_coef)
+    if tf.executing_eagerly():
+        if not bool(finite):
+            raise ValueError(
+                "`kl_coef` must be finite. "
+                f"Received: kl_coef={kl_coef.numpy()!r}"
+            )
+    else:
+        assertions.append(
+            tf.debugging.Assert(finite, ["`kl_coef` must be finite."])
+        )
+    with tf.control_dependencies(assertions):
+        return tf.identity(kl_coef)
 
 
 def sequence_kl(kl: Any, mask: Any) -> tf.Tensor:
@@ -89,13 +119,16 @@ def sequence_kl(kl: Any, mask: Any) -> tf.Tensor:
 
     Args:
       kl: `[B, L]` float per-token KL estimates (from `token_rewards`).
-      mask: `[B, L]` bool-like validity.
+      mask: `[B, L]` bool-like validity, kl's shape.
 
     Returns:
       A scalar of kl's dtype.
     """
     with tf.name_scope("sequence_kl"):
         kl = _checks.convert_float(kl, "kl")
+        _checks.check_rank(kl, 2, "kl", "[B, L]")
         mask = _checks.convert_flag(mask, "mask")
-        safe = tf.where(mask, kl, tf.zeros_like(kl))
+        assertions = _checks.check_same_shape(mask, kl, "mask", "kl")
+        with tf.control_dependencies(assertions):
+            safe = tf.where(mask, kl, tf.zeros_like(kl))
         return tf.reduce_mean(tf.reduce_sum(safe, axis=1))

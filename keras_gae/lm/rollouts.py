@@ -35,6 +35,7 @@ from typing import Optional
 import tensorflow as tf
 
 from keras_gae._src import rollout_batch as rb
+from keras_gae.lm import _input_checks
 from keras_gae.lm import _tokens
 from keras_gae.lm import rewards as rewards_lib
 from keras_gae.ops import _checks
@@ -231,8 +232,7 @@ def sequence_rollout_batch(
 
         at_end = _tokens.last_valid(mask)
         is_eos = tf.equal(tokens, tf.cast(eos_id, tokens.dtype))
-        for stop_id in stop_token_ids or ():
-            stop_id = _checks.check_index(stop_id, "stop_token_ids")
+        for stop_id in _input_checks.stop_ids(stop_token_ids):
             is_eos |= tf.equal(tokens, tf.cast(stop_id, tokens.dtype))
         terminated = tf.logical_and(at_end, is_eos)
         truncated = tf.logical_and(at_end, tf.logical_not(is_eos))

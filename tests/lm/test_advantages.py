@@ -108,3 +108,36 @@ class LossAggregationTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(
             np.mean((np.asarray(scale) * losses)[mask]), expected, atol=1e-5
         )
+
+
+class InputChecksTest(tf.test.TestCase, parameterized.TestCase):
+    """Issue 20: shapes and group sizes of the estimators."""
+
+    @parameterized.parameters(
+        lm.grpo_advantages, lm.rloo_advantages, lm.reinforce_pp_advantages
+    )
+    def test_grouped_mask_of_another_shape(self, estimator):
+        rewards, mask = ragged_batch(groups=2, n=2)
+        grouped = rewards.reshape(2, 2, -1)
+        with self.assertRaisesRegex(
+            ValueError, "`mask` must have the same shape as `rewards`"
+        ):
+            estimator(grouped, mask.reshape(2, 2, -1)[..., :-1])
+
+    @parameterized.parameters(
+        (0, ValueError), (5, ValueError), (2.0, TypeError)
+    )
+    def test_reinforce_pp_group_size(self, group_size, error):
+        rewards, mask = ragged_batch()  # 12 rows
+        with self.assertRaisesRegex(error, "group_size"):
+            lm.reinforce_pp_advantages(rewards, mask, group_size=group_size)
+
+    def test_loss_aggregation_mask_of_another_shape(self):
+        _, mask = ragged_batch()
+        losses = np.zeros(mask.shape)
+        with self.assertRaisesRegex(
+            ValueError, "`mask` must have the same shape as `per_token`"
+        ):
+            lm.aggregate_loss(losses, mask[:, :-1], "token_mean")
+        with self.assertRaisesRegex(ValueError, "`mask` must have rank 2"):
+            lm.aggregate_loss(losses[0], mask[0], "token_mean")

@@ -410,3 +410,83 @@ class WhitenAdvantagesTest(tf.test.TestCase, parameterized.TestCase):
             lm.whiten_advantages([[1, 2]], [[True, True]])
         with self.assertRaisesRegex(ValueError, "mask"):
             lm.whiten_advantages([[1.0, 2.0]], [[True, True, True]])
+
+
+class InputChecksTest(tf.test.TestCase, parameterized.TestCase):
+    """Issue 20: scores, kl_coef, stop ids and masks of the reward path."""
+
+    @parameterized.parameters(np.nan, np.inf, -np.inf)
+    def test_non_finite_score_of_a_row_with_response_tokens(self, bad):
+        tokens, start, lp, ref, values, scores, boot = make_batch()
+        scores = scores.copy()
+        scores[3] = bad
+        with self.assertRaisesRegex(
+            ValueError, r"`scores` must be finite.*rows \[3\]"
+        ):
+            lm.sequence_rollout_batch(
+                tokens,
+                start,
+                lp,
+                ref,
+                values,
+                scores,
+                eos_id=EOS,
+                kl_coef=0.1,
+                bootstrap_value=boot,
+                pad_id=PAD,
+            )
+        mask = np.ones([2, 3], bool)
+        mask[1] = False  # A row without response tokens gets no score.
+        rewards, _ = lm.token_rewards(
+            [1.0, bad], np.zeros([2, 3]), np.zeros([2, 3]), mask, kl_coef=0.1
+        )
+        self.assertAllEqual(rewards, [[0.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
+        with self.assertRaisesRegex(ValueError, r"`scores`.*rows \[0\]"):
+            lm.token_rewards(
+                [bad, 1.0],
+                np.zeros([2, 3]),
+                np.zeros([2, 3]),
+                mask,
+                kl_coef=0.1,
+            )
+
+    @parameterized.named_parameters(
+        ("negative", tf.constant(-0.1), ValueError, ">= 0"),
+        ("nan", tf.constant(np.nan), ValueError, ""),
+        ("inf", tf.constant(np.inf), ValueError, "finite"),
+        ("negative_variable", tf.Variable(-0.1), Exception, ">= 0"),
+        ("vector", tf.constant([0.1, 0.2]), ValueError, "scalar"),
+        ("none", None, TypeError, ""),
+        ("string", "0.1", TypeError, ""),
+    )
+    def test_kl_coef_is_checked_whatever_its_type(self, kl_coef, error, why):
+        with self.assertRaisesRegex(error, f"`kl_coef`.*{why}"):
+            lm.token_rewards(
+                [1.0], [[0.0, -1.0]], [[0.0, -2.0]], [[0, 1]], kl_coef=kl_coef
+            )
+
+    def test_stop_token_ids_must_be_a_sequence(self):
+        tokens, start, lp, ref, values, scores, boot = make_batch()
+        with self.assertRaisesRegex(TypeError, "Received: stop_token_ids=4"):
+            lm.sequence_rollout_batch(
+                tokens,
+                start,
+                lp,
+                ref,
+                values,
+                scores,
+                eos_id=EOS,
+                kl_coef=0.1,
+                bootstrap_value=boot,
+                stop_token_ids=4,
+            )
+
+    @parameterized.named_parameters(
+        ("narrower_mask", [2, 5], [2, 4], "`mask` must have the same shape"),
+        ("broadcast_mask", [2, 5], [1, 5], "`mask` must have the same shape"),
+        ("rank_1", [5], [5], "`kl` must have rank 2"),
+        ("rank_3", [1, 2, 5], [1, 2, 5], "`kl` must have rank 2"),
+    )
+    def test_sequence_kl_shapes(self, kl_shape, mask_shape, message):
+        with self.assertRaisesRegex(ValueError, message):
+            lm.sequence_kl(np.zeros(kl_shape, np.float32), np.ones(mask_shape))
