@@ -555,7 +555,7 @@ def save_directory(
     it was (a crash may leave the hidden directory behind); between the
     two renames the earlier directory is `.<name>.replaced-<id>`. Of
     saves to one path at once, the last rename wins and the result is
-    whole.
+    whole. A symbolic link is followed: its target is replaced.
 
     Args:
       path: the directory to write.
@@ -570,12 +570,13 @@ def save_directory(
       ValueError: `path` is a file, or a directory holding other files,
         or its parent directory is not writable.
     """
-    path = os.path.abspath(os.fspath(path))
+    given = os.fspath(path)
+    path = os.path.realpath(given)
     parent, name = os.path.split(path)
     if os.path.lexists(path) and not os.path.isdir(path):
         raise ValueError(
             f"`path` must be a directory to save into; {path} is a file. "
-            f"Received: path={path!r}"
+            f"Received: path={given!r}"
         )
     if os.path.isdir(path):
         others = sorted(entry for entry in os.listdir(path) if not owns(entry))
@@ -584,7 +585,7 @@ def save_directory(
                 f"`path` holds files that are not part of a save "
                 f"({', '.join(others[:5])}); a save replaces the whole "
                 "directory, so it refuses to. Save to a new or empty "
-                f"directory. Received: path={path!r}"
+                f"directory. Received: path={given!r}"
             )
     staging = os.path.join(parent, f".{name}.saving-{uuid.uuid4().hex}")
     try:
@@ -594,7 +595,7 @@ def save_directory(
         raise ValueError(
             f"`path` cannot be saved: a save is first written beside it, "
             f"in {parent}, which cannot be written ({_one_line(error)}). "
-            f"Received: path={path!r}"
+            f"Received: path={given!r}"
         ) from None
     try:
         write(staging)
@@ -602,7 +603,7 @@ def save_directory(
     finally:
         if os.path.isdir(staging):
             shutil.rmtree(staging, ignore_errors=True)
-    return path
+    return given
 
 
 def _rename_into_place(staging: str, path: str) -> None:
@@ -633,7 +634,7 @@ def _rename_into_place(staging: str, path: str) -> None:
 
 def replaced_saves(path: str) -> list:
     """Earlier saves at `path` that an interrupted save left renamed."""
-    parent, name = os.path.split(os.path.abspath(os.fspath(path)))
+    parent, name = os.path.split(os.path.realpath(os.fspath(path)))
     if not os.path.isdir(parent):
         return []
     return sorted(

@@ -285,6 +285,30 @@ class CheckpointFaultsTest(tf.test.TestCase, parameterized.TestCase):
             )
 
 
+class SaveDirectoryTest(tf.test.TestCase):
+    def test_a_save_through_a_symbolic_link_replaces_its_target(self):
+        parent = self.get_temp_dir()
+        target = os.path.join(parent, "target")
+        link = os.path.join(parent, "link")
+        os.makedirs(target)
+        os.symlink(target, link)
+        for text in ("first", "second"):
+
+            def write(directory, text=text):
+                with open(os.path.join(directory, "saved"), "w") as file:
+                    file.write(text)
+
+            self.assertEqual(
+                checkpointing.save_directory(
+                    link, write, owns=lambda name: name == "saved"
+                ),
+                link,
+            )
+        self.assertEqual(os.readlink(link), target)
+        self.assertEqual(_files(target), {"saved": b"second"})
+        self.assertEqual(sorted(os.listdir(parent)), ["link", "target"])
+
+
 _READ_ONLY_RESUME = """
 import sys
 import tensorflow as tf
