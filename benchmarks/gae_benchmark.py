@@ -4,7 +4,7 @@ To run:
 
   .venv/bin/python benchmarks/gae_benchmark.py            # default shapes
   .venv/bin/python benchmarks/gae_benchmark.py --shapes=128x8 --repeats=21
-  .venv/bin/python benchmarks/gae_benchmark.py --format=markdown  # README
+  .venv/bin/python benchmarks/gae_benchmark.py --format=markdown
 
 All contenders get the same inputs (time-major float32 rewards and values,
 V(s_T), terminations at a 1% rate; tf-agents gets the equivalent discounts)
@@ -28,7 +28,8 @@ over keras_gae auto's (above 1: slower than auto):
   compiled with XLA (native cannot run there).
 
 These tables are what `implementation="auto"` is chosen by (see
-keras_gae/ops/_gae_implementations.py).
+keras_gae/ops/_gae_implementations.py); `--format=markdown` prints them as
+the tables of docs/benchmarks.md, "GAE", which holds the figures.
 """
 
 import os
@@ -54,7 +55,10 @@ flags.DEFINE_integer(
     "chained_calls", 10, "GAE computations per function in the chained run."
 )
 flags.DEFINE_enum(
-    "format", "text", ["text", "markdown"], "Plain tables or README markdown."
+    "format",
+    "text",
+    ["text", "markdown"],
+    "Plain tables, or markdown tables as in docs/benchmarks.md.",
 )
 flags.DEFINE_float("gamma", 0.99, "Discount.")
 flags.DEFINE_float("lambda_", 0.95, "GAE lambda.")

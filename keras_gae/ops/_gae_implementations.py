@@ -20,7 +20,7 @@ the device. The rule comes from timing both on CPU at shapes from 1 x 1 to
     .venv/bin/python benchmarks/gae_benchmark.py \
         --shapes=1x1,32x64,128x8,512x64,128x2048,2048x4096 --repeats=11
 
-which prints the tables (the README, "Speed", holds the figures): outside
+which prints the tables (docs/benchmarks.md, "GAE", holds the figures): outside
 XLA, xla wins at every shape, the more the longer T; inside XLA both are one
 compiled program. XLA compiles once per new input shape.
 """
