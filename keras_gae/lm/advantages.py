@@ -20,6 +20,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from keras_gae.lm import _input_checks
 from keras_gae.ops import _checks
 from keras_gae.ops import masked
 
@@ -55,6 +56,7 @@ def _prepare(rewards: Any, mask: Any, group_size: Any) -> tuple:
             )
     with tf.control_dependencies(assertions):
         rewards = tf.where(mask, rewards, tf.zeros_like(rewards))
+    rewards = _input_checks.check_finite(rewards, "rewards", "at valid tokens")
     return rewards, mask, group_size, shape
 
 

@@ -13,6 +13,7 @@ from typing import NamedTuple
 from typing import Optional
 from typing import Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from keras_gae._src import dependencies
@@ -343,6 +344,12 @@ def sample(
     temperature = _checks.check_float(
         temperature, "temperature", minimum=0.0, inclusive=False
     )
+    if np.float32(temperature) == 0.0:
+        raise ValueError(
+            "`temperature` must be > 0 in float32, where logits are "
+            "divided by it (use top_k=1 for greedy decoding). "
+            f"Received: temperature={temperature!r}"
+        )
     if top_k is not None:
         top_k = _checks.check_positive_int(top_k, "top_k")
     if top_p is not None:
@@ -423,8 +430,13 @@ def sample(
     )
     # A sampled step's log-prob is NaN exactly when its logits had no
     # distribution (NaN, +Inf, or -Inf everywhere).
+    scaled = (
+        "logits"
+        if temperature == 1.0
+        else (f"logits / temperature (temperature={temperature!r})")
+    )
     log_probs = _input_checks.check_finite(
-        log_probs, network_name, "logits at a sampled step", source=model
+        log_probs, network_name, f"{scaled} at a sampled step", source=model
     )
     if value_head is not None:
         full_values = tf.cast(value_head(tokens), tf.float32)

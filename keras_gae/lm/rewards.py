@@ -51,8 +51,8 @@ def token_rewards(
 
     Raises:
       ValueError: mismatched shapes, unknown estimator, a kl_coef that is
-        negative, not finite or not a scalar, a NaN or Inf score of a row
-        with valid positions.
+        negative, not finite or not a scalar, NaN or Inf log-probs at a
+        valid position or score of a row with valid positions.
       TypeError: non-float inputs, non-bool-like mask, a kl_coef that is
         neither a float nor a scalar tensor.
     """
@@ -62,6 +62,16 @@ def token_rewards(
         kl = policy_losses.kl_divergence_estimate(
             log_probs, ref_log_probs, estimator=estimator, mask=mask
         )
+        for name, value in (
+            ("log_probs", log_probs),
+            ("ref_log_probs", ref_log_probs),
+        ):
+            _input_checks.check_finite(
+                _checks.convert_float(value, name),
+                name,
+                "at valid positions",
+                mask=mask,
+            )
         scores = _checks.convert_float(scores, "scores")
         _checks.check_rank(scores, 1, "scores", "[B]")
         if not scores.shape.is_compatible_with(mask.shape[:1]):
@@ -123,6 +133,10 @@ def sequence_kl(kl: Any, mask: Any) -> tf.Tensor:
 
     Returns:
       A scalar of kl's dtype.
+
+    Raises:
+      ValueError: shapes other than `[B, L]` alike, NaN or Inf at a valid
+        position (an adaptive controller would lose the measurement).
     """
     with tf.name_scope("sequence_kl"):
         kl = _checks.convert_float(kl, "kl")
@@ -130,5 +144,8 @@ def sequence_kl(kl: Any, mask: Any) -> tf.Tensor:
         mask = _checks.convert_flag(mask, "mask")
         assertions = _checks.check_same_shape(mask, kl, "mask", "kl")
         with tf.control_dependencies(assertions):
-            safe = tf.where(mask, kl, tf.zeros_like(kl))
+            kl = _input_checks.check_finite(
+                kl, "kl", "at valid positions", mask=mask
+            )
+        safe = tf.where(mask, kl, tf.zeros_like(kl))
         return tf.reduce_mean(tf.reduce_sum(safe, axis=1))

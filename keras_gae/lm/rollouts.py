@@ -185,7 +185,8 @@ def sequence_rollout_batch(
         valid token (the value head at position L - 1 for a row that runs to
         the end), required when a row is truncated; None means every row
         must end with EOS (checked: an InvalidArgumentError otherwise, never
-        a silent V = 0).
+        a silent V = 0). Read only for truncated rows (0 in the batch for
+        the others).
       whiten_rewards: whether to rescale the rewards over valid tokens.
       pad_id: optional padding token id (see `response_mask`).
       mask: optional `[B, L]` bool-like response mask.
@@ -198,7 +199,9 @@ def sequence_rollout_batch(
 
     Raises:
       ValueError, TypeError: as the functions it calls; a non-bool
-        `whiten_rewards`.
+        `whiten_rewards`; NaN or Inf where they are read: `log_probs`,
+        `ref_log_probs` and `values` at valid positions, a score of a row
+        with valid positions, `bootstrap_value` of a truncated row.
     """
     whiten_rewards = _checks.check_bool(whiten_rewards, "whiten_rewards")
     with tf.name_scope("sequence_rollout_batch"):
@@ -213,6 +216,10 @@ def sequence_rollout_batch(
         assertions = _checks.check_same_shape(
             values, tokens, "values", "tokens"
         )
+        with tf.control_dependencies(assertions):
+            values = _input_checks.check_finite(
+                values, "values", "at valid positions", mask=mask
+            )
         rewards, _ = rewards_lib.token_rewards(
             scores,
             log_probs,
@@ -254,7 +261,18 @@ def sequence_rollout_batch(
                 bootstrap_value, "bootstrap_value", tokens, 0, "tokens"
             )
             assertions += batch_assertions
-            bootstrap_value = tf.cast(bootstrap_value, dtype)
+            # Read only where a row is truncated; 0 elsewhere, as at
+            # every other position nothing reads.
+            bootstraps = tf.reduce_any(truncated, axis=1)
+            bootstrap_value = _input_checks.check_finite(
+                tf.cast(bootstrap_value, dtype),
+                "bootstrap_value",
+                "for rows truncated at the length limit",
+                mask=bootstraps,
+            )
+            bootstrap_value = tf.where(
+                bootstraps, bootstrap_value, tf.zeros_like(bootstrap_value)
+            )
         truncation_value = tf.where(
             truncated, bootstrap_value[:, tf.newaxis] + zeros, zeros
         )

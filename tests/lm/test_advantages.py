@@ -141,3 +141,23 @@ class InputChecksTest(tf.test.TestCase, parameterized.TestCase):
             lm.aggregate_loss(losses, mask[:, :-1], "token_mean")
         with self.assertRaisesRegex(ValueError, "`mask` must have rank 2"):
             lm.aggregate_loss(losses[0], mask[0], "token_mean")
+
+
+class NonFiniteRewardsTest(tf.test.TestCase, parameterized.TestCase):
+    """Issue 20: a NaN or Inf reward on a valid token is refused by name
+    (on invalid tokens it is never read: see `ragged_batch`)."""
+
+    @parameterized.parameters(
+        (lm.grpo_advantages, dict(group_size=4)),
+        (lm.rloo_advantages, dict(group_size=4)),
+        (lm.reinforce_pp_advantages, {}),
+        (lm.reward_to_go, {}),
+    )
+    def test_at_a_valid_token(self, estimator, kwargs):
+        rewards, mask = ragged_batch()
+        row = 6
+        rewards[row, np.flatnonzero(mask[row])[0]] = np.inf
+        with self.assertRaisesRegex(
+            ValueError, rf"`rewards` must be finite.*rows \[{row}\]"
+        ):
+            estimator(rewards, mask, **kwargs)

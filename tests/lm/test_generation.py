@@ -339,3 +339,26 @@ class GenerationInputChecksTest(tf.test.TestCase, parameterized.TestCase):
             ValueError, "Received: seed=9223372036854775808"
         ):
             lm.generate(tiny_model(), [[1, 2]], max_new_tokens=2, seed=2**63)
+
+
+class TemperatureOverflowTest(tf.test.TestCase):
+    """Issue 20: a temperature that makes logits / temperature overflow."""
+
+    def test_temperature_zero_in_float32(self):
+        with self.assertRaisesRegex(
+            ValueError, "`temperature`.*float32.*Received: temperature=1e-46"
+        ):
+            lm.generate(
+                tiny_model(), [[1, 2]], max_new_tokens=2, temperature=1e-46
+            )
+
+    def test_overflow_names_the_temperature(self):
+        with self.assertRaisesRegex(
+            ValueError, "logits / temperature.*temperature=1e-38"
+        ):
+            lm.generate(
+                constant_model(10.0),
+                [[1, 2]],
+                max_new_tokens=2,
+                temperature=1e-38,
+            )

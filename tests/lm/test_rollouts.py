@@ -490,3 +490,66 @@ class InputChecksTest(tf.test.TestCase, parameterized.TestCase):
     def test_sequence_kl_shapes(self, kl_shape, mask_shape, message):
         with self.assertRaisesRegex(ValueError, message):
             lm.sequence_kl(np.zeros(kl_shape, np.float32), np.ones(mask_shape))
+
+
+class NonFiniteDataTest(tf.test.TestCase, parameterized.TestCase):
+    """Issue 20: NaN or Inf where a row's data is read is refused by name;
+    invalid positions may hold anything (see `poison` above)."""
+
+    def batch(self, **changes):
+        tokens, start, lp, ref, values, scores, boot = make_batch()
+        arguments = dict(
+            log_probs=lp, ref_log_probs=ref, values=values, bootstrap=boot
+        )
+        for name, (row, column, value) in changes.items():
+            arguments[name] = arguments[name].copy()
+            if column is None:
+                arguments[name][row] = value
+            else:
+                arguments[name][row, column] = value
+        return lm.sequence_rollout_batch(
+            tokens,
+            start,
+            arguments["log_probs"],
+            arguments["ref_log_probs"],
+            arguments["values"],
+            scores,
+            eos_id=EOS,
+            kl_coef=0.1,
+            bootstrap_value=arguments["bootstrap"],
+            pad_id=PAD,
+        )
+
+    @parameterized.parameters(
+        ("log_probs", (1, 4, np.nan)),
+        ("ref_log_probs", (1, 4, -np.inf)),
+        ("values", (2, 5, np.inf)),
+        ("bootstrap_value", ("bootstrap", (1, None, np.nan))),
+    )
+    def test_at_a_valid_position(self, name, change):
+        key, change = (name, change) if name != "bootstrap_value" else change
+        with self.assertRaisesRegex(
+            ValueError, rf"`{name}` must be finite.*rows \[[12]\]"
+        ):
+            self.batch(**{key: change})
+
+    def test_where_it_is_not_read(self):
+        # Row 0 ends with EOS: no bootstrap; position 6 is after its EOS.
+        batch = self.batch(
+            bootstrap=(0, None, np.nan),
+            values=(0, 6, np.nan),
+            log_probs=(0, 1, np.inf),
+        )
+        for value in batch.values():
+            if value.dtype.is_floating:
+                self.assertAllEqual(np.isfinite(value), np.ones(value.shape))
+
+    def test_sequence_kl(self):
+        kl = np.array([[0.1, np.nan, 0.2], [0.3, 0.0, 0.0]], np.float32)
+        with self.assertRaisesRegex(
+            ValueError, r"`kl` must be finite.*rows \[0\]"
+        ):
+            lm.sequence_kl(kl, np.ones([2, 3], bool))
+        self.assertAllClose(
+            lm.sequence_kl(kl, [[1, 0, 1], [1, 1, 1]]), (0.3 + 0.3) / 2
+        )
