@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from keras_gae._src import dependencies
+from keras_gae.lm import _input_checks
 from keras_gae.models import networks as networks_lib
 from keras_gae.ops import _checks
 
@@ -75,15 +76,6 @@ def has_cache_protocol(model: Any) -> bool:
     )
 
 
-def sublayers(layer: keras.layers.Layer) -> list:
-    """`layer` and every layer inside it, recursively.
-
-    Keras has no public recursive listing (`Model.layers` holds direct
-    children only); `_flatten_layers` is its own, used here alone.
-    """
-    return list(layer._flatten_layers(include_self=True))
-
-
 @contextlib.contextmanager
 def lora_disabled(layer: keras.layers.Layer):
     """Runs `layer` with its LoRA adapters off (the base weights alone).
@@ -95,7 +87,7 @@ def lora_disabled(layer: keras.layers.Layer):
     """
     switched = [
         sublayer
-        for sublayer in sublayers(layer)
+        for sublayer in _input_checks.sublayers(layer)
         if getattr(sublayer, "lora_enabled", False)
     ]
     for sublayer in switched:
@@ -110,7 +102,7 @@ def lora_disabled(layer: keras.layers.Layer):
 def has_lora(layer: keras.layers.Layer) -> bool:
     return any(
         getattr(sublayer, "lora_enabled", False)
-        for sublayer in sublayers(layer)
+        for sublayer in _input_checks.sublayers(layer)
     )
 
 
@@ -251,7 +243,12 @@ class CausalLMPolicy(keras.Model):
             logits = tf.tanh(logits / cap) * cap
         return tf.cast(logits, tf.float32)
 
-    def _full_pass(self, tokens: tf.Tensor) -> tuple:
+    def _full_pass(self, tokens: Any) -> tuple:
+        # keras-hub's embedding fails on an id past the vocabulary on CPU
+        # and reads zeros on GPU: refused here, naming it.
+        tokens = _input_checks.check_token_ids(
+            tf.convert_to_tensor(tokens), self.vocab_size, "tokens"
+        )
         hidden_states = self.causal_lm.backbone(
             {"token_ids": tokens, "padding_mask": tf.ones_like(tokens)}
         )
@@ -271,8 +268,8 @@ class CausalLMPolicy(keras.Model):
 
     def call(self, tokens: Any, training: Any = None) -> tuple:
         del training  # RL passes run without dropout, as decoding does.
-        tokens = tf.convert_to_tensor(tokens)
         logits, values = self._full_pass(tokens)
+        tokens = tf.convert_to_tensor(tokens)
         if self.critic is not None:
             values = tf.cast(self.critic(tokens), tf.float32)
             if values.shape.rank == 3:
@@ -284,7 +281,7 @@ class CausalLMPolicy(keras.Model):
     def reference_logits(self, tokens: Any) -> tf.Tensor:
         """`[B, L, V]` logits of the network with LoRA adapters off."""
         with lora_disabled(self.causal_lm):
-            logits, _ = self._full_pass(tf.convert_to_tensor(tokens))
+            logits, _ = self._full_pass(tokens)
         return tf.stop_gradient(logits)
 
     def get_config(self) -> dict:

@@ -210,7 +210,8 @@ class CausalLMPPOModel(PPOModel):
         """Per-step params and values, batch-major, from one network pass.
 
         Args:
-          tokens: `[B, L]` integer token ids.
+          tokens: `[B, L]` integer token ids in [0, vocab_size) (checked:
+            a ValueError eagerly, an assertion in a graph).
           training: passed to the network.
 
         Returns:
@@ -218,6 +219,12 @@ class CausalLMPPOModel(PPOModel):
           policy's logits / temperature and V for the state tokens[:t]
           (zeros at t = 0).
         """
+        tokens = _tokens.convert_tokens(tokens)
+        if not isinstance(self.shared, causal_lm_policy.CausalLMPolicy):
+            # (A CausalLMPolicy checks its tokens itself.)
+            tokens = _input_checks.check_token_ids(
+                tokens, self.vocab_size, "tokens"
+            )
         logits, values = causal_outputs.split_outputs(
             self.shared(tokens, training=training)
         )

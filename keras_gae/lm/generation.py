@@ -156,7 +156,8 @@ def _convert_prompt_mask(
             return (
                 "`prompt_mask` must mark one run of prompt tokens per row "
                 "(padding on the left or right only). "
-                f"Received: prompt_mask with gaps in rows {rows}"
+                "Received: prompt_mask with gaps"
+                + (f" in rows {rows}" if rows else "")
             )
 
     elif pad_id is not None:
@@ -167,8 +168,8 @@ def _convert_prompt_mask(
                 f"`prompt_tokens` holds `pad_id` {pad_id} between prompt "
                 "tokens; padding goes on the left or right only (pass "
                 "`prompt_mask` to keep that id as a prompt token). "
-                f"Received: pad_id={pad_id} between prompt tokens in "
-                f"rows {rows}"
+                f"Received: pad_id={pad_id}"
+                + (f" between prompt tokens in rows {rows}" if rows else "")
             )
 
     else:

@@ -181,6 +181,15 @@ class CachedGenerationTest(tf.test.TestCase, parameterized.TestCase):
         with self.assertRaisesRegex(ValueError, "at least one token"):
             lm.generate(causal_lm, [[0, 0]], pad_id=0, max_new_tokens=2)
 
+    def test_policy_refuses_ids_outside_the_vocabulary(self):
+        policy = lm.CausalLMPolicy(khm.gpt2(), value_head="shared")
+        tokens = np.array([[1, khm.VOCAB]])
+        for call in (policy, policy.reference_logits):
+            with self.assertRaisesRegex(
+                ValueError, r"`tokens`.*\[0, 13\).*ids \[13\]"
+            ):
+                call(tokens)
+
     def test_lora_reference_equals_the_base_model(self):
         base = khm.gpt2(seed=5)
         tokens = np.array([[1, 2, 3, 4], [5, 6, 7, 8]])

@@ -670,7 +670,9 @@ class CollectInputChecksTest(tf.test.TestCase, parameterized.TestCase):
             lm.causal_log_probs(logits, [[1, 2]])
 
     def test_training_on_token_ids_outside_the_vocabulary(self):
-        # One-hot inputs read an id >= V as zeros: only the head can tell.
+        # Under XLA the graph assertion on the network's tokens is dropped
+        # (and a GPU embedding reads zeros, as one-hot inputs do here): the
+        # head still refuses the action.
         keras.utils.set_random_seed(0)
         tokens = keras.Input([None], dtype="int32")
         hidden = keras.layers.Dense(WIDTH)(
@@ -680,7 +682,8 @@ class CollectInputChecksTest(tf.test.TestCase, parameterized.TestCase):
             tokens,
             (keras.layers.Dense(VOCAB)(hidden), keras.layers.Dense(1)(hidden)),
         )
-        model = make_model(network)
+        model = lm.CausalLMPPOModel(network, vocab_size=VOCAB, eos_id=EOS)
+        model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=True)
         batch = dict(make_batch(0))
         rows = np.array(batch["observation"])
         rows[2, P] = VOCAB
@@ -693,3 +696,25 @@ class CollectInputChecksTest(tf.test.TestCase, parameterized.TestCase):
     def test_stop_token_ids_must_be_a_sequence(self):
         with self.assertRaisesRegex(TypeError, "Received: stop_token_ids=4"):
             make_model(make_network(0), stop_token_ids=4)
+
+
+class NetworkInputIdsTest(tf.test.TestCase):
+    """Issue 20: token ids reaching the network's embedding are checked."""
+
+    def test_sequence_outputs(self):
+        model = make_model(make_network(0))
+        with self.assertRaisesRegex(
+            ValueError, rf"`tokens`.*\[0, {VOCAB}\).*ids \[-1\] in rows \[1\]"
+        ):
+            model.sequence_outputs([[1, 2], [3, -1]])
+
+    def test_training_batch(self):
+        model = make_model(make_network(0))
+        batch = dict(make_batch(0))
+        rows = np.array(batch["observation"])
+        rows[2, 0] = VOCAB  # A prompt position: no action reads it.
+        batch["observation"] = batch["action"] = tf.constant(rows)
+        with self.assertRaisesRegex(
+            tf.errors.InvalidArgumentError, rf"`tokens`.*\[0, {VOCAB}\)"
+        ):
+            model.fit(batch, epochs=1, verbose=0)
