@@ -544,6 +544,8 @@ def main(argv: Sequence[str]) -> int:
             settings[name] = (
                 _layer_sizes(value) if name == "hidden_sizes" else value
             )
+        # The values as the agent will check them, before TensorFlow.
+        presets.check_config(dict(valid, **settings))
         check_environment(FLAGS.env)
     except ValueError as error:
         cli.fail(PROGRAM, str(error))

@@ -13,7 +13,8 @@ merges, later entries winning,
 Settings given by the user (keywords, flags) override the merged values;
 `resolve_settings` checks their names, accepting stable-baselines3's
 (`SB3_NAMES`: `n_steps` is `rollout_length`, ...) and suggesting the
-closest name for a typo.
+closest name for a typo; `check_config` their values, before anything is
+built or written.
 
 This module is plain Python: it imports no TensorFlow, so a program can
 check its settings before TensorFlow loads (a few seconds).
@@ -31,6 +32,7 @@ what each entry reaches and the commands.
 from __future__ import annotations
 
 import difflib
+import math
 from typing import Any
 from typing import Dict
 from typing import Mapping
@@ -270,3 +272,108 @@ def _unknown_setting_message(
         f"(stable-baselines3's names {sorted(SB3_NAMES) + ['batch_size']} "
         f"are accepted too). Received: {name}={value!r}"
     )
+
+
+# What each setting's value may be, checked by `check_config`.
+_POSITIVE_INTS = (
+    "num_envs",
+    "rollout_length",
+    "epochs",
+    "num_minibatches",
+    "total_env_steps",
+)
+_OPTIONS = {
+    "minibatch_mode": ("rows", "steps"),
+    "action_bound": ("clip", "tanh", None),
+    "vectorization_mode": ("auto", "sync", "async", "vector_entry_point", None),
+    "gae_implementation": ("auto", "scan", "xla", "native"),
+}
+_BOOLS = (
+    "normalize_advantages",
+    "normalize_observations",
+    "normalize_rewards",
+    "jit_compile",
+)
+# (minimum, maximum, minimum allowed): a finite number in the range.
+_NUMBERS = {
+    "gamma": (0.0, 1.0, True),
+    "lambda_": (0.0, 1.0, True),
+    "clip_ratio": (0.0, None, False),
+    "clip_ratio_low": (0.0, None, False),
+    "clip_ratio_high": (0.0, None, False),
+    "learning_rate": (0.0, None, False),
+    "entropy_coef": (0.0, None, True),
+    "value_coef": (0.0, None, True),
+    "max_grad_norm": (0.0, None, True),
+    "initial_log_std": (None, None, True),
+    "target_return": (None, None, True),
+}
+# Settings whose None means "off" or "the default".
+_OPTIONAL = (
+    "clip_ratio_low",
+    "clip_ratio_high",
+    "max_grad_norm",
+    "target_return",
+    "steps_per_execution",
+)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_config(config: Mapping[str, Any]) -> None:
+    """Checks the values of a merged config (`config_for` plus the user's).
+
+    Plain Python, so a program can check its settings before TensorFlow
+    loads and before it writes anything.
+
+    Raises:
+      ValueError: the first bad value, naming the setting and ending with
+        `Received: name=value`.
+    """
+
+    def fail(name: str, what: str) -> None:
+        raise ValueError(
+            f"`{name}` must be {what}. Received: {name}={config[name]!r}"
+        )
+
+    for name, value in config.items():
+        if value is None and name in _OPTIONAL:
+            continue
+        if name in _POSITIVE_INTS or name == "steps_per_execution":
+            if not _is_int(value) or value < 1:
+                fail(name, "a positive int")
+        elif name in _OPTIONS and value not in _OPTIONS[name]:
+            fail(name, f"one of {_OPTIONS[name]}")
+        elif name in _BOOLS and not isinstance(value, bool):
+            fail(name, "True or False")
+        elif name in _NUMBERS:
+            low, high, low_allowed = _NUMBERS[name]
+            number = isinstance(value, (int, float)) and not isinstance(
+                value, bool
+            )
+            if not number or not math.isfinite(value):
+                fail(name, "a finite number")
+            if low is not None and (
+                value < low or (value == low and not low_allowed)
+            ):
+                fail(name, f"{'>=' if low_allowed else '>'} {low:g}")
+            if high is not None and value > high:
+                fail(name, f"<= {high:g}")
+        elif name == "hidden_sizes":
+            sizes = tuple(value) if isinstance(value, (list, tuple)) else ()
+            if not sizes or not all(_is_int(s) and s >= 1 for s in sizes):
+                fail(name, "a non-empty sequence of positive ints")
+        elif name == "activation" and not isinstance(value, str):
+            fail(name, "the name of a Keras activation")
+    if (
+        config.get("minibatch_mode") == "rows"
+        and config["num_envs"] % config["num_minibatches"]
+    ):
+        raise ValueError(
+            "`num_minibatches` must divide num_envs="
+            f"{config['num_envs']}: each minibatch holds whole environment "
+            "rows (minibatch_mode='steps' has no such constraint). "
+            f"Received: num_minibatches={config['num_minibatches']!r}"
+        )

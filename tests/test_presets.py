@@ -131,3 +131,50 @@ class ResolveSettingsTest(tf.test.TestCase):
             presets.resolve_settings(
                 dict(clip_range=0.1), presets.config_for("CartPole-v1", "a2c")
             )
+
+
+class CheckConfigTest(tf.test.TestCase):
+    def test_every_preset_passes(self):
+        for env_id in [None, *presets.ENV_CONFIGS]:
+            for algorithm in presets.ALGORITHMS:
+                presets.check_config(presets.config_for(env_id, algorithm))
+
+    def test_bad_values_are_named(self):
+        base = presets.config_for("CartPole-v1")
+        for name, value, message in (
+            ("num_envs", 0, "a positive int"),
+            ("epochs", 2.0, "a positive int"),
+            ("epochs", True, "a positive int"),
+            ("steps_per_execution", 0, "a positive int"),
+            ("learning_rate", 0.0, "> 0"),
+            ("learning_rate", float("nan"), "a finite number"),
+            ("gamma", -0.1, ">= 0"),
+            ("lambda_", 1.01, "<= 1"),
+            ("clip_ratio", 0.0, "> 0"),
+            ("entropy_coef", float("inf"), "a finite number"),
+            ("target_return", float("nan"), "a finite number"),
+            ("minibatch_mode", "row", "one of"),
+            ("gae_implementation", "cuda", "one of"),
+            ("normalize_rewards", 1, "True or False"),
+            ("hidden_sizes", (64, 0), "a non-empty sequence of positive ints"),
+            ("hidden_sizes", (), "a non-empty sequence"),
+            ("activation", 3, "the name of a Keras activation"),
+        ):
+            config = dict(base, **{name: value})
+            with self.assertRaisesRegex(
+                ValueError, f"`{name}` must be {message}.*Received: {name}="
+            ):
+                presets.check_config(config)
+
+    def test_none_turns_optional_settings_off(self):
+        config = presets.config_for("CartPole-v1")
+        config.update(max_grad_norm=None, target_return=None)
+        presets.check_config(config)
+        config["max_grad_norm"] = 0.0
+        presets.check_config(config)
+
+    def test_row_minibatches_must_divide_num_envs(self):
+        config = dict(presets.config_for("CartPole-v1"), num_minibatches=7)
+        with self.assertRaisesRegex(ValueError, "num_envs=32.*=7"):
+            presets.check_config(config)
+        presets.check_config(dict(config, minibatch_mode="steps"))

@@ -171,7 +171,8 @@ class OnPolicyAgent:
 
     Raises:
       ValueError: an unknown setting (naming it, with the closest known
-        names) or an unknown policy.
+        names), a bad value (`keras_gae.presets.check_config`) or an
+        unknown policy.
       TypeError: more than one environment argument.
     """
 
@@ -220,8 +221,10 @@ class OnPolicyAgent:
         config = presets.config_for(self.env_id, self.algorithm)
         resolved = presets.resolve_settings(settings, config)
         config.update(resolved)
-        config["hidden_sizes"] = tuple(int(h) for h in config["hidden_sizes"])
         source, mode = self._environment_source(env, config, set(resolved))
+        # Every value, before anything is built or written.
+        presets.check_config(config)
+        config["hidden_sizes"] = tuple(config["hidden_sizes"])
         self.settings = config
         keras.utils.set_random_seed(self.seed)
         self.env = make_tf_environment(

@@ -1,5 +1,7 @@
 """OnPolicyAgent.predict checks its input as the environment's is checked."""
 
+import os
+
 import gymnasium
 import numpy as np
 import tensorflow as tf
@@ -54,3 +56,16 @@ class PredictInputTest(parameterized.TestCase, tf.test.TestCase):
             {"mode": np.array(2), "position": np.zeros(2)}
         )
         self.assertEqual(np.shape(action), ())
+
+
+class SettingValuesTest(tf.test.TestCase):
+    def test_bad_values_are_refused_before_anything_is_written(self):
+        root_dir = os.path.join(self.get_temp_dir(), "never")
+        for settings in (
+            dict(learning_rate=0.0),
+            dict(num_minibatches=3),  # does not divide CartPole's 32 envs
+            dict(n_epochs=0),
+        ):
+            with self.assertRaises(ValueError):
+                agents.PPO("CartPole-v1", root_dir=root_dir, **settings)
+        self.assertFalse(os.path.exists(root_dir))

@@ -497,6 +497,10 @@ class EarlyChecksTest(tf.test.TestCase):
             (["--target_return=inf"], "--target_return must be a finite"),
             (["--algorithm=a2c", "--clip_ratio=0.1"], "--clip_ratio"),
             (["--hidden_sizes=64,x"], "hidden_sizes='64,x'"),
+            (["--learning_rate=-1"], "`learning_rate` must be > 0"),
+            (["--learning_rate=0"], "`learning_rate` must be > 0"),
+            (["--gamma=1.5"], "`gamma` must be <= 1"),
+            (["--num_minibatches=7"], "`num_minibatches` must divide"),
         ):
             self.assert_one_error_line(
                 self.run_without_tensorflow(*flags), text
