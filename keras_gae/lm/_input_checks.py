@@ -110,6 +110,23 @@ def check_finite(
     return values
 
 
+def token_values(
+    values: Any, tokens: tf.Tensor, name: str, source: Any
+) -> tf.Tensor:
+    """float32 `[B, L]` values of `tokens [B, L]` from `[B, L]` or
+    `[B, L, 1]`; a ValueError naming `name` for any other shape."""
+    values = tf.cast(values, tf.float32)
+    if values.shape.rank == 3 and values.shape[-1] == 1:
+        values = tf.squeeze(values, axis=-1)
+    if not values.shape.is_compatible_with(tokens.shape):
+        raise ValueError(
+            f"`{name}` must give values [B, L] (or [B, L, 1]), one per "
+            f"token; it gave {tuple(values.shape)} for tokens "
+            f"{tuple(tokens.shape)}. Received: {name}={source!r}"
+        )
+    return values
+
+
 def check_prompt_mask_runs(
     prompt_mask: tf.Tensor, message: Callable[[list], str]
 ) -> tf.Tensor:
@@ -183,8 +200,16 @@ def _probe(model: Any, dtype: tf.DType, name: str) -> NetworkLimits:
             if isinstance(weight, keras.Variable) and "float" in weight.dtype:
                 tape.watch(weight.value)
         outputs = model(tokens)
-        logits = outputs[0] if isinstance(outputs, (tuple, list)) else outputs
-        logits = tf.convert_to_tensor(logits)
+        values = None
+        if isinstance(outputs, (tuple, list)):
+            if len(outputs) != 2:
+                raise ValueError(
+                    f"`{name}` must return logits or a pair (logits, "
+                    f"values); it returned {len(outputs)} outputs. "
+                    f"Received: {name}={model!r}"
+                )
+            outputs, values = outputs
+        logits = tf.convert_to_tensor(outputs)
         if logits.shape.rank != 3:
             raise ValueError(
                 f"`{name}` must map token rows [B, L] to logits [B, L, V] "
@@ -192,6 +217,8 @@ def _probe(model: Any, dtype: tf.DType, name: str) -> NetworkLimits:
                 f"{tuple(logits.shape)} for tokens of shape (1, 2). "
                 f"Received: {name}={model!r}"
             )
+        if values is not None:
+            token_values(values, tokens, name, model)
         target = (
             tf.cast(logits, tf.float32) if logits.dtype.is_floating else None
         )

@@ -439,13 +439,13 @@ def sample(
     log_probs = _input_checks.check_finite(
         log_probs, network_name, f"{scaled} at a sampled step", source=model
     )
+    source = value_head if values_from == "value_head" else model
     if value_head is not None:
-        full_values = tf.cast(value_head(tokens), tf.float32)
-        if full_values.shape.rank == 3:
-            full_values = tf.squeeze(full_values, axis=-1)
+        full_values = _input_checks.token_values(
+            value_head(tokens), tokens, values_from, source
+        )
         values = _decoding.gather_values(full_values, lengths, mask, done)
     if values is not None:
-        source = value_head if values_from == "value_head" else model
         values = _input_checks.check_finite(
             values, values_from, "values", source=source
         )

@@ -10,6 +10,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from keras_gae.lm import _input_checks
 from keras_gae.ops import _checks
 
 AGGREGATIONS = ("token_mean", "sequence_sum", "sequence_mean")
@@ -48,14 +49,18 @@ def token_weights(mask: Any, mode: str) -> tf.Tensor:
 
 
 def aggregate(per_token: Any, mask: Any, mode: str) -> tf.Tensor:
-    """The scalar loss sum_bt w_bt * l_bt of `token_weights`."""
+    """The scalar loss sum_bt w_bt * l_bt of `token_weights`; `per_token`
+    must be finite on valid tokens (anything elsewhere)."""
     per_token = _checks.convert_float(per_token, "per_token")
     weights = token_weights(mask, mode)
     assertions = _checks.check_same_shape(
         weights, per_token, "mask", "per_token"
     )
     with tf.control_dependencies(assertions):
-        safe = tf.where(weights > 0, tf.cast(per_token, tf.float32), 0.0)
+        per_token = _input_checks.check_finite(
+            per_token, "per_token", "losses at valid tokens", mask=weights > 0
+        )
+    safe = tf.where(weights > 0, tf.cast(per_token, tf.float32), 0.0)
     return tf.reduce_sum(weights * safe)
 
 

@@ -118,8 +118,8 @@ class RewardFunction:
             )
         if rows is not None and scores.shape[0] != rows:
             raise ValueError(
-                f"The reward must give one score per row ({rows}). "
-                f"Received: scores of shape {tuple(scores.shape)}"
+                f"`reward` must give one score per row ({rows}); it gave "
+                f"{scores.shape[0]}. Received: reward={self.reward!r}"
             )
         # A NaN or Inf score would become a NaN advantage: refused here,
         # where the function that gave it is known.

@@ -211,6 +211,11 @@ def sequence_rollout_batch(
         else:
             mask = _checks.convert_flag(mask, "mask")
             _checks.check_rank(mask, 2, "mask", "[B, L]")
+            shape_checks = _checks.check_same_shape(
+                mask, tokens, "mask", "tokens"
+            )
+            with tf.control_dependencies(shape_checks):
+                mask = tf.identity(mask)
         values = _checks.convert_float(values, "values")
         _checks.check_rank(values, 2, "values", "[B, L]")
         assertions = _checks.check_same_shape(
@@ -340,8 +345,8 @@ def whiten_advantages(
 
     mean and var (population) are taken over the valid elements only;
     invalid elements come out as 0 and never enter the statistics, NaN or
-    Inf included. With `shift_mean=False` the mean is added back (only the
-    scale changes).
+    Inf included (at a valid element they are refused). With
+    `shift_mean=False` the mean is added back (only the scale changes).
 
     This is `keras_gae.ops.masked_whiten(..., across_replicas=True)`: under
     a tf.distribute strategy (a replica context with more than one replica)
@@ -361,7 +366,8 @@ def whiten_advantages(
     Raises:
       TypeError: non-float advantages, non-bool-like mask, non-bool
         shift_mean.
-      ValueError: mismatched shapes, epsilon <= 0.
+      ValueError: mismatched shapes, epsilon <= 0, NaN or Inf at a valid
+        element.
     """
     shift_mean = _checks.check_bool(shift_mean, "shift_mean")
     epsilon = _checks.check_float(
@@ -375,6 +381,9 @@ def whiten_advantages(
         )
         with tf.control_dependencies(assertions):
             x = tf.cast(advantages, _checks.compute_dtype(advantages))
+        x = _input_checks.check_finite(
+            x, "advantages", "at valid positions", mask=mask
+        )
         return masked.masked_whiten(
             x,
             mask,

@@ -161,3 +161,15 @@ class NonFiniteRewardsTest(tf.test.TestCase, parameterized.TestCase):
             ValueError, rf"`rewards` must be finite.*rows \[{row}\]"
         ):
             estimator(rewards, mask, **kwargs)
+
+
+class LossAggregationNonFiniteTest(tf.test.TestCase):
+    def test_nan_loss_at_a_valid_token(self):
+        _, mask = ragged_batch()
+        losses = np.where(mask, 1.0, np.nan)
+        self.assertAllClose(lm.aggregate_loss(losses, mask, "token_mean"), 1.0)
+        losses[7, np.flatnonzero(mask[7])[-1]] = np.nan
+        with self.assertRaisesRegex(
+            ValueError, r"`per_token` must be finite.*rows \[7\]"
+        ):
+            lm.aggregate_loss(losses, mask, "sequence_mean")

@@ -362,3 +362,39 @@ class TemperatureOverflowTest(tf.test.TestCase):
                 max_new_tokens=2,
                 temperature=1e-38,
             )
+
+
+class ValuesShapeTest(tf.test.TestCase):
+    """Issue 20: values of another shape than [B, L] (or [B, L, 1])."""
+
+    def test_value_head(self):
+        for values in (
+            lambda t: tf.zeros(tf.shape(t)[:1]),
+            lambda t: tf.zeros(tf.concat([tf.shape(t), [2]], axis=0)),
+        ):
+            with self.assertRaisesRegex(
+                ValueError, r"`value_head` must give values \[B, L\]"
+            ):
+                lm.generate(
+                    tiny_model(), [[1, 2]], max_new_tokens=2, value_head=values
+                )
+
+    def test_model(self):
+        model = tiny_model()
+
+        def two_values_per_token(tokens):
+            shape = tf.concat([tf.shape(tokens), [2]], axis=0)
+            return model(tokens), tf.zeros(shape)
+
+        with self.assertRaisesRegex(
+            ValueError, r"`model` must give values \[B, L\]"
+        ):
+            lm.generate(two_values_per_token, [[1, 2]], max_new_tokens=2)
+        with self.assertRaisesRegex(
+            ValueError, "`model` must return logits or a pair"
+        ):
+            lm.generate(
+                lambda t: (model(t), model(t), model(t)),
+                [[1, 2]],
+                max_new_tokens=2,
+            )

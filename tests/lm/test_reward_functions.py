@@ -111,3 +111,16 @@ class RewardFunctionInputChecksTest(tf.test.TestCase):
             lm.RewardFunction(lambda t, m: tf.zeros([2]))(
                 np.zeros([2, 2], np.int32), np.ones([2, 3], bool)
             )
+
+    def test_wrong_number_of_scores_names_the_reward(self):
+        def two_scores_per_row(tokens, mask):
+            return tf.zeros([2 * tf.shape(tokens)[0]])
+
+        with self.assertRaisesRegex(
+            ValueError,
+            r"`reward` must give one score per row \(3\); it gave 6.*"
+            "Received: reward=<function.*two_scores_per_row",
+        ):
+            lm.RewardFunction(two_scores_per_row)(
+                np.zeros([3, 2], np.int32), np.ones([3, 2], bool)
+            )

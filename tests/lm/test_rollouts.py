@@ -553,3 +553,33 @@ class NonFiniteDataTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(
             lm.sequence_kl(kl, [[1, 0, 1], [1, 1, 1]]), (0.3 + 0.3) / 2
         )
+
+
+class MoreInputChecksTest(tf.test.TestCase):
+    def test_mask_of_another_shape_than_the_tokens(self):
+        tokens, start, lp, ref, values, scores, boot = make_batch()
+        for shape in ([5, 8], [4, 9]):
+            with self.assertRaisesRegex(
+                ValueError, "`mask` must have the same shape as `tokens`"
+            ):
+                lm.sequence_rollout_batch(
+                    tokens,
+                    start,
+                    lp,
+                    ref,
+                    values,
+                    scores,
+                    eos_id=EOS,
+                    kl_coef=0.1,
+                    bootstrap_value=boot,
+                    mask=np.ones(shape, bool),
+                )
+
+    def test_whiten_advantages_at_a_valid_position(self):
+        x = np.array([[1.0, np.nan, 2.0], [np.inf, 0.0, 1.0]])
+        with self.assertRaisesRegex(
+            ValueError, r"`advantages` must be finite.*rows \[0\]"
+        ):
+            lm.whiten_advantages(x, [[1, 1, 1], [0, 1, 1]])
+        out = lm.whiten_advantages(x, [[1, 0, 1], [0, 1, 1]])
+        self.assertAllEqual(np.isfinite(out), np.ones([2, 3], bool))
