@@ -46,7 +46,15 @@ def _with_assertion(x: tf.Tensor, ok: tf.Tensor, message: str) -> tf.Tensor:
         return tf.identity(x)
 
 
+def _per_row(flags: tf.Tensor) -> tf.Tensor:
+    """`[B]` whether any of row b's flags (any rank >= 1) is set."""
+    if flags.shape.rank == 1:
+        return flags
+    return tf.reduce_any(tf.reshape(flags, [tf.shape(flags)[0], -1]), axis=1)
+
+
 def _rows(bad: tf.Tensor) -> list:
+    """The first rows (at most 8) of a `[B]` flag vector that are set."""
     return np.flatnonzero(np.asarray(bad)).tolist()[:8]
 
 
@@ -69,7 +77,7 @@ def check_token_ids(
         return _with_assertion(tokens, ok, message)
     if not bool(ok):
         ids = sorted(set(tf.boolean_mask(tokens, outside).numpy().tolist()))
-        rows = _rows(tf.reduce_any(outside, axis=1))
+        rows = _rows(_per_row(outside))
         raise ValueError(
             f"{message} Received: {name} with ids {ids[:8]} in rows {rows}"
         )
@@ -89,8 +97,7 @@ def check_finite(
     bad = tf.logical_not(tf.math.is_finite(values))
     if mask is not None:
         bad = tf.logical_and(bad, mask)
-    if bad.shape.rank > 1:
-        bad = tf.reduce_any(tf.reshape(bad, [tf.shape(bad)[0], -1]), axis=1)
+    bad = _per_row(bad)
     ok = tf.logical_not(tf.reduce_any(bad))
     if source is None:
         message = f"`{name}` must be finite: NaN or Inf {what}{{rows}}."
