@@ -340,6 +340,15 @@ class CausalLMPPOModel(PPOModel):
 
         Returns:
           A `SequenceRollout` (`[B0 * num_samples, W]` per token).
+
+        Raises:
+          ValueError, TypeError: as `keras_gae.lm.generate` (naming
+            `prompt_tokens`, `max_new_tokens`, `network`, ...); a network
+            whose logits do not have `vocab_size` entries; NaN or Inf
+            scores (naming the reward), reference log-probs (naming
+            `reference_network`), logits or values (naming `network`); a
+            non-bool `update_kl_controller`. Nothing is collected then,
+            and an adaptive KL controller is not updated.
         """
         return collection.collect(
             self,
