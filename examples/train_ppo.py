@@ -28,7 +28,8 @@ run of another environment never resumes the first one's checkpoints.
 Under it:
 
 * checkpoints/: the model, the optimizer and the counters every
-  `--checkpoint_interval` iterations; a rerun resumes from the newest
+  `--checkpoint_interval` iterations (default 10) and when the run ends;
+  a rerun resumes from the newest
   readable one (docs/guide.md, "Errors and failures", has the fallback
   rules; `--restart` starts over, moving the old ones aside);
 * train/: TensorBoard scalars against environment steps (`rollout/`,
@@ -106,7 +107,12 @@ flags.DEFINE_bool(
 )
 flags.DEFINE_integer("seed", 0, "Seed of the networks, sampling and envs.")
 flags.DEFINE_integer(
-    "checkpoint_interval", 1, "Iterations between checkpoints.", lower_bound=1
+    "checkpoint_interval",
+    10,
+    "Iterations between checkpoints (and one when the run ends). Each save "
+    "costs about as much as a fifth of a CartPole iteration; 1 loses the "
+    "least to an interruption.",
+    lower_bound=1,
 )
 flags.DEFINE_integer(
     "intra_op_threads",
