@@ -1,6 +1,7 @@
 """Tests of examples/evaluate_policy.py on small untrained exports."""
 
 import ast
+import functools
 import json
 import os
 import subprocess
@@ -18,7 +19,7 @@ from examples import quiet_start
 from keras_gae import export
 from keras_gae import layers
 from keras_gae import models
-from tests import fresh_process
+from tests.examples import binary_checks
 
 REPO_ROOT = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -203,12 +204,7 @@ class EvaluatePolicyTest(tf.test.TestCase):
             f"--seed={SEED}",
         ]
         result, _, _ = run_script(*flags, importtime=False)
-        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
-        output = result.stdout + result.stderr
-        for line in output.splitlines():
-            self.assertIsNone(quiet_start.NATIVE_LOG_LINE.match(line), line)
-        self.assertNotIn("warning", output.lower())
-        self.assertEqual(result.stderr, "")
+        binary_checks.assert_quiet_run(self, result)
         self.assertEqual(
             result.stdout.splitlines(),
             [f"episode {i}: return {r:.1f}" for i, r in enumerate(returns)]
@@ -291,10 +287,9 @@ class EvaluatePolicyErrorsTest(tf.test.TestCase):
         self.assertIn("tensorflow", imported)  # the policy was loaded
 
     def test_help_exits_0_without_tensorflow(self):
-        result, errors, imported = run_script("--help")
-        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
-        self.assertIn("--min_mean_return", result.stdout + "\n".join(errors))
-        self.assertNotIn("tensorflow", imported)
+        binary_checks.assert_help_without_tensorflow(
+            self, SCRIPT, "--min_mean_return"
+        )
 
     def test_bad_flags_are_one_error_line_before_tensorflow(self):
         tf_agents_dir = os.path.join(self.get_temp_dir(), "tf_agents_policy")
@@ -303,47 +298,29 @@ class EvaluatePolicyErrorsTest(tf.test.TestCase):
             pass
         missing = os.path.join(self.get_temp_dir(), "missing")
         policy = f"--policy_dir={self.policy_dir}"
-        for args, message in (
-            (["--bogus"], "Unknown command line flag 'bogus'"),
-            ([policy, "--num_episodes=0"], "--num_episodes=0"),
-            ([policy, "--seed=-1"], "--seed=-1"),
+        binary_checks.assert_bad_flags_are_one_error_line(
+            self,
+            SCRIPT,
             (
-                [policy, "--min_mean_return=nan"],
-                "--min_mean_return=nan: must be a finite number",
+                ([policy, "--num_episodes=0"], "--num_episodes=0"),
+                ([policy, "--seed=-1"], "--seed=-1"),
+                (
+                    [policy, "--min_mean_return=nan"],
+                    "--min_mean_return=nan: must be a finite number",
+                ),
+                (
+                    [f"--policy_dir={missing}"],
+                    "`policy_dir` is not a directory",
+                ),
+                ([f"--policy_dir={tf_agents_dir}"], "tf-agents PolicySaver"),
+                (
+                    [policy, "--env=NoSuchEnv-v0"],
+                    "Unknown gymnasium environment",
+                ),
+                ([policy, "extra"], "unexpected arguments ['extra']"),
             ),
-            ([f"--policy_dir={missing}"], "`policy_dir` is not a directory"),
-            ([f"--policy_dir={tf_agents_dir}"], "tf-agents PolicySaver"),
-            (
-                [policy, "--env=NoSuchEnv-v0"],
-                "Unknown gymnasium environment",
-            ),
-            ([policy, "extra"], "unexpected arguments ['extra']"),
-        ):
-            result, errors, imported = run_script(*args)
-            self.assertEqual(result.returncode, 2, args)
-            self.assertLen(errors, 1, msg=result.stderr[-2000:])
-            self.assertStartsWith(errors[0], "evaluate_policy.py: error: ")
-            self.assertIn(message, errors[0])
-            self.assertEqual(result.stdout, "")
-            self.assertNotIn("tensorflow", imported, msg=args)
+        )
 
 
-SCRIPT = os.path.join("examples", "evaluate_policy.py")
-
-
-def run_script(*args, importtime=True):
-    """`python [-X importtime] examples/evaluate_policy.py *args`, fresh,
-    as typed in the repository root (no PYTHONPATH): `(result, stderr
-    lines other than the import times, modules imported)`."""
-    result = fresh_process.run_python(
-        args=[*(["-X", "importtime"] if importtime else []), SCRIPT, *args],
-        env={"PYTHONPATH": ""},
-        timeout=300,
-    )
-    lines, imported = [], set()
-    for line in result.stderr.splitlines():
-        if line.startswith("import time:"):
-            imported.add(line.rsplit("|", 1)[-1].strip())
-        else:
-            lines.append(line)
-    return result, lines, imported
+SCRIPT = "evaluate_policy.py"
+run_script = functools.partial(binary_checks.run_script, SCRIPT)

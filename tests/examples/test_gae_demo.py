@@ -1,14 +1,11 @@
 """The GAE demonstration binary: its function, and the script as typed
 (`--help`, bad flags, a clean run ending with its summary line)."""
 
-import os
-
 import numpy as np
 import tensorflow as tf
 
 from examples import gae_demo
-from examples import quiet_start
-from tests import fresh_process
+from tests.examples import binary_checks
 
 
 class GAEDemoTest(tf.test.TestCase):
@@ -24,63 +21,25 @@ class GAEDemoTest(tf.test.TestCase):
         )
 
 
-SCRIPT = os.path.join("examples", "gae_demo.py")
+SCRIPT = "gae_demo.py"
 
 
-def run_script(*args):
-    """`python -X importtime examples/gae_demo.py *args`, fresh, as typed
-    in the repository root (no PYTHONPATH): `(result, stderr lines other
-    than the import times, modules imported)`."""
-    result = fresh_process.run_python(
-        args=["-X", "importtime", SCRIPT, *args],
-        env={"PYTHONPATH": ""},
-        timeout=300,
+class GAEDemoCommandLineTest(binary_checks.CommandLineTests, tf.test.TestCase):
+    SCRIPT = SCRIPT
+    HELP_FLAG = "--num_steps"
+    NOT_IMPORTED_BY_HELP = ("tensorflow", "keras_gae")
+    BAD_FLAGS = (
+        (["--num_steps=1"], "--num_steps=1"),
+        (["--gamma=1.5"], "--gamma=1.5"),
+        (["--lambda_=nan"], "--lambda_=nan: must be a finite number"),
+        (["extra"], "unexpected arguments ['extra']"),
     )
-    lines, imported = [], set()
-    for line in result.stderr.splitlines():
-        if line.startswith("import time:"):
-            imported.add(line.rsplit("|", 1)[-1].strip())
-        else:
-            lines.append(line)
-    return result, lines, imported
-
-
-class GAEDemoCommandLineTest(tf.test.TestCase):
-    def test_help_exits_0_without_tensorflow(self):
-        result, errors, imported = run_script("--help")
-        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
-        self.assertIn("--num_steps", result.stdout + "\n".join(errors))
-        self.assertNotIn("tensorflow", imported)
-        self.assertNotIn("keras_gae", imported)
-
-    def test_bad_flags_are_one_error_line_with_status_2(self):
-        for args, message in (
-            (["--bogus"], "Unknown command line flag 'bogus'"),
-            (["--num_steps=1"], "--num_steps=1"),
-            (["--gamma=1.5"], "--gamma=1.5"),
-            (["--lambda_=nan"], "--lambda_=nan: must be a finite number"),
-            (["extra"], "unexpected arguments ['extra']"),
-        ):
-            result, errors, imported = run_script(*args)
-            self.assertEqual(result.returncode, 2, args)
-            self.assertLen(errors, 1, msg=result.stderr[-2000:])
-            self.assertStartsWith(errors[0], "gae_demo.py: error: ")
-            self.assertIn(message, errors[0])
-            self.assertEqual(result.stdout, "")
-            self.assertNotIn("tensorflow", imported, msg=args)
 
     def test_run_prints_no_log_line_nor_warning_and_ends_with_a_summary(self):
-        result = fresh_process.run_python(
-            args=[SCRIPT, "--num_steps=4", "--gamma=0.5"],
-            env={"PYTHONPATH": ""},
-            timeout=300,
+        result, _, _ = binary_checks.run_script(
+            SCRIPT, "--num_steps=4", "--gamma=0.5", importtime=False
         )
-        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
-        output = result.stdout + result.stderr
-        for line in output.splitlines():
-            self.assertIsNone(quiet_start.NATIVE_LOG_LINE.match(line), line)
-        self.assertNotIn("warning", output.lower())
-        self.assertEqual(result.stderr, "")
+        binary_checks.assert_quiet_run(self, result)
         # Terminated after step 2: the return is the reward alone;
         # truncated: reward + gamma * V(final observation) = 1 + 0.5 * 5.
         self.assertEqual(

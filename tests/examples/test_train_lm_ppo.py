@@ -2,6 +2,7 @@
 script as typed (`--help`, bad flags, a clean tiny run ending with its
 summary line)."""
 
+import functools
 import os
 import re
 
@@ -10,9 +11,10 @@ import pytest
 import tensorflow as tf
 from absl.testing import parameterized
 
-from examples import quiet_start
 from examples import train_lm_ppo
-from tests import fresh_process
+from tests.examples import binary_checks
+from tests.examples.binary_checks import checkpoint_files
+from tests.examples.binary_checks import truncate_checkpoint
 
 TINY = dict(
     corpus_size=64,
@@ -106,63 +108,35 @@ class TrainLMPPOTest(tf.test.TestCase, parameterized.TestCase):
         )
 
 
-SCRIPT = os.path.join("examples", "train_lm_ppo.py")
+SCRIPT = "train_lm_ppo.py"
+run_script = functools.partial(binary_checks.run_script, SCRIPT)
 
 
-def run_script(*args, importtime=True):
-    """`python [-X importtime] examples/train_lm_ppo.py *args`, fresh, as
-    typed in the repository root (no PYTHONPATH): `(result, stderr lines
-    other than the import times, modules imported)`."""
-    result = fresh_process.run_python(
-        args=[*(["-X", "importtime"] if importtime else []), SCRIPT, *args],
-        env={"PYTHONPATH": ""},
-        timeout=300,
+class TrainLMPPOCommandLineTest(
+    binary_checks.CommandLineTests, tf.test.TestCase
+):
+    SCRIPT = SCRIPT
+    HELP_FLAG = "--num_samples"
+    NOT_IMPORTED_BY_HELP = ("tensorflow", "keras", "keras_hub", "keras_gae")
+    BAD_FLAGS = (
+        (["--num_layers=0"], "--num_layers=0"),
+        (["--hidden_dim=7"], "--hidden_dim=7: must be even"),
+        (["--learning_rate=nan"], "must be a finite number > 0"),
+        (
+            ["--clip_ratio=0"],
+            "--clip_ratio=0.0: must be a finite number > 0",
+        ),
+        (["--sorted_fraction=1.5"], "--sorted_fraction=1.5"),
+        (["--estimator=ppo"], "--estimator=ppo"),
+        (["--min_digits=4", "--max_digits=3"], "--min_digits must be <="),
+        (
+            ["--estimator=rloo", "--num_samples=1"],
+            "--num_samples must be >= 2",
+        ),
+        (["--num_minibatches=3"], "--num_minibatches must divide"),
+        (["--root_dir="], "--root_dir=: must not be empty"),
+        (["extra"], "unexpected arguments ['extra']"),
     )
-    lines, imported = [], set()
-    for line in result.stderr.splitlines():
-        if line.startswith("import time:"):
-            imported.add(line.rsplit("|", 1)[-1].strip())
-        else:
-            lines.append(line)
-    return result, lines, imported
-
-
-class TrainLMPPOCommandLineTest(tf.test.TestCase):
-    def test_help_exits_0_without_tensorflow(self):
-        result, errors, imported = run_script("--help")
-        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
-        self.assertIn("--num_samples", result.stdout + "\n".join(errors))
-        for module in ("tensorflow", "keras", "keras_hub", "keras_gae"):
-            self.assertNotIn(module, imported)
-
-    def test_bad_flags_are_one_error_line_with_status_2(self):
-        for args, message in (
-            (["--bogus"], "Unknown command line flag 'bogus'"),
-            (["--num_layers=0"], "--num_layers=0"),
-            (["--hidden_dim=7"], "--hidden_dim=7: must be even"),
-            (["--learning_rate=nan"], "must be a finite number > 0"),
-            (
-                ["--clip_ratio=0"],
-                "--clip_ratio=0.0: must be a finite number > 0",
-            ),
-            (["--sorted_fraction=1.5"], "--sorted_fraction=1.5"),
-            (["--estimator=ppo"], "--estimator=ppo"),
-            (["--min_digits=4", "--max_digits=3"], "--min_digits must be <="),
-            (
-                ["--estimator=rloo", "--num_samples=1"],
-                "--num_samples must be >= 2",
-            ),
-            (["--num_minibatches=3"], "--num_minibatches must divide"),
-            (["--root_dir="], "--root_dir=: must not be empty"),
-            (["extra"], "unexpected arguments ['extra']"),
-        ):
-            result, errors, imported = run_script(*args)
-            self.assertEqual(result.returncode, 2, args)
-            self.assertLen(errors, 1, msg=result.stderr[-2000:])
-            self.assertStartsWith(errors[0], "train_lm_ppo.py: error: ")
-            self.assertIn(message, errors[0])
-            self.assertEqual(result.stdout, "")
-            self.assertNotIn("tensorflow", imported, msg=args)
 
 
 @pytest.mark.slow
@@ -181,12 +155,7 @@ class TrainLMPPOScriptRunTest(tf.test.TestCase):
             if name != "verbose"
         ]
         result, _, _ = run_script(*flags, importtime=False)
-        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
-        output = result.stdout + result.stderr
-        for line in output.splitlines():
-            self.assertIsNone(quiet_start.NATIVE_LOG_LINE.match(line), line)
-        self.assertNotIn("warning", output.lower())
-        self.assertEqual(result.stderr, "")
+        binary_checks.assert_quiet_run(self, result)
         lines = result.stdout.splitlines()
         self.assertStartsWith(lines[0], "Supervised next-token loss: ")
         self.assertStartsWith(lines[2], "iteration   0  reward ")
@@ -197,27 +166,6 @@ class TrainLMPPOScriptRunTest(tf.test.TestCase):
         )
 
 
-def _checkpoint_files(root_dir, directory="checkpoints"):
-    """{name: bytes} of the checkpoint files of `root_dir/directory`."""
-    directory = os.path.join(root_dir, directory)
-    contents = {}
-    for name in sorted(os.listdir(directory)):
-        if name.startswith("ckpt-"):
-            with open(os.path.join(directory, name), "rb") as file:
-                contents[name] = file.read()
-    return contents
-
-
-def _truncate(root_dir, number):
-    data = os.path.join(
-        root_dir, "checkpoints", f"ckpt-{number}.data-00000-of-00001"
-    )
-    with open(data, "rb") as file:
-        content = file.read()
-    with open(data, "wb") as file:
-        file.write(content[: len(content) // 2])
-
-
 class TrainLMPPOCheckpointSafetyTest(tf.test.TestCase):
     """The agents' loop's restore path: fall back and say so, or refuse;
     never pretrain from scratch on top of checkpoints."""
@@ -225,7 +173,7 @@ class TrainLMPPOCheckpointSafetyTest(tf.test.TestCase):
     def test_unparsable_state_file_resumes_from_the_newest_checkpoint(self):
         root_dir = os.path.join(self.get_temp_dir(), "run")
         train_lm_ppo.train_eval(root_dir, num_iterations=1, **TINY)
-        saved = _checkpoint_files(root_dir)
+        saved = checkpoint_files(root_dir)
         self.assertEqual(
             sorted(saved),
             [
@@ -244,7 +192,7 @@ class TrainLMPPOCheckpointSafetyTest(tf.test.TestCase):
             )
         # Resumed at iteration 1: no pretraining, one iteration.
         self.assertLen(resumed["history"], 1)
-        after = _checkpoint_files(root_dir)
+        after = checkpoint_files(root_dir)
         for name, content in saved.items():
             self.assertEqual(after[name], content, name)
         self.assertIn("ckpt-2.index", after)
@@ -252,10 +200,10 @@ class TrainLMPPOCheckpointSafetyTest(tf.test.TestCase):
     def test_truncated_newest_checkpoint_falls_back(self):
         root_dir = os.path.join(self.get_temp_dir(), "run")
         train_lm_ppo.train_eval(root_dir, num_iterations=2, **TINY)
-        _truncate(root_dir, 2)
+        truncate_checkpoint(root_dir, 2)
         unreadable = {
             name: content
-            for name, content in _checkpoint_files(root_dir).items()
+            for name, content in checkpoint_files(root_dir).items()
             if name.startswith("ckpt-2.")
         }
         with self.assertWarnsRegex(
@@ -267,23 +215,21 @@ class TrainLMPPOCheckpointSafetyTest(tf.test.TestCase):
         # Iteration 2 ran again from ckpt-1's weights.
         self.assertLen(resumed["history"], 1)
         self.assertEqual(
-            _checkpoint_files(root_dir, "checkpoints/unreadable-1"),
+            checkpoint_files(root_dir, "checkpoints/unreadable-1"),
             unreadable,
         )
-        self.assertIn("ckpt-2.index", _checkpoint_files(root_dir))
+        self.assertIn("ckpt-2.index", checkpoint_files(root_dir))
 
     def test_restart_keeps_the_old_checkpoints(self):
         root_dir = os.path.join(self.get_temp_dir(), "run")
         train_lm_ppo.train_eval(root_dir, num_iterations=1, **TINY)
-        saved = _checkpoint_files(root_dir)
+        saved = checkpoint_files(root_dir)
         with self.assertWarnsRegex(RuntimeWarning, "checkpoints.old-1"):
             result = train_lm_ppo.train_eval(
                 root_dir, num_iterations=1, restart=True, **TINY
             )
         self.assertLen(result["history"], 1)
-        self.assertEqual(
-            _checkpoint_files(root_dir, "checkpoints.old-1"), saved
-        )
+        self.assertEqual(checkpoint_files(root_dir, "checkpoints.old-1"), saved)
 
 
 @pytest.mark.slow
@@ -298,8 +244,8 @@ class TrainLMPPOScriptCheckpointTest(tf.test.TestCase):
         result, _, _ = run_script(*flags, importtime=False)
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
         for number in (0, 1):
-            _truncate(root_dir, number)
-        broken = _checkpoint_files(root_dir)
+            truncate_checkpoint(root_dir, number)
+        broken = checkpoint_files(root_dir)
 
         result, _, _ = run_script(*flags, "--seed=7", importtime=False)
         self.assertEqual(result.returncode, 2, result.stderr[-3000:])
@@ -312,13 +258,14 @@ class TrainLMPPOScriptCheckpointTest(tf.test.TestCase):
             r".*Received: .*ckpt-1: IndexError",
         )
         self.assertEqual(result.stdout, "")
-        self.assertEqual(_checkpoint_files(root_dir), broken)
+        self.assertEqual(checkpoint_files(root_dir), broken)
 
         result, _, _ = run_script(*flags, "--restart", importtime=False)
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
         self.assertIn("checkpoints.old-1", result.stderr)
         self.assertEqual(
-            _checkpoint_files(root_dir, "checkpoints.old-1"), broken
+            checkpoint_files(root_dir, "checkpoints.old-1"),
+            broken,
         )
         self.assertStartsWith(
             result.stdout.splitlines()[0], "Supervised next-token loss: "

@@ -19,7 +19,9 @@ from keras_gae.agents import GymnasiumEnvironment
 from keras_gae.agents import MLPNetwork
 from keras_gae.agents.loop_logs import read_scalars
 from tests.agents.space_envs import SpaceEnv
-from tests.fresh_process import run_python
+from tests.examples import binary_checks
+from tests.examples.binary_checks import checkpoint_files
+from tests.examples.binary_checks import truncate_checkpoint
 
 REPO_ROOT = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -452,12 +454,11 @@ class EarlyChecksTest(tf.test.TestCase):
         with open(os.path.join(fake, "tensorflow", "__init__.py"), "w") as f:
             f.write(NO_TENSORFLOW)
         root_dir = os.path.join(self.get_temp_dir(), "run")
-        result = run_python(
-            args=[
-                os.path.join("examples", "train_ppo.py"),
-                f"--root_dir={root_dir}",
-                *flags,
-            ],
+        result, _, _ = binary_checks.run_script(
+            "train_ppo.py",
+            f"--root_dir={root_dir}",
+            *flags,
+            importtime=False,
             env={"PYTHONPATH": f"{fake}{os.pathsep}{REPO_ROOT}"},
             timeout=120,
         )
@@ -466,12 +467,7 @@ class EarlyChecksTest(tf.test.TestCase):
         return result
 
     def assert_one_error_line(self, result, text):
-        self.assertEqual(result.returncode, 2, result.stderr[-2000:])
-        self.assertEqual(result.stdout, "")
-        lines = result.stderr.splitlines()
-        self.assertLen(lines, 1, result.stderr)
-        self.assertStartsWith(lines[0], "train_ppo.py: error: ")
-        self.assertIn(text, lines[0])
+        binary_checks.assert_one_error_line(self, result, "train_ppo.py", text)
 
     def test_help_exits_zero(self):
         result = self.run_without_tensorflow("--env=Acrobot-v1", "--help")
@@ -601,24 +597,6 @@ class CheckpointSafetyTest(tf.test.TestCase):
             **dict(TINY, **kwargs),
         )
 
-    def checkpoint_files(self, root_dir, directory="checkpoints"):
-        directory = os.path.join(root_dir, directory)
-        contents = {}
-        for name in sorted(os.listdir(directory)):
-            if name.startswith("ckpt-"):
-                with open(os.path.join(directory, name), "rb") as file:
-                    contents[name] = file.read()
-        return contents
-
-    def truncate(self, root_dir, number, keep=None):
-        data = os.path.join(
-            root_dir, "checkpoints", f"ckpt-{number}.data-00000-of-00001"
-        )
-        with open(data, "rb") as file:
-            content = file.read()
-        with open(data, "wb") as file:
-            file.write(content[: len(content) // 2 if keep is None else keep])
-
     def write_state_file(self, root_dir, text):
         state = os.path.join(root_dir, "checkpoints", "checkpoint")
         with open(state, "w") as file:
@@ -629,7 +607,7 @@ class CheckpointSafetyTest(tf.test.TestCase):
         first = self.train(root_dir, 100)
         last = first["iterations"]
         self.assertGreaterEqual(last, 2)
-        saved = self.checkpoint_files(root_dir)
+        saved = checkpoint_files(root_dir)
         self.write_state_file(root_dir, "this is not a CheckpointState {{{")
         with self.assertWarnsRegex(
             RuntimeWarning, f"cannot be parsed; restored .*ckpt-{last}"
@@ -637,7 +615,7 @@ class CheckpointSafetyTest(tf.test.TestCase):
             result = self.train(root_dir, first["env_steps"] + 1)
         self.assertEqual(result["iterations"], last + 1)
         self.assertGreater(result["env_steps"], first["env_steps"])
-        after = self.checkpoint_files(root_dir)
+        after = checkpoint_files(root_dir)
         for name, content in saved.items():
             self.assertEqual(after[name], content, name)
 
@@ -645,10 +623,10 @@ class CheckpointSafetyTest(tf.test.TestCase):
         root_dir = self.get_temp_dir()
         first = self.train(root_dir, 100)
         last = first["iterations"]
-        self.truncate(root_dir, last)
+        truncate_checkpoint(root_dir, last)
         unreadable = {
             name: content
-            for name, content in self.checkpoint_files(root_dir).items()
+            for name, content in checkpoint_files(root_dir).items()
             if name.startswith(f"ckpt-{last}.")
         }
         with self.assertWarnsRegex(
@@ -664,44 +642,45 @@ class CheckpointSafetyTest(tf.test.TestCase):
         self.assertEqual(result["iterations"], last)
         # Its new checkpoint took the number; the unreadable one was kept.
         self.assertEqual(
-            self.checkpoint_files(root_dir, "checkpoints/unreadable-1"),
+            checkpoint_files(root_dir, "checkpoints/unreadable-1"),
             unreadable,
         )
-        self.assertIn(f"ckpt-{last}.index", self.checkpoint_files(root_dir))
+        self.assertIn(f"ckpt-{last}.index", checkpoint_files(root_dir))
 
     def test_no_readable_checkpoint_refuses_then_restart_keeps_them(self):
         root_dir = self.get_temp_dir()
         first = self.train(root_dir, 100)
-        for name in self.checkpoint_files(root_dir):
+        for name in checkpoint_files(root_dir):
             if name.endswith(".index"):
-                self.truncate(root_dir, int(name[5:-6]), keep=3)
+                truncate_checkpoint(root_dir, int(name[5:-6]), keep=3)
         # A garbage state file too: the checkpoints are still found.
         self.write_state_file(root_dir, "garbage")
-        broken = self.checkpoint_files(root_dir)
+        broken = checkpoint_files(root_dir)
         with self.assertRaisesRegex(
             ValueError, "None of the checkpoints.*restart"
         ):
             self.train(root_dir, first["env_steps"] + 1)
-        self.assertEqual(self.checkpoint_files(root_dir), broken)
+        self.assertEqual(checkpoint_files(root_dir), broken)
 
         with self.assertWarnsRegex(RuntimeWarning, "checkpoints.old-1"):
             result = self.train(root_dir, 1, restart=True)
         self.assertEqual(result["iterations"], 1)
         self.assertEqual(
-            self.checkpoint_files(root_dir, "checkpoints.old-1"), broken
+            checkpoint_files(root_dir, "checkpoints.old-1"),
+            broken,
         )
 
     def test_resume_with_other_num_envs_names_the_setting(self):
         root_dir = self.get_temp_dir()
         self.train(root_dir, 1)
-        saved = self.checkpoint_files(root_dir)
+        saved = checkpoint_files(root_dir)
         with self.assertRaisesRegex(
             ValueError,
             r"ckpt-1 was saved by a run with num_envs=2; this run has "
             r"num_envs=4",
         ):
             self.train(root_dir, 1000, num_envs=4)
-        self.assertEqual(self.checkpoint_files(root_dir), saved)
+        self.assertEqual(checkpoint_files(root_dir), saved)
 
     def test_resume_with_other_networks_is_refused(self):
         root_dir = self.get_temp_dir()
