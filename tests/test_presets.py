@@ -62,31 +62,21 @@ class ConfigForTest(tf.test.TestCase):
 class ResolveSettingsTest(tf.test.TestCase):
     def test_stable_baselines3_names(self):
         config = presets.config_for("CartPole-v1")
+        names_and_values = (  # (SB3's name, keras_gae's, value)
+            ("n_steps", "rollout_length", 16),
+            ("n_envs", "num_envs", 4),
+            ("n_epochs", "epochs", 3),
+            ("gae_lambda", "lambda_", 0.9),
+            ("ent_coef", "entropy_coef", 0.01),
+            ("vf_coef", "value_coef", 0.25),
+            ("clip_range", "clip_ratio", 0.1),
+            ("learning_rate", "learning_rate", 1e-3),
+        )
         resolved = presets.resolve_settings(
-            dict(
-                n_steps=16,
-                n_envs=4,
-                n_epochs=3,
-                gae_lambda=0.9,
-                ent_coef=0.01,
-                vf_coef=0.25,
-                clip_range=0.1,
-                learning_rate=1e-3,
-            ),
-            config,
+            {sb3: value for sb3, _, value in names_and_values}, config
         )
         self.assertEqual(
-            resolved,
-            dict(
-                rollout_length=16,
-                num_envs=4,
-                epochs=3,
-                lambda_=0.9,
-                entropy_coef=0.01,
-                value_coef=0.25,
-                clip_ratio=0.1,
-                learning_rate=1e-3,
-            ),
+            resolved, {name: value for _, name, value in names_and_values}
         )
 
     def test_batch_size_becomes_step_minibatches(self):

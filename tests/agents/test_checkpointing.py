@@ -5,6 +5,7 @@ Checkpoints are numbered by iteration, so a run past nine iterations has
 name in lexicographic order (where `ckpt-9` sorts after `ckpt-10`).
 """
 
+import contextlib
 import glob
 import os
 import re
@@ -57,6 +58,23 @@ class CheckpointNumberOrderTest(tf.test.TestCase, parameterized.TestCase):
         checkpoints = _loop_checkpoints(root_dir, iteration, value)
         return checkpoints, int(iteration.numpy()), float(value.numpy())
 
+    def assert_resumes_from(self, root_dir, number, warning=None):
+        """Resuming `root_dir` restores ckpt-`number` (iteration `number`,
+        value 10 * `number`), with a RuntimeWarning matching `warning`
+        where one is given; returns what caught that warning."""
+        with (
+            self.assertWarnsRegex(RuntimeWarning, warning)
+            if warning is not None
+            else contextlib.nullcontext()
+        ) as caught:
+            checkpoints, iteration, value = self._resume(root_dir)
+        self.assertEqual(
+            os.path.basename(checkpoints.restored), f"ckpt-{number}"
+        )
+        self.assertEqual(iteration, number)
+        self.assertEqual(value, 10.0 * number)
+        return caught
+
     def test_checkpoint_paths_are_ordered_by_number(self):
         root_dir = self.get_temp_dir()
         saved = _save_numbered(root_dir, 12)
@@ -70,12 +88,7 @@ class CheckpointNumberOrderTest(tf.test.TestCase, parameterized.TestCase):
     def test_newest_by_number_is_restored(self, count):
         root_dir = self.get_temp_dir()
         _save_numbered(root_dir, count)
-        checkpoints, iteration, value = self._resume(root_dir)
-        self.assertEqual(
-            os.path.basename(checkpoints.restored), f"ckpt-{count}"
-        )
-        self.assertEqual(iteration, count)
-        self.assertEqual(value, 10.0 * count)
+        self.assert_resumes_from(root_dir, count)
 
     @parameterized.named_parameters(
         ("ten_newest_corrupt", 10, (10,), 9),
@@ -90,17 +103,11 @@ class CheckpointNumberOrderTest(tf.test.TestCase, parameterized.TestCase):
         prefix = os.path.join(saved.manager.directory, "ckpt")
         for number in corrupt:
             _corrupt(f"{prefix}-{number}")
-        with self.assertWarnsRegex(
-            RuntimeWarning, f"Restored {prefix}-{expected} instead"
-        ) as caught:
-            checkpoints, iteration, value = self._resume(root_dir)
+        caught = self.assert_resumes_from(
+            root_dir, expected, f"Restored {prefix}-{expected} instead"
+        )
         for number in corrupt:
             self.assertIn(f"ckpt-{number}:", str(caught.warning))
-        self.assertEqual(
-            os.path.basename(checkpoints.restored), f"ckpt-{expected}"
-        )
-        self.assertEqual(iteration, expected)
-        self.assertEqual(value, 10.0 * expected)
 
     def test_missing_state_file_restores_the_newest_by_number(self):
         # Without the manager's state file the checkpoints come from the
@@ -108,22 +115,14 @@ class CheckpointNumberOrderTest(tf.test.TestCase, parameterized.TestCase):
         root_dir = self.get_temp_dir()
         saved = _save_numbered(root_dir, 11)
         os.remove(os.path.join(saved.manager.directory, "checkpoint"))
-        with self.assertWarnsRegex(RuntimeWarning, "restored .*ckpt-11,"):
-            checkpoints, iteration, value = self._resume(root_dir)
-        self.assertEqual(os.path.basename(checkpoints.restored), "ckpt-11")
-        self.assertEqual(iteration, 11)
-        self.assertEqual(value, 110.0)
+        self.assert_resumes_from(root_dir, 11, "restored .*ckpt-11,")
 
     def test_missing_state_file_and_corrupt_newest(self):
         root_dir = self.get_temp_dir()
         saved = _save_numbered(root_dir, 11)
         os.remove(os.path.join(saved.manager.directory, "checkpoint"))
         _corrupt(os.path.join(saved.manager.directory, "ckpt-11"))
-        with self.assertWarnsRegex(RuntimeWarning, "ckpt-10 instead"):
-            checkpoints, iteration, value = self._resume(root_dir)
-        self.assertEqual(os.path.basename(checkpoints.restored), "ckpt-10")
-        self.assertEqual(iteration, 10)
-        self.assertEqual(value, 100.0)
+        self.assert_resumes_from(root_dir, 10, "ckpt-10 instead")
 
 
 def _files(directory):
@@ -373,25 +372,31 @@ class ReadOnlyDirectoryTest(tf.test.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
         return result.stdout
 
-    def test_a_read_only_root_dir_is_refused_before_training(self):
+    def assert_loop_refused(self, mode, pattern):
+        """LoopCheckpoints in a read-only run (`mode` "resume" or
+        "restart") says `pattern` and leaves its files as they were;
+        returns the run's root_dir."""
         root_dir = self.read_only_run()
         before = _files(root_dir)
         self.assertRegex(
-            self.run_as_user(_READ_ONLY_RESUME, root_dir, "resume"),
+            self.run_as_user(_READ_ONLY_RESUME, root_dir, mode), pattern
+        )
+        self.assertEqual(_files(root_dir), before)
+        return root_dir
+
+    def test_a_read_only_root_dir_is_refused_before_training(self):
+        self.assert_loop_refused(
+            "resume",
             r"cannot write checkpoints to .*run/checkpoints.*"
             r"Received: root_dir=",
         )
-        self.assertEqual(_files(root_dir), before)
 
     def test_restart_and_saves_in_a_read_only_directory(self):
-        root_dir = self.read_only_run()
-        before = _files(root_dir)
-        self.assertRegex(
-            self.run_as_user(_READ_ONLY_RESUME, root_dir, "restart"),
+        root_dir = self.assert_loop_refused(
+            "restart",
             r"^CheckpointError .*cannot move the checkpoints of .*run/"
             r"checkpoints aside.*Received: root_dir=",
         )
-        self.assertEqual(_files(root_dir), before)
         path = os.path.join(root_dir, "agent")
         self.assertRegex(
             self.run_as_user(_READ_ONLY_SAVE, path),

@@ -1,9 +1,6 @@
 """Tests of keras_gae.agents.EvaluationCallback inside the loop."""
 
-import collections
-import glob
 import json
-import os
 import re
 import textwrap
 
@@ -11,28 +8,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.agents.run_outputs import USER_SCRIPT
+from tests.agents.run_outputs import event_scalars
+from tests.agents.run_outputs import output_sections
 from tests.fresh_process import run_python
 
-_SCRIPT = textwrap.dedent(
+_SCRIPT = USER_SCRIPT + textwrap.dedent(
     """
-    import json, sys
+    import json
 
-    import keras
-    from keras_gae import agents, layers, models
-
-    keras.utils.set_random_seed(0)
-    actor = keras.Sequential([
-        keras.layers.Dense(8, activation="tanh"),
-        layers.CategoricalPolicyHead(2),
-    ])
-    critic = keras.Sequential([
-        keras.layers.Dense(8, activation="tanh"),
-        keras.layers.Dense(1),
-    ])
-    model = models.PPOModel(actor, critic)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    env = agents.make_tf_environment("CartPole-v1", num_envs=2, seed=0)
-    settings = dict(rollout_length=8, epochs=1, num_minibatches=1)
+    model, env = ppo(), cartpole()
+    settings = SETTINGS
 
     class Seen(keras.callbacks.Callback):
         def __init__(self):
@@ -80,35 +66,13 @@ _SCRIPT = textwrap.dedent(
 )
 
 
-def _sections(stdout):
-    sections, name = {}, None
-    for line in stdout.splitlines(keepends=True):
-        if line.startswith("=== "):
-            name = line[4:].strip()
-            sections[name] = ""
-        elif name is not None:
-            sections[name] += line
-    return sections
-
-
-def _event_scalars(log_dir):
-    """Tag -> [(step, value)], read with TensorFlow's summary_iterator."""
-    scalars = collections.defaultdict(list)
-    for path in glob.glob(os.path.join(log_dir, "events.out.tfevents.*")):
-        for event in tf.compat.v1.train.summary_iterator(path):
-            for value in event.summary.value:
-                number = float(tf.make_ndarray(value.tensor))
-                scalars[value.tag].append((event.step, number))
-    return dict(scalars)
-
-
 class EvaluationCallbackTest(tf.test.TestCase):
     @pytest.mark.slow
     def test_results_reach_history_progress_and_tensorboard(self):
         log_dir = self.get_temp_dir()
         result = run_python(_SCRIPT, args=[log_dir], timeout=600)
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
-        sections = _sections(result.stdout)
+        sections = output_sections(result.stdout)
         out = json.loads(sections["results"])
         history = out["history"]
 
@@ -150,7 +114,7 @@ class EvaluationCallbackTest(tf.test.TestCase):
         self.assertRegex(sections["verbose 1"], r"eval_return_mean: [\d.]+")
 
         # TensorBoard: under eval/, at the evaluated iterations' env steps.
-        scalars = _event_scalars(log_dir)
+        scalars = event_scalars(log_dir)
         evaluated_steps = [
             int(steps)
             for steps, evaluated in zip(history["env_steps"], has_eval)

@@ -1,6 +1,5 @@
 """Tests for keras_gae.agents.training (the collect-and-fit loop)."""
 
-import collections
 import contextlib
 import glob
 import io
@@ -31,6 +30,10 @@ from keras_gae.layers import GaussianPolicyHead
 from keras_gae.models import A2CModel
 from keras_gae.models import NonFiniteLossError
 from keras_gae.models import PPOModel
+from tests.agents.run_outputs import USER_SCRIPT
+from tests.agents.run_outputs import event_scalars
+from tests.agents.run_outputs import event_tags
+from tests.agents.run_outputs import output_sections
 from tests.agents.scripted_env import SCRIPTED_ENV_ID
 from tests.agents.scripted_env import ScriptedEnv
 from tests.fresh_process import run_python
@@ -112,27 +115,6 @@ class StopAt(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if epoch == self.epoch:
             self.model.stop_training = True
-
-
-def event_tags(log_dir):
-    """Tag -> number of scalar events in the TensorBoard files."""
-    tags = collections.Counter()
-    for path in glob.glob(os.path.join(log_dir, "events.out.tfevents.*")):
-        for event in tf.compat.v1.train.summary_iterator(path):
-            for value in event.summary.value:
-                tags[value.tag] += 1
-    return tags
-
-
-def event_scalars(log_dir):
-    """Tag -> [(step, value)] in file order, read with summary_iterator."""
-    scalars = collections.defaultdict(list)
-    for path in glob.glob(os.path.join(log_dir, "events.out.tfevents.*")):
-        for event in tf.compat.v1.train.summary_iterator(path):
-            for value in event.summary.value:
-                number = float(tf.make_ndarray(value.tensor))
-                scalars[value.tag].append((event.step, number))
-    return dict(scalars)
 
 
 class ArgumentTest(tf.test.TestCase, parameterized.TestCase):
@@ -765,34 +747,6 @@ class CheckpointTest(tf.test.TestCase, parameterized.TestCase):
             self.assertAllEqual(weights, saved)
 
 
-# The start of the scripts below, as a user writes one: a small PPO model
-# and two CartPole environments.
-_USER_SCRIPT = """
-import sys
-
-import keras
-from keras_gae import agents, layers, models
-
-def ppo():
-    keras.utils.set_random_seed(0)
-    actor = keras.Sequential([
-        keras.layers.Dense(8, activation="tanh"),
-        layers.CategoricalPolicyHead(2),
-    ])
-    critic = keras.Sequential([
-        keras.layers.Dense(8, activation="tanh"),
-        keras.layers.Dense(1),
-    ])
-    model = models.PPOModel(actor, critic)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    return model
-
-def cartpole():
-    return agents.make_tf_environment("CartPole-v1", num_envs=2, seed=0)
-
-SETTINGS = dict(rollout_length=8, epochs=1, num_minibatches=1)
-"""
-
 # verbose=2's line per iteration, and the stop lines.
 _ITERATION_LINE = re.compile(
     r"iteration (\d+): env_steps=(\d+) episode_return_mean=([\d.]+) "
@@ -804,24 +758,12 @@ _TARGET_LINE = (
 )
 
 
-def _sections(stdout):
-    """The script's output split at its `=== name` marker lines."""
-    sections, name = {}, None
-    for line in stdout.splitlines(keepends=True):
-        if line.startswith("=== "):
-            name = line[4:].strip()
-            sections[name] = ""
-        elif name is not None:
-            sections[name] += line
-    return sections
-
-
 class UserScriptTest(tf.test.TestCase):
     """The loop as a user runs it: a fresh interpreter, its stdout."""
 
     @pytest.mark.slow
     def test_a_stop_finishes_the_progress_line_and_says_why(self):
-        code = _USER_SCRIPT + textwrap.dedent(
+        code = USER_SCRIPT + textwrap.dedent(
             """
             class StopAfterTwo(keras.callbacks.Callback):
                 def on_epoch_end(self, epoch, logs=None):
@@ -852,7 +794,7 @@ class UserScriptTest(tf.test.TestCase):
         )
         result = run_python(code, timeout=600)
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
-        sections = _sections(result.stdout)
+        sections = output_sections(result.stdout)
         for verbose in (1, 2, 0):
             steps, mean, iterations = sections[
                 f"target {verbose} history"
@@ -893,7 +835,7 @@ class UserScriptTest(tf.test.TestCase):
 
     @pytest.mark.slow
     def test_a_rerun_after_the_target_was_met_trains_nothing(self):
-        code = _USER_SCRIPT + textwrap.dedent(
+        code = USER_SCRIPT + textwrap.dedent(
             """
             root_dir = sys.argv[1]
 
@@ -935,7 +877,7 @@ class UserScriptTest(tf.test.TestCase):
         root_dir = self.get_temp_dir()
         result = run_python(code, args=[root_dir], timeout=600)
         self.assertEqual(result.returncode, 0, result.stderr[-3000:])
-        sections = _sections(result.stdout)
+        sections = output_sections(result.stdout)
         first = result.stdout.splitlines()[0].split()
         self.assertEqual(first[0], "first")
         iterations, steps = int(float(first[1])), int(float(first[2]))
@@ -953,7 +895,7 @@ class UserScriptTest(tf.test.TestCase):
         )
 
     def test_resuming_with_other_networks_names_the_shapes(self):
-        code = _USER_SCRIPT + textwrap.dedent(
+        code = USER_SCRIPT + textwrap.dedent(
             """
             root_dir = sys.argv[1]
 

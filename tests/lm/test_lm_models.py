@@ -17,6 +17,7 @@ from absl.testing import parameterized
 
 from keras_gae import lm
 from keras_gae.losses.kl_control import AdaptiveKLController
+from tests.lm.test_reward_functions import nan_reward_model
 from tests.models.test_ppo_model import gae_reference
 from tests.models.test_ppo_model import log_softmax
 from tests.models.test_ppo_model import masked_mean
@@ -600,11 +601,7 @@ class CollectInputChecksTest(tf.test.TestCase, parameterized.TestCase):
             model.collect([[1, 2], [3, 4]], flaky_scorer, max_new_tokens=2)
 
     def test_non_finite_reward_model(self):
-        tokens = keras.Input([None], dtype="int32")
-        nan = keras.layers.Lambda(
-            lambda t: keras.ops.cast(t, "float32") * np.nan
-        )(tokens)
-        reward_model = keras.Model(tokens, nan, name="nan_reward_model")
+        reward_model = nan_reward_model("nan_reward_model")
         model = make_model(make_network(0))
         with self.assertRaisesRegex(
             ValueError, "NaN or Inf scores.*nan_reward_model"

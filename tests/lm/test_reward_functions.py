@@ -57,6 +57,15 @@ class RewardFunctionTest(tf.test.TestCase):
             )
 
 
+def nan_reward_model(name):
+    """A Keras reward model named `name` that scores every row NaN."""
+    tokens = keras.Input([None], dtype="int32")
+    nan = keras.layers.Lambda(lambda t: keras.ops.cast(t, "float32") * np.nan)(
+        tokens
+    )
+    return keras.Model(tokens, nan, name=name)
+
+
 class RewardFunctionInputChecksTest(tf.test.TestCase):
     """Issue 20: what a reward gives back is checked, naming it."""
 
@@ -76,11 +85,7 @@ class RewardFunctionInputChecksTest(tf.test.TestCase):
                 lm.RewardFunction(unstable_metric, batch_size=2)(tokens, mask)
 
     def test_reward_model_giving_nan(self):
-        inputs = keras.Input([None], dtype="int32")
-        nan = keras.layers.Lambda(
-            lambda t: keras.ops.cast(t, "float32") * np.nan
-        )(inputs)
-        model = keras.Model(inputs, nan, name="diverged_reward_model")
+        model = nan_reward_model("diverged_reward_model")
         with self.assertRaisesRegex(
             ValueError, "NaN or Inf scores.*diverged_reward_model"
         ):

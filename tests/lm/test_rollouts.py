@@ -84,6 +84,25 @@ def make_batch(seed=0):
     return tokens, 3, log_probs, ref_log_probs, values, scores, bootstrap
 
 
+def rollout_of_make_batch(**arguments):
+    """`lm.sequence_rollout_batch` of `make_batch()`'s rows, `eos_id=EOS`,
+    `kl_coef=0.1` and their bootstrap values; `arguments` replace or add
+    to these."""
+    tokens, start, lp, ref, values, scores, boot = make_batch()
+    defaults = dict(
+        tokens=tokens,
+        prompt_length=start,
+        log_probs=lp,
+        ref_log_probs=ref,
+        values=values,
+        scores=scores,
+        eos_id=EOS,
+        kl_coef=0.1,
+        bootstrap_value=boot,
+    )
+    return lm.sequence_rollout_batch(**dict(defaults, **arguments))
+
+
 def poison(array, mask):
     return np.where(mask, array, np.nan)
 
@@ -417,24 +436,12 @@ class InputChecksTest(tf.test.TestCase, parameterized.TestCase):
 
     @parameterized.parameters(np.nan, np.inf, -np.inf)
     def test_non_finite_score_of_a_row_with_response_tokens(self, bad):
-        tokens, start, lp, ref, values, scores, boot = make_batch()
-        scores = scores.copy()
+        scores = make_batch()[5].copy()
         scores[3] = bad
         with self.assertRaisesRegex(
             ValueError, r"`scores` must be finite.*rows \[3\]"
         ):
-            lm.sequence_rollout_batch(
-                tokens,
-                start,
-                lp,
-                ref,
-                values,
-                scores,
-                eos_id=EOS,
-                kl_coef=0.1,
-                bootstrap_value=boot,
-                pad_id=PAD,
-            )
+            rollout_of_make_batch(scores=scores, pad_id=PAD)
         mask = np.ones([2, 3], bool)
         mask[1] = False  # A row without response tokens gets no score.
         rewards, _ = lm.token_rewards(
@@ -466,20 +473,8 @@ class InputChecksTest(tf.test.TestCase, parameterized.TestCase):
             )
 
     def test_stop_token_ids_must_be_a_sequence(self):
-        tokens, start, lp, ref, values, scores, boot = make_batch()
         with self.assertRaisesRegex(TypeError, "Received: stop_token_ids=4"):
-            lm.sequence_rollout_batch(
-                tokens,
-                start,
-                lp,
-                ref,
-                values,
-                scores,
-                eos_id=EOS,
-                kl_coef=0.1,
-                bootstrap_value=boot,
-                stop_token_ids=4,
-            )
+            rollout_of_make_batch(stop_token_ids=4)
 
     @parameterized.named_parameters(
         ("narrower_mask", [2, 5], [2, 4], "`mask` must have the same shape"),
@@ -497,7 +492,7 @@ class NonFiniteDataTest(tf.test.TestCase, parameterized.TestCase):
     invalid positions may hold anything (see `poison` above)."""
 
     def batch(self, **changes):
-        tokens, start, lp, ref, values, scores, boot = make_batch()
+        _, _, lp, ref, values, _, boot = make_batch()
         arguments = dict(
             log_probs=lp, ref_log_probs=ref, values=values, bootstrap=boot
         )
@@ -507,18 +502,8 @@ class NonFiniteDataTest(tf.test.TestCase, parameterized.TestCase):
                 arguments[name][row] = value
             else:
                 arguments[name][row, column] = value
-        return lm.sequence_rollout_batch(
-            tokens,
-            start,
-            arguments["log_probs"],
-            arguments["ref_log_probs"],
-            arguments["values"],
-            scores,
-            eos_id=EOS,
-            kl_coef=0.1,
-            bootstrap_value=arguments["bootstrap"],
-            pad_id=PAD,
-        )
+        arguments["bootstrap_value"] = arguments.pop("bootstrap")
+        return rollout_of_make_batch(pad_id=PAD, **arguments)
 
     @parameterized.parameters(
         ("log_probs", (1, 4, np.nan)),
@@ -557,23 +542,11 @@ class NonFiniteDataTest(tf.test.TestCase, parameterized.TestCase):
 
 class MoreInputChecksTest(tf.test.TestCase):
     def test_mask_of_another_shape_than_the_tokens(self):
-        tokens, start, lp, ref, values, scores, boot = make_batch()
         for shape in ([5, 8], [4, 9]):
             with self.assertRaisesRegex(
                 ValueError, "`mask` must have the same shape as `tokens`"
             ):
-                lm.sequence_rollout_batch(
-                    tokens,
-                    start,
-                    lp,
-                    ref,
-                    values,
-                    scores,
-                    eos_id=EOS,
-                    kl_coef=0.1,
-                    bootstrap_value=boot,
-                    mask=np.ones(shape, bool),
-                )
+                rollout_of_make_batch(mask=np.ones(shape, bool))
 
     def test_whiten_advantages_at_a_valid_position(self):
         x = np.array([[1.0, np.nan, 2.0], [np.inf, 0.0, 1.0]])

@@ -314,32 +314,44 @@ def _fit_data(seed=0):
     return (observation, one_hot), targets, mask
 
 
+def _fit_losses(entropy):
+    """PPO's clipped policy loss and clipped value loss, and the entropy
+    loss if `entropy`, by output name."""
+    loss = {
+        "log_prob": losses.PPOClipLoss(),
+        "value": losses.ValueLoss(clip_range=0.2),
+    }
+    if entropy:
+        loss["entropy"] = losses.EntropyLoss()
+    return loss
+
+
 class FitSmokeTest(tf.test.TestCase):
+    def fit_finitely(self, model, inputs, targets, mask, **kwargs):
+        """Fits `model` with `mask` as every output's sample weight; its
+        losses and then its weights are finite."""
+        history = model.fit(
+            inputs,
+            targets,
+            sample_weight={name: mask for name in targets},
+            verbose=0,
+            **kwargs,
+        )
+        self.assertTrue(np.all(np.isfinite(history.history["loss"])))
+        for weight in model.trainable_weights:
+            self.assertTrue(np.all(np.isfinite(weight.numpy())))
+
     def test_fit_policy_value_entropy_model(self):
         keras.utils.set_random_seed(0)
         model = _policy_value_model()
         model.compile(
             optimizer=keras.optimizers.Adam(1e-2),
-            loss={
-                "log_prob": losses.PPOClipLoss(),
-                "value": losses.ValueLoss(clip_range=0.2),
-                "entropy": losses.EntropyLoss(),
-            },
+            loss=_fit_losses(entropy=True),
             loss_weights={"log_prob": 1.0, "value": 0.5, "entropy": 0.01},
         )
         inputs, targets, mask = _fit_data()
         before = [w.numpy() for w in model.trainable_weights]
-        history = model.fit(
-            inputs,
-            targets,
-            sample_weight={name: mask for name in targets},
-            batch_size=2,
-            epochs=3,
-            verbose=0,
-        )
-        self.assertTrue(np.all(np.isfinite(history.history["loss"])))
-        for weight in model.trainable_weights:
-            self.assertTrue(np.all(np.isfinite(weight.numpy())))
+        self.fit_finitely(model, inputs, targets, mask, batch_size=2, epochs=3)
         changed = [
             not np.allclose(old, new.numpy())
             for old, new in zip(before, model.trainable_weights)
@@ -352,24 +364,11 @@ class FitSmokeTest(tf.test.TestCase):
             model = _policy_value_model()
             model.compile(
                 optimizer=keras.optimizers.SGD(1e-2),
-                loss={
-                    "log_prob": losses.PPOClipLoss(),
-                    "value": losses.ValueLoss(clip_range=0.2),
-                },
+                loss=_fit_losses(entropy=False),
             )
         inputs, targets, mask = _fit_data(seed=2)
         del targets["entropy"]
-        history = model.fit(
-            inputs,
-            targets,
-            sample_weight={name: mask for name in targets},
-            batch_size=B,
-            epochs=2,
-            verbose=0,
-        )
-        self.assertTrue(np.all(np.isfinite(history.history["loss"])))
-        for weight in model.trainable_weights:
-            self.assertTrue(np.all(np.isfinite(weight.numpy())))
+        self.fit_finitely(model, inputs, targets, mask, batch_size=B, epochs=2)
 
     def test_evaluate_equals_the_functions(self):
         # One batch: Keras' reported loss is exactly the masked means.
