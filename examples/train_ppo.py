@@ -171,33 +171,6 @@ _HELP = {
     "jit_compile": "Compile the train step with XLA.",
     "gae_implementation": "GAE kernel: auto, scan, xla or native.",
 }
-_ENUMS = {
-    "minibatch_mode": ["rows", "steps"],
-    "action_bound": ["clip", "tanh"],
-    "vectorization_mode": ["auto", "sync", "async", "vector_entry_point"],
-    "gae_implementation": ["auto", "scan", "xla", "native"],
-}
-_FLOATS = (
-    "gamma",
-    "lambda_",
-    "clip_ratio",
-    "clip_ratio_low",
-    "clip_ratio_high",
-    "learning_rate",
-    "entropy_coef",
-    "value_coef",
-    "max_grad_norm",
-    "initial_log_std",
-    "target_return",
-)
-_POSITIVE_INTS = (
-    "num_envs",
-    "rollout_length",
-    "epochs",
-    "num_minibatches",
-    "total_env_steps",
-    "steps_per_execution",
-)
 
 
 def _show(value: Any) -> str:
@@ -236,13 +209,14 @@ def _define_setting_flags() -> None:
         default = presets.DEFAULTS[key]
         text = _HELP[key]
         text = f"{text} {preset_help(key)}".strip()
-        if key in _ENUMS:
-            flags.DEFINE_enum(key, default, _ENUMS[key], text)
+        if key in presets.OPTIONS:
+            options = [o for o in presets.OPTIONS[key] if o is not None]
+            flags.DEFINE_enum(key, default, options, text)
         elif key == "hidden_sizes":
             flags.DEFINE_list(key, _show(default), text)
-        elif isinstance(default, bool):
+        elif key in presets.BOOLS:
             flags.DEFINE_bool(key, default, text)
-        elif key in _FLOATS:
+        elif key in presets.NUMBERS:
             flags.DEFINE_float(key, default, text)
             # absl parses "nan" and "inf"; no setting takes them.
             flags.register_validator(
@@ -250,7 +224,7 @@ def _define_setting_flags() -> None:
                 lambda value: value is None or math.isfinite(value),
                 message=f"--{key} must be a finite number.",
             )
-        elif key in _POSITIVE_INTS:
+        elif key in presets.POSITIVE_INTS:
             flags.DEFINE_integer(key, default, text, lower_bound=1)
         else:
             flags.DEFINE_string(key, default, text)

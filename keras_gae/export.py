@@ -59,6 +59,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_gae._src import weights
+
 __all__ = ["export_policy"]
 
 # The name of a single observation input, and the prefix of the paths of
@@ -353,18 +355,12 @@ class _ExportedPolicy(tf.Module):
 
 
 def _check_finite_weights(model: keras.Model) -> None:
-    bad = [
-        variable.path
-        for variable in model.weights
-        if keras.backend.is_float_dtype(variable.dtype)
-        and not np.all(np.isfinite(variable.numpy()))
-    ]
+    bad = weights.non_finite_weights(model)
     if bad:
         raise ValueError(
             "Refusing to export a policy whose weights hold NaN or Inf: "
-            f"{bad[:5]}{' ...' if len(bad) > 5 else ''}. Export the last "
-            "good checkpoint instead. Received: model="
-            f"{model.name!r}"
+            f"{weights.describe(bad)}. Export the last good checkpoint "
+            f"instead. Received: model={model.name!r}"
         )
 
 

@@ -274,28 +274,30 @@ def _unknown_setting_message(
     )
 
 
-# What each setting's value may be, checked by `check_config`.
-_POSITIVE_INTS = (
+# What each setting's value may be, checked by `check_config` (and the
+# kinds of the example binary's flags).
+POSITIVE_INTS = (
     "num_envs",
     "rollout_length",
     "epochs",
     "num_minibatches",
     "total_env_steps",
+    "steps_per_execution",
 )
-_OPTIONS = {
+OPTIONS = {
     "minibatch_mode": ("rows", "steps"),
     "action_bound": ("clip", "tanh", None),
     "vectorization_mode": ("auto", "sync", "async", "vector_entry_point", None),
     "gae_implementation": ("auto", "scan", "xla", "native"),
 }
-_BOOLS = (
+BOOLS = (
     "normalize_advantages",
     "normalize_observations",
     "normalize_rewards",
     "jit_compile",
 )
 # (minimum, maximum, minimum allowed): a finite number in the range.
-_NUMBERS = {
+NUMBERS = {
     "gamma": (0.0, 1.0, True),
     "lambda_": (0.0, 1.0, True),
     "clip_ratio": (0.0, None, False),
@@ -341,15 +343,15 @@ def check_config(config: Mapping[str, Any]) -> None:
     for name, value in config.items():
         if value is None and name in _OPTIONAL:
             continue
-        if name in _POSITIVE_INTS or name == "steps_per_execution":
+        if name in POSITIVE_INTS:
             if not _is_int(value) or value < 1:
                 fail(name, "a positive int")
-        elif name in _OPTIONS and value not in _OPTIONS[name]:
-            fail(name, f"one of {_OPTIONS[name]}")
-        elif name in _BOOLS and not isinstance(value, bool):
+        elif name in OPTIONS and value not in OPTIONS[name]:
+            fail(name, f"one of {OPTIONS[name]}")
+        elif name in BOOLS and not isinstance(value, bool):
             fail(name, "True or False")
-        elif name in _NUMBERS:
-            low, high, low_allowed = _NUMBERS[name]
+        elif name in NUMBERS:
+            low, high, low_allowed = NUMBERS[name]
             number = isinstance(value, (int, float)) and not isinstance(
                 value, bool
             )

@@ -89,6 +89,21 @@ def _free(path: str) -> str:
     return f"{path}-{number}"
 
 
+def _rename_with_warning(
+    path: str, name: str, message: Callable[[str], str]
+) -> str:
+    """Renames `path` to `<name>-<n>` (the first free n) and warns.
+
+    `message(kept)` is the warning, given the new path; returns that path.
+    """
+    kept = _free(name)
+    tf.io.gfile.rename(path, kept)
+    # The warning points at the caller of the public function that calls
+    # this one.
+    warnings.warn(message(kept), RuntimeWarning, stacklevel=4)
+    return kept
+
+
 def _number(path: str) -> int:
     suffix = path.rsplit("-", 1)[-1]
     return int(suffix) if suffix.isdigit() else -1
@@ -155,13 +170,14 @@ def _set_aside_state_file(directory: str) -> None:
             reason = _one_line(error)
     if reason is None:
         return
-    kept = _free(f"{state}.unreadable")
-    tf.io.gfile.rename(state, kept)
-    warnings.warn(
-        f"The state file {state} cannot be read ({reason}); it was moved "
-        f"to {kept}, and the checkpoints are found by their files.",
-        RuntimeWarning,
-        stacklevel=3,
+    _rename_with_warning(
+        state,
+        f"{state}.unreadable",
+        lambda kept: (
+            f"The state file {state} cannot be read ({reason}); "
+            f"it was moved to {kept}, and the checkpoints are found by their "
+            "files."
+        ),
     )
 
 
@@ -176,15 +192,14 @@ def move_aside(root_dir: str) -> Optional[str]:
     directory = os.path.join(root_dir, CHECKPOINT_DIR)
     if not tf.io.gfile.isdir(directory) or not tf.io.gfile.listdir(directory):
         return None
-    backup = _free(f"{directory}.old")
-    tf.io.gfile.rename(directory, backup)
-    warnings.warn(
-        f"Starting over: the checkpoints of the earlier run in {directory} "
-        f"were moved to {backup}.",
-        RuntimeWarning,
-        stacklevel=2,
+    return _rename_with_warning(
+        directory,
+        f"{directory}.old",
+        lambda kept: (
+            "Starting over: the checkpoints of the earlier run in "
+            f"{directory} were moved to {kept}."
+        ),
     )
-    return backup
 
 
 def prepare(root_dir: str, *, restart: bool = False) -> list:

@@ -56,6 +56,7 @@ from tf_agents.specs import tensor_spec
 
 from keras_gae import export as export_lib
 from keras_gae import presets
+from keras_gae._src import weights
 from keras_gae.agents import checkpointing
 from keras_gae.agents import normalization
 from keras_gae.agents import spaces
@@ -482,17 +483,11 @@ class OnPolicyAgent:
             are not a save's (a save would replace them); the model's
             weights hold NaN or Inf (an earlier save is not replaced).
         """
-        non_finite = [
-            variable.path
-            for variable in self.model.weights
-            if keras.backend.is_float_dtype(variable.dtype)
-            and not np.all(np.isfinite(variable.numpy()))
-        ]
+        non_finite = weights.non_finite_weights(self.model)
         if non_finite:
             raise ValueError(
                 "Refusing to save an agent whose weights hold NaN or Inf: "
-                f"{non_finite[:5]}{' ...' if len(non_finite) > 5 else ''}. "
-                f"Received: path={path!r}"
+                f"{weights.describe(non_finite)}. Received: path={path!r}"
             )
         settings = {
             "algorithm": self.algorithm,

@@ -174,15 +174,15 @@ def space_to_spec(space: gymnasium.Space, name: str, *, nested: bool = True):
     )
 
 
-class ObservationConverter:
-    """Casts observations to their spec nest, checking them on the way.
+class _SpecChecker:
+    """What the observation and action checks share.
 
     Args:
-      spec: the observation spec nest (`space_to_spec`).
+      spec: the spec (nest) to check against (`space_to_spec`).
       env: a description of the environment for error messages.
       batch_shape: `()` for one environment, `(B,)` for a vector of them.
-      caller: for observations given to a function rather than returned
-        by the environment (e.g. "PPO.predict"), what errors start with.
+      caller: for values given to a function rather than exchanged with
+        the environment (e.g. "PPO.predict"), what errors start with.
     """
 
     def __init__(
@@ -196,6 +196,13 @@ class ObservationConverter:
         self._env = env
         self._batch_shape = tuple(batch_shape)
         self._caller = caller
+
+
+class ObservationConverter(_SpecChecker):
+    """Casts observations to their spec nest, checking them on the way.
+
+    Takes `_SpecChecker`'s arguments; `spec` is the observation spec nest.
+    """
 
     def __call__(self, observation: Any, method: str = "step") -> Any:
         return self._convert(observation, self._spec, "observation", method)
@@ -323,7 +330,7 @@ def _non_finite(source: np.ndarray, converted: np.ndarray, bad) -> str:
     )
 
 
-class ActionChecker:
+class ActionChecker(_SpecChecker):
     """Checks actions against the action spec before they reach `step`.
 
     An action must have the spec's shape (after `batch_shape`); for an
@@ -332,25 +339,12 @@ class ActionChecker:
     the box pass: environments clip them, see `keras_gae.agents.policy`).
     A float for a Discrete space would otherwise be truncated silently.
 
-    Args:
-      spec: the action spec (`space_to_spec(..., nested=False)`).
-      env: a description of the environment for error messages.
-      batch_shape: `()` for one environment, `(B,)` for a vector of them.
-      caller: for observations given to a function rather than returned
-        by the environment (e.g. "PPO.predict"), what errors start with.
+    Takes `_SpecChecker`'s arguments; `spec` is the action spec
+    (`space_to_spec(..., nested=False)`).
     """
 
-    def __init__(
-        self,
-        spec: Any,
-        env: str,
-        batch_shape: Tuple[int, ...] = (),
-        caller: Optional[str] = None,
-    ):
-        self._spec = spec
-        self._env = env
-        self._batch_shape = tuple(batch_shape)
-        self._caller = caller
+    def __init__(self, spec: Any, env: str, batch_shape: Tuple[int, ...] = ()):
+        super().__init__(spec, env, batch_shape)
         self._shape = self._batch_shape + tuple(spec.shape)
         self._integer = np.issubdtype(spec.dtype, np.integer)
         self._low, self._high = spec.minimum, spec.maximum

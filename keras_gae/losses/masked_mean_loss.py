@@ -117,6 +117,10 @@ class MaskedMeanLossWrapper(keras.losses.Loss):
 
     def __init__(self, fn: Callable, name: Optional[str] = None, **kwargs):
         super().__init__(name=name)
+        if "check_numerics" in kwargs:
+            kwargs["check_numerics"] = _checks.check_bool(
+                kwargs["check_numerics"], "check_numerics"
+            )
         self.fn = fn
         self._fn_kwargs = kwargs
 

@@ -168,7 +168,7 @@ class PPOClipLoss(MaskedMeanLossWrapper):
                 inclusive=False,
                 allow_none=True,
             ),
-            check_numerics=_checks.check_bool(check_numerics, "check_numerics"),
+            check_numerics=check_numerics,
         )
 
 
@@ -205,7 +205,7 @@ class PolicyGradientLoss(MaskedMeanLossWrapper):
         super().__init__(
             _policy_gradient,
             name=name,
-            check_numerics=_checks.check_bool(check_numerics, "check_numerics"),
+            check_numerics=check_numerics,
         )
 
 
@@ -269,7 +269,7 @@ class ValueLoss(MaskedMeanLossWrapper):
             huber_delta=check_hyperparameter(
                 huber_delta, "huber_delta", minimum=0.0, inclusive=False
             ),
-            check_numerics=_checks.check_bool(check_numerics, "check_numerics"),
+            check_numerics=check_numerics,
         )
 
 
@@ -307,7 +307,7 @@ class EntropyLoss(MaskedMeanLossWrapper):
         super().__init__(
             _entropy,
             name=name,
-            check_numerics=_checks.check_bool(check_numerics, "check_numerics"),
+            check_numerics=check_numerics,
         )
 
 
@@ -353,5 +353,5 @@ class KLPenaltyLoss(MaskedMeanLossWrapper):
             estimator=_checks.check_option(
                 estimator, "estimator", ops.KL_ESTIMATORS
             ),
-            check_numerics=_checks.check_bool(check_numerics, "check_numerics"),
+            check_numerics=check_numerics,
         )
