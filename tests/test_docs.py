@@ -53,6 +53,7 @@ _HELP_FLAG = re.compile(r"--(?:\[no\])?([A-Za-z_]\w*)")
 _WARNING = re.compile(r"Warning:|^WARNING:(?:tensorflow|absl)|is deprecated")
 _LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
+
 def _read(doc: str) -> str:
     with open(os.path.join(_ROOT, doc), encoding="utf-8") as f:
         return f.read()
