@@ -125,31 +125,38 @@ def _check_directory(root_dir: str) -> str:
     Checked before a run builds or trains anything: otherwise the first
     save, after an iteration, is where it fails.
     """
-    directory = os.path.join(root_dir, CHECKPOINT_DIR)
-    try:
-        tf.io.gfile.makedirs(directory)
-    except tf.errors.OpError as error:
-        raise CheckpointError(
-            f"`root_dir` cannot hold checkpoints: {directory} cannot be "
-            f"made ({_one_line(error)}); a path on the way is not a "
-            f"directory, or is not writable. Received: root_dir={root_dir!r}"
-        ) from None
-    if not tf.io.gfile.isdir(directory):
-        raise CheckpointError(
-            f"`root_dir` cannot hold checkpoints: {directory} is not a "
-            f"directory. Received: root_dir={root_dir!r}"
+
+    def unusable(why: str) -> CheckpointError:
+        return CheckpointError(
+            f"`root_dir` cannot hold checkpoints: {why}. "
+            f"Received: root_dir={root_dir!r}"
         )
-    probe = os.path.join(directory, f".write-test-{uuid.uuid4().hex}")
-    try:
+
+    def attempt(action: Callable[[], None], why: str) -> None:
+        try:
+            action()
+        except tf.errors.OpError as error:
+            raise unusable(f"{why} ({_one_line(error)})") from None
+
+    def write_probe() -> None:
+        probe = os.path.join(directory, f".write-test-{uuid.uuid4().hex}")
         with tf.io.gfile.GFile(probe, "w") as file:
             file.write("")
         tf.io.gfile.remove(probe)
-    except tf.errors.OpError as error:
-        raise CheckpointError(
-            f"`root_dir` cannot hold checkpoints: cannot write checkpoints "
-            f"to {directory} ({_one_line(error)}). Make it writable, or "
-            f"choose another root_dir. Received: root_dir={root_dir!r}"
-        ) from None
+
+    directory = os.path.join(root_dir, CHECKPOINT_DIR)
+    attempt(
+        lambda: tf.io.gfile.makedirs(directory),
+        f"{directory} cannot be made: a path on the way is not a directory, "
+        "or is not writable",
+    )
+    if not tf.io.gfile.isdir(directory):
+        raise unusable(f"{directory} is not a directory")
+    attempt(
+        write_probe,
+        f"cannot write checkpoints to {directory}: make it writable, or "
+        "choose another root_dir",
+    )
     return directory
 
 

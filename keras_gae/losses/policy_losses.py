@@ -203,9 +203,7 @@ class PolicyGradientLoss(MaskedMeanLossWrapper):
         self, name: str = "policy_gradient_loss", check_numerics: bool = False
     ):
         super().__init__(
-            _policy_gradient,
-            name=name,
-            check_numerics=check_numerics,
+            _policy_gradient, name=name, check_numerics=check_numerics
         )
 
 
@@ -304,11 +302,7 @@ class EntropyLoss(MaskedMeanLossWrapper):
     def __init__(
         self, name: str = "entropy_loss", check_numerics: bool = False
     ):
-        super().__init__(
-            _entropy,
-            name=name,
-            check_numerics=check_numerics,
-        )
+        super().__init__(_entropy, name=name, check_numerics=check_numerics)
 
 
 @keras.saving.register_keras_serializable(package="keras_gae")
