@@ -2,7 +2,6 @@
 
 import numpy as np
 import tensorflow as tf
-from absl.testing import parameterized
 
 from keras_gae import layers
 
@@ -31,14 +30,3 @@ class RunningStatisticsTest(tf.test.TestCase):
             float(layer.moving_mean), 0.9 * mean + 0.1 * 3.0, rtol=1e-6
         )
         self.assertEqual(float(layer.count), count + 1)
-
-
-class GaussianBoundsTest(tf.test.TestCase, parameterized.TestCase):
-    @parameterized.product(
-        bound=("tanh", "clip"),
-        bounds=((-np.inf, 1.0), (-1.0, np.inf), ([-1.0, -np.inf], 1.0)),
-    )
-    def test_infinite_bounds_are_refused(self, bound, bounds):
-        low, high = bounds
-        with self.assertRaisesRegex(ValueError, "must be finite"):
-            layers.GaussianPolicyHead(2, bound=bound, low=low, high=high)
