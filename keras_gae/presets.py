@@ -192,10 +192,9 @@ def resolve_settings(
 ) -> Dict[str, Any]:
     """`settings` under keras_gae's names, checked against `config`'s keys.
 
-    stable-baselines3's names (`SB3_NAMES`) are renamed; `batch_size`
-    (steps per minibatch, SB3's) becomes `num_minibatches =
-    num_envs * rollout_length / batch_size` with `minibatch_mode="steps"`,
-    the rollout's size taken from `settings`, else `config`.
+    stable-baselines3's names (`SB3_NAMES`) are renamed. SB3's
+    `batch_size` is left out: once the number of environments is known,
+    `apply_batch_size` turns it into step minibatches.
 
     Args:
       settings: the user's settings, by keras_gae or SB3 name.
@@ -207,8 +206,8 @@ def resolve_settings(
 
     Raises:
       ValueError: an unknown name (with the closest known names), a
-        setting given under both names, or a `batch_size` that does not
-        divide the rollout.
+        setting given under both names, or `batch_size` with
+        num_minibatches or minibatch_mode.
     """
     resolved: Dict[str, Any] = {}
     for name, value in settings.items():
@@ -229,31 +228,42 @@ def resolve_settings(
                 f"{key}={resolved[key]!r}"
             )
         resolved[key] = value
-    if "batch_size" in settings:
-        batch_size = settings["batch_size"]
-        num_envs = resolved.get("num_envs", config["num_envs"])
-        length = resolved.get("rollout_length", config["rollout_length"])
-        steps = num_envs * length
-        if (
-            isinstance(batch_size, bool)
-            or not isinstance(batch_size, int)
-            or batch_size < 1
-            or steps % batch_size
-        ):
-            raise ValueError(
-                "`batch_size` (stable-baselines3's steps per minibatch) "
-                f"must be a positive int dividing num_envs * rollout_length"
-                f" = {steps}. Received: batch_size={batch_size!r}"
-            )
-        if "num_minibatches" in resolved or "minibatch_mode" in resolved:
-            raise ValueError(
-                "`batch_size` sets num_minibatches and minibatch_mode; "
-                "pass either it or them. "
-                f"Received: batch_size={batch_size!r}"
-            )
-        resolved["num_minibatches"] = steps // batch_size
-        resolved["minibatch_mode"] = "steps"
+    if "batch_size" in settings and (
+        "num_minibatches" in resolved or "minibatch_mode" in resolved
+    ):
+        raise ValueError(
+            "`batch_size` sets num_minibatches and minibatch_mode; pass "
+            "either it or them. "
+            f"Received: batch_size={settings['batch_size']!r}"
+        )
     return resolved
+
+
+def apply_batch_size(config: Dict[str, Any], batch_size: Any) -> None:
+    """SB3's `batch_size` (steps per minibatch) as keras_gae's settings.
+
+    Sets `num_minibatches = num_envs * rollout_length / batch_size` and
+    `minibatch_mode="steps"` in `config`, whose `num_envs` and
+    `rollout_length` must be final (the environment's).
+
+    Raises:
+      ValueError: a `batch_size` that is not a positive int dividing the
+        rollout.
+    """
+    steps = config["num_envs"] * config["rollout_length"]
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, int)
+        or batch_size < 1
+        or steps % batch_size
+    ):
+        raise ValueError(
+            "`batch_size` (stable-baselines3's steps per minibatch) must be "
+            "a positive int dividing num_envs * rollout_length = "
+            f"{steps}. Received: batch_size={batch_size!r}"
+        )
+    config["num_minibatches"] = steps // batch_size
+    config["minibatch_mode"] = "steps"
 
 
 def _unknown_setting_message(

@@ -84,11 +84,14 @@ class ResolveSettingsTest(tf.test.TestCase):
         resolved = presets.resolve_settings(
             dict(n_steps=16, batch_size=8), config
         )
-        # num_envs from the preset: 32 x 16 steps in minibatches of 8.
-        self.assertEqual(resolved["num_minibatches"], 32 * 16 // 8)
-        self.assertEqual(resolved["minibatch_mode"], "steps")
-        with self.assertRaisesRegex(ValueError, "divid.*batch_size=7"):
-            presets.resolve_settings(dict(batch_size=7), config)
+        self.assertEqual(resolved, dict(rollout_length=16))
+        config.update(resolved, num_envs=4)  # the environment's
+        presets.apply_batch_size(config, 8)
+        self.assertEqual(config["num_minibatches"], 4 * 16 // 8)
+        self.assertEqual(config["minibatch_mode"], "steps")
+        for bad in (7, 0, 8.0, True):
+            with self.assertRaisesRegex(ValueError, "batch_size="):
+                presets.apply_batch_size(dict(config), bad)
         with self.assertRaisesRegex(ValueError, "num_minibatches"):
             presets.resolve_settings(
                 dict(batch_size=8, num_minibatches=2), config

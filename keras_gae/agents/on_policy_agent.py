@@ -223,6 +223,8 @@ class OnPolicyAgent:
         resolved = presets.resolve_settings(settings, config)
         config.update(resolved)
         source, mode = self._environment_source(env, config, set(resolved))
+        if "batch_size" in settings:
+            presets.apply_batch_size(config, settings["batch_size"])
         # Every value, before anything is built or written.
         presets.check_config(config)
         config["hidden_sizes"] = tuple(config["hidden_sizes"])

@@ -69,3 +69,14 @@ class SettingValuesTest(tf.test.TestCase):
             with self.assertRaises(ValueError):
                 agents.PPO("CartPole-v1", root_dir=root_dir, **settings)
         self.assertFalse(os.path.exists(root_dir))
+
+
+class BatchSizeTest(tf.test.TestCase):
+    def test_batch_size_counts_the_environments_the_agent_has(self):
+        # stable-baselines3's batch_size: steps per minibatch of the
+        # rollout the environments give, whatever the preset's num_envs.
+        vector_env = gymnasium.make_vec("CartPole-v1", num_envs=4)
+        agent = agents.PPO(vector_env, verbose=0, n_steps=16, batch_size=32)
+        self.assertEqual(agent.env.batch_size, 4)
+        self.assertEqual(agent.settings["num_minibatches"], 4 * 16 // 32)
+        self.assertEqual(agent.settings["minibatch_mode"], "steps")
