@@ -493,17 +493,17 @@ def train_eval(
 
 
 def _layer_sizes(values: Sequence[str]) -> tuple:
-    """--hidden_sizes as positive ints, or a ValueError naming the flag."""
+    """--hidden_sizes as ints, or a ValueError naming the flag.
+
+    Their values (positive, at least one) are `presets.check_config`'s.
+    """
     try:
-        sizes = tuple(int(value) for value in values)
+        return tuple(int(value) for value in values)
     except ValueError:
-        sizes = ()
-    if not sizes or min(sizes) < 1:
         raise ValueError(
             "--hidden_sizes must be a comma-separated list of positive "
             f"ints, e.g. 64,64. Received: hidden_sizes={','.join(values)!r}"
-        )
-    return sizes
+        ) from None
 
 
 def main(argv: Sequence[str]) -> int:
