@@ -595,20 +595,25 @@ def save_directory(
     given = os.fspath(path)
     path = os.path.realpath(given)
     parent, name = os.path.split(path)
-    if os.path.lexists(path) and not os.path.isdir(path):
+    # Other saves to `path` may move it away at any moment: each look at
+    # it is one call, and a vanished directory counts as none.
+    try:
+        entries = os.listdir(path)
+    except FileNotFoundError:
+        entries = []
+    except NotADirectoryError:
         raise ValueError(
             f"`path` must be a directory to save into; {path} is a file. "
             f"Received: path={given!r}"
+        ) from None
+    others = sorted(entry for entry in entries if not owns(entry))
+    if others:
+        raise ValueError(
+            f"`path` holds files that are not part of a save "
+            f"({', '.join(others[:5])}); a save replaces the whole "
+            "directory, so it refuses to. Save to a new or empty "
+            f"directory. Received: path={given!r}"
         )
-    if os.path.isdir(path):
-        others = sorted(entry for entry in os.listdir(path) if not owns(entry))
-        if others:
-            raise ValueError(
-                f"`path` holds files that are not part of a save "
-                f"({', '.join(others[:5])}); a save replaces the whole "
-                "directory, so it refuses to. Save to a new or empty "
-                f"directory. Received: path={given!r}"
-            )
     staging = os.path.join(parent, f".{name}.saving-{uuid.uuid4().hex}")
     try:
         os.makedirs(parent, exist_ok=True)

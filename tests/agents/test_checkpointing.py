@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from unittest import mock
 
 import tensorflow as tf
 from absl.testing import parameterized
@@ -306,6 +307,31 @@ class SaveDirectoryTest(tf.test.TestCase):
         self.assertEqual(os.readlink(link), target)
         self.assertEqual(_files(target), {"saved": b"second"})
         self.assertEqual(sorted(os.listdir(parent)), ["link", "target"])
+
+    def test_a_directory_another_save_moves_away_mid_check_is_replaced(self):
+        # Another process's save renames the earlier directory out of the
+        # way between this save's existence check and its listing.
+        parent = self.get_temp_dir()
+        path = os.path.join(parent, "agent")
+        os.makedirs(path)
+        real_listdir = os.listdir
+
+        def listdir_after_another_save_moved(directory):
+            if directory == path:
+                os.rename(path, os.path.join(parent, "moved"))
+            return real_listdir(directory)
+
+        def write(directory):
+            with open(os.path.join(directory, "saved"), "w") as file:
+                file.write("mine")
+
+        with mock.patch.object(
+            checkpointing.os, "listdir", listdir_after_another_save_moved
+        ):
+            checkpointing.save_directory(
+                path, write, owns=lambda name: name == "saved"
+            )
+        self.assertEqual(_files(path), {"saved": b"mine"})
 
 
 _READ_ONLY_RESUME = """
