@@ -31,7 +31,7 @@ demo: $(INSTALLED)
 		--policy_dir=runs/demo/policy --num_episodes=20 --min_mean_return=475
 
 test: $(INSTALLED)
-	$(VPY) -m pytest tests -n 2 --durations=15
+	$(VPY) -m pytest tests -n 2 --dist loadgroup --durations=15
 
 bench: $(INSTALLED)
 	$(VPY) benchmarks/gae_benchmark.py \

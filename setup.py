@@ -6,6 +6,9 @@ import setuptools
 
 _HERE = pathlib.Path(__file__).parent
 _LM = ["keras-hub>=0.32,<0.33", "tensorflow-text>=2.21,<2.22"]
+# Ray Core only: ray[default] and ray[train] need a newer typing-extensions
+# than tf-agents 0.19 allows.
+_RAY = ["ray>=2.60,<2.61"]
 
 setuptools.setup(
     name="keras_gae",
@@ -39,7 +42,10 @@ setuptools.setup(
     extras_require={
         # Real causal LMs for keras_gae.lm (GPT-2, Gemma, Llama, ...).
         "lm": _LM,
+        # Rollout workers on Ray Core (keras_gae.distributed).
+        "ray": _RAY,
         "test": _LM
+        + _RAY
         + [
             "pytest>=8",
             "pytest-xdist>=3.5",

@@ -28,6 +28,7 @@ __version__ = "0.2.0"
 
 _SUBPACKAGES = (
     "agents",
+    "distributed",
     "export",
     "layers",
     "lm",

@@ -7,7 +7,13 @@ and the logical device split take effect in every pytest(-xdist) worker.
 # Sets TF_CPP_MIN_LOG_LEVEL=3 before TensorFlow loads; the start-up lines
 # TensorFlow's libraries print regardless are filtered out below, so none
 # reaches the end of the test summary.
+import os
+
 from examples import quiet_start
+
+# Ray tests run on loopback (docs/scaling.md); this keeps macOS and Windows
+# from refusing a local multi-node cluster.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 with quiet_start.native_start_up_logs_filtered():
     import tensorflow as tf

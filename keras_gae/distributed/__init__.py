@@ -1,0 +1,13 @@
+"""Scale-out on Ray Core: rollout workers as Ray actors (optional extra).
+
+Install with `pip install 'keras_gae[ray]'`. Importing this package does not
+import ray; it is imported when workers are asked for. See docs/scaling.md.
+"""
+
+from keras_gae.distributed.ray_runtime import import_ray
+from keras_gae.distributed.ray_runtime import ray_cluster
+
+__all__ = [
+    "import_ray",
+    "ray_cluster",
+]
