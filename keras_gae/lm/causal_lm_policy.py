@@ -106,6 +106,38 @@ def has_lora(layer: keras.layers.Layer) -> bool:
     )
 
 
+def _lora_settings(
+    backbone: Any, rank: int, alpha: Any, target_names: Any
+) -> tuple:
+    """Checked `(lora_alpha, lora_target_names)`, both filled in."""
+    alpha = _checks.check_float(
+        alpha, "lora_alpha", minimum=0.0, inclusive=False, allow_none=True
+    )
+    if target_names is None:
+        return (float(rank) if alpha is None else alpha), None
+    if isinstance(target_names, str) or not all(
+        isinstance(name, str) for name in target_names
+    ):
+        raise TypeError(
+            "`lora_target_names` must be a list of layer names. "
+            f"Received: lora_target_names={target_names!r}"
+        )
+    # keras-hub's enable_lora adapts the layers with weights of these names.
+    names = {
+        layer.name
+        for layer in _input_checks.sublayers(backbone)
+        if layer is not backbone and layer.weights
+    }
+    unknown = sorted(set(target_names) - names)
+    if unknown or not target_names:
+        raise ValueError(
+            f"`lora_target_names` {unknown or '[]'} name no layer of the "
+            f"backbone; its layers with weights are {sorted(names)}. "
+            f"Received: lora_target_names={target_names!r}"
+        )
+    return (float(rank) if alpha is None else alpha), list(target_names)
+
+
 @keras.saving.register_keras_serializable(package="keras_gae")
 class CausalLMPolicy(keras.Model):
     r"""A keras-hub `CausalLM` as tokens -> (logits, values), with a cache.
@@ -130,9 +162,12 @@ class CausalLMPolicy(keras.Model):
     column 0; see `keras_gae.lm.generate`): causal attention needs no
     padding mask.
 
-    LoRA: `lora_rank` calls `causal_lm.backbone.enable_lora(lora_rank)`
-    and freezes every other backbone weight (biases and norms included), so
-    only the rank-r adapters (and a value head) train;
+    LoRA: `lora_rank` calls keras-hub's
+    `causal_lm.backbone.enable_lora(lora_rank, target_layer_names)` and
+    freezes every other backbone weight (biases and norms included), so
+    only the rank-r adapters (and a value head) train; each adapted layer
+    adds `(lora_alpha / lora_rank) * lora_kernel_a @ lora_kernel_b` to its
+    kernel (Keras' LoRA layers: Dense, EinsumDense, Embedding).
     `reference_logits` then runs the same network with the adapters off,
     the frozen pretrained model, without a second copy.
 
@@ -145,6 +180,13 @@ class CausalLMPolicy(keras.Model):
       critic: optional Keras model for the values (excludes
         `value_head="shared"`).
       lora_rank: optional int >= 1.
+      lora_alpha: optional float > 0, the adapters' scale numerator
+        (None: `lora_rank`, a scale of 1, Keras' default; PEFT's
+        `lora_alpha`). Only with `lora_rank`.
+      lora_target_names: optional list of layer names to adapt (None:
+        the backbone's `default_lora_layer_names()`, the attention query
+        and value projections); a name matching no layer with weights is
+        refused. Only with `lora_rank`.
       **kwargs: Model arguments.
 
     Call arguments:
@@ -172,6 +214,8 @@ class CausalLMPolicy(keras.Model):
         value_head: Optional[str] = "shared",
         critic: Optional[keras.layers.Layer] = None,
         lora_rank: Optional[int] = None,
+        lora_alpha: Optional[float] = None,
+        lora_target_names: Optional[list] = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -192,17 +236,36 @@ class CausalLMPolicy(keras.Model):
                 )
         if lora_rank is not None:
             lora_rank = _checks.check_positive_int(lora_rank, "lora_rank")
-            causal_lm.backbone.enable_lora(lora_rank)
+            lora_alpha, lora_target_names = _lora_settings(
+                causal_lm.backbone, lora_rank, lora_alpha, lora_target_names
+            )
+            causal_lm.backbone.enable_lora(
+                lora_rank, target_layer_names=lora_target_names
+            )
+            for sublayer in _input_checks.sublayers(causal_lm.backbone):
+                if getattr(sublayer, "lora_enabled", False):
+                    # keras-hub's enable_lora takes no alpha; Keras' layers
+                    # read this attribute (their enable_lora's argument)
+                    # at every call.
+                    sublayer.lora_alpha = lora_alpha
             # keras-hub freezes the adapted kernels only; biases and norms
             # would train too, and the network with adapters off would no
             # longer be the pretrained reference.
             for variable in causal_lm.backbone.trainable_weights:
                 if "lora_kernel" not in variable.path:
                     variable.trainable = False
+        elif lora_alpha is not None or lora_target_names is not None:
+            raise ValueError(
+                "`lora_alpha` and `lora_target_names` need `lora_rank`. "
+                f"Received: lora_alpha={lora_alpha!r}, "
+                f"lora_target_names={lora_target_names!r}, lora_rank=None"
+            )
         self.causal_lm = causal_lm
         self.value_head = value_head
         self.critic = critic
         self.lora_rank = lora_rank
+        self.lora_alpha = lora_alpha
+        self.lora_target_names = lora_target_names
         self.vocab_size = int(causal_lm.backbone.vocabulary_size)
         self.max_sequence_length = getattr(
             causal_lm.backbone, "max_sequence_length", None
@@ -292,6 +355,8 @@ class CausalLMPolicy(keras.Model):
                 "value_head": self.value_head,
                 "critic": networks_lib.serialize(self.critic),
                 "lora_rank": self.lora_rank,
+                "lora_alpha": self.lora_alpha,
+                "lora_target_names": self.lora_target_names,
             }
         )
         return config
