@@ -14,6 +14,7 @@ from keras_gae.lm.causal_lm_policy import CausalLMPolicy
 from keras_gae.lm.causal_lm_policy import lora_disabled
 from keras_gae.lm.causal_lm_ppo_model import CausalLMPPOModel
 from keras_gae.lm.causal_outputs import causal_log_probs
+from keras_gae.lm.completion_logging import CompletionLogger
 from keras_gae.lm.generation import GenerationOutputs
 from keras_gae.lm.generation import generate
 from keras_gae.lm.loss_aggregation import aggregate as aggregate_loss
@@ -25,17 +26,28 @@ from keras_gae.lm.rollouts import response_mask
 from keras_gae.lm.rollouts import sequence_advantages
 from keras_gae.lm.rollouts import sequence_rollout_batch
 from keras_gae.lm.rollouts import whiten_advantages
+from keras_gae.lm.text_prompts import decode_completions
+from keras_gae.lm.text_prompts import encode_prompts
+from keras_gae.lm.text_rewards import TextRewards
+from keras_gae.lm.text_rollouts import TextRollout
+from keras_gae.lm.text_rollouts import collect_text
 from keras_gae.lm.token_logits_head import TokenLogitsHead
 
 __all__ = [
     "CausalLMPPOModel",
     "CausalLMPolicy",
+    "CompletionLogger",
     "GenerationOutputs",
     "RewardFunction",
     "SequenceRollout",
+    "TextRewards",
+    "TextRollout",
     "TokenLogitsHead",
     "aggregate_loss",
     "causal_log_probs",
+    "collect_text",
+    "decode_completions",
+    "encode_prompts",
     "generate",
     "grpo_advantages",
     "lora_disabled",
