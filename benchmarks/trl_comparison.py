@@ -5,8 +5,7 @@ tf-agents pins a typing-extensions that recent torch and transformers
 refuse; pip takes torch 2.13.0, CPU build, from the local file):
 
   python3.11 -m venv .venv-peers
-  .venv-peers/bin/pip install torch==2.13.0 trl==1.16.0 transformers \\
-      accelerate datasets
+  .venv-peers/bin/pip install -r benchmarks/requirements.txt
   .venv/bin/python benchmarks/trl_comparison.py
   .venv/bin/python benchmarks/trl_comparison.py --rounds=5 \\
       --iterations=5 --keras_gae_xla=on --keras_gae_ref=HEAD
