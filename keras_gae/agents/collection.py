@@ -47,6 +47,12 @@ class RolloutCollector:
       rollout_length: T >= 1.
       return_window: how many finished episodes the episode statistics
         average over.
+      update_statistics: whether this collector updates the model's
+        running statistics (observation normalization before each
+        rollout, reward scaling of each batch). False in a rollout
+        worker: there the learner merges them over all workers and
+        broadcasts them with the weights, and the batches keep the
+        environment's rewards (`keras_gae.distributed`).
 
     Raises:
       TypeError: `env` not a `TFEnvironment`.
@@ -60,6 +66,7 @@ class RolloutCollector:
         *,
         rollout_length: int,
         return_window: int,
+        update_statistics: bool = True,
     ):
         if not isinstance(env, tf_environment.TFEnvironment):
             raise TypeError(
@@ -78,10 +85,13 @@ class RolloutCollector:
         # Layers with running observation statistics (`update_statistics`),
         # and the model's reward normalization, if any
         # (keras_gae.agents.normalization).
-        self._statistics_layers = _statistics_layers(model)
-        self._reward_normalization = getattr(
-            model, normalization.REWARD_NORMALIZATION_ATTRIBUTE, None
-        )
+        self._statistics_layers = []
+        self._reward_normalization = None
+        if update_statistics:
+            self._statistics_layers = statistics_layers(model)
+            self._reward_normalization = getattr(
+                model, normalization.REWARD_NORMALIZATION_ATTRIBUTE, None
+            )
         self.batch_size = int(env.batch_size)
         self.policy = KerasPolicy(
             model, env.time_step_spec(), env.action_spec(), name="policy"
@@ -159,7 +169,7 @@ class RolloutCollector:
         return self.to_batch(self.run_driver())
 
 
-def _statistics_layers(model: ActorCriticModel) -> list:
+def statistics_layers(model: ActorCriticModel) -> list:
     """The distinct layers of `model` with an `update_statistics` method.
 
     A layer inside another such layer (an `ObservationEncoder`'s

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 from typing import Dict
+from typing import Optional
 
 import tensorflow as tf
 
@@ -59,6 +60,42 @@ class EpisodeStatistics(tf.Module):
         self._lengths.assign(tf.where(last, 0.0, lengths))
         self.episodes.assign_add(count)
         return trajectory
+
+    def last_finished(self, count: int) -> tf.Tensor:
+        """The last `count` finished episodes' `[return, length]`, `[n, 2]`.
+
+        Oldest first; n is `count` capped by the window and the episodes
+        finished so far.
+        """
+        n = tf.minimum(
+            tf.minimum(tf.cast(count, tf.int64), self._window), self.episodes
+        )
+        slots = (self.episodes - n + tf.range(n)) % self._window
+        return tf.gather(self._finished, slots)
+
+    def record(self, finished: Any, count: Optional[int] = None) -> None:
+        """Adds finished episodes' `[return, length]` `[n, 2]`, oldest first.
+
+        For episodes watched elsewhere (by rollout workers); the
+        accumulators of this module's own environments are left alone.
+
+        Args:
+          finished: `[n, 2]` returns and lengths, oldest first.
+          count: how many episodes finished in all, >= n, when `finished`
+            holds only the last n of them; None: n.
+        """
+        finished = tf.reshape(
+            tf.convert_to_tensor(finished, tf.float32), [-1, 2]
+        )
+        given = tf.shape(finished, out_type=tf.int64)[0]
+        total = given if count is None else tf.cast(count, tf.int64)
+        # Of more than `window` episodes, the last ones win.
+        kept = tf.minimum(given, self._window)
+        slots = (self.episodes + total - kept + tf.range(kept)) % self._window
+        self._finished.scatter_nd_update(
+            slots[:, None], finished[given - kept :]
+        )
+        self.episodes.assign_add(total)
 
     def means(self) -> tf.Tensor:
         """[mean return, mean length] of the last finished episodes."""

@@ -46,26 +46,58 @@ from keras_gae.ops import _checks
 REWARD_NORMALIZATION_ATTRIBUTE = "reward_normalization"
 
 
-def _absorb(mean: Any, variance: Any, count: Any, x: tf.Tensor) -> None:
-    """Adds the rows of `x` `[N, ...]` to running moment variables.
+def combine_moments(first: Any, second: Any) -> tuple:
+    """The moments of two sets of rows together (the parallel rule).
 
-    `mean`, `variance` and `count` are updated by the parallel rule of the
-    module docstring; with N = 0 the moments keep their values.
+    The rule of the module docstring (Chan, Golub and LeVeque 1979), with
+    set `a` the running statistics and `b` the new rows, or `a` and `b` the
+    rows two workers saw: the result equals the moments of the rows of
+    both. A set of 0 rows leaves the other's moments as they are.
+
+    Args:
+      first: `(count, mean, variance)` of set `a`: a scalar count and
+        means and (population) variances of one shape, as tensors or
+        arrays of one float dtype.
+      second: `(count, mean, variance)` of set `b`, of the same shapes.
+
+    Returns:
+      `(count, mean, variance)` of both sets, as tensors.
     """
-    batch_count = tf.cast(tf.shape(x)[0], tf.float32)
-    batch_mean, batch_variance = tf.nn.moments(x, axes=[0])
-    old_mean, old_variance, old_count = mean.value, variance.value, count.value
-    total = old_count + batch_count
-    delta = batch_mean - old_mean
-    fraction = batch_count / tf.maximum(total, 1.0)
+    count_a, mean_a, variance_a = first
+    count_b, mean_b, variance_b = second
+    total = count_a + count_b
+    delta = mean_b - mean_a
+    fraction = count_b / tf.maximum(total, 1.0)
     m2 = (
-        old_variance * old_count
-        + batch_variance * batch_count
-        + tf.square(delta) * old_count * fraction
+        variance_a * count_a
+        + variance_b * count_b
+        + tf.square(delta) * count_a * fraction
     )
-    keep = batch_count > 0
-    mean.assign(tf.where(keep, old_mean + delta * fraction, old_mean))
-    variance.assign(tf.where(keep, m2 / tf.maximum(total, 1.0), old_variance))
+    keep = count_b > 0
+    mean = tf.where(keep, mean_a + delta * fraction, mean_a)
+    variance = tf.where(keep, m2 / tf.maximum(total, 1.0), variance_a)
+    return total, mean, variance
+
+
+def _absorb(mean: Any, variance: Any, count: Any, x: tf.Tensor) -> None:
+    """Adds the rows of `x` `[N, ...]` to running moment variables."""
+    batch_mean, batch_variance = tf.nn.moments(x, axes=[0])
+    batch_count = tf.cast(tf.shape(x)[0], tf.float32)
+    _assign_moments(
+        mean,
+        variance,
+        count,
+        (batch_count, batch_mean, batch_variance),
+    )
+
+
+def _assign_moments(mean: Any, variance: Any, count: Any, moments) -> None:
+    """Combines `moments` `(count, mean, variance)` into the variables."""
+    total, new_mean, new_variance = combine_moments(
+        (count.value, mean.value, variance.value), moments
+    )
+    mean.assign(new_mean)
+    variance.assign(new_variance)
     count.assign(total)
 
 
@@ -212,6 +244,9 @@ class RewardNormalization(keras.layers.Layer):
     ) -> tf.Tensor:
         """Updates the statistics with a rollout `[B, T]`, then scales it.
 
+        `update_returns`, then the returns' moments combined into the
+        running ones, then `call`.
+
         Args:
           reward: `[B, T]` float rewards in the environment's units.
           ended: `[B, T]` bool, the row's transition ends the episode
@@ -223,18 +258,38 @@ class RewardNormalization(keras.layers.Layer):
           tf.errors.InvalidArgumentError: a NaN or Inf reward on a valid
             row; the statistics and returns keep their values.
         """
+        returns = self.update_returns(reward, ended, mask)
+        _absorb(self.return_mean, self.return_variance, self.count, returns)
+        return self(reward)
+
+    def update_returns(
+        self, reward: tf.Tensor, ended: tf.Tensor, mask: tf.Tensor
+    ) -> tf.Tensor:
+        """Advances the B running returns R_t by a rollout `[B, T]`.
+
+        Only the per-environment returns change, not the statistics: a
+        rollout worker keeps its environments' returns, the learner merges
+        the workers' `return_moments` (`keras_gae.distributed`).
+
+        Args: as `update_and_scale`'s.
+
+        Returns:
+          The returns R_t of the valid rows, `[N]` float32.
+
+        Raises: as `update_and_scale`.
+        """
         reward = tf.cast(reward, tf.float32)
         rows = reward.shape[0] if reward.shape.rank else None
         if rows is not None and rows != self.num_envs:
             raise ValueError(
-                "RewardNormalization.update_and_scale: `reward` must have "
-                f"one row per environment, num_envs={self.num_envs}. "
+                "RewardNormalization: `reward` must have one row per "
+                f"environment, num_envs={self.num_envs}. "
                 f"Received: reward.shape={reward.shape}"
             )
         checked = tf.debugging.check_numerics(
             tf.where(mask, reward, tf.zeros_like(reward)),
-            "RewardNormalization.update_and_scale: `reward` holds NaN or "
-            "Inf on a valid row; the statistics were not updated",
+            "RewardNormalization: `reward` holds NaN or Inf on a valid "
+            "row; the statistics were not updated",
         )
         reward = tf.where(mask, checked, reward)
 
@@ -255,9 +310,26 @@ class RewardNormalization(keras.layers.Layer):
             initializer=(self.returns.value, self.returns.value),
         )
         self.returns.assign(carried[-1])
-        valid = tf.boolean_mask(tf.transpose(returns), mask)
-        _absorb(self.return_mean, self.return_variance, self.count, valid)
-        return self(reward)
+        return tf.boolean_mask(tf.transpose(returns), mask)
+
+    def absorb_moments(self, count: Any, mean: Any, variance: Any) -> None:
+        """Combines returns' moments into the statistics (`combine_moments`).
+
+        The learner's side of `update_returns`: the moments of the returns
+        all workers saw in a round, merged, update the statistics as the
+        returns themselves would.
+
+        Args:
+          count: the number of returns, >= 0.
+          mean: their mean.
+          variance: their (population) variance.
+        """
+        _assign_moments(
+            self.return_mean,
+            self.return_variance,
+            self.count,
+            tuple(tf.cast(x, tf.float32) for x in (count, mean, variance)),
+        )
 
     def get_config(self) -> dict:
         config = super().get_config()

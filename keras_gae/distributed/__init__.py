@@ -6,8 +6,14 @@ import ray; it is imported when workers are asked for. See docs/scaling.md.
 
 from keras_gae.distributed.ray_runtime import import_ray
 from keras_gae.distributed.ray_runtime import ray_cluster
+from keras_gae.distributed.rollout_worker import RolloutWorker
+from keras_gae.distributed.worker_group import RolloutWorkers
+from keras_gae.distributed.worker_group import WorkerTimeoutError
 
 __all__ = [
+    "RolloutWorker",
+    "RolloutWorkers",
+    "WorkerTimeoutError",
     "import_ray",
     "ray_cluster",
 ]
