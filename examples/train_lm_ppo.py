@@ -566,8 +566,13 @@ def train_eval(
     eval_seed = seed + 12345
     # The reference policy: the frozen copy, or the adapters switched off.
     if reference is not None:
+        # Only decoded, never trained: an estimator without value function.
         supervised_model = lm.CausalLMPPOModel(
-            reference, vocab_size=VOCAB_SIZE, eos_id=EOS_ID, pad_id=PAD_ID
+            reference,
+            vocab_size=VOCAB_SIZE,
+            eos_id=EOS_ID,
+            pad_id=PAD_ID,
+            advantage_estimator="grpo",
         )
         supervised = evaluate(
             supervised_model, eval_prompts, max_new_tokens, eval_seed, 8
@@ -580,6 +585,7 @@ def train_eval(
                     vocab_size=VOCAB_SIZE,
                     eos_id=EOS_ID,
                     pad_id=PAD_ID,
+                    advantage_estimator="grpo",
                 ),
                 eval_prompts,
                 max_new_tokens,
@@ -629,7 +635,8 @@ def train_eval(
             "approx_kl",
             "clip_fraction",
         ):
-            record[name] = float(logs[name][-1])
+            if name in logs:  # critic-free estimators have no value loss
+                record[name] = float(logs[name][-1])
         history.append(record)
         iteration.assign_add(1)
         with writer.as_default(step=step):

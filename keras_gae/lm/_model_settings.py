@@ -9,12 +9,72 @@ from keras_gae.lm import _input_checks
 from keras_gae.lm import advantages as advantages_lib
 from keras_gae.lm import causal_lm_policy
 from keras_gae.lm import loss_aggregation as aggregation_lib
+from keras_gae.lm import sequence_ratios
 from keras_gae.ops import _checks
 from keras_gae.ops import policy_losses
 
 
 def _off(coefficient: Any) -> bool:
     return coefficient is None or coefficient == 0.0
+
+
+def _check_constant_length(length: Any, loss_aggregation: str) -> Any:
+    """`max_completion_length`: required by, and only by, "dr_grpo"."""
+    if loss_aggregation != "dr_grpo":
+        if length is not None:
+            raise ValueError(
+                "`max_completion_length` is the constant of "
+                "loss_aggregation='dr_grpo'. "
+                f"Received: max_completion_length={length!r}, "
+                f"loss_aggregation={loss_aggregation!r}"
+            )
+        return None
+    if length is None:
+        raise ValueError(
+            "loss_aggregation='dr_grpo' divides by a constant "
+            "`max_completion_length` (the `max_new_tokens` of collect). "
+            "Received: max_completion_length=None"
+        )
+    return _checks.check_positive_int(length, "max_completion_length")
+
+
+def _check_value_function(
+    network: Any, advantage_estimator: str, kwargs: dict
+) -> None:
+    """GAE needs a value function; the critic-free estimators train none.
+
+    Critic-free: the value loss is off (`kwargs["value_coef"]` set to 0),
+    so a non-zero `value_coef`, a `value_clip` or a `CausalLMPolicy` with a
+    separate `critic` (a second model nothing would read) is refused; a
+    shared value head is left untrained.
+    """
+    policy = isinstance(network, causal_lm_policy.CausalLMPolicy)
+    if advantage_estimator == "gae":
+        if policy and network.value_head is None and network.critic is None:
+            raise ValueError(
+                'advantage_estimator="gae" needs a value function, and the '
+                "network is a CausalLMPolicy without one: pass "
+                'CausalLMPolicy(causal_lm, value_head="shared") (or '
+                "`critic=`), or a critic-free estimator (grpo, dr_grpo, "
+                "rloo, reinforce_pp). Received: advantage_estimator='gae', "
+                "value_head=None"
+            )
+        return
+    settings = (
+        ("value_coef", not _off(kwargs.get("value_coef"))),
+        ("value_clip", kwargs.get("value_clip") is not None),
+        ("critic", policy and network.critic is not None),
+    )
+    for name, given in settings:
+        if given:
+            value = network.critic if name == "critic" else kwargs[name]
+            raise ValueError(
+                f"advantage_estimator={advantage_estimator!r} uses no value "
+                f"function, so there is no value loss for `{name}` to act "
+                "on (leave it unset, or use advantage_estimator='gae'). "
+                f"Received: {name}={value!r}"
+            )
+    kwargs["value_coef"] = 0.0
 
 
 def check_settings(
@@ -33,6 +93,10 @@ def check_settings(
     loss_aggregation: Any,
     stop_token_ids: Any,
     jit_generate: Any,
+    scale_rewards: Any,
+    mask_truncated_completions: Any,
+    importance_sampling_level: Any,
+    max_completion_length: Any,
 ) -> dict:
     """The checked settings, plus "network", "reference_network" and
     "lora_reference"; may edit `kwargs`.
@@ -41,10 +105,12 @@ def check_settings(
     the value head its estimator needs ("shared" for GAE, none for the
     critic-free ones); as `reference_network`, without a value head.
 
-    Critic-free estimators turn advantage normalization off unless
-    `kwargs` sets it. The KL to the reference goes in the reward or in the
-    loss (`kwargs["kl_coef"]`), never both, and either needs a reference: a
-    `reference_network`, or a `CausalLMPolicy` network with LoRA adapters.
+    GAE needs a value function; critic-free estimators have no value
+    loss (`_check_value_function`) and turn advantage normalization off
+    unless `kwargs` sets it. The KL to the reference goes in the reward or
+    in the loss (`kwargs["kl_coef"]`), never both, and either needs a
+    reference: a `reference_network`, or a `CausalLMPolicy` network with
+    LoRA adapters.
     """
     for name in ("actor", "critic", "shared", "policy_head"):
         if name in kwargs:
@@ -70,6 +136,7 @@ def check_settings(
         "network",
         value_head="shared" if advantage_estimator == "gae" else None,
     )
+    _check_value_function(network, advantage_estimator, kwargs)
     if reference_network is not None:
         reference_network = causal_lm_policy.as_token_network(
             reference_network, "reference_network", value_head=None
@@ -100,6 +167,27 @@ def check_settings(
         aggregation_lib.AGGREGATIONS,
     )
     stop_token_ids = _input_checks.stop_ids(stop_token_ids, vocab_size)
+    scale_rewards = _checks.check_option(
+        scale_rewards, "scale_rewards", advantages_lib.REWARD_SCALES
+    )
+    if scale_rewards != "group" and advantage_estimator != "grpo":
+        raise ValueError(
+            "`scale_rewards` is how advantage_estimator='grpo' scales its "
+            "advantages ('dr_grpo' is 'grpo' with scale_rewards='none'). "
+            f"Received: scale_rewards={scale_rewards!r}, "
+            f"advantage_estimator={advantage_estimator!r}"
+        )
+    mask_truncated_completions = _checks.check_bool(
+        mask_truncated_completions, "mask_truncated_completions"
+    )
+    importance_sampling_level = _checks.check_option(
+        importance_sampling_level,
+        "importance_sampling_level",
+        sequence_ratios.IMPORTANCE_SAMPLING_LEVELS,
+    )
+    max_completion_length = _check_constant_length(
+        max_completion_length, loss_aggregation
+    )
     jit_generate = _checks.check_bool(jit_generate, "jit_generate")
     loss_kl = kwargs.get("kl_coef")
     if not _off(reward_kl_coef) and not _off(loss_kl):
@@ -132,5 +220,9 @@ def check_settings(
         "loss_aggregation": loss_aggregation,
         "stop_token_ids": stop_token_ids,
         "jit_generate": jit_generate,
+        "scale_rewards": scale_rewards,
+        "mask_truncated_completions": mask_truncated_completions,
+        "importance_sampling_level": importance_sampling_level,
+        "max_completion_length": max_completion_length,
         "lora_reference": lora_reference and reference_network is None,
     }

@@ -26,6 +26,8 @@ from keras_gae.ops import masked
 
 ESTIMATORS = ("gae", "grpo", "dr_grpo", "rloo", "reinforce_pp")
 CRITIC_FREE = ESTIMATORS[1:]
+# What GRPO divides the centred returns by (TRL's `scale_rewards`).
+REWARD_SCALES = ("group", "batch", "none")
 
 
 def _prepare(rewards: Any, mask: Any, group_size: Any) -> tuple:
@@ -78,34 +80,40 @@ def grpo_advantages(
     mask: Any,
     *,
     group_size: Any = None,
-    scale_by_std: bool = True,
+    scale_rewards: str = "group",
     epsilon: float = 1e-6,
 ) -> tf.Tensor:
-    r"""GRPO's group-normalized outcome advantages, or Dr. GRPO's.
+    r"""GRPO's group-centred outcome advantages, scaled three ways.
 
-        A_i = (R_i - mean_g(R)) / (std_g(R) + epsilon)     (GRPO)
-        A_i = R_i - mean_g(R)                               (Dr. GRPO)
+        A_i = (R_i - mean_g(R)) / (std_g(R) + epsilon)    "group" (GRPO)
+        A_i = (R_i - mean_g(R)) / (std(R) + epsilon)      "batch"
+        A_i = R_i - mean_g(R)                             "none" (Dr. GRPO)
 
-    over the n rows of row i's group g, std the sample standard deviation
-    (ddof 1, as torch.std in TRL and verl), on every valid token of row i
-    (Shao et al. 2024, "DeepSeekMath", arXiv:2402.03300, Sec. 4.1.2; Liu
-    et al. 2025, "Understanding R1-Zero-Like Training: A Critical
-    Perspective", arXiv:2503.20783, which drops the std division and the
-    per-response length normalization: pair it with
-    `loss_aggregation="sequence_sum"`). A group whose rewards are all equal
-    gets advantage 0.
+    over the n rows of row i's group g; std_g is the sample standard
+    deviation (ddof 1, as torch.std in TRL and verl) of the group's
+    returns, std that of all B returns of the batch (TRL's
+    `scale_rewards="batch"`, after Liu et al. 2025, "Part I: Tricks or
+    Traps? A Deep Dive into RL for LLM Reasoning"); on
+    every valid token of row i (Shao et al. 2024, "DeepSeekMath",
+    arXiv:2402.03300, Sec. 4.1.2; Liu et al. 2025, "Understanding
+    R1-Zero-Like Training: A Critical Perspective", arXiv:2503.20783,
+    which drops the std division and the per-response length
+    normalization: pair "none" with `loss_aggregation="dr_grpo"`). A group
+    whose rewards are all equal gets advantage 0.
 
     Args:
       rewards: `[B, L]` or `[G, n, L]` float per-token rewards.
       mask: bool-like validity of the same shape.
       group_size: n >= 2 (taken from axis 1 of grouped input).
-      scale_by_std: divide by the group's std (GRPO) or not (Dr. GRPO).
+      scale_rewards: "group", "batch" or "none".
       epsilon: float > 0 added to the std.
 
     Returns:
       Advantages of `rewards`' shape, float.
     """
-    scale_by_std = _checks.check_bool(scale_by_std, "scale_by_std")
+    scale_rewards = _checks.check_option(
+        scale_rewards, "scale_rewards", REWARD_SCALES
+    )
     epsilon = _checks.check_float(
         epsilon, "epsilon", minimum=0.0, inclusive=False
     )
@@ -114,10 +122,15 @@ def grpo_advantages(
         _check_group(n, 2)
         returns = _group_returns(rewards, mask, n)
         centred = returns - tf.reduce_mean(returns, axis=1, keepdims=True)
-        if scale_by_std:
+        if scale_rewards == "group":
             variance = tf.reduce_sum(
                 tf.square(centred), axis=1, keepdims=True
             ) / (n - 1)
+            centred = centred / (tf.sqrt(variance) + epsilon)
+        elif scale_rewards == "batch":
+            count = tf.cast(tf.size(returns), returns.dtype)
+            deviations = returns - tf.reduce_mean(returns)
+            variance = tf.reduce_sum(tf.square(deviations)) / (count - 1)
             centred = centred / (tf.sqrt(variance) + epsilon)
         return _broadcast(centred, mask, shape)
 
@@ -238,14 +251,18 @@ def critic_free_advantages(
     estimator: str,
     group_size: Any = None,
     gamma: float = 1.0,
+    scale_rewards: str = "group",
 ) -> tf.Tensor:
-    """Dispatches to "grpo", "dr_grpo", "rloo" or "reinforce_pp"."""
+    """Dispatches to "grpo" (with `scale_rewards`), "dr_grpo" (GRPO with
+    `scale_rewards="none"`), "rloo" or "reinforce_pp"."""
     estimator = _checks.check_option(estimator, "estimator", CRITIC_FREE)
     if estimator == "grpo":
-        return grpo_advantages(rewards, mask, group_size=group_size)
+        return grpo_advantages(
+            rewards, mask, group_size=group_size, scale_rewards=scale_rewards
+        )
     if estimator == "dr_grpo":
         return grpo_advantages(
-            rewards, mask, group_size=group_size, scale_by_std=False
+            rewards, mask, group_size=group_size, scale_rewards="none"
         )
     if estimator == "rloo":
         return rloo_advantages(rewards, mask, group_size=group_size)

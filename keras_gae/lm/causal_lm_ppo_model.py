@@ -26,10 +26,14 @@ from keras_gae.lm import causal_outputs
 from keras_gae.lm import collection
 from keras_gae.lm import loss_aggregation as aggregation_lib
 from keras_gae.lm import rollouts
+from keras_gae.lm import sequence_ratios
+from keras_gae.lm import truncated_completions
 from keras_gae.lm.token_logits_head import TokenLogitsHead
 from keras_gae.models import networks as networks_lib
 from keras_gae.models.ppo import PPOModel
 from keras_gae.ops import _checks
+
+_CRITIC_METRICS = ("value_loss", "value_clip_fraction", "explained_variance")
 
 
 @keras.saving.register_keras_serializable(package="keras_gae")
@@ -72,8 +76,13 @@ class CausalLMPPOModel(PPOModel):
     from the per-token rewards, with the `num_samples` completions of each
     prompt as its group, and handed to the train step as "advantage"
     (advantage normalization is then off unless `normalize_advantages` is
-    passed). The policy loss is aggregated over tokens by
-    `loss_aggregation` (`keras_gae.lm.loss_aggregation`).
+    passed). "gae" needs a value function (a `CausalLMPolicy` without one
+    is refused); the critic-free estimators use none: the step reads no
+    value, has no value loss (`value_coef` is 0; a non-zero one, a
+    `value_clip` or a policy's separate `critic` is refused; a shared
+    value head stays untrained) and reports no critic metrics. The policy
+    loss is aggregated over tokens by `loss_aggregation`
+    (`keras_gae.lm.loss_aggregation`).
 
     Memory: gradient accumulation over micro-batches is the optimizer's
     (`keras.optimizers.Adam(..., gradient_accumulation_steps=k)`: fit on
@@ -158,6 +167,10 @@ class CausalLMPPOModel(PPOModel):
         loss_aggregation: str = "token_mean",
         stop_token_ids: Any = None,
         jit_generate: bool = False,
+        scale_rewards: str = "group",
+        mask_truncated_completions: bool = False,
+        importance_sampling_level: str = "token",
+        max_completion_length: Optional[int] = None,
         **kwargs,
     ):
         settings = _model_settings.check_settings(
@@ -175,6 +188,10 @@ class CausalLMPPOModel(PPOModel):
             loss_aggregation=loss_aggregation,
             stop_token_ids=stop_token_ids,
             jit_generate=jit_generate,
+            scale_rewards=scale_rewards,
+            mask_truncated_completions=mask_truncated_completions,
+            importance_sampling_level=importance_sampling_level,
+            max_completion_length=max_completion_length,
         )
         lora_reference = settings.pop("lora_reference")
         network = settings.pop("network")
@@ -193,11 +210,22 @@ class CausalLMPPOModel(PPOModel):
         )
         for name, value in settings.items():
             setattr(self, name, value)
+        # The metric names depend on the estimator, set just now.
+        self._create_trackers()
         self.lora_reference = lora_reference
         self._reference_function = None
         if reference_network is not None:
             reference_network.trainable = False
         self.reference_network = reference_network
+
+    @property
+    def metric_names(self) -> tuple:
+        """`PPOModel`'s metrics; critic-free estimators drop the critic's
+        ("value_loss", "value_clip_fraction", "explained_variance")."""
+        names = super().metric_names
+        if getattr(self, "advantage_estimator", "gae") == "gae":
+            return names
+        return tuple(name for name in names if name not in _CRITIC_METRICS)
 
     @property
     def network(self) -> keras.layers.Layer:
@@ -229,6 +257,10 @@ class CausalLMPPOModel(PPOModel):
             self.shared(tokens, training=training)
         )
         params = causal_outputs.shift_to_states(self.policy_head(logits))
+        if self.advantage_estimator != "gae":
+            # Critic-free: no value is read (nor trained), so none flows
+            # from the network into the step.
+            return params, tf.zeros(tf.shape(tokens), tf.float32)
         values = causal_outputs.shift_to_states(tf.cast(values, tf.float32))
         return params, values
 
@@ -350,7 +382,7 @@ class CausalLMPPOModel(PPOModel):
             non-bool `update_kl_controller`. Nothing is collected then,
             and an adaptive KL controller is not updated.
         """
-        return collection.collect(
+        rollout = collection.collect(
             self,
             prompt_tokens,
             scorer,
@@ -362,6 +394,13 @@ class CausalLMPPOModel(PPOModel):
             seed=seed,
             update_kl_controller=update_kl_controller,
         )
+        if self.mask_truncated_completions:
+            rollout = rollout._replace(
+                batch=truncated_completions.mask_truncated_completions(
+                    rollout.batch
+                )
+            )
+        return rollout
 
     def _policy_loss(
         self,
@@ -370,9 +409,15 @@ class CausalLMPPOModel(PPOModel):
         advantages: tf.Tensor,
         mask: Optional[tf.Tensor],
     ) -> dict:
+        if self.importance_sampling_level == "sequence":
+            # Every token of a row gets the row's ratio s_b (GSPO).
+            log_probs = sequence_ratios.sequence_log_ratios(
+                log_probs, old_log_probs, mask
+            )
+            old_log_probs = tf.zeros_like(log_probs)
         if self.loss_aggregation != "token_mean" and mask is not None:
             advantages = advantages * aggregation_lib.advantage_scale(
-                mask, self.loss_aggregation
+                mask, self.loss_aggregation, self.max_completion_length
             )
         return super()._policy_loss(log_probs, old_log_probs, advantages, mask)
 
@@ -414,6 +459,10 @@ class CausalLMPPOModel(PPOModel):
                 "loss_aggregation": self.loss_aggregation,
                 "stop_token_ids": list(self.stop_token_ids),
                 "jit_generate": self.jit_generate,
+                "scale_rewards": self.scale_rewards,
+                "mask_truncated_completions": self.mask_truncated_completions,
+                "importance_sampling_level": self.importance_sampling_level,
+                "max_completion_length": self.max_completion_length,
             }
         )
         return config

@@ -111,8 +111,9 @@ def collect(
             estimator=model.advantage_estimator,
             group_size=num_samples,
             gamma=model.gamma,
+            scale_rewards=model.scale_rewards,
         )
-        # A value head, if any, still learns the Monte Carlo return.
+        # The batch schema's critic target (no value loss reads it).
         batch[rb.RETURN] = advantages_lib.reward_to_go(
             batch[rb.REWARD], mask, gamma=model.gamma
         )

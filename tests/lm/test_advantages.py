@@ -29,25 +29,27 @@ def row_returns(rewards, mask):
 
 
 class EstimatorTest(tf.test.TestCase, parameterized.TestCase):
-    @parameterized.parameters(True, False)
-    def test_grpo_matches_numpy(self, scale_by_std):
+    @parameterized.parameters("group", "batch", "none")
+    def test_grpo_matches_numpy(self, scale_rewards):
         rewards, mask = ragged_batch()
         returns = row_returns(rewards, mask).reshape(3, 4)
         centred = returns - returns.mean(axis=1, keepdims=True)
-        if scale_by_std:
+        if scale_rewards == "group":
             centred = centred / (
                 returns.std(axis=1, ddof=1, keepdims=True) + 1e-6
             )
+        elif scale_rewards == "batch":  # TRL: torch.std of all rewards
+            centred = centred / (np.std(returns, ddof=1) + 1e-6)
         expected = np.where(mask, centred.reshape(-1, 1), 0.0)
         out = lm.grpo_advantages(
-            rewards, mask, group_size=4, scale_by_std=scale_by_std
+            rewards, mask, group_size=4, scale_rewards=scale_rewards
         )
         self.assertAllClose(out, expected, atol=1e-5)
         self.assertAllEqual(out[:4], np.zeros([4, 7]))  # equal rewards
         grouped = lm.grpo_advantages(
             rewards.reshape(3, 4, 7),
             mask.reshape(3, 4, 7),
-            scale_by_std=scale_by_std,
+            scale_rewards=scale_rewards,
         )
         self.assertAllClose(grouped, expected.reshape(3, 4, 7), atol=1e-5)
 
@@ -90,21 +92,27 @@ class EstimatorTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class LossAggregationTest(tf.test.TestCase, parameterized.TestCase):
-    @parameterized.parameters("token_mean", "sequence_sum", "sequence_mean")
+    @parameterized.parameters(
+        "token_mean", "sequence_sum", "sequence_mean", "dr_grpo"
+    )
     def test_modes_match_numpy(self, mode):
         _, mask = ragged_batch(seed=3)
         mask[5] = False  # a row without valid tokens does not count
         losses = np.random.default_rng(4).normal(size=mask.shape)
         rows = [losses[b][mask[b]] for b in range(len(mask)) if mask[b].any()]
+        # Dr. GRPO: every row of the batch (the empty one too) times the
+        # constant maximum completion length.
         expected = {
             "token_mean": np.concatenate(rows).mean(),
             "sequence_sum": np.mean([r.sum() for r in rows]),
             "sequence_mean": np.mean([r.mean() for r in rows]),
+            "dr_grpo": np.concatenate(rows).sum() / (len(mask) * 9),
         }[mode]
+        length = 9 if mode == "dr_grpo" else None
         self.assertAllClose(
-            lm.aggregate_loss(losses, mask, mode), expected, atol=1e-5
+            lm.aggregate_loss(losses, mask, mode, length), expected, atol=1e-5
         )
-        scale = loss_aggregation.advantage_scale(mask, mode)
+        scale = loss_aggregation.advantage_scale(mask, mode, length)
         self.assertAllClose(
             np.mean((np.asarray(scale) * losses)[mask]), expected, atol=1e-5
         )

@@ -96,7 +96,11 @@ class KerasHubTrainingTest(tf.test.TestCase, parameterized.TestCase):
         expected = lm.causal_log_probs(khm.full_logits(base, tokens), tokens)
         policy = lm.CausalLMPolicy(base, value_head=None, lora_rank=4)
         model = lm.CausalLMPPOModel(
-            policy, vocab_size=khm.VOCAB, eos_id=STOP, reward_kl_coef=0.1
+            policy,
+            vocab_size=khm.VOCAB,
+            eos_id=STOP,
+            reward_kl_coef=0.1,
+            advantage_estimator="grpo",
         )
         for variable in base.backbone.weights:
             if "lora_kernel_b" in variable.path:
