@@ -24,6 +24,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from keras_gae.distributed import _actor_calls
 from keras_gae.distributed import ray_runtime
 from keras_gae.ops import _checks
 
@@ -173,28 +174,14 @@ class LearnerGroup:
         num_gpus: float = 0,
         timeout_s: float = 600.0,
     ):
-        if not callable(builder):
-            raise TypeError(
-                "`builder` must be a picklable callable returning a compiled "
-                f"Keras model. Received: builder={builder!r}"
-            )
-        self.num_learners = _checks.check_positive_int(
-            num_learners, "num_learners"
+        self.num_learners = _actor_calls.check_actor_options(
+            builder,
+            num_learners,
+            "num_learners",
+            num_cpus=num_cpus,
+            num_gpus=num_gpus,
+            timeout_s=timeout_s,
         )
-        for name, value, low in (
-            ("num_cpus", num_cpus, 1e-9),
-            ("num_gpus", num_gpus, 0),
-            ("timeout_s", timeout_s, 1e-9),
-        ):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(
-                    f"`{name}` must be a number. Received: {name}={value!r}"
-                )
-            if value < low:
-                raise ValueError(
-                    f"`{name}` must be {'>= 0' if low == 0 else '> 0'}. "
-                    f"Received: {name}={value!r}"
-                )
         self._timeout_s = float(timeout_s)
         self._ray = ray_runtime.import_ray()
         actor = self._ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(_Learner)
@@ -211,7 +198,7 @@ class LearnerGroup:
                     learner.start.remote(cluster, index, builder)
                     for index, learner in enumerate(self._learners)
                 ],
-                "building the model in",
+                "building the model",
             )
         except BaseException:
             self.shutdown()
@@ -219,38 +206,13 @@ class LearnerGroup:
         self.num_replicas = replicas[0]
 
     def _get(self, refs: list, doing: str) -> list:
-        """The results of one call per learner, or an error naming one."""
-        ready, pending = self._ray.wait(
-            refs, num_returns=len(refs), timeout=self._timeout_s
+        names = [
+            f"LearnerGroup: learner {i} of {self.num_learners}"
+            for i in range(len(refs))
+        ]
+        return _actor_calls.gather(
+            self._ray, refs, names, timeout_s=self._timeout_s, doing=doing
         )
-        if pending:
-            late = [refs.index(ref) for ref in pending]
-            raise TimeoutError(
-                f"LearnerGroup: {doing} learner(s) {late} of "
-                f"{self.num_learners} took more than timeout_s="
-                f"{self._timeout_s} seconds."
-            )
-        results = []
-        for index, ref in enumerate(refs):
-            try:
-                results.append(self._ray.get(ref))
-            except self._ray.exceptions.RayError as error:
-                # A learner's own ValueError or TypeError (a bad builder or
-                # batch) stays one; a dead process is a RuntimeError.
-                cause = getattr(error, "cause", None)
-                kind = next(
-                    (
-                        k
-                        for k in (ValueError, TypeError)
-                        if isinstance(cause, k)
-                    ),
-                    RuntimeError,
-                )
-                raise kind(
-                    f"LearnerGroup: learner {index} of {self.num_learners} "
-                    f"failed while {doing} it: {cause or error}"
-                ) from error
-        return results
 
     def fit(
         self,
@@ -331,7 +293,7 @@ class LearnerGroup:
         ref = self._ray.put(list(weights))
         self._get(
             [learner.set_weights.remote(ref) for learner in self._learners],
-            "setting the weights of",
+            "setting the weights",
         )
 
     def shutdown(self) -> None:

@@ -109,7 +109,8 @@ class LearnerGroupTest(tf.test.TestCase):
 
     def test_a_builder_without_a_compiled_model_is_named(self):
         with self.assertRaisesRegex(
-            ValueError, "learner 0 of 1 failed.*compiled Keras model"
+            ValueError,
+            "learner 0 of 1 failed building the model.*compiled Keras model",
         ):
             learner_group.LearnerGroup(build_uncompiled, num_learners=1)
 

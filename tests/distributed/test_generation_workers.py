@@ -1,0 +1,89 @@
+"""keras_gae.distributed.GenerationWorkers: workers equal one process."""
+
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_gae import lm
+from keras_gae.distributed import generation_workers
+from keras_gae.distributed import ray_runtime
+from tests.lm import keras_hub_models as khm
+
+# One Ray cluster per pytest-xdist worker (`--dist loadgroup`).
+pytestmark = pytest.mark.xdist_group("ray")
+
+PAD = 0
+EOS = 9
+# Left-padded prompts of different lengths; 3 prompts over 2 workers.
+PROMPTS = np.array([[0, 0, 5, 7], [3, 4, 9, 1], [0, 6, 11, 8]], np.int32)
+
+
+def build_policy(seed=0):
+    """The picklable builder: a tiny GPT-2 policy from its config."""
+    return lm.CausalLMPolicy(khm.gpt2(seed=seed), value_head="shared")
+
+
+SETTINGS = dict(
+    max_new_tokens=6, top_k=1, eos_id=EOS, pad_id=PAD, num_samples=2
+)
+
+
+class GenerationWorkersTest(tf.test.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls._cluster = ray_runtime.ray_cluster(num_cpus=2)
+        cls._cluster.__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls._cluster.__exit__(None, None, None)
+        super().tearDownClass()
+
+    def assert_same_outputs(self, got, want):
+        for name in ("tokens", "mask", "done", "prompt_length"):
+            self.assertAllEqual(getattr(got, name), getattr(want, name))
+        # Float rounding only: a worker's smaller batch may sum the
+        # matmuls in another order.
+        for name in ("log_probs", "values"):
+            self.assertAllClose(
+                getattr(got, name), getattr(want, name), atol=1e-5, rtol=0
+            )
+
+    def test_greedy_worker_generation_equals_one_process(self):
+        own = build_policy(seed=0)
+        trained = build_policy(seed=1)
+        with generation_workers.GenerationWorkers(
+            build_policy, num_workers=2
+        ) as workers:
+            # Round 1 keeps the workers' own weights; round 2 sends others.
+            first = workers.generate(PROMPTS, **SETTINGS)
+            second = workers.generate(
+                PROMPTS, weights=trained.get_weights(), **SETTINGS
+            )
+            with self.assertRaisesRegex(ValueError, "top_k"):
+                workers.generate(PROMPTS, max_new_tokens=2, top_k=99)
+        self.assert_same_outputs(first, lm.generate(own, PROMPTS, **SETTINGS))
+        self.assert_same_outputs(
+            second, lm.generate(trained, PROMPTS, **SETTINGS)
+        )
+        self.assertEqual(second.tokens.shape, (6, 4 + 6))
+        # Rows that stopped early and rows cut at the limit, on both workers.
+        self.assertAllEqual(second.done, [True, True, False, False, True, True])
+        self.assertNotAllClose(first.log_probs, second.log_probs)
+
+    def test_bad_arguments_are_named(self):
+        with self.assertRaisesRegex(TypeError, "Received: builder=3"):
+            generation_workers.GenerationWorkers(3, num_workers=1)
+        with self.assertRaisesRegex(ValueError, "num_workers"):
+            generation_workers.GenerationWorkers(build_policy, num_workers=0)
+        with self.assertRaisesRegex(ValueError, "Received: num_cpus=0"):
+            generation_workers.GenerationWorkers(
+                build_policy, num_workers=1, num_cpus=0
+            )
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__]))
