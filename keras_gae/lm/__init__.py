@@ -15,6 +15,7 @@ from keras_gae.lm.causal_lm_policy import lora_disabled
 from keras_gae.lm.causal_lm_ppo_model import CausalLMPPOModel
 from keras_gae.lm.causal_outputs import causal_log_probs
 from keras_gae.lm.completion_logging import CompletionLogger
+from keras_gae.lm.evaluation import evaluate_completions
 from keras_gae.lm.generation import GenerationOutputs
 from keras_gae.lm.generation import generate
 from keras_gae.lm.loss_aggregation import aggregate as aggregate_loss
@@ -45,6 +46,7 @@ __all__ = [
     "TokenLogitsHead",
     "aggregate_loss",
     "causal_log_probs",
+    "evaluate_completions",
     "collect_text",
     "decode_completions",
     "encode_prompts",
