@@ -103,6 +103,19 @@ class CollectTextTest(tf.test.TestCase):
             self.assertAllClose(text.rollout.batch[key], value, msg=key)
         self.assertAllClose(text.rollout.scores, rollout.scores)
 
+    def test_pad_id_inside_the_prompt_is_a_prompt_token(self):
+        """GPT-2's start token, EOS and pad id are one id: the prompt mask
+        keeps the start token a prompt token with `pad_id` set."""
+        model, tokenizer = model_with_preprocessor(pad_id=0)
+        self.assertEqual(tokenizer.start_token_id, model.pad_id)
+        text = lm.collect_text(
+            model, PROMPTS, length, max_new_tokens=3, num_samples=2, seed=0
+        )
+        mask = text.rollout.batch["mask"].numpy()
+        starts = np.argmax(mask, axis=1)
+        for row, prompt in enumerate(text.prompts):
+            self.assertEqual(starts[row], len(tokenizer([prompt])[0]) + 1)
+
     def test_tokenizer_for_a_model_without_preprocessor(self):
         tokenizer = local_tokenizers.gpt2_tokenizer()
         causal_lm = keras_hub_models.gpt2(vocab=tokenizer.vocabulary_size())
