@@ -21,16 +21,9 @@ def check_actor_options(
             f"Received: builder={builder!r}"
         )
     for key, value in resources.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(
-                f"`{key}` must be a number. Received: {key}={value!r}"
-            )
-        positive = key != "num_gpus"
-        if value < 0 or (positive and value == 0):
-            raise ValueError(
-                f"`{key}` must be {'> 0' if positive else '>= 0'}. "
-                f"Received: {key}={value!r}"
-            )
+        _checks.check_float(
+            value, key, minimum=0.0, inclusive=key == "num_gpus"
+        )
     return _checks.check_positive_int(num_actors, name)
 
 
