@@ -15,6 +15,7 @@ from typing import Sequence
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from keras_gae.lm.reward_functions import RewardFunction
 from keras_gae.ops import _checks
@@ -47,7 +48,8 @@ class TextRewards:
     * a text reward, TRL's signature: called once per batch as
       `f(prompts=[B] str, completions=[B] str, completion_ids=[B] lists
       of ints, **columns)` (declare `**kwargs` for what it does not use),
-      returning B numbers or None; `columns` are the per-row values the
+      returning B numbers or None (a list, or a NumPy or TensorFlow
+      vector); `columns` are the per-row values the
       caller passes (a dataset's answers, ...); or
     * a token scorer: a `keras_gae.lm.RewardFunction` or a Keras reward
       model, called on the token rows and response mask as
@@ -169,6 +171,18 @@ class TextRewards:
             )
         tokens_np = np.asarray(tokens)
         mask_np = np.asarray(mask).astype(bool)
+        if (
+            tokens_np.ndim != 2
+            or mask_np.shape != tokens_np.shape
+            or len(prompts) != rows
+            or tokens_np.shape[0] != rows
+        ):
+            raise ValueError(
+                "`prompts` and `completions` must hold B strings for "
+                "`tokens` and `mask` of shape [B, W]. Received: "
+                f"{len(prompts)} prompts, {rows} completions, tokens of "
+                f"shape {tokens_np.shape}, mask of shape {mask_np.shape}"
+            )
         completion_ids = [
             row[keep].tolist() for row, keep in zip(tokens_np, mask_np)
         ]
@@ -196,6 +210,8 @@ class TextRewards:
     @staticmethod
     def _convert(result: Any, rows: int, function: Callable) -> np.ndarray:
         """B floats from a function's result, NaN for None."""
+        if isinstance(result, tf.Tensor):
+            result = result.numpy()
         try:
             values = list(result)
         except TypeError:

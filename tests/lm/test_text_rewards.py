@@ -132,7 +132,22 @@ class TextRewardsTest(tf.test.TestCase):
         )
         scores = rewards(PROMPTS, COMPLETIONS, TOKENS, MASK)
         self.assertAllClose(scores[:, 0], TOKENS.sum(axis=1))
+        self.assertAllClose(scores[:, 1], [len(c) for c in COMPLETIONS])
         self.assertEqual(rewards.reward_weights, (1.0,) * 4)
+
+    def test_array_and_tensor_results(self):
+        rewards = lm.TextRewards(
+            [
+                lambda completions, **kwargs: np.arange(4.0),
+                lambda completions, **kwargs: tf.ones([4]),
+            ],
+            reward_weights=[1.0, 0.5],
+        )
+        scores = rewards(PROMPTS, COMPLETIONS, TOKENS, MASK)
+        self.assertAllClose(
+            text_rewards.weighted_sum(scores, rewards.reward_weights),
+            np.arange(4.0) + 0.5,
+        )
 
 
 class TextRewardsErrorsTest(tf.test.TestCase):
@@ -166,6 +181,8 @@ class TextRewardsErrorsTest(tf.test.TestCase):
             self.call(lambda completions, **kwargs: ["good"] * 4)
         with self.assertRaisesRegex(TypeError, "one number \\(or None\\)"):
             self.call(lambda completions, **kwargs: 1.0)
+        with self.assertRaisesRegex(ValueError, "3 prompts, 4 completions"):
+            lm.TextRewards(length)(PROMPTS[:3], COMPLETIONS, TOKENS, MASK)
 
     def test_bad_arguments(self):
         with self.assertRaisesRegex(ValueError, "non-empty list"):
