@@ -29,6 +29,10 @@ class RewardFunction:
     * a Keras reward model `tokens [B, L] -> [B]`, `[B, 1]`, or per-token
       `[B, L]` / `[B, L, 1]` (then read at each row's last response token).
 
+    Rewards on decoded text (TRL's `f(prompts, completions, **kwargs)`),
+    several with weights: `keras_gae.lm.TextRewards` and
+    `keras_gae.lm.collect_text`, which also take a `RewardFunction`.
+
     Rows are scored in chunks of `batch_size` (all at once when None).
     Scores must be finite: a NaN or Inf score is refused with a ValueError
     naming the reward and the rows, never turned into rewards.
