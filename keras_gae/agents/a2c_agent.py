@@ -29,5 +29,6 @@ class A2C(OnPolicyAgent):
 
     algorithm = "a2c"
 
-    def _make_model(self, actor, critic) -> A2CModel:
-        return A2CModel(actor, critic, **self._model_arguments())
+    @classmethod
+    def _make_model(cls, config, actor, critic) -> A2CModel:
+        return A2CModel(actor, critic, **cls._model_arguments(config))

@@ -40,6 +40,7 @@ keras_gae runs none.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import warnings
@@ -57,13 +58,12 @@ from tf_agents.specs import tensor_spec
 from keras_gae import export as export_lib
 from keras_gae import presets
 from keras_gae._src import weights
+from keras_gae.agents import agent_workers
 from keras_gae.agents import checkpointing
-from keras_gae.agents import normalization
 from keras_gae.agents import spaces
 from keras_gae.agents.environments import make_tf_environment
 from keras_gae.agents.evaluation import evaluate_policy
 from keras_gae.agents.loop_logs import EnvStepTensorBoard
-from keras_gae.agents.networks import build_networks
 from keras_gae.agents.trainer import OnPolicyTrainer
 from keras_gae.models import ActorCriticModel
 from keras_gae.ops import _checks
@@ -145,7 +145,7 @@ class OnPolicyAgent:
     """An actor-critic agent on a gymnasium environment (PPO, A2C).
 
     Subclasses set `algorithm` ("ppo" or "a2c", the preset's) and
-    `_build_model`'s model class.
+    `_make_model`'s model class.
 
     Args:
       env: a gymnasium id, a `gymnasium.Env` (see the module docstring), a
@@ -163,6 +163,15 @@ class OnPolicyAgent:
         `checkpoints.old-<n>`, never overwritten).
       verbose: 0 silent, 1 progress bar, 2 a line per iteration.
       env_kwargs: keyword arguments of `gymnasium.make` (or the factory).
+      num_workers: None: the environments run in this process. N >= 1:
+        N rollout workers on Ray (`keras_gae.distributed`), each with
+        the setting's `num_envs` environments (B = N * num_envs), made
+        from `env` (an id, a spec or a picklable factory). It connects to
+        the cluster at `ray_address` or `RAY_ADDRESS`, else starts a
+        local one, which `close()` shuts down.
+      ray_address: a Ray cluster's address ("HEAD:6379"), or None.
+      worker_timeout_s: seconds a rollout worker may take for one round
+        (its start included) before the run fails naming it.
       **settings: any key of `keras_gae.presets.config_for(env_id,
         algorithm)` (num_envs, rollout_length, epochs, num_minibatches,
         minibatch_mode, gamma, lambda_, clip_ratio (PPO), learning_rate,
@@ -192,6 +201,9 @@ class OnPolicyAgent:
         restart: bool = False,
         verbose: int = 1,
         env_kwargs: Optional[Dict[str, Any]] = None,
+        num_workers: Optional[int] = None,
+        ray_address: Optional[str] = None,
+        worker_timeout_s: float = 600.0,
         **settings: Any,
     ):
         sb3_policy, env = _split_policy_and_env(env, positional)
@@ -229,37 +241,75 @@ class OnPolicyAgent:
         presets.check_config(config)
         config["hidden_sizes"] = tuple(config["hidden_sizes"])
         self.settings = config
+        self.num_workers = num_workers
+        if num_workers is None and ray_address is not None:
+            raise ValueError(
+                "`ray_address` is where rollout workers run; pass "
+                "num_workers too. "
+                f"Received: ray_address={ray_address!r}, num_workers=None"
+            )
+        if num_workers is not None:
+            _checks.check_positive_int(num_workers, "num_workers")
+            agent_workers.check_worker_source(source)
         keras.utils.set_random_seed(self.seed)
+        # With workers, one local environment gives the specs.
         self.env = make_tf_environment(
             source,
-            num_envs=config["num_envs"],
+            num_envs=config["num_envs"] if num_workers is None else 1,
             seed=self.seed,
             env_kwargs=self.env_kwargs,
             vectorization_mode=mode,
         )
+        self.num_envs = config["num_envs"] * (num_workers or 1)
         # Evaluation episodes run on fresh copies made the same way; a
         # save records the environment only when it is an id.
         self._eval_env = source if mode is not None else env
         self._saved_env_id = env if isinstance(env, str) else None
-        self.model = self._build_model()
+        self.model = agent_workers.build_agent_model(
+            type(self),
+            config,
+            self.env.observation_spec(),
+            self.env.action_spec(),
+            self.num_envs,
+        )
         self.model.compile(
             optimizer=FusedAdam(config["learning_rate"]),
             steps_per_execution=self._steps_per_execution(),
             jit_compile=config["jit_compile"],
         )
-        self.trainer = OnPolicyTrainer(
-            self.model,
-            self.env,
-            rollout_length=config["rollout_length"],
-            epochs=config["epochs"],
-            num_minibatches=config["num_minibatches"],
-            minibatch_mode=config["minibatch_mode"],
-            root_dir=root_dir,
-            seed=self.seed,
-            return_window=RETURN_WINDOW,
-            checkpoint_interval=checkpoint_interval,
-            restart=restart,
-        )
+        self._closing = contextlib.ExitStack()
+        try:
+            collection = self.env
+            if num_workers is not None:
+                collection = agent_workers.start_rollout_workers(
+                    type(self),
+                    config,
+                    source,
+                    num_workers=num_workers,
+                    seed=self.seed,
+                    env_kwargs=self.env_kwargs,
+                    vectorization_mode=mode,
+                    return_window=RETURN_WINDOW,
+                    ray_address=ray_address,
+                    worker_timeout_s=worker_timeout_s,
+                    exit_stack=self._closing,
+                )
+            self.trainer = OnPolicyTrainer(
+                self.model,
+                collection,
+                rollout_length=config["rollout_length"],
+                epochs=config["epochs"],
+                num_minibatches=config["num_minibatches"],
+                minibatch_mode=config["minibatch_mode"],
+                root_dir=root_dir,
+                seed=self.seed,
+                return_window=RETURN_WINDOW,
+                checkpoint_interval=checkpoint_interval,
+                restart=restart,
+            )
+        except BaseException:
+            self.close()
+            raise
 
     def _environment_source(
         self, env: Any, config: Dict[str, Any], explicit: set
@@ -301,9 +351,9 @@ class OnPolicyAgent:
             return config["epochs"] * config["num_minibatches"]
         return config["steps_per_execution"]
 
-    def _model_arguments(self) -> Dict[str, Any]:
+    @staticmethod
+    def _model_arguments(config: Dict[str, Any]) -> Dict[str, Any]:
         """The model's keyword arguments beyond its networks."""
-        config = self.settings
         return dict(
             gamma=config["gamma"],
             lambda_=config["lambda_"],
@@ -314,33 +364,23 @@ class OnPolicyAgent:
             gae_implementation=config["gae_implementation"],
         )
 
-    def _make_model(self, actor, critic) -> ActorCriticModel:
+    @classmethod
+    def _make_model(cls, config, actor, critic) -> ActorCriticModel:
         raise NotImplementedError
 
-    def _build_model(self) -> ActorCriticModel:
-        config = self.settings
-        observation_spec = self.env.observation_spec()
-        actor, critic = build_networks(
-            observation_spec,
-            self.env.action_spec(),
-            hidden_sizes=config["hidden_sizes"],
-            activation=config["activation"],
-            normalize_observations=config["normalize_observations"],
-            action_bound=config["action_bound"],
-            initial_log_std=config["initial_log_std"],
-        )
-        model = self._make_model(actor, critic)
-        if config["normalize_rewards"]:
-            normalization.attach_reward_normalization(
-                model,
-                normalization.RewardNormalization(
-                    int(self.env.batch_size),
-                    gamma=config["gamma"],
-                    name="reward_normalization",
-                ),
-            )
-        model(tensor_spec.zero_spec_nest(observation_spec, outer_dims=(1,)))
-        return model
+    def close(self) -> None:
+        """Stops the rollout workers and a Ray cluster the agent started.
+
+        Nothing to do without `num_workers`; an agent is a context
+        manager that closes on exit.
+        """
+        self._closing.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
 
     # Training.
 
@@ -465,8 +505,7 @@ class OnPolicyAgent:
             optimizer=self.model.optimizer,
             # The trainer's counters, so `learn` continues after a load.
             iteration=trainer._iteration,
-            env_steps=trainer._collector.env_steps,
-            episode_statistics=trainer._collector.episode_statistics,
+            **trainer.counters(),
         )
 
     def save(self, path: str) -> str:
@@ -580,7 +619,7 @@ class OnPolicyAgent:
             settings={
                 checkpointing.EPISODE_STATISTICS_KEY: (
                     "num_envs",
-                    int(agent.env.batch_size),
+                    agent.num_envs,
                 )
             },
             remedy=(

@@ -33,13 +33,13 @@ class PPO(OnPolicyAgent):
 
     algorithm = "ppo"
 
-    def _make_model(self, actor, critic) -> PPOModel:
-        config = self.settings
+    @classmethod
+    def _make_model(cls, config, actor, critic) -> PPOModel:
         return PPOModel(
             actor,
             critic,
             clip_ratio=config["clip_ratio"],
             clip_ratio_low=config["clip_ratio_low"],
             clip_ratio_high=config["clip_ratio_high"],
-            **self._model_arguments(),
+            **cls._model_arguments(config),
         )

@@ -51,7 +51,11 @@ class OnPolicyTrainer:
       model: a compiled keras_gae `ActorCriticModel` (`PPOModel`,
         `A2CModel`) whose networks take the environment's observations.
       env: a batched tf-agents `TFEnvironment` with batch size B, e.g.
-        `keras_gae.agents.make_tf_environment(env_id, num_envs=B)`.
+        `keras_gae.agents.make_tf_environment(env_id, num_envs=B)`, or
+        `keras_gae.distributed.RolloutWorkers` (B: all workers'
+        environments; their `rollout_length` must be this one), which
+        collect in Ray actors and checkpoint their per-worker state with
+        the loop (`keras_gae.distributed.remote_collector`).
       rollout_length: T >= 1, driver iterations (rows per environment) per
         collection.
       epochs: E >= 1, passes of `model.fit` over each rollout.
@@ -147,14 +151,24 @@ class OnPolicyTrainer:
                 f"Received: root_dir={root_dir!r}"
             )
 
-        self._collector = RolloutCollector(
-            model,
-            env,
-            rollout_length=_checks.check_positive_int(
-                rollout_length, "rollout_length"
-            ),
-            return_window=self._return_window,
+        rollout_length = _checks.check_positive_int(
+            rollout_length, "rollout_length"
         )
+        if hasattr(env, "make_collector"):
+            # keras_gae.distributed.RolloutWorkers: ray is imported only
+            # by the user who made them.
+            self._collector = env.make_collector(
+                model,
+                rollout_length=rollout_length,
+                return_window=self._return_window,
+            )
+        else:
+            self._collector = RolloutCollector(
+                model,
+                env,
+                rollout_length=rollout_length,
+                return_window=self._return_window,
+            )
         if (
             self._minibatch_mode == "rows"
             and self._collector.batch_size % self._num_minibatches
@@ -180,9 +194,24 @@ class OnPolicyTrainer:
             restart=_checks.check_bool(restart, "restart"),
             model=model,
             optimizer=model.optimizer,
+            **self.counters(),
+        )
+
+    def counters(self) -> Dict[str, Any]:
+        """The loop's state besides the model and optimizer, by name.
+
+        The environment-step counter and the episode statistics, and with
+        rollout workers their per-worker state
+        (`keras_gae.distributed.remote_collector.WorkerState`).
+        """
+        counters = dict(
             env_steps=self._collector.env_steps,
             episode_statistics=self._collector.episode_statistics,
         )
+        worker_state = getattr(self._collector, "worker_state", None)
+        if worker_state is not None:
+            counters.update(rollout_workers=worker_state)
+        return counters
 
     # Properties.
 
@@ -191,8 +220,11 @@ class OnPolicyTrainer:
         return self._model
 
     @property
-    def policy(self) -> KerasPolicy:
-        """The collection policy (samples from the model's head)."""
+    def policy(self) -> Optional[KerasPolicy]:
+        """The collection policy (samples from the model's head).
+
+        None with rollout workers: each worker holds its own.
+        """
         return self._collector.policy
 
     @property

@@ -170,6 +170,39 @@ class RolloutWorkers:
         self.generations[index] += 1
         self._where[index] = "retired"
 
+    def restart(self, generations: Sequence[int]) -> None:
+        """Kills every worker; each starts again at `generations[i]`.
+
+        (When next needed: the next round, or `describe`.)
+        """
+        if len(generations) != self.num_workers:
+            raise ValueError(
+                f"`generations` must hold one generation per worker, "
+                f"{self.num_workers}. Received: generations={generations!r}"
+            )
+        for index, generation in enumerate(generations):
+            self._retire(index)
+            self.generations[index] = _checks.check_int(
+                generation, "generations", minimum=0
+            )
+
+    def make_collector(
+        self, model: Any, *, rollout_length: int, return_window: int
+    ) -> Any:
+        """The learner's collector over these workers (`RemoteCollector`).
+
+        `OnPolicyTrainer(model, workers, ...)` calls it; `model` is the
+        learner's, whose `policy_variables` the workers' models match.
+        """
+        from keras_gae.distributed.remote_collector import RemoteCollector
+
+        return RemoteCollector(
+            model,
+            self,
+            rollout_length=rollout_length,
+            return_window=return_window,
+        )
+
     def describe(self) -> List[Dict[str, Any]]:
         """Each worker's index, generation, host, pid and num_envs.
 

@@ -1,77 +1,99 @@
-"""Rollout workers on Ray: remote rounds equal in-process collection."""
+"""Rollout workers on Ray: exact rounds, merged statistics, faults.
+
+One local cluster and one set of workers serve the whole module (starting
+processes that import TensorFlow is what costs); the test classes run in
+file order, the one that hangs the workers last.
+"""
 
 import contextlib
+import functools
 import os
+import signal
 import sys
 import tempfile
+import threading
+import time
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from keras_gae import agents
+from keras_gae._src import rollout_batch as rb
 from keras_gae.agents.collection import RolloutCollector
+from keras_gae.agents.collection import statistics_layers
 from keras_gae.distributed import RolloutWorkers
+from keras_gae.distributed import WorkerTimeoutError
 from keras_gae.distributed import ray_cluster
 from keras_gae.distributed.rollout_worker import build_policy_model
 from keras_gae.distributed.rollout_worker import policy_variables
+from keras_gae.distributed.rollout_worker import worker_seed
 from tests.distributed import worker_fixtures
 
 # One local cluster for the module, on the xdist worker all Ray tests share.
 pytestmark = pytest.mark.xdist_group("ray")
 
-_cluster = contextlib.ExitStack()
 SEED = 7
 NUM_WORKERS = 2
 NUM_ENVS = 2
+B = NUM_WORKERS * NUM_ENVS
 T = 16
+# Both normalizations: the learner merges and broadcasts them.
+MODEL_FN = functools.partial(worker_fixtures.small_ppo, normalize=True)
+
+_module = contextlib.ExitStack()
+HANG_FILE = os.path.join(tempfile.mkdtemp(), "hang")
+ENV_KWARGS = {"hang_file": HANG_FILE}
+WORKERS = None
 
 
 def setUpModule():
-    _cluster.enter_context(ray_cluster(num_cpus=2))
-
-
-def tearDownModule():
-    _cluster.close()
-
-
-def _learner_weights(env, seed):
-    """A learner's weights: a model initialized unlike any worker's."""
-    tf.keras.utils.set_random_seed(seed)
-    model = build_policy_model(worker_fixtures.small_ppo, env)
-    return [v.numpy() for v in policy_variables(model)]
-
-
-class RolloutWorkersTest(tf.test.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.hang_file = os.path.join(tempfile.mkdtemp(), "hang")
-        cls.env_kwargs = {"hang_file": cls.hang_file}
-        cls.workers = RolloutWorkers(
+    global WORKERS
+    _module.enter_context(ray_cluster(num_cpus=2))
+    WORKERS = _module.enter_context(
+        RolloutWorkers(
             worker_fixtures.cartpole,
-            model_fn=worker_fixtures.small_ppo,
+            model_fn=MODEL_FN,
             num_workers=NUM_WORKERS,
             num_envs=NUM_ENVS,
             rollout_length=T,
             seed=SEED,
-            env_kwargs=cls.env_kwargs,
+            env_kwargs=ENV_KWARGS,
         )
+    )
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.workers.close()
-        super().tearDownClass()
 
+def tearDownModule():
+    _module.close()
+
+
+def _learner_model(seed):
+    """A learner's model of B environments, initialized unlike a worker's."""
+    keras.utils.set_random_seed(seed)
+    env = agents.make_tf_environment("CartPole-v1", num_envs=1)
+    model = MODEL_FN(env.observation_spec(), env.action_spec(), B)
+    model(tf.zeros([1, 4]))
+    return model
+
+
+def _learner_weights(seed):
+    return [v.numpy() for v in policy_variables(_learner_model(seed))]
+
+
+def _concatenated(results, key):
+    return np.concatenate([r["batch"][key] for r in results])
+
+
+class RolloutWorkersTest(tf.test.TestCase):
     def test_remote_rounds_equal_in_process_collectors(self):
         # Worker i with seed s_i = SEED + i * NUM_ENVS against an in-process
         # collector made as a single process makes its own: environments
         # seeded s_i + j, sampling under the global seed s_i.
-        self.assertEqual(self.workers.generations, [0] * NUM_WORKERS)
+        self.assertEqual(WORKERS.generations, [0] * NUM_WORKERS)
         # Made first: the collectors trace their sampling under the
         # global seed set just before they are made.
-        learner_env = agents.make_tf_environment("CartPole-v1", num_envs=1)
-        rounds = [_learner_weights(learner_env, 100 + v) for v in range(2)]
+        rounds = [_learner_weights(100 + v) for v in range(2)]
         references = []
         for i in range(NUM_WORKERS):
             seed_i = SEED + i * NUM_ENVS
@@ -80,9 +102,9 @@ class RolloutWorkersTest(tf.test.TestCase):
                 worker_fixtures.cartpole,
                 num_envs=NUM_ENVS,
                 seed=seed_i,
-                env_kwargs=self.env_kwargs,
+                env_kwargs=ENV_KWARGS,
             )
-            model = build_policy_model(worker_fixtures.small_ppo, env)
+            model = build_policy_model(MODEL_FN, env)
             collector = RolloutCollector(
                 model,
                 env,
@@ -94,7 +116,7 @@ class RolloutWorkersTest(tf.test.TestCase):
             collector.run_driver.get_concrete_function()
             references.append((model, collector))
         for version, weights in enumerate(rounds):
-            results = self.workers.collect(weights, version=version)
+            results = WORKERS.collect(weights, version=version)
             for i, (model, collector) in enumerate(references):
                 for variable, value in zip(policy_variables(model), weights):
                     variable.assign(value)
@@ -112,6 +134,180 @@ class RolloutWorkersTest(tf.test.TestCase):
                 self.assertEqual(
                     results[i]["env_steps"], int(np.sum(expected["mask"]))
                 )
+
+
+class LearnerStatisticsTest(tf.test.TestCase):
+    def test_learner_statistics_equal_one_process_on_the_same_rows(self):
+        model = _learner_model(5)
+        collector = WORKERS.make_collector(
+            model, rollout_length=T, return_window=20
+        )
+        # One process's statistics over the same B rows: a reward
+        # normalization of B environments, observation statistics.
+        rewards = agents.RewardNormalization(B)
+        observations = agents.ObservationNormalization()
+        observations.build((None, 4))
+        learner_observations = statistics_layers(model)[0].normalization
+        for _ in range(2):
+            results = collector.run_driver()
+            # Before each round: the rows of the rounds before it.
+            for name in ("mean", "variance", "count"):
+                self.assertAllClose(
+                    getattr(learner_observations, name),
+                    getattr(observations, name),
+                    rtol=1e-6,
+                )
+            raw = _concatenated(results, rb.REWARD)
+            ended = _concatenated(results, rb.TERMINATED) | _concatenated(
+                results, rb.TRUNCATED
+            )
+            mask = _concatenated(results, rb.MASK)
+            steps_before = int(collector.env_steps.numpy())
+            batch = collector.to_batch(results)
+            expected = rewards.update_and_scale(raw, ended, mask)
+            self.assertAllClose(batch[rb.REWARD], expected, rtol=1e-5)
+            learner_rewards = model.reward_normalization
+            for name in ("return_mean", "return_variance", "count"):
+                self.assertAllClose(
+                    getattr(learner_rewards, name),
+                    getattr(rewards, name),
+                    rtol=1e-5,
+                )
+            # The workers' running returns, recorded at the learner.
+            self.assertAllClose(
+                collector.worker_state.returns, rewards.returns, rtol=1e-5
+            )
+            observations.update(_concatenated(results, rb.OBSERVATION))
+            self.assertEqual(
+                int(collector.env_steps.numpy()) - steps_before,
+                int(np.sum(mask)),
+            )
+
+
+class _KillWorkerAt(keras.callbacks.Callback):
+    """Hangs the environments, SIGKILLs worker 0 mid-round, lets go."""
+
+    def __init__(self, iteration):
+        super().__init__()
+        self.iteration = iteration
+        self.killed = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch != self.iteration:
+            return
+        pid = WORKERS.describe()[0]["pid"]
+        open(HANG_FILE, "w").close()
+
+        def kill():
+            time.sleep(1.0)
+            os.kill(pid, signal.SIGKILL)
+            self.killed = pid
+            os.remove(HANG_FILE)
+
+        threading.Thread(target=kill, daemon=True).start()
+
+
+class _InterruptAt(keras.callbacks.Callback):
+    def __init__(self, iteration):
+        super().__init__()
+        self.iteration = iteration
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.iteration:
+            raise KeyboardInterrupt
+
+
+def _trainer(root_dir, trained_steps):
+    model = _learner_model(11)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    trainer = agents.OnPolicyTrainer(
+        model,
+        WORKERS,
+        rollout_length=T,
+        epochs=1,
+        num_minibatches=2,
+        root_dir=root_dir,
+        seed=SEED,
+    )
+    fit = trainer.fit
+
+    def recording_fit(batch):
+        # The steps the learner trains on, counted from the batch itself.
+        mask = batch[rb.MASK].numpy()
+        assert mask.shape == (B, T), mask.shape
+        trained_steps.append(int(mask.sum()))
+        return fit(batch)
+
+    trainer.fit = recording_fit
+    return trainer
+
+
+class FaultsTest(tf.test.TestCase):
+    def test_killed_worker_is_replaced_and_an_interrupted_run_resumes(self):
+        root_dir = self.get_temp_dir()
+        trained = []
+        generations = list(WORKERS.generations)
+        trainer = _trainer(root_dir, trained)
+        killer = _KillWorkerAt(1)
+        with self.assertRaises(KeyboardInterrupt):
+            trainer.run(
+                total_env_steps=10 * B * T,
+                callbacks=[killer, _InterruptAt(3)],
+                verbose=0,
+            )
+        self.assertIsNotNone(killer.killed)
+        # Worker 0 was made again once; its round's share came from the
+        # new worker, and every trained step was counted once.
+        self.assertEqual(
+            WORKERS.generations, [generations[0] + 1, generations[1]]
+        )
+        self.assertNotEqual(WORKERS.describe()[0]["pid"], killer.killed)
+        self.assertEqual(trainer.iteration, 3)
+        self.assertLen(trained, 3)
+        self.assertEqual(trainer.env_steps, sum(trained))
+        saved_returns = trainer._collector.worker_state.returns.numpy()
+
+        # The driver "interrupted": a new one resumes from the checkpoint.
+        resumed_trained = []
+        resumed = _trainer(root_dir, resumed_trained)
+        self.assertEqual(resumed.iteration, 3)
+        self.assertEqual(resumed.env_steps, sum(trained))
+        state = resumed._collector.worker_state
+        self.assertAllEqual(state.returns, saved_returns)
+        resumed.run(total_env_steps=resumed.env_steps + 1, verbose=0)
+        self.assertEqual(resumed.iteration, 4)
+        self.assertEqual(resumed.env_steps, sum(trained + resumed_trained))
+        # Every worker made again at its next generation: new episodes,
+        # from seeds the run had not used.
+        self.assertEqual(
+            WORKERS.generations, [generations[0] + 2, generations[1] + 1]
+        )
+        self.assertNotEqual(
+            worker_seed(SEED, 1, NUM_ENVS, WORKERS.generations[1]),
+            worker_seed(SEED, 1, NUM_ENVS, 0),
+        )
+
+
+class HungWorkerTest(tf.test.TestCase):
+    # Last in the module: it leaves the workers killed.
+    def test_a_hung_worker_is_an_error_naming_it_not_a_hang(self):
+        weights = _learner_weights(3)
+        WORKERS.describe()
+        timeout = WORKERS.worker_timeout_s
+        WORKERS.worker_timeout_s = 2.0
+        open(HANG_FILE, "w").close()
+        start = time.monotonic()
+        try:
+            with self.assertRaisesRegex(
+                WorkerTimeoutError,
+                r"Rollout worker 0 \(host .+, pid \d+\), 1 \(host .+, pid "
+                r"\d+\) returned no rollout within worker_timeout_s=2.0",
+            ):
+                WORKERS.collect(weights, version=0)
+        finally:
+            os.remove(HANG_FILE)
+            WORKERS.worker_timeout_s = timeout
+        self.assertLess(time.monotonic() - start, 30.0)
 
 
 if __name__ == "__main__":
