@@ -131,6 +131,21 @@ class DecodeCompletionsTest(tf.test.TestCase):
             ["", ""],
         )
 
+    def test_equals_keras_hub_generate_postprocess(self):
+        tokenizer = local_tokenizers.gpt2_tokenizer()
+        preprocessor = keras_hub.models.GPT2CausalLMPreprocessor(tokenizer)
+        rng = np.random.default_rng(0)
+        tokens = rng.integers(0, tokenizer.vocabulary_size(), [5, 9])
+        tokens[:, 3] = 0  # special tokens inside some responses
+        mask = rng.random([5, 9]) < 0.7
+        reference = preprocessor.generate_postprocess(
+            {"token_ids": tokens, "padding_mask": mask}
+        )
+        self.assertEqual(
+            lm.decode_completions(preprocessor, tokens, mask),
+            list(reference),
+        )
+
     def test_shapes_checked(self):
         tokenizer = local_tokenizers.gpt2_tokenizer()
         with self.assertRaisesRegex(ValueError, "must both be \\[B, W\\]"):
