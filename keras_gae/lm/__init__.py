@@ -31,6 +31,7 @@ from keras_gae.lm.text_prompts import decode_completions
 from keras_gae.lm.text_prompts import encode_prompts
 from keras_gae.lm.text_rewards import TextRewards
 from keras_gae.lm.text_rollouts import TextRollout
+from keras_gae.lm.text_rollouts import TextScorer
 from keras_gae.lm.text_rollouts import collect_text
 from keras_gae.lm.token_logits_head import TokenLogitsHead
 
@@ -43,6 +44,7 @@ __all__ = [
     "SequenceRollout",
     "TextRewards",
     "TextRollout",
+    "TextScorer",
     "TokenLogitsHead",
     "aggregate_loss",
     "causal_log_probs",

@@ -76,6 +76,92 @@ def _repeat_columns(columns: Optional[dict], prompts: int, n: int) -> dict:
     return rows
 
 
+class TextScorer:
+    """A token scorer `(tokens, mask) -> [B]` for text prompts and text
+    reward functions: what `collect_text` passes to `model.collect`, and
+    what any other consumer of a scorer takes (`evaluate_completions`).
+
+    A call decodes each row's response (`decode_completions`), calls the
+    reward functions (`TextRewards`) with the rows' prompts, completions
+    and columns, and returns the weighted sums as float32 scores. Rows are
+    the prompts in order, each `num_samples` times in a row (the layout
+    of `keras_gae.lm.generate`). The last call's `completions` and
+    `rewards` (`[B, K]`, NaN where a function returned None) stay on the
+    scorer.
+
+    Args:
+      tokenizer: what `keras_gae.lm.text_prompts.prompt_tokenizer` takes
+        (a keras-hub tokenizer or preprocessor, or a model carrying one).
+      prompts: B0 strings.
+      reward_funcs: a callable, a list of them, or a `TextRewards`.
+      reward_weights: optional weights (only with a callable or a list).
+      num_samples: n >= 1, completions per prompt.
+      reward_kwargs: optional dict of per-prompt lists (a dataset's
+        answers, ...), each value passed `num_samples` times, as TRL
+        passes a dataset's other columns to its reward functions.
+
+    Raises:
+      TypeError, ValueError: as `TextRewards` and `encode_prompts`;
+        `reward_weights` with a `TextRewards`; columns of another length
+        than the prompts. A call with another number of rows than
+        B0 * n is refused.
+
+    Example:
+
+    ```python
+    tokens, mask = keras_gae.lm.encode_prompts(model, prompts)
+    scorer = keras_gae.lm.TextScorer(model, prompts, [short, correct])
+    logs = keras_gae.lm.evaluate_completions(
+        model, tokens, scorer, prompt_mask=mask, max_new_tokens=16)
+    ```
+    """
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        prompts: Sequence[str],
+        reward_funcs: Any,
+        *,
+        reward_weights: Optional[Sequence[float]] = None,
+        num_samples: int = 1,
+        reward_kwargs: Optional[dict] = None,
+    ):
+        if isinstance(reward_funcs, TextRewards):
+            if reward_weights is not None:
+                raise ValueError(
+                    "`reward_weights` goes with a list of reward functions; "
+                    "a TextRewards has its own. "
+                    f"Received: reward_weights={reward_weights!r}"
+                )
+            self.rewards = reward_funcs
+        else:
+            self.rewards = TextRewards(reward_funcs, reward_weights)
+        self.tokenizer = text_prompts.prompt_tokenizer(tokenizer)
+        prompts = text_prompts.convert_strings(prompts, "prompts")
+        n = _checks.check_positive_int(num_samples, "num_samples")
+        self.prompts = [prompt for prompt in prompts for _ in range(n)]
+        self.columns = _repeat_columns(reward_kwargs, len(prompts), n)
+        self.completions = None
+        self.scores = None
+
+    def __call__(self, tokens: Any, mask: Any) -> np.ndarray:
+        rows = np.shape(tokens)[0]
+        if rows != len(self.prompts):
+            raise ValueError(
+                f"The scorer holds {len(self.prompts)} rows (prompts times "
+                f"`num_samples`); the token rows are {rows}. Received: "
+                f"tokens of shape {tuple(np.shape(tokens))}"
+            )
+        completions = text_prompts.decode_completions(
+            self.tokenizer, tokens, mask
+        )
+        scores = self.rewards(
+            self.prompts, completions, tokens, mask, **self.columns
+        )
+        self.completions, self.scores = completions, scores
+        return text_rewards.weighted_sum(scores, self.rewards.reward_weights)
+
+
 def collect_text(
     model: Any,
     prompts: Sequence[str],
@@ -88,15 +174,10 @@ def collect_text(
 ) -> TextRollout:
     """`model.collect` from text prompts, scored by text reward functions.
 
-    1. `encode_prompts`: the prompts through the tokenizer, left-padded,
-       with their prompt mask.
-    2. `model.collect(prompt_tokens, scorer, prompt_mask=...,
-       **collect_kwargs)` samples `num_samples` completions per prompt
-       and calls `scorer` once on the token rows and response mask; the
-       scorer decodes each row's response (`decode_completions`), calls
-       the reward functions (`TextRewards`) with the prompts,
-       completions and `reward_kwargs`, and gives the weighted sum as
-       the rows' scores.
+    `encode_prompts` turns the prompts into left-padded ids and their
+    mask; `model.collect(prompt_tokens, TextScorer(...),
+    prompt_mask=..., **collect_kwargs)` samples `num_samples` completions
+    per prompt, and the scorer decodes them and sums the weighted rewards.
 
     Args:
       model: a `keras_gae.lm.CausalLMPPOModel` (anything with its
@@ -106,9 +187,7 @@ def collect_text(
       reward_weights: optional weights (only with a callable or a list).
       tokenizer: what `prompt_tokenizer` accepts; None: the preprocessor
         of the model's keras-hub CausalLM.
-      reward_kwargs: optional dict of per-prompt lists (a dataset's
-        answers, ...), each value passed `num_samples` times, as TRL
-        passes a dataset's other columns to its reward functions.
+      reward_kwargs: optional dict of per-prompt lists, see `TextScorer`.
       **collect_kwargs: `model.collect`'s arguments (`max_new_tokens`,
         `num_samples`, `top_k`, `seed`, ...) but `prompt_mask`.
 
@@ -116,10 +195,10 @@ def collect_text(
       A `TextRollout`.
 
     Raises:
-      TypeError, ValueError: as `encode_prompts`, `TextRewards` and
+      TypeError, ValueError: as `encode_prompts`, `TextScorer` and
         `model.collect`, naming the argument; `prompt_mask` among
-        `collect_kwargs`; `reward_weights` with a `TextRewards`. Nothing
-        is collected and no KL controller is updated when a reward fails.
+        `collect_kwargs`. Nothing is collected and no KL controller is
+        updated when a reward fails.
 
     Example:
 
@@ -139,41 +218,25 @@ def collect_text(
             "no `prompt_mask`. Received: prompt_mask="
             f"{_checks.describe(collect_kwargs['prompt_mask'])}"
         )
-    if isinstance(reward_funcs, TextRewards):
-        if reward_weights is not None:
-            raise ValueError(
-                "`reward_weights` goes with a list of reward functions; a "
-                "TextRewards has its own. "
-                f"Received: reward_weights={reward_weights!r}"
-            )
-        rewards = reward_funcs
-    else:
-        rewards = TextRewards(reward_funcs, reward_weights)
-    codec = text_prompts.prompt_tokenizer(
-        model if tokenizer is None else tokenizer
+    scorer = TextScorer(
+        model if tokenizer is None else tokenizer,
+        prompts,
+        reward_funcs,
+        reward_weights=reward_weights,
+        num_samples=collect_kwargs.get("num_samples", 1),
+        reward_kwargs=reward_kwargs,
     )
-    prompts = text_prompts.convert_strings(prompts, "prompts")
-    n = collect_kwargs.get("num_samples", 1)
-    n = _checks.check_positive_int(n, "num_samples")
-    columns = _repeat_columns(reward_kwargs, len(prompts), n)
-    prompt_tokens, prompt_mask = text_prompts.encode_prompts(codec, prompts)
-    row_prompts = [prompt for prompt in prompts for _ in range(n)]
-    seen = {}
-
-    def scorer(tokens, mask):
-        completions = text_prompts.decode_completions(codec, tokens, mask)
-        scores = rewards(row_prompts, completions, tokens, mask, **columns)
-        seen.update(completions=completions, scores=scores)
-        return text_rewards.weighted_sum(scores, rewards.reward_weights)
-
+    prompt_tokens, prompt_mask = text_prompts.encode_prompts(
+        scorer.tokenizer, prompts
+    )
     rollout = model.collect(
         prompt_tokens, scorer, prompt_mask=prompt_mask, **collect_kwargs
     )
     return TextRollout(
         rollout=rollout,
-        prompts=tuple(row_prompts),
-        completions=tuple(seen["completions"]),
-        rewards=seen["scores"],
-        reward_names=rewards.names,
-        reward_weights=rewards.reward_weights,
+        prompts=tuple(scorer.prompts),
+        completions=tuple(scorer.completions),
+        rewards=scorer.scores,
+        reward_names=scorer.rewards.names,
+        reward_weights=scorer.rewards.reward_weights,
     )

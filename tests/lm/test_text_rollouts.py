@@ -116,6 +116,42 @@ class CollectTextTest(tf.test.TestCase):
         for row, prompt in enumerate(text.prompts):
             self.assertEqual(starts[row], len(tokenizer([prompt])[0]) + 1)
 
+    def test_text_scorer_in_the_evaluation_pass(self):
+        model, tokenizer = model_with_preprocessor()
+        tokens, mask = lm.encode_prompts(model, PROMPTS)
+        scorer = lm.TextScorer(
+            model,
+            PROMPTS,
+            [length, contains],
+            reward_kwargs={"answer": ANSWERS},
+        )
+        logs = lm.evaluate_completions(
+            model, tokens, scorer, prompt_mask=mask, max_new_tokens=4
+        )
+        expected = [
+            len(c) / 10 + (0.0 if a is None else float(a in c))
+            for c, a in zip(scorer.completions, ANSWERS)
+        ]
+        self.assertAllClose(logs["reward"], np.mean(expected))
+        # Greedy completions, decoded independently, are the scorer's.
+        out = lm.generate(
+            model.network,
+            tokens,
+            prompt_mask=mask,
+            max_new_tokens=4,
+            top_k=1,
+            eos_id=model.eos_id,
+        )
+        for row, completion in enumerate(scorer.completions):
+            new = out.tokens[row, out.prompt_length[row] :].numpy()
+            new = new[: int(np.sum(out.mask[row]))]
+            ids = [int(i) for i in new if i != tokenizer.end_token_id]
+            self.assertEqual(completion, tokenizer.detokenize(ids))
+        with self.assertRaisesRegex(
+            ValueError, "holds 2 rows.*the token rows are 4"
+        ):
+            scorer(np.zeros([4, 3], np.int32), np.ones([4, 3], bool))
+
     def test_tokenizer_for_a_model_without_preprocessor(self):
         tokenizer = local_tokenizers.gpt2_tokenizer()
         causal_lm = keras_hub_models.gpt2(vocab=tokenizer.vocabulary_size())
