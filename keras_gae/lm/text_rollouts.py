@@ -85,9 +85,9 @@ class TextScorer:
     reward functions (`TextRewards`) with the rows' prompts, completions
     and columns, and returns the weighted sums as float32 scores. Rows are
     the prompts in order, each `num_samples` times in a row (the layout
-    of `keras_gae.lm.generate`). The last call's `completions` and
-    `rewards` (`[B, K]`, NaN where a function returned None) stay on the
-    scorer.
+    of `keras_gae.lm.generate`). The last call's `completions` (B
+    strings) and `scores` (`[B, K]`, NaN where a function returned None)
+    stay on the scorer; `rewards` is its `TextRewards`.
 
     Args:
       tokenizer: what `keras_gae.lm.text_prompts.prompt_tokenizer` takes
