@@ -10,8 +10,53 @@ from keras_gae.lm import advantages as advantages_lib
 from keras_gae.lm import causal_lm_policy
 from keras_gae.lm import loss_aggregation as aggregation_lib
 from keras_gae.lm import sequence_ratios
+from keras_gae.models import networks as networks_lib
 from keras_gae.ops import _checks
 from keras_gae.ops import policy_losses
+
+# The settings `check_settings` returns, each a model attribute of its name.
+SETTING_NAMES = (
+    "vocab_size",
+    "eos_id",
+    "pad_id",
+    "temperature",
+    "reward_kl_coef",
+    "reward_kl_estimator",
+    "whiten_rewards",
+    "advantage_estimator",
+    "loss_aggregation",
+    "stop_token_ids",
+    "jit_generate",
+    "scale_rewards",
+    "mask_truncated_completions",
+    "importance_sampling_level",
+    "max_completion_length",
+)
+
+
+def config_entries(model: Any) -> dict:
+    """The model's networks and settings for its `get_config`."""
+    entries = {name: getattr(model, name) for name in SETTING_NAMES}
+    coefficient = entries["reward_kl_coef"]
+    if coefficient is not None and not isinstance(coefficient, float):
+        entries["reward_kl_coef"] = networks_lib.serialize(coefficient)
+    entries["stop_token_ids"] = list(entries["stop_token_ids"])
+    entries["network"] = networks_lib.serialize(model.shared)
+    entries["reference_network"] = networks_lib.serialize(
+        model.reference_network
+    )
+    return entries
+
+
+def deserialized(config: dict, custom_objects: Any) -> dict:
+    """The constructor arguments of a `get_config` dict."""
+    config = dict(config)
+    for key in ("network", "reference_network"):
+        config[key] = networks_lib.deserialize(config.get(key), custom_objects)
+    for key in ("kl_coef", "reward_kl_coef"):
+        if isinstance(config.get(key), dict):
+            config[key] = networks_lib.deserialize(config[key], custom_objects)
+    return config
 
 
 def _off(coefficient: Any) -> bool:

@@ -25,11 +25,11 @@ from keras_gae.lm import causal_lm_policy
 from keras_gae.lm import causal_outputs
 from keras_gae.lm import collection
 from keras_gae.lm import loss_aggregation as aggregation_lib
+from keras_gae.lm import reference_policy
 from keras_gae.lm import rollouts
 from keras_gae.lm import sequence_ratios
 from keras_gae.lm import truncated_completions
 from keras_gae.lm.token_logits_head import TokenLogitsHead
-from keras_gae.models import networks as networks_lib
 from keras_gae.models.ppo import PPOModel
 from keras_gae.ops import _checks
 
@@ -37,7 +37,7 @@ _CRITIC_METRICS = ("value_loss", "value_clip_fraction", "explained_variance")
 
 
 @keras.saving.register_keras_serializable(package="keras_gae")
-class CausalLMPPOModel(PPOModel):
+class CausalLMPPOModel(reference_policy.ReferencePolicy, PPOModel):
     r"""PPO with token-level GAE for a causal language model, by `fit`.
 
     The network maps token rows `[B, L]` to `(logits [B, L, V], values
@@ -77,12 +77,9 @@ class CausalLMPPOModel(PPOModel):
     prompt as its group, and handed to the train step as "advantage"
     (advantage normalization is then off unless `normalize_advantages` is
     passed). "gae" needs a value function (a `CausalLMPolicy` without one
-    is refused); the critic-free estimators use none: the step reads no
-    value, has no value loss (`value_coef` is 0; a non-zero one, a
-    `value_clip` or a policy's separate `critic` is refused; a shared
-    value head stays untrained) and reports no critic metrics. The policy
-    loss is aggregated over tokens by `loss_aggregation`
-    (`keras_gae.lm.loss_aggregation`).
+    is refused); the critic-free ones use none: no value is read, no value
+    loss (`value_coef` 0; a non-zero one, `value_clip` or a separate
+    `critic` is refused), no critic metrics.
 
     Memory: gradient accumulation over micro-batches is the optimizer's
     (`keras.optimizers.Adam(..., gradient_accumulation_steps=k)`: fit on
@@ -116,11 +113,22 @@ class CausalLMPPOModel(PPOModel):
         `sequence_rollout_batch`).
       gamma: discount, 1 by default (an episode is one response).
       lambda_: GAE lambda, 0.95 by default.
-      advantage_estimator: "gae", "grpo", "dr_grpo", "rloo" or
-        "reinforce_pp".
-      loss_aggregation: "token_mean", "sequence_sum" or "sequence_mean".
+      advantage_estimator: "gae", "grpo", "dr_grpo" ("grpo" with
+        scale_rewards="none"), "rloo" or "reinforce_pp".
+      loss_aggregation: "token_mean", "sequence_sum", "sequence_mean" or
+        "dr_grpo" (`keras_gae.lm.aggregate_loss`).
       stop_token_ids: optional more ids that end a response like `eos_id`.
       jit_generate: XLA-compile the sampling loop of `collect`.
+      scale_rewards: "group", "batch" or "none": what "grpo" divides its
+        centred returns by (`keras_gae.lm.grpo_advantages`).
+      mask_truncated_completions: leave the responses that hit the length
+        limit without a stop token out of the loss (they stay in their
+        group's advantage statistics).
+      importance_sampling_level: "token" (PPO's per-token ratios) or
+        "sequence" (GSPO: one ratio per response, the exp of its mean
+        log-ratio, clipped per response; `keras_gae.lm.sequence_ratios`).
+      max_completion_length: Dr. GRPO's constant L_max, required by (and
+        only by) loss_aggregation="dr_grpo".
       **kwargs: `PPOModel` and `ActorCriticModel` arguments (clip_ratio,
         value_coef, entropy_coef, value_clip, max_grad_norm, ...).
 
@@ -276,58 +284,6 @@ class CausalLMPPOModel(PPOModel):
             tf.reshape(values, [-1]),
         )
 
-    @property
-    def has_reference(self) -> bool:
-        """Whether there is a reference policy (a network or LoRA off)."""
-        return self.reference_network is not None or self.lora_reference
-
-    def _reference_logits(self, tokens: tf.Tensor) -> tf.Tensor:
-        if self.reference_network is not None:
-            outputs = self.reference_network(tokens, training=False)
-            logits, _ = causal_outputs.split_outputs(outputs)
-            return logits
-        return self.shared.reference_logits(tokens)
-
-    def reference_log_probs(self, tokens: Any) -> tf.Tensor:
-        """`[B, L]` log pi_ref(tokens[t] | tokens[:t]), without gradients.
-
-        One compiled pass of the frozen reference network, or of the
-        network with its LoRA adapters off, at the model's temperature; 0
-        at t = 0. Ids outside [0, vocab_size) are refused (ValueError
-        naming `tokens`).
-        """
-        if not self.has_reference:
-            raise ValueError(
-                "The model has no `reference_network` (nor LoRA adapters to "
-                "turn off). Received: reference_network=None"
-            )
-        if self._reference_function is None:
-            self._reference_function = tf.function(
-                lambda tokens: causal_outputs.causal_log_probs(
-                    self._reference_logits(tokens),
-                    tokens,
-                    temperature=self.temperature,
-                ),
-                reduce_retracing=True,
-            )
-        tokens = _input_checks.check_token_ids(
-            _tokens.convert_tokens(tokens), self.vocab_size, "tokens"
-        )
-        if self.lora_reference:
-            # Traced with the adapters off; later calls reuse the graph.
-            with causal_lm_policy.lora_disabled(self.shared.causal_lm):
-                log_probs = self._reference_function(tokens)
-        else:
-            log_probs = self._reference_function(tokens)
-        return tf.stop_gradient(log_probs)
-
-    def _reward_kl_value(self) -> tf.Tensor:
-        if self.reward_kl_coef is None:
-            return tf.zeros([])
-        if isinstance(self.reward_kl_coef, float):
-            return tf.constant(self.reward_kl_coef, tf.float32)
-        return tf.cast(self.reward_kl_coef.value, tf.float32)
-
     def collect(
         self,
         prompt_tokens: Any,
@@ -439,44 +395,9 @@ class CausalLMPPOModel(PPOModel):
         config = super().get_config()
         for key in ("actor", "critic", "shared", "policy_head"):
             config.pop(key, None)
-        reward_kl_coef = self.reward_kl_coef
-        if reward_kl_coef is not None and not isinstance(reward_kl_coef, float):
-            reward_kl_coef = networks_lib.serialize(reward_kl_coef)
-        config.update(
-            {
-                "network": networks_lib.serialize(self.shared),
-                "vocab_size": self.vocab_size,
-                "eos_id": self.eos_id,
-                "reference_network": networks_lib.serialize(
-                    self.reference_network
-                ),
-                "reward_kl_coef": reward_kl_coef,
-                "reward_kl_estimator": self.reward_kl_estimator,
-                "temperature": self.temperature,
-                "pad_id": self.pad_id,
-                "whiten_rewards": self.whiten_rewards,
-                "advantage_estimator": self.advantage_estimator,
-                "loss_aggregation": self.loss_aggregation,
-                "stop_token_ids": list(self.stop_token_ids),
-                "jit_generate": self.jit_generate,
-                "scale_rewards": self.scale_rewards,
-                "mask_truncated_completions": self.mask_truncated_completions,
-                "importance_sampling_level": self.importance_sampling_level,
-                "max_completion_length": self.max_completion_length,
-            }
-        )
+        config.update(_model_settings.config_entries(self))
         return config
 
     @classmethod
     def from_config(cls, config: dict, custom_objects: Any = None) -> Any:
-        config = dict(config)
-        for key in ("network", "reference_network"):
-            config[key] = networks_lib.deserialize(
-                config.get(key), custom_objects
-            )
-        for key in ("kl_coef", "reward_kl_coef"):
-            if isinstance(config.get(key), dict):
-                config[key] = networks_lib.deserialize(
-                    config[key], custom_objects
-                )
-        return cls(**config)
+        return cls(**_model_settings.deserialized(config, custom_objects))
