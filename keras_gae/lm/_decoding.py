@@ -60,6 +60,22 @@ def _is_stop(tokens: tf.Tensor, stop_ids: tuple) -> tf.Tensor:
     return stop
 
 
+def attention_widths(width: int, first: int = 64) -> list:
+    """Static attended widths, increasing, for a `width`-column buffer:
+    `first`, doubling while below `width`, then `width`.
+
+    A cached step at column t attends over the first width above t: at
+    most max(first, 2 * (t + 1)) columns, whatever the buffer's width.
+    Each width is one branch of the step's attention (compiled once).
+    """
+    widths = []
+    block = first
+    while block < width:
+        widths.append(block)
+        block *= 2
+    return widths + [width]
+
+
 def decode(
     prompt: tf.Tensor,
     prompt_length: tf.Tensor,
@@ -70,11 +86,16 @@ def decode(
     """`(tokens [B, W], log_probs [B, N], values [B, N + 1] or None,
     mask [B, N], done [B])` for packed `prompt [B, P]`.
 
-    `model` is either a cached policy (`seed_cache(tokens) -> (logits,
-    values, cache)`, `call_with_cache(tokens [B, 1], cache, index) ->
-    (logits [B, 1, V], values [B, 1] or None, cache)`, `has_values`) when
-    `settings.cached`, or a callable mapping `[B, L]` tokens to logits or
-    `(logits, values)`, rerun on the whole buffer each step.
+    `model` is either a cached policy (`seed_cache(prompt [B, P], W) ->
+    cache` after a pass over the prompt columns, `call_with_cache(tokens
+    [B, 1], cache, index, attend_widths) -> (logits [B, 1, V], values
+    [B, 1] or None, cache)`, `has_values`) when `settings.cached`, or a
+    callable mapping `[B, L]` tokens to logits or `(logits, values)`,
+    rerun on the whole buffer each step.
+
+    A cached step at column t attends over the first of the
+    `attention_widths` above t, so its cost follows the rows' length, not
+    the buffer's width.
     """
     n = settings.max_new_tokens
     batch = tf.shape(prompt)[0]
@@ -83,7 +104,11 @@ def decode(
     tokens = tf.concat([prompt, tf.fill([batch, n], fill)], axis=1)
     prompt_length = tf.cast(prompt_length, tf.int32)
     if settings.cached:
-        _, _, cache = model.seed_cache(tokens)
+        # A buffer whose width is only known at run time: each step
+        # attends over all of it.
+        static_width = tokens.shape[1]
+        widths = attention_widths(static_width) if static_width else None
+        cache = model.seed_cache(prompt, static_width or width)
         has_values = bool(model.has_values)
     else:
         # Traced only for whether values come out; the executed graph
@@ -100,7 +125,7 @@ def decode(
     def model_step(t, tokens, cache):
         if settings.cached:
             logits, values, cache = model.call_with_cache(
-                tf.gather(tokens, t[tf.newaxis], axis=1), cache, t
+                tf.gather(tokens, t[tf.newaxis], axis=1), cache, t, widths
             )
             logits = tf.cast(logits[:, 0], tf.float32)
             if values is not None:
@@ -141,7 +166,7 @@ def decode(
         pending = ~stopped & (t + 1 - prompt_length <= last_index)
         return (t <= end) & tf.reduce_any(pending)
 
-    _, tokens, _, stopped, log_probs, values = tf.while_loop(
+    state = tf.while_loop(
         keep_going,
         body,
         (
@@ -153,6 +178,7 @@ def decode(
             tf.zeros([batch, n + 1], tf.float32),
         ),
     )
+    _, tokens, _, stopped, log_probs, values = state
     index = prompt_length[:, tf.newaxis] + tf.range(n)[tf.newaxis, :]
     generated = tf.gather(tokens, index, batch_dims=1)
     stops_before = tf.cumsum(

@@ -8,12 +8,14 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 from typing import Optional
+from typing import Sequence
 
 import keras
 import tensorflow as tf
 
 from keras_gae._src import dependencies
 from keras_gae.lm import _input_checks
+from keras_gae.lm import kv_cache
 from keras_gae.models import networks as networks_lib
 from keras_gae.ops import _checks
 
@@ -25,9 +27,24 @@ def is_keras_hub_causal_lm(model: Any) -> bool:
     return (
         isinstance(model, keras.Model)
         and hasattr(model, "call_with_cache")
-        and hasattr(model, "_build_cache")
-        and hasattr(model, "backbone")
+        and hasattr(getattr(model, "backbone", None), "transformer_layers")
     )
+
+
+def _keras_hub_cache_shape(backbone: Any) -> Optional[tuple]:
+    """`(layers, 2, H, D)` of keras-hub's stacked cache from the backbone's
+    config attributes (key/value heads, head size), or None."""
+    heads = getattr(backbone, "num_key_value_heads", None) or getattr(
+        backbone, "num_heads", None
+    )
+    query_heads = getattr(backbone, "num_query_heads", None) or heads
+    head_dim = getattr(backbone, "head_dim", None)
+    hidden_dim = getattr(backbone, "hidden_dim", None)
+    if head_dim is None and hidden_dim and query_heads:
+        head_dim = int(hidden_dim) // int(query_heads)
+    if not heads or not head_dim:
+        return None
+    return (len(backbone.transformer_layers), 2, int(heads), int(head_dim))
 
 
 def _named_inputs(model: Any) -> list:
@@ -157,8 +174,11 @@ class CausalLMPolicy(keras.Model):
     A full pass (training, the reference) runs the backbone on
     `{"token_ids", "padding_mask"}` and the tied or untied output
     embedding, as the CausalLM's own call does (differentiable); decoding
-    runs the model's `call_with_cache` (keras-hub's cache updates have no
-    gradient). The tests hold the two equal. Rows are packed (prompt at
+    runs keras_gae's cached step (`keras_gae.lm.kv_cache`: GPT-2, Llama
+    and Gemma backbones; the prefill over the prompt only, then one cache
+    column per layer and token, attention over the filled columns), or
+    keras-hub's `call_with_cache` for other backbones. The tests hold the
+    cached and full passes equal. Rows are packed (prompt at
     column 0; see `keras_gae.lm.generate`): causal attention needs no
     padding mask.
 
@@ -222,7 +242,16 @@ class CausalLMPolicy(keras.Model):
         if not is_keras_hub_causal_lm(causal_lm):
             raise TypeError(
                 "`causal_lm` must be a keras-hub CausalLM with "
-                "`call_with_cache` and `_build_cache(token_ids)`. "
+                "`call_with_cache` and a backbone with `transformer_layers`. "
+                f"Received: causal_lm={causal_lm!r}"
+            )
+        self._family = kv_cache.decoder_family(causal_lm)
+        self._cache_shape = _keras_hub_cache_shape(causal_lm.backbone)
+        if self._family is None and self._cache_shape is None:
+            raise TypeError(
+                "`causal_lm`'s backbone must give its key/value heads and "
+                "head size (`num_key_value_heads` or `num_heads`, and "
+                "`head_dim` or `hidden_dim`) to size the decoding cache. "
                 f"Received: causal_lm={causal_lm!r}"
             )
         value_head = _checks.check_option(value_head, "value_head", VALUE_HEADS)
@@ -290,12 +319,20 @@ class CausalLMPolicy(keras.Model):
         values = self.value_dense(tf.cast(hidden_states, tf.float32))
         return tf.squeeze(values, axis=-1)
 
-    def seed_cache(self, tokens: Any) -> tuple:
-        """`(logits [B, L, V], values [B, L] or None, cache)` of a full
-        pass, the cache filled for every column."""
-        hidden_states, cache = self.causal_lm._build_cache(tokens)
-        logits = self._logits(hidden_states)
-        return logits, self._values(hidden_states), cache
+    def seed_cache(self, prompt: Any, width: int) -> Any:
+        """The cache of a `width`-column buffer after a pass over the
+        prompt columns `prompt [B, P]` only (P <= width)."""
+        prompt = tf.convert_to_tensor(prompt)
+        batch = tf.shape(prompt)[0]
+        dtype = self.causal_lm.compute_dtype
+        if self._family is not None:
+            cache = kv_cache.empty_cache(self._family, batch, width, dtype)
+            _, cache = kv_cache.run(self._family, prompt, cache, 0)
+            return cache
+        layers, two, heads, head_dim = self._cache_shape
+        empty = tf.zeros([batch, layers, two, width, heads, head_dim], dtype)
+        _, _, cache = self.causal_lm.call_with_cache(prompt, empty, 0)
+        return cache
 
     def _logits(self, hidden_states: tf.Tensor) -> tf.Tensor:
         logits = self.causal_lm.backbone.token_embedding(
@@ -317,12 +354,27 @@ class CausalLMPolicy(keras.Model):
         )
         return self._logits(hidden_states), self._values(hidden_states)
 
-    def call_with_cache(self, tokens: Any, cache: Any, index: Any) -> tuple:
+    def call_with_cache(
+        self,
+        tokens: Any,
+        cache: Any,
+        index: Any,
+        attend_widths: Optional[Sequence[int]] = None,
+    ) -> tuple:
         """`(logits [B, l, V], values [B, l] or None, cache)` for `l` new
-        columns starting at `index`."""
-        logits, hidden_states, cache = self.causal_lm.call_with_cache(
-            tokens, cache, index
-        )
+        columns starting at `index`, attending over the first of the
+        increasing `attend_widths` that covers index + l columns (None:
+        all of them; see `keras_gae.lm.kv_cache.run`)."""
+        if self._family is not None:
+            hidden_states, cache = kv_cache.run(
+                self._family, tokens, cache, index, attend_widths
+            )
+            logits = self._logits(hidden_states)
+        else:
+            # keras-hub's own step attends over every column.
+            logits, hidden_states, cache = self.causal_lm.call_with_cache(
+                tokens, cache, index
+            )
         return tf.cast(logits, tf.float32), self._values(hidden_states), cache
 
     def post_hoc_value_function(self) -> Any:

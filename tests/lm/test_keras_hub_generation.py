@@ -1,10 +1,14 @@
 """Cached generation with keras-hub causal LMs against uncached references."""
 
+from unittest import mock
+
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
 from keras_gae import lm
+from keras_gae.lm import _decoding
+from keras_gae.lm import kv_cache
 from tests.lm import keras_hub_models as khm
 
 STOP = khm.VOCAB - 1
@@ -47,6 +51,53 @@ class CachedGenerationTest(tf.test.TestCase, parameterized.TestCase):
                     out.values[b, 6], values[b, p + 5], atol=1e-4
                 )
                 self.assertNotAllClose(out.values[b, 6], values[b, p + 4])
+
+    @parameterized.product(name=["gpt2", "llama", "gemma"], new=[4, 70, 140])
+    def test_own_cache_equals_an_uncached_pass_at_buffer_widths(
+        self, name, new
+    ):
+        # Buffers of 9, 75 and 145 columns: one attention block, then two
+        # and three (widths 64, 128, W), so steps cross block edges. The
+        # cached step attends with other summation orders than the full
+        # pass (one column of queries against the cache): float32 rounding,
+        # observed below 1e-6 on log-probs, hence atol 1e-5.
+        builder = khm.BUILDERS[name]
+        causal_lm = builder(max_length=160) if name == "gpt2" else builder()
+        policy = lm.CausalLMPolicy(causal_lm, value_head="shared")
+        self.assertIsNotNone(policy._family)
+        prompt = np.array([[0, 0, 3, 4, 5], [1, 2, 3, 4, 6]])
+        kwargs = dict(pad_id=0, max_new_tokens=new, top_k=1, seed=0)
+        cached = lm.generate(policy, prompt, **kwargs)
+        uncached = lm.generate(lambda t: policy(t), prompt, **kwargs)
+        self.assertAllEqual(cached.tokens, uncached.tokens)
+        self.assertAllClose(cached.log_probs, uncached.log_probs, atol=1e-5)
+        self.assertAllClose(cached.values, uncached.values, atol=1e-5)
+
+    @parameterized.parameters("gpt2", "llama", "gemma")
+    def test_keras_hub_call_with_cache_path_equals_the_own_cache(self, name):
+        # A backbone keras_gae cannot decode its own way goes through
+        # keras-hub's `call_with_cache` with a cache sized from its config.
+        causal_lm = khm.BUILDERS[name](seed=6)
+        prompt = np.array([[0, 3, 4], [5, 6, 7]])
+        kwargs = dict(pad_id=0, max_new_tokens=6, top_k=1)
+        own = lm.generate(
+            lm.CausalLMPolicy(causal_lm, value_head=None), prompt, **kwargs
+        )
+        with mock.patch.object(kv_cache, "FAMILIES", ()):
+            policy = lm.CausalLMPolicy(causal_lm, value_head=None)
+            self.assertIsNone(policy._family)
+            theirs = lm.generate(policy, prompt, **kwargs)
+        self.assertAllEqual(own.tokens, theirs.tokens)
+        self.assertAllClose(own.log_probs, theirs.log_probs, atol=1e-5)
+
+    def test_attention_widths_cover_every_column_in_few_blocks(self):
+        for width in (1, 9, 64, 65, 96, 97, 145, 265, 1000):
+            widths = _decoding.attention_widths(width)
+            self.assertEqual(widths[-1], width)
+            self.assertAllEqual(np.diff(widths) > 0, [True] * (len(widths) - 1))
+            for t in range(width):
+                block = next(w for w in widths if w > t)
+                self.assertLessEqual(block, max(64, 2 * (t + 1)))
 
     @parameterized.parameters((1.0, None, None), (0.8, 5, 0.9), (1.0, 1, None))
     def test_cached_equals_uncached_token_for_token(self, temp, top_k, top_p):
