@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from keras_gae.ops.native.gae import in_xla_context
+from keras_gae.ops._xla_context import in_xla_context
 
 
 def describe(value: Any) -> str:

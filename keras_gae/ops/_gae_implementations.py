@@ -33,6 +33,7 @@ import tensorflow as tf
 
 from keras_gae.ops import _checks
 from keras_gae.ops import _steps
+from keras_gae.ops import _xla_context
 from keras_gae.ops import native
 
 IMPLEMENTATIONS = ("auto", "scan", "xla", "native")
@@ -92,9 +93,9 @@ def resolve(implementation: str) -> str:
     """
     _checks.check_option(implementation, "implementation", IMPLEMENTATIONS)
     if implementation == "auto":
-        return "scan" if native.in_xla_context() else "xla"
+        return "scan" if _xla_context.in_xla_context() else "xla"
     if implementation == "native":
-        if native.in_xla_context():
+        if _xla_context.in_xla_context():
             raise ValueError(
                 "`implementation='native'` cannot run inside an XLA-compiled "
                 "function (jit_compile=True); use 'auto' there. "

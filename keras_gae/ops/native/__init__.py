@@ -6,8 +6,8 @@ whether the op loaded; `gae_time_major(...)` runs it. The op has no XLA
 kernel: check `in_xla_context()` before creating it.
 """
 
+from keras_gae.ops._xla_context import in_xla_context
 from keras_gae.ops.native.gae import gae_time_major
-from keras_gae.ops.native.gae import in_xla_context
 from keras_gae.ops.native.loader import available
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""GAE through the native CPU op, and the XLA-context test that guards it.
+"""GAE through the native CPU op (not inside XLA: see `_xla_context`).
 
 Letters used in shapes: `T` is the number of time steps, `B` the batch size.
 """
@@ -10,37 +10,6 @@ from typing import Optional
 import tensorflow as tf
 
 from keras_gae.ops.native import loader
-
-try:
-    from tensorflow.python.ops import control_flow_util
-except ImportError:  # A TensorFlow that moved it: see in_xla_context.
-    control_flow_util = None
-
-
-def in_xla_context() -> bool:
-    """Whether ops created now land in a graph that XLA compiles.
-
-    True while tracing a `tf.function(jit_compile=True)` (which wraps tracing
-    in an XLA control-flow context) or any function graph nested inside one,
-    such as a `tf.while_loop` body or an inner `tf.function`. The native op
-    has no XLA kernel, so callers must not create it there. False when
-    executing eagerly.
-    """
-    if tf.executing_eagerly():
-        return False
-    graph = tf.compat.v1.get_default_graph()
-    if control_flow_util is not None:
-        return bool(control_flow_util.GraphOrParentsInXlaContext(graph))
-    # Fallback if the private helper is gone: the same walk over the graph
-    # and its outer graphs, reading each graph's control-flow context.
-    while graph is not None:
-        context = graph._get_control_flow_context()
-        while context is not None:
-            if context.IsXLAContext():
-                return True
-            context = context.outer_context
-        graph = getattr(graph, "outer_graph", None)
-    return False
 
 
 def gae_time_major(
