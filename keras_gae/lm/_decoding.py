@@ -29,6 +29,9 @@ class LoopSettings(NamedTuple):
     temperature: float
     top_k: Optional[int]
     top_p: Optional[float]
+    min_p: Optional[float]
+    repetition_penalty: Optional[float]
+    vocab_size: Optional[int]
     stop_ids: tuple
     fill_id: int
     cached: bool
@@ -121,6 +124,19 @@ def decode(
     end = tf.reduce_max(prompt_length) + last_index - 1
     columns = tf.range(width)[tf.newaxis, :]
     new_columns = tf.range(n + 1)[tf.newaxis, :]
+    penalize = settings.repetition_penalty is not None
+    seen = tf.zeros([])
+    if penalize:
+        # [B, V]: the tokens in columns before the loop's first step.
+        before = tf.cast(columns < start, tf.int32)
+        seen = (
+            tf.reduce_max(
+                tf.one_hot(tokens, settings.vocab_size, dtype=tf.int32)
+                * before[:, :, tf.newaxis],
+                axis=1,
+            )
+            > 0
+        )
 
     def model_step(t, tokens, cache):
         if settings.cached:
@@ -136,8 +152,14 @@ def decode(
             values = values[:, t]
         return logits[:, t], values, cache
 
-    def body(t, tokens, cache, stopped, log_probs, values):
+    def body(t, tokens, cache, stopped, log_probs, values, seen):
         step_logits, step_values, cache = model_step(t, tokens, cache)
+        if penalize:
+            # The row's tokens so far: columns 0 ... t (packed, no padding).
+            seen = seen | tf.cast(
+                tf.one_hot(tokens[:, t], settings.vocab_size, dtype=tf.int32),
+                tf.bool,
+            )
         new_index = t + 1 - prompt_length
         sampling_now = (new_index >= 0) & (new_index < n) & ~stopped
         token, log_prob = sampling.sample_step(
@@ -146,6 +168,9 @@ def decode(
             temperature=settings.temperature,
             top_k=settings.top_k,
             top_p=settings.top_p,
+            min_p=settings.min_p,
+            repetition_penalty=settings.repetition_penalty,
+            seen=seen,
         )
         token = tf.cast(token, tokens.dtype)
         write = tf.equal(columns, t + 1) & sampling_now[:, tf.newaxis]
@@ -158,10 +183,10 @@ def decode(
             record = at_new & (sampling_now | bootstrap)[:, tf.newaxis]
             values = tf.where(record, step_values[:, tf.newaxis], values)
         stopped = stopped | (sampling_now & _is_stop(token, settings.stop_ids))
-        return t + 1, tokens, cache, stopped, log_probs, values
+        return t + 1, tokens, cache, stopped, log_probs, values, seen
 
-    def keep_going(t, tokens, cache, stopped, log_probs, values):
-        del tokens, cache, log_probs, values
+    def keep_going(t, tokens, cache, stopped, log_probs, values, seen):
+        del tokens, cache, log_probs, values, seen
         # Once every row has stopped or passed its last step, the loop ends.
         pending = ~stopped & (t + 1 - prompt_length <= last_index)
         return (t <= end) & tf.reduce_any(pending)
@@ -176,9 +201,10 @@ def decode(
             tf.zeros([batch], tf.bool),
             tf.zeros([batch, n], tf.float32),
             tf.zeros([batch, n + 1], tf.float32),
+            seen,
         ),
     )
-    _, tokens, _, stopped, log_probs, values = state
+    _, tokens, _, stopped, log_probs, values, _ = state
     index = prompt_length[:, tf.newaxis] + tf.range(n)[tf.newaxis, :]
     generated = tf.gather(tokens, index, batch_dims=1)
     stops_before = tf.cumsum(

@@ -192,6 +192,8 @@ def generate(
     temperature: float = 1.0,
     top_k: Optional[int] = None,
     top_p: Optional[float] = None,
+    min_p: Optional[float] = None,
+    repetition_penalty: Optional[float] = None,
     eos_id: Optional[int] = None,
     stop_token_ids: Optional[Sequence[int]] = None,
     prompt_mask: Any = None,
@@ -204,11 +206,13 @@ def generate(
     """Samples up to `max_new_tokens` tokens per row from a causal LM.
 
     New token j of row b is drawn from softmax(logits / temperature) at the
-    row's previous position, restricted to the `top_k` largest logits and
-    then to the top-p nucleus (Holtzman et al. 2020, arXiv:1904.09751) when
-    given. The recorded log-prob is that of the drawn token under the full
-    softmax(logits / temperature) (not renormalized over the kept set): the
-    policy a trainer recomputes from the same logits.
+    row's previous position, after the repetition penalty, restricted to
+    the `top_k` largest logits, then to the top-p nucleus (Holtzman et al.
+    2020, arXiv:1904.09751), then to the min-p set, when given (Hugging
+    Face's order). The recorded log-prob is that of the drawn token under
+    the plain softmax(logits / temperature) (no penalty, not renormalized
+    over the kept set): the policy a trainer recomputes from the same
+    logits.
 
     Models:
 
@@ -256,6 +260,14 @@ def generate(
       temperature: float > 0 (use `top_k=1` for greedy decoding).
       top_k: optional int in [1, V].
       top_p: optional float in (0, 1].
+      min_p: optional float in (0, 1]: keep the tokens whose probability
+        is at least `min_p` times the most likely one's (after top-k and
+        top-p; Hugging Face's `min_p`).
+      repetition_penalty: optional float > 0: the logits of the tokens
+        already in the row (its prompt, not its padding, and its new
+        tokens so far) are divided by it where positive and multiplied
+        where negative before sampling (Hugging Face's
+        `repetition_penalty`; 1.0 changes nothing).
       eos_id: optional stop id (the fill id after a stop).
       stop_token_ids: optional more stop ids.
       prompt_mask: optional `[B0, P]` bool-like, True at prompt tokens.
@@ -280,9 +292,10 @@ def generate(
     steps' logits and the values must be finite.
 
     Raises:
-      ValueError: non-positive max_new_tokens, temperature, top_k or
-        num_samples; top_p outside (0, 1]; ids (prompt tokens, stop ids,
-        pad id) outside the vocabulary; top_k above it; a prompt row
+      ValueError: non-positive max_new_tokens, temperature, top_k,
+        repetition_penalty or num_samples; top_p or min_p outside
+        (0, 1]; ids (prompt tokens, stop ids, pad id) outside the
+        vocabulary; top_k above it; a prompt row
         without tokens, or whose tokens are not one run (a `pad_id` or a
         False `prompt_mask` between them); P + N above the model's
         positions; a seed outside int64; NaN or Inf (or only -Inf) logits
@@ -301,6 +314,8 @@ def generate(
         temperature=temperature,
         top_k=top_k,
         top_p=top_p,
+        min_p=min_p,
+        repetition_penalty=repetition_penalty,
         eos_id=eos_id,
         stop_token_ids=stop_token_ids,
         prompt_mask=prompt_mask,
@@ -330,6 +345,8 @@ def sample(
     seed: Optional[int],
     value_head: Optional[Callable],
     jit_compile: bool,
+    min_p: Optional[float] = None,
+    repetition_penalty: Optional[float] = None,
 ) -> GenerationOutputs:
     """`generate` for `model` passed as `network_name` (in messages), whose
     logits must have `vocab_size` entries when it is given."""
@@ -356,6 +373,17 @@ def sample(
     if top_p is not None:
         top_p = _checks.check_float(
             top_p, "top_p", minimum=0.0, maximum=1.0, inclusive=False
+        )
+    if min_p is not None:
+        min_p = _checks.check_float(
+            min_p, "min_p", minimum=0.0, maximum=1.0, inclusive=False
+        )
+    if repetition_penalty is not None:
+        repetition_penalty = _checks.check_float(
+            repetition_penalty,
+            "repetition_penalty",
+            minimum=0.0,
+            inclusive=False,
         )
     if eos_id is not None:
         eos_id = _checks.check_index(eos_id, "eos_id")
@@ -393,6 +421,12 @@ def sample(
         prompt = _input_checks.check_token_ids(
             prompt, limits.vocab_size, "prompt_tokens", prompt_mask
         )
+    if repetition_penalty is not None and limits.vocab_size is None:
+        raise ValueError(
+            f"`repetition_penalty` needs the size of the `{network_name}`'s "
+            "logits, which could not be read from it. "
+            f"Received: repetition_penalty={repetition_penalty!r}"
+        )
     if limits.max_positions is not None:
         prompt = _check_positions(prompt, n, limits.max_positions)
     fill = stop_ids[0] if stop_ids else (pad_id or 0)
@@ -421,6 +455,9 @@ def sample(
         temperature=temperature,
         top_k=top_k,
         top_p=top_p,
+        min_p=min_p,
+        repetition_penalty=repetition_penalty,
+        vocab_size=limits.vocab_size,
         stop_ids=stop_ids,
         fill_id=fill,
         cached=policy is not None,

@@ -1,4 +1,5 @@
-"""Drawing the next token from a step's logits: temperature, top-k, top-p.
+"""Drawing the next token from a step's logits: temperature, repetition
+penalty, top-k, top-p, min-p.
 
 Letters used in shapes: `B` rows, `V` vocabulary size.
 """
@@ -11,10 +12,29 @@ import numpy as np
 import tensorflow as tf
 
 
-def filter_logits(
-    logits: tf.Tensor, top_k: Optional[int], top_p: Optional[float]
+def penalize_repetitions(
+    logits: tf.Tensor, seen: tf.Tensor, penalty: float
 ) -> tf.Tensor:
-    """`[B, V]` logits with the tokens outside the top-k / top-p set at -inf.
+    """`[B, V]` logits with those of the `seen [B, V]` tokens penalized.
+
+    CTRL's repetition penalty (Keskar et al. 2019, arXiv:1909.05858) as
+    Hugging Face applies it: a seen token's logit x becomes x / penalty if
+    x > 0, else x * penalty (penalty > 1 discourages repeats, < 1 favours
+    them).
+    """
+    penalty = tf.cast(penalty, logits.dtype)
+    penalized = tf.where(logits > 0, logits / penalty, logits * penalty)
+    return tf.where(seen, penalized, logits)
+
+
+def filter_logits(
+    logits: tf.Tensor,
+    top_k: Optional[int],
+    top_p: Optional[float],
+    min_p: Optional[float] = None,
+) -> tf.Tensor:
+    """`[B, V]` logits with the tokens outside the top-k / top-p / min-p
+    set at -inf.
 
     top-k keeps the k largest logits. top-p (nucleus sampling, Holtzman et
     al. 2020, arXiv:1904.09751) then keeps the smallest set of the most
@@ -23,7 +43,9 @@ def filter_logits(
     token is always kept). Equal logits rank by token id, the lower id
     first, so a tie at the cut keeps only the lower ids: two top tokens of
     probability 0.5 each and p = 0.5 keep the lower id alone. (top-k keeps
-    every token tied with the k-th largest logit.)
+    every token tied with the k-th largest logit.) min-p (Nguyen et al.
+    2024, arXiv:2407.01082) then keeps the tokens whose probability is at
+    least `min_p` times the largest one: logit >= max logit + log(min_p).
     """
     minus_inf = tf.constant(-np.inf, logits.dtype)
     if top_k is not None:
@@ -41,6 +63,11 @@ def filter_logits(
         rank = tf.argsort(order, axis=-1, stable=True)
         kept = tf.gather(kept, rank, batch_dims=1)
         logits = tf.where(kept, logits, minus_inf)
+    if min_p is not None:
+        floor = tf.reduce_max(logits, axis=-1, keepdims=True) + tf.math.log(
+            tf.cast(min_p, logits.dtype)
+        )
+        logits = tf.where(logits < floor, minus_inf, logits)
     return logits
 
 
@@ -51,13 +78,17 @@ def sample_step(
     temperature: float,
     top_k: Optional[int],
     top_p: Optional[float],
+    min_p: Optional[float] = None,
+    repetition_penalty: Optional[float] = None,
+    seen: Optional[tf.Tensor] = None,
 ) -> tuple:
     """`(token [B] int64, log_prob [B] float32)` drawn from `[B, V]` logits.
 
-    The token is drawn (stateless, from `seed`) from the filtered
-    softmax(logits / temperature); its log-prob is read from the unfiltered
-    log_softmax(logits / temperature): the policy a trainer recomputes from
-    the same logits.
+    The token is drawn (stateless, from `seed`) from softmax(logits /
+    temperature) after the repetition penalty on the `seen [B, V]` tokens
+    and the top-k / top-p / min-p filters (Hugging Face's order); its
+    log-prob is read from the plain log_softmax(logits / temperature): the
+    policy a trainer recomputes from the same logits.
 
     Logits without a distribution (a NaN or +Inf, or -Inf everywhere)
     give token 0 and log-prob NaN, for the caller to report: the draw
@@ -65,7 +96,10 @@ def sample_step(
     """
     scaled = tf.cast(logits, tf.float32) / temperature
     log_distribution = tf.nn.log_softmax(scaled)
-    filtered = filter_logits(scaled, top_k, top_p)
+    shaped = scaled
+    if repetition_penalty is not None:
+        shaped = penalize_repetitions(scaled, seen, repetition_penalty)
+    filtered = filter_logits(shaped, top_k, top_p, min_p)
     token = tf.random.stateless_categorical(filtered, 1, seed, dtype=tf.int64)[
         :, 0
     ]

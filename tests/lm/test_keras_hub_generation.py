@@ -90,6 +90,65 @@ class CachedGenerationTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllEqual(own.tokens, theirs.tokens)
         self.assertAllClose(own.log_probs, theirs.log_probs, atol=1e-5)
 
+    @parameterized.parameters(False, True)
+    def test_repetition_penalty_greedy_equals_a_numpy_reference(self, jit):
+        # Greedy tokens under the penalty, recomputed step by step from
+        # the full pass: argmax of the logits with every token already in
+        # the row (prompt without padding, then the new tokens) penalized.
+        causal_lm = khm.gpt2(seed=8)
+        prompt = np.array([[0, 3, 4, 3], [5, 6, 7, 8]])
+        out = lm.generate(
+            causal_lm,
+            prompt,
+            pad_id=0,
+            max_new_tokens=8,
+            top_k=1,
+            repetition_penalty=2.5,
+            jit_compile=jit,
+        )
+        tokens = np.asarray(out.tokens)
+        logits = khm.full_logits(causal_lm, tokens)
+        plain = 0
+        for b, p in enumerate(np.asarray(out.prompt_length)):
+            for j in range(8):
+                column = p + j - 1
+                penalized = logits[b, column].copy()
+                for token in set(tokens[b, : column + 1].tolist()):
+                    x = penalized[token]
+                    penalized[token] = x / 2.5 if x > 0 else x * 2.5
+                self.assertEqual(tokens[b, p + j], np.argmax(penalized))
+                plain += tokens[b, p + j] != np.argmax(logits[b, column])
+                # The recorded log-prob is the plain policy's.
+                self.assertAllClose(
+                    out.log_probs[b, j],
+                    log_softmax(logits[b, column])[tokens[b, p + j]],
+                    atol=1e-5,
+                )
+        self.assertGreater(plain, 0)  # the penalty changed some choices
+
+    def test_min_p_draws_only_tokens_above_the_floor(self):
+        causal_lm = khm.gpt2(seed=9)
+        prompt = np.array([[1, 2], [3, 4], [5, 6]])
+        out = lm.generate(
+            causal_lm,
+            prompt,
+            max_new_tokens=10,
+            temperature=2.0,
+            min_p=0.3,
+            seed=4,
+            num_samples=4,
+        )
+        tokens = np.asarray(out.tokens)
+        logits = khm.full_logits(causal_lm, tokens) / 2.0
+        excluded = 0
+        for b in range(tokens.shape[0]):
+            for j in range(10):
+                probs = np.exp(log_softmax(logits[b, 1 + j]))
+                floor = 0.3 * probs.max()
+                self.assertGreaterEqual(probs[tokens[b, 2 + j]], floor - 1e-6)
+                excluded += (probs < floor).sum()
+        self.assertGreater(excluded, 12 * 10)  # the floor cut tokens out
+
     def test_attention_widths_cover_every_column_in_few_blocks(self):
         for width in (1, 9, 64, 65, 96, 97, 145, 265, 1000):
             widths = _decoding.attention_widths(width)

@@ -108,3 +108,46 @@ class TopPTieTest(tf.test.TestCase, parameterized.TestCase):
             )
             self.assertAllEqual(token, np.zeros(64))
             self.assertAllClose(log_prob, np.full(64, np.log(0.5)))
+
+
+def penalty_reference(logits, seen, penalty):
+    """Hugging Face's repetition penalty on one row (float64)."""
+    out = np.asarray(logits, np.float64).copy()
+    for token in np.flatnonzero(seen):
+        x = out[token]
+        out[token] = x / penalty if x > 0 else x * penalty
+    return out
+
+
+def min_p_reference(logits, min_p):
+    """Kept-token mask: probability >= min_p * the largest (float64)."""
+    probs = np.exp(logits - logits.max())
+    probs /= probs.sum()
+    return probs >= min_p * probs.max()
+
+
+class PenaltyAndMinPTest(tf.test.TestCase, parameterized.TestCase):
+    @parameterized.parameters(1.3, 0.7)
+    def test_repetition_penalty_matches_the_reference(self, penalty):
+        rng = np.random.default_rng(0)
+        logits = rng.normal(size=(4, 11)) * 3
+        seen = rng.random((4, 11)) < 0.4
+        out = sampling.penalize_repetitions(
+            tf.constant(logits, tf.float32), tf.constant(seen), penalty
+        )
+        expected = [
+            penalty_reference(x, s, penalty) for x, s in zip(logits, seen)
+        ]
+        self.assertAllClose(out, expected, rtol=1e-6)
+
+    @parameterized.parameters(0.05, 0.3, 0.9, 1.0)
+    def test_min_p_matches_the_reference(self, min_p):
+        rng = np.random.default_rng(1)
+        logits = rng.normal(size=(6, 17)) * 2
+        filtered = sampling.filter_logits(
+            tf.constant(logits, tf.float32), None, None, min_p
+        )
+        expected = [min_p_reference(x, min_p) for x in logits]
+        kept = np.isfinite(filtered.numpy())
+        self.assertAllEqual(kept, expected)
+        self.assertAllEqual(kept.sum(axis=1) >= 1, [True] * 6)
