@@ -5,6 +5,9 @@ To run:
   .venv/bin/python examples/train_lm_ppo.py --root_dir=/tmp/lm_ppo
   .venv/bin/python examples/train_lm_ppo.py --root_dir=/tmp/lm_grpo \
       --estimator=grpo --lora_rank=4
+  .venv/bin/python examples/train_lm_ppo.py --root_dir=/tmp/lm_dr_grpo \
+      --estimator=dr_grpo --loss_aggregation=dr_grpo \
+      --mask_truncated_completions --eval_interval=10
   tensorboard --logdir=/tmp/lm_ppo/train
 
 Nothing is downloaded. The example
@@ -30,7 +33,12 @@ head on the shared trunk), "grpo", "dr_grpo", "rloo" or "reinforce_pp"
 only LoRA adapters train and the reference policy is the same network with
 the adapters off; without it the reference is a frozen copy. The KL to the
 reference is a per-token reward penalty (k1) whose coefficient an
-adaptive controller steers toward --target_kl.
+adaptive controller steers toward --target_kl. TRL's GRPO options have
+flags of their own (docs/lm.md has the table): --scale_rewards,
+--loss_aggregation=dr_grpo (the response length limit as its constant),
+--importance_sampling_level=sequence (GSPO), --mask_truncated_completions,
+--lora_alpha and --lora_target_names, and --eval_interval, which logs the
+greedy reward on the evaluation prompts every k iterations (eval_reward).
 
 Every iteration logs (TensorBoard scalars under root_dir/train) the
 reward, the KL to the reference, the response length, the policy entropy,
@@ -104,11 +112,49 @@ flags.DEFINE_enum("estimator", "gae", ESTIMATORS, "Advantage estimator.")
 flags.DEFINE_integer(
     "lora_rank", 0, "LoRA rank; 0 trains every weight.", lower_bound=0
 )
+flags.DEFINE_float(
+    "lora_alpha",
+    0.0,
+    "LoRA scale numerator (adapters scaled by alpha / rank); 0: the rank.",
+    lower_bound=0.0,
+)
+flags.DEFINE_list(
+    "lora_target_names",
+    None,
+    "Layers LoRA adapts (comma-separated); default: the backbone's "
+    "(attention query and value).",
+)
 flags.DEFINE_enum(
     "loss_aggregation",
     "token_mean",
-    ("token_mean", "sequence_sum", "sequence_mean"),
-    "How the per-token policy losses are averaged.",
+    ("token_mean", "sequence_sum", "sequence_mean", "dr_grpo"),
+    "How the per-token policy losses are averaged (dr_grpo: the token sum "
+    "over rows times the response length limit).",
+)
+flags.DEFINE_enum(
+    "scale_rewards",
+    "group",
+    ("group", "batch", "none"),
+    "What grpo divides the centred returns by: the group's std, the "
+    "batch's, or nothing.",
+)
+flags.DEFINE_enum(
+    "importance_sampling_level",
+    "token",
+    ("token", "sequence"),
+    "PPO ratios per token, or one per response (GSPO).",
+)
+flags.DEFINE_boolean(
+    "mask_truncated_completions",
+    False,
+    "Leave responses cut at the length limit out of the loss.",
+)
+flags.DEFINE_integer(
+    "eval_interval",
+    0,
+    "Iterations between evaluations of the greedy reward on the "
+    "evaluation prompts (0: none during training).",
+    lower_bound=0,
 )
 flags.DEFINE_integer(
     "min_digits", 3, "Fewest digits of a prompt.", lower_bound=1
@@ -191,6 +237,22 @@ flags.register_multi_flags_validator(
     ["min_digits", "max_digits"],
     lambda values: values["min_digits"] <= values["max_digits"],
     message="--min_digits must be <= --max_digits",
+)
+flags.register_validator("lora_alpha", math.isfinite, message="must be finite")
+flags.register_multi_flags_validator(
+    ["estimator", "scale_rewards"],
+    lambda values: (
+        values["estimator"] == "grpo" or values["scale_rewards"] == "group"
+    ),
+    message="--scale_rewards applies to --estimator=grpo",
+)
+flags.register_multi_flags_validator(
+    ["lora_rank", "lora_alpha", "lora_target_names"],
+    lambda values: (
+        values["lora_rank"] > 0
+        or (not values["lora_alpha"] and values["lora_target_names"] is None)
+    ),
+    message="--lora_alpha and --lora_target_names need --lora_rank",
 )
 flags.register_multi_flags_validator(
     ["estimator", "num_samples"],
@@ -424,7 +486,12 @@ def train_eval(
     seed=0,
     estimator="gae",
     lora_rank=0,
+    lora_alpha=0.0,
+    lora_target_names=None,
     loss_aggregation="token_mean",
+    scale_rewards="group",
+    importance_sampling_level="token",
+    mask_truncated_completions=False,
     min_digits=3,
     max_digits=6,
     sorted_fraction=0.3,
@@ -444,6 +511,7 @@ def train_eval(
     target_kl=2.0,
     eval_size=256,
     checkpoint_interval=10,
+    eval_interval=0,
     restart=False,
     verbose=True,
 ):
@@ -457,7 +525,10 @@ def train_eval(
       the fine-tuned policy on the same prompts and seed: sampled score,
       greedy score and exact-sort rate, KL, response length, distinct
       greedy responses, sample outputs), "history" (one dict of floats per
-      iteration run), "export_dir", "checkpoint_dir", "wall_time".
+      iteration run; with `eval_interval` k, every k-th also holds
+      "eval_reward", "eval_response_length" and "eval_truncated_fraction"
+      of greedy completions of the evaluation prompts), "export_dir",
+      "checkpoint_dir", "wall_time".
 
     Raises:
       keras_gae.agents.checkpointing.CheckpointError (a ValueError):
@@ -508,6 +579,8 @@ def train_eval(
         causal_lm,
         value_head="shared" if estimator == "gae" else None,
         lora_rank=lora_rank or None,
+        lora_alpha=lora_alpha or None,
+        lora_target_names=lora_target_names,
     )
     reference = (
         None
@@ -524,6 +597,12 @@ def train_eval(
         reward_kl_coef=controller,
         advantage_estimator=estimator,
         loss_aggregation=loss_aggregation,
+        max_completion_length=(
+            max_new_tokens if loss_aggregation == "dr_grpo" else None
+        ),
+        scale_rewards=scale_rewards,
+        importance_sampling_level=importance_sampling_level,
+        mask_truncated_completions=mask_truncated_completions,
         clip_ratio=clip_ratio,
         value_coef=0.5 if estimator == "gae" else 0.0,
         max_grad_norm=1.0,
@@ -637,6 +716,15 @@ def train_eval(
         ):
             if name in logs:  # critic-free estimators have no value loss
                 record[name] = float(logs[name][-1])
+        if eval_interval and (step + 1) % eval_interval == 0:
+            evaluation = lm.evaluate_completions(
+                model,
+                eval_prompts,
+                sorting_scores,
+                max_new_tokens=max_new_tokens,
+            )
+            for name in ("reward", "response_length", "truncated_fraction"):
+                record[f"eval_{name}"] = evaluation[name]
         history.append(record)
         iteration.assign_add(1)
         with writer.as_default(step=step):
@@ -649,6 +737,11 @@ def train_eval(
                 f"length {record['response_length']:.2f}  "
                 f"entropy {record['entropy']:.3f}  "
                 f"clip {record['clip_fraction']:.3f}"
+                + (
+                    f"  eval greedy reward {record['eval_reward']:.3f}"
+                    if "eval_reward" in record
+                    else ""
+                )
             )
         if int(iteration) % checkpoint_interval == 0:
             checkpoints.save()
@@ -723,7 +816,12 @@ def _train_eval_from_flags():
         seed=FLAGS.seed,
         estimator=FLAGS.estimator,
         lora_rank=FLAGS.lora_rank,
+        lora_alpha=FLAGS.lora_alpha,
+        lora_target_names=FLAGS.lora_target_names,
         loss_aggregation=FLAGS.loss_aggregation,
+        scale_rewards=FLAGS.scale_rewards,
+        importance_sampling_level=FLAGS.importance_sampling_level,
+        mask_truncated_completions=FLAGS.mask_truncated_completions,
         min_digits=FLAGS.min_digits,
         max_digits=FLAGS.max_digits,
         sorted_fraction=FLAGS.sorted_fraction,
@@ -743,6 +841,7 @@ def _train_eval_from_flags():
         target_kl=FLAGS.target_kl,
         eval_size=FLAGS.eval_size,
         checkpoint_interval=FLAGS.checkpoint_interval,
+        eval_interval=FLAGS.eval_interval,
         restart=FLAGS.restart,
     )
 

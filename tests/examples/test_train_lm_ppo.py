@@ -82,6 +82,26 @@ class TrainLMPPOTest(tf.test.TestCase, parameterized.TestCase):
         )
         self.assertTrue(np.isfinite(result["history"][0]["loss"]))
 
+    def test_trl_options_run_and_evaluate(self):
+        result = train_lm_ppo.train_eval(
+            os.path.join(self.get_temp_dir(), "trl"),
+            estimator="dr_grpo",
+            loss_aggregation="dr_grpo",
+            importance_sampling_level="sequence",
+            mask_truncated_completions=True,
+            lora_rank=2,
+            lora_alpha=4.0,
+            lora_target_names=["query", "key", "value"],
+            eval_interval=2,
+            num_iterations=2,
+            **TINY,
+        )
+        first, second = result["history"]
+        self.assertNotIn("eval_reward", first)
+        self.assertBetween(second["eval_reward"], 0.0, 1.0)
+        self.assertBetween(second["eval_truncated_fraction"], 0.0, 1.0)
+        self.assertNotIn("value_loss", second)  # critic-free
+
     def test_scorer(self):
         bos, sep, eos = (
             train_lm_ppo.BOS_ID,
@@ -134,6 +154,9 @@ class TrainLMPPOCommandLineTest(
             "--num_samples must be >= 2",
         ),
         (["--num_minibatches=3"], "--num_minibatches must divide"),
+        (["--scale_rewards=batch"], "--scale_rewards applies to"),
+        (["--lora_alpha=16"], "--lora_alpha and --lora_target_names need"),
+        (["--importance_sampling_level=seq"], "--importance_sampling_level"),
         (["--root_dir="], "--root_dir=: must not be empty"),
         (["extra"], "unexpected arguments ['extra']"),
     )
