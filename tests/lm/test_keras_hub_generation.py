@@ -133,13 +133,13 @@ class CachedGenerationTest(tf.test.TestCase, parameterized.TestCase):
             causal_lm,
             prompt,
             max_new_tokens=10,
-            temperature=2.0,
+            temperature=0.05,
             min_p=0.3,
             seed=4,
             num_samples=4,
         )
         tokens = np.asarray(out.tokens)
-        logits = khm.full_logits(causal_lm, tokens) / 2.0
+        logits = khm.full_logits(causal_lm, tokens) / 0.05
         excluded = 0
         for b in range(tokens.shape[0]):
             for j in range(10):
@@ -148,6 +148,7 @@ class CachedGenerationTest(tf.test.TestCase, parameterized.TestCase):
                 self.assertGreaterEqual(probs[tokens[b, 2 + j]], floor - 1e-6)
                 excluded += (probs < floor).sum()
         self.assertGreater(excluded, 12 * 10)  # the floor cut tokens out
+        self.assertGreater(len(set(tokens[:, 2:].ravel().tolist())), 1)
 
     def test_attention_widths_cover_every_column_in_few_blocks(self):
         for width in (1, 9, 64, 65, 96, 97, 145, 265, 1000):
