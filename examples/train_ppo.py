@@ -5,6 +5,7 @@ To run:
   .venv/bin/python examples/train_ppo.py --env=CartPole-v1
   .venv/bin/python examples/train_ppo.py --env=Pendulum-v1
   .venv/bin/python examples/train_ppo.py --env=CartPole-v1 --algorithm=a2c
+  .venv/bin/python examples/train_ppo.py --env=CartPole-v1 --num_workers=2
   .venv/bin/python examples/train_ppo.py --env=Pendulum-v1 --help
   tensorboard --logdir=runs/train_ppo
   .venv/bin/python examples/evaluate_policy.py \
@@ -44,6 +45,12 @@ Threads: the binary runs each TensorFlow operation on one thread
 (`--intra_op_threads=1`, set before TensorFlow's first operation), which
 trains the presets' small networks faster on a CPU; 0 keeps TensorFlow's
 default. (The library itself leaves this process-wide setting alone.)
+
+Rollout workers: `--num_workers=N` collects with N Ray actors, each
+stepping `--num_envs` environments (B = N * num_envs), and trains in this
+process (`keras_gae.distributed`; needs `pip install 'keras_gae[ray]'`). It
+joins the cluster at `--ray_address` or `RAY_ADDRESS` if one is given, else
+starts a local one for the run (docs/guide.md, "Rollout workers on Ray").
 
 The run stops at `--total_env_steps` (resumed steps count) or once the
 mean return of the last 20 episodes reaches `--target_return`; a rerun
@@ -113,6 +120,26 @@ flags.DEFINE_integer(
     "costs about as much as a fifth of a CartPole iteration; 1 loses the "
     "least to an interruption.",
     lower_bound=1,
+)
+flags.DEFINE_integer(
+    "num_workers",
+    None,
+    "Rollout workers on Ray (each with --num_envs environments); unset: "
+    "the environments run in this process.",
+    lower_bound=1,
+)
+flags.DEFINE_string(
+    "ray_address",
+    None,
+    "With --num_workers: the Ray cluster to join (HEAD:6379); unset: "
+    "RAY_ADDRESS if set, else a local cluster started for the run.",
+)
+flags.DEFINE_float(
+    "worker_timeout_s",
+    600.0,
+    "With --num_workers: seconds a worker may take for one rollout (its "
+    "start included) before the run stops naming it.",
+    lower_bound=0.0,
 )
 flags.DEFINE_integer(
     "intra_op_threads",
@@ -356,6 +383,34 @@ def _save_tf_agents_policy(agent: Any, path: str) -> str:
     return path
 
 
+def _learn(agent: Any, verbose: int) -> tuple:
+    """Says what runs, trains the rest of the budget; (history, seconds)."""
+    config = agent.settings
+    if verbose:
+        shown = ", ".join(
+            f"{key}={_show(value)}" for key, value in config.items()
+        )
+        workers = (
+            f" with {agent.num_workers} rollout workers"
+            if agent.num_workers
+            else ""
+        )
+        print(f"{agent.env_id} {agent.algorithm}{workers}: {shown}", flush=True)
+        if agent.trainer.restored_checkpoint:
+            print(
+                f"Resumed from {agent.trainer.restored_checkpoint}: "
+                f"{agent.env_steps} environment steps, "
+                f"{agent.trainer.iteration} iterations done.",
+                flush=True,
+            )
+    history: Dict[str, list] = {}
+    remaining = config["total_env_steps"] - agent.env_steps
+    learn_start = time.perf_counter()
+    if remaining > 0:
+        history = agent.learn(remaining).history
+    return history, time.perf_counter() - learn_start
+
+
 def train_eval(
     root_dir: Optional[str] = None,
     *,
@@ -365,6 +420,9 @@ def train_eval(
     checkpoint_interval: int = 1,
     restart: bool = False,
     verbose: int = 2,
+    num_workers: Optional[int] = None,
+    ray_address: Optional[str] = None,
+    worker_timeout_s: float = 600.0,
     **settings: Any,
 ) -> Dict[str, Any]:
     """Trains, checkpoints, logs and exports with `keras_gae.agents`.
@@ -382,6 +440,11 @@ def train_eval(
         `root_dir/checkpoints.old-<n>`, not overwritten).
       verbose: 0 quiet, 1 a progress bar, 2 a line per iteration; above 0
         the run ends with one summary line.
+      num_workers: None, or N rollout workers on Ray, each with the
+        setting's `num_envs` environments (`keras_gae.agents.PPO`'s).
+      ray_address: the Ray cluster of the workers; None: RAY_ADDRESS,
+        else a local cluster for the call.
+      worker_timeout_s: seconds a worker may take for one rollout.
       **settings: settings of `keras_gae.presets` (or their
         stable-baselines3 names) replacing the environment's preset.
 
@@ -419,27 +482,15 @@ def train_eval(
         checkpoint_interval=checkpoint_interval,
         restart=restart,
         verbose=verbose,
+        num_workers=num_workers,
+        ray_address=ray_address,
+        worker_timeout_s=worker_timeout_s,
         **settings,
     )
+    # The workers (and a local Ray cluster) stop once training is done.
+    with agent:
+        history, train_seconds = _learn(agent, verbose)
     config = agent.settings
-    if verbose:
-        shown = ", ".join(
-            f"{key}={_show(value)}" for key, value in config.items()
-        )
-        print(f"{env_id} {algorithm}: {shown}", flush=True)
-        if agent.trainer.restored_checkpoint:
-            print(
-                f"Resumed from {agent.trainer.restored_checkpoint}: "
-                f"{agent.env_steps} environment steps, "
-                f"{agent.trainer.iteration} iterations done.",
-                flush=True,
-            )
-    history: Dict[str, list] = {}
-    remaining = config["total_env_steps"] - agent.env_steps
-    learn_start = time.perf_counter()
-    if remaining > 0:
-        history = agent.learn(remaining).history
-    train_seconds = time.perf_counter() - learn_start
     statistics = agent.trainer.episode_statistics()
     policy_dir = agent.export(os.path.join(root_dir, POLICY_DIR))
     tf_agents_policy_dir = _save_tf_agents_policy(
@@ -524,6 +575,17 @@ def main(argv: Sequence[str]) -> int:
             settings[name] = (
                 _layer_sizes(value) if name == "hidden_sizes" else value
             )
+        if FLAGS.ray_address is not None and FLAGS.num_workers is None:
+            raise ValueError(
+                "--ray_address is where rollout workers run; give "
+                "--num_workers too. "
+                f"Received: ray_address={FLAGS.ray_address!r}"
+            )
+        if FLAGS.num_workers is not None and FLAGS.worker_timeout_s <= 0:
+            raise ValueError(
+                "--worker_timeout_s must be > 0. "
+                f"Received: worker_timeout_s={FLAGS.worker_timeout_s}"
+            )
         # The values as the agent will check them, before TensorFlow.
         presets.check_config(dict(valid, **settings))
         check_environment(FLAGS.env)
@@ -555,6 +617,9 @@ def main(argv: Sequence[str]) -> int:
             checkpoint_interval=FLAGS.checkpoint_interval,
             restart=FLAGS.restart,
             verbose=FLAGS.verbose,
+            num_workers=FLAGS.num_workers,
+            ray_address=FLAGS.ray_address,
+            worker_timeout_s=FLAGS.worker_timeout_s,
             **settings,
         )
     except ValueError as error:

@@ -278,6 +278,8 @@ class OnPolicyAgent:
             jit_compile=config["jit_compile"],
         )
         self._closing = contextlib.ExitStack()
+        # The `keras_gae.distributed.RolloutWorkers`, or None.
+        self.rollout_workers = None
         try:
             collection = self.env
             if num_workers is not None:
@@ -294,6 +296,7 @@ class OnPolicyAgent:
                     worker_timeout_s=worker_timeout_s,
                     exit_stack=self._closing,
                 )
+                self.rollout_workers = collection
             self.trainer = OnPolicyTrainer(
                 self.model,
                 collection,

@@ -104,11 +104,11 @@ it).
 
 from __future__ import annotations
 
+from typing import Any
 from typing import Optional
 from typing import Sequence
 
 import keras
-from tf_agents.environments import tf_environment
 
 from keras_gae.agents.loop_logs import LOOP_LOG_KEYS
 from keras_gae.agents.loop_logs import EnvStepTensorBoard
@@ -120,7 +120,7 @@ __all__ = ["LOOP_LOG_KEYS", "EnvStepTensorBoard", "OnPolicyTrainer", "train"]
 
 def train(
     model: ActorCriticModel,
-    env: tf_environment.TFEnvironment,
+    env: Any,
     *,
     rollout_length: int,
     total_env_steps: int,
@@ -150,7 +150,9 @@ def train(
 
     Args:
       model: a compiled keras_gae `ActorCriticModel`.
-      env: a batched tf-agents `TFEnvironment` (batch size B).
+      env: a batched tf-agents `TFEnvironment` (batch size B), or
+        `keras_gae.distributed.RolloutWorkers` collecting in Ray actors
+        (B: all workers' environments; see `OnPolicyTrainer`).
       rollout_length: T, steps per environment per collection.
       total_env_steps: environment-step budget (restored steps count).
       epochs: E, passes over each rollout.

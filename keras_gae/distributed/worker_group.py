@@ -133,6 +133,7 @@ class RolloutWorkers:
             ),
         )
         self._env = env
+        self.model_fn = model_fn
         # Ray restarts nothing itself: a dead worker is replaced here,
         # with a new generation's seeds and the learner's record of it.
         self._actor_class = self._ray.remote(max_restarts=0)(RolloutWorker)

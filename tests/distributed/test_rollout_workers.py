@@ -1,12 +1,12 @@
 """Rollout workers on Ray: exact rounds, merged statistics, faults.
 
-One local cluster and one set of workers serve the whole module (starting
-processes that import TensorFlow is what costs); the test classes run in
-file order, the one that hangs the workers last.
+One agent made with `num_workers=2` starts the module's local cluster and
+its workers, which serve every test (starting processes that import
+TensorFlow is what costs); the test classes run in file order, the one
+that hangs the workers last.
 """
 
 import contextlib
-import functools
 import os
 import signal
 import sys
@@ -23,9 +23,7 @@ from keras_gae import agents
 from keras_gae._src import rollout_batch as rb
 from keras_gae.agents.collection import RolloutCollector
 from keras_gae.agents.collection import statistics_layers
-from keras_gae.distributed import RolloutWorkers
 from keras_gae.distributed import WorkerTimeoutError
-from keras_gae.distributed import ray_cluster
 from keras_gae.distributed.rollout_worker import build_policy_model
 from keras_gae.distributed.rollout_worker import policy_variables
 from keras_gae.distributed.rollout_worker import worker_seed
@@ -39,29 +37,37 @@ NUM_WORKERS = 2
 NUM_ENVS = 2
 B = NUM_WORKERS * NUM_ENVS
 T = 16
-# Both normalizations: the learner merges and broadcasts them.
-MODEL_FN = functools.partial(worker_fixtures.small_ppo, normalize=True)
+VECTORIZATION = "sync"
 
 _module = contextlib.ExitStack()
 HANG_FILE = os.path.join(tempfile.mkdtemp(), "hang")
 ENV_KWARGS = {"hang_file": HANG_FILE}
-WORKERS = None
+AGENT = WORKERS = MODEL_FN = None
 
 
 def setUpModule():
-    global WORKERS
-    _module.enter_context(ray_cluster(num_cpus=2))
-    WORKERS = _module.enter_context(
-        RolloutWorkers(
+    global AGENT, WORKERS, MODEL_FN
+    AGENT = _module.enter_context(
+        agents.PPO(
             worker_fixtures.cartpole,
-            model_fn=MODEL_FN,
+            env_kwargs=ENV_KWARGS,
             num_workers=NUM_WORKERS,
             num_envs=NUM_ENVS,
             rollout_length=T,
+            epochs=2,
+            num_minibatches=2,
+            hidden_sizes=(16,),
+            # Both: the learner merges and broadcasts them.
+            normalize_observations=True,
+            normalize_rewards=True,
+            vectorization_mode=VECTORIZATION,
             seed=SEED,
-            env_kwargs=ENV_KWARGS,
+            verbose=0,
         )
     )
+    WORKERS = AGENT.rollout_workers
+    # The agent's model recipe, as the workers build it.
+    MODEL_FN = WORKERS.model_fn
 
 
 def tearDownModule():
@@ -72,9 +78,7 @@ def _learner_model(seed):
     """A learner's model of B environments, initialized unlike a worker's."""
     keras.utils.set_random_seed(seed)
     env = agents.make_tf_environment("CartPole-v1", num_envs=1)
-    model = MODEL_FN(env.observation_spec(), env.action_spec(), B)
-    model(tf.zeros([1, 4]))
-    return model
+    return MODEL_FN(env.observation_spec(), env.action_spec(), B)
 
 
 def _learner_weights(seed):
@@ -103,6 +107,7 @@ class RolloutWorkersTest(tf.test.TestCase):
                 num_envs=NUM_ENVS,
                 seed=seed_i,
                 env_kwargs=ENV_KWARGS,
+                vectorization_mode=VECTORIZATION,
             )
             model = build_policy_model(MODEL_FN, env)
             collector = RolloutCollector(
@@ -182,6 +187,21 @@ class LearnerStatisticsTest(tf.test.TestCase):
                 int(collector.env_steps.numpy()) - steps_before,
                 int(np.sum(mask)),
             )
+
+
+class AgentTest(tf.test.TestCase):
+    def test_the_agent_trains_on_its_workers(self):
+        self.assertIsNone(AGENT.trainer.policy)
+        # A round is B * T rows less the boundary rows: one round stays
+        # below B * T + 1 steps, two reach it.
+        history = AGENT.learn(total_env_steps=B * T + 1)
+        self.assertEqual(AGENT.trainer.iteration, 2)
+        self.assertLen(history.history["env_steps"], 2)
+        self.assertEqual(AGENT.env_steps, history.history["env_steps"][-1])
+        self.assertBetween(AGENT.env_steps, B * T + 1, 2 * B * T)
+        self.assertTrue(np.isfinite(history.history["loss"]).all())
+        action = AGENT.predict(np.zeros(4, np.float32))
+        self.assertIn(int(action), (0, 1))
 
 
 class _KillWorkerAt(keras.callbacks.Callback):

@@ -497,6 +497,12 @@ class EarlyChecksTest(tf.test.TestCase):
             (["--learning_rate=0"], "`learning_rate` must be > 0"),
             (["--gamma=1.5"], "`gamma` must be <= 1"),
             (["--num_minibatches=7"], "`num_minibatches` must divide"),
+            (["--num_workers=0"], "--num_workers=0"),
+            (["--ray_address=HEAD:6379"], "give --num_workers too"),
+            (
+                ["--num_workers=2", "--worker_timeout_s=0"],
+                "--worker_timeout_s must be > 0",
+            ),
         ):
             self.assert_one_error_line(
                 self.run_without_tensorflow(*flags), text
