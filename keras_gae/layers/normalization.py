@@ -194,7 +194,7 @@ class AdvantageNormalization(keras.layers.Layer):
                 f"Received: advantages={_checks.describe(advantages)}"
             )
         if mask is not None:
-            mask = self._check_mask(mask, advantages)
+            mask = _checks.convert_mask(mask, advantages, "advantages")
         if self.momentum is None:
             mean, variance = masked.masked_moments(
                 advantages, mask, across_replicas=True
@@ -218,24 +218,6 @@ class AdvantageNormalization(keras.layers.Layer):
             return normalized
         mask = tf.broadcast_to(mask, tf.shape(normalized))
         return tf.where(mask, normalized, tf.zeros_like(normalized))
-
-    def _check_mask(self, mask: Any, advantages: tf.Tensor) -> tf.Tensor:
-        mask = _checks.convert_flag(mask, "mask")
-        try:
-            shape = tf.broadcast_static_shape(mask.shape, advantages.shape)
-        except ValueError as error:
-            raise ValueError(
-                "`mask` must be broadcastable to the shape of `advantages` "
-                f"{tuple(advantages.shape)}. "
-                f"Received: mask={_checks.describe(mask)}"
-            ) from error
-        if shape.rank is not None and shape.rank != advantages.shape.rank:
-            raise ValueError(
-                "`mask` must not have more dimensions than `advantages` "
-                f"{tuple(advantages.shape)}. "
-                f"Received: mask={_checks.describe(mask)}"
-            )
-        return mask
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         if mask is None:

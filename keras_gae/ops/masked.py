@@ -30,22 +30,11 @@ def _accumulation_dtype(dtype: tf.DType) -> tf.DType:
     return dtype
 
 
-def _valid(x: tf.Tensor, mask: Any) -> Optional[tf.Tensor]:
+def _valid(x: tf.Tensor, mask: Any, name: str) -> Optional[tf.Tensor]:
     """The checked mask as a bool tensor of x's shape (None: all valid)."""
     if mask is None:
         return None
-    mask = _checks.convert_flag(mask, "mask")
-    shape = None
-    if mask.shape.rank is not None and x.shape.rank is not None:
-        try:
-            shape = tf.broadcast_static_shape(mask.shape, x.shape)
-        except ValueError:
-            pass
-        if shape is None or shape.rank != x.shape.rank:
-            raise ValueError(
-                "`mask` must have the shape of the values or broadcast to "
-                f"it: {tuple(x.shape)}. Received: mask={_checks.describe(mask)}"
-            )
+    mask = _checks.convert_mask(mask, x, name)
     return tf.broadcast_to(mask, tf.shape(x))
 
 
@@ -60,7 +49,7 @@ def masked_sum_and_count(x: Any, mask: Any = None) -> tuple:
     """Sum of valid elements and their number, both scalars of x's dtype."""
     x = _checks.convert_float(x, "x")
     accumulated = tf.cast(x, _accumulation_dtype(x.dtype))
-    total, count = _sum_and_count(accumulated, _valid(x, mask))
+    total, count = _sum_and_count(accumulated, _valid(x, mask, "x"))
     return tf.cast(total, x.dtype), tf.cast(count, x.dtype)
 
 
@@ -68,7 +57,7 @@ def masked_mean(x: Any, mask: Any = None) -> tf.Tensor:
     """Mean over valid elements; 0 when there are none."""
     x = _checks.convert_float(x, "x")
     accumulated = tf.cast(x, _accumulation_dtype(x.dtype))
-    total, count = _sum_and_count(accumulated, _valid(x, mask))
+    total, count = _sum_and_count(accumulated, _valid(x, mask, "x"))
     return tf.cast(tf.math.divide_no_nan(total, count), x.dtype)
 
 
@@ -171,7 +160,7 @@ def joint_masked_moments(
                 f"{[tuple(t.shape) for t in tensors]}. "
                 f"Received: tensors={[_checks.describe(t) for t in tensors]}"
             )
-    valid = _valid(first, mask)
+    valid = _valid(first, mask, "tensors")
     # One [n, ...] tensor, masked once and reduced once per pass.
     stacked = tf.cast(tf.stack(tensors), _accumulation_dtype(first.dtype))
     means, variances = _moments(stacked, valid, across_replicas)
@@ -215,7 +204,7 @@ def masked_whiten(
         epsilon, "epsilon", minimum=0.0, inclusive=False
     )
     x = _checks.convert_float(x, "x")
-    valid = _valid(x, mask)
+    valid = _valid(x, mask, "x")
     accumulated = tf.cast(x, _accumulation_dtype(x.dtype))
     if valid is not None:
         # Zeroed before any math: a NaN or Inf masked element would
