@@ -8,6 +8,7 @@ import keras
 import tensorflow as tf
 
 from keras_gae.models.actor_critic import ActorCriticModel
+from keras_gae.ops import kl
 from keras_gae.ops import policy_losses
 
 
@@ -48,7 +49,7 @@ class A2CModel(ActorCriticModel):
         )
         # KL(pi_old || pi) with samples from pi_old: the k3 estimator with
         # pi_old in the role of the sampling policy.
-        approx_kl = policy_losses.kl_penalty_loss(
+        approx_kl = kl.kl_penalty_loss(
             old_log_probs,
             tf.stop_gradient(log_probs),
             estimator="k3",

@@ -22,7 +22,8 @@ from keras_gae.models import networks as networks_lib
 from keras_gae.models import training_step
 from keras_gae.ops import _checks
 from keras_gae.ops import gae as gae_ops
-from keras_gae.ops import policy_losses
+from keras_gae.ops import kl
+from keras_gae.ops import value_losses
 
 _HYPERPARAMETERS = (
     "gamma",
@@ -224,7 +225,7 @@ class ActorCriticModel(training_step.RolloutTraining, keras.Model):
             value_clip, "value_clip", minimum=0.0, allow_none=True
         )
         self.value_loss_type = _checks.check_option(
-            value_loss_type, "value_loss_type", policy_losses.VALUE_LOSS_TYPES
+            value_loss_type, "value_loss_type", value_losses.VALUE_LOSS_TYPES
         )
         self.huber_delta = check(
             huber_delta, "huber_delta", minimum=0.0, inclusive=False
@@ -241,7 +242,7 @@ class ActorCriticModel(training_step.RolloutTraining, keras.Model):
         )
         self.kl_coef = _checks.check_kl_coef(kl_coef, "kl_coef")
         self.kl_estimator = _checks.check_option(
-            kl_estimator, "kl_estimator", policy_losses.KL_ESTIMATORS
+            kl_estimator, "kl_estimator", kl.KL_ESTIMATORS
         )
         self.gae_implementation = _checks.check_option(
             gae_implementation, "gae_implementation", gae_ops.IMPLEMENTATIONS

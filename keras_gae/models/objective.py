@@ -16,8 +16,10 @@ import tensorflow as tf
 
 from keras_gae._src import rollout_batch
 from keras_gae.ops import _checks
+from keras_gae.ops import kl
 from keras_gae.ops import masked
 from keras_gae.ops import policy_losses
+from keras_gae.ops import value_losses
 
 
 class PreparedBatch(NamedTuple):
@@ -109,7 +111,7 @@ def value_and_entropy_terms(
     entropy: tf.Tensor,
 ) -> dict:
     """The value and entropy losses of `model`'s settings, and metrics."""
-    value_outputs = policy_losses.value_loss(
+    value_outputs = value_losses.value_loss(
         values,
         prepared.returns,
         old_values=(
@@ -295,7 +297,7 @@ def loss_terms(
         ref_log_probs = prepared.ref_log_probs
         if ref_log_probs is None:
             ref_log_probs = prepared.old_log_probs
-        kl_penalty = policy_losses.kl_penalty_loss(
+        kl_penalty = kl.kl_penalty_loss(
             log_probs,
             ref_log_probs,
             estimator=model.kl_estimator,

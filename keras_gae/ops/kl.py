@@ -72,11 +72,21 @@ def kl_divergence_estimate(
             "kl_divergence_estimate",
         )
         log_ratio = tf.stop_gradient(ref_log_probs) - log_probs
-        if estimator == "k1":
-            return -log_ratio
-        if estimator == "k2":
-            return 0.5 * tf.square(log_ratio)
-        return tf.math.expm1(log_ratio) - log_ratio
+        return estimate_from_log_ratio(log_ratio, estimator)
+
+
+def estimate_from_log_ratio(log_ratio: tf.Tensor, estimator: str) -> tf.Tensor:
+    """The estimators of `kl_divergence_estimate` on log r = log q - log p.
+
+    The one definition of k1, k2 and k3, for callers that already hold the
+    log-ratio (PPO's `approx_kl` is k3 of log pi - log pi_old). Inputs are
+    trusted: a checked tensor and one of `KL_ESTIMATORS`.
+    """
+    if estimator == "k1":
+        return -log_ratio
+    if estimator == "k2":
+        return 0.5 * tf.square(log_ratio)
+    return tf.math.expm1(log_ratio) - log_ratio
 
 
 def kl_penalty_loss(

@@ -24,8 +24,8 @@ log-probs) are stop_gradient'ed: gradients reach only the current policy's
 log-probs, values and entropy.
 
 This module holds the policy's losses; the critic's loss is in
-`value_losses` and the KL terms in `kl`. It re-exports those too, so that a
-training step takes every loss from one module.
+`value_losses` and the KL terms in `kl` (all of them are in
+`keras_gae.ops`).
 """
 
 from __future__ import annotations
@@ -37,27 +37,20 @@ import tensorflow as tf
 
 from keras_gae.ops import _checks
 from keras_gae.ops import _loss_inputs
+from keras_gae.ops import kl
 from keras_gae.ops import masked
-from keras_gae.ops.kl import KL_ESTIMATORS
-from keras_gae.ops.kl import kl_divergence_estimate
-from keras_gae.ops.kl import kl_penalty_loss
-from keras_gae.ops.value_losses import VALUE_CLIP_MODES
-from keras_gae.ops.value_losses import VALUE_LOSS_TYPES
-from keras_gae.ops.value_losses import ValueLossOutputs
-from keras_gae.ops.value_losses import value_loss
+
+# Read through this module by keras_gae.lm (collection, rewards,
+# _model_settings) and benchmarks/lm_iteration_benchmark.py; kept until they
+# import them from `kl`. Not part of this module's API.
+KL_ESTIMATORS = kl.KL_ESTIMATORS
+kl_divergence_estimate = kl.kl_divergence_estimate
 
 __all__ = [
-    "KL_ESTIMATORS",
-    "VALUE_CLIP_MODES",
-    "VALUE_LOSS_TYPES",
     "PPOLossOutputs",
-    "ValueLossOutputs",
     "entropy_loss",
-    "kl_divergence_estimate",
-    "kl_penalty_loss",
     "policy_gradient_loss",
     "ppo_clip_loss",
-    "value_loss",
 ]
 
 
@@ -261,7 +254,7 @@ def ppo_clip_loss(
         # Not finite either for a NaN or Inf log-ratio (Inf - Inf or -1 + Inf).
         log_ratio = tf.stop_gradient(log_ratio)
         approx_kl = masked.masked_mean(
-            tf.math.expm1(log_ratio) - log_ratio, mask
+            kl.estimate_from_log_ratio(log_ratio, "k3"), mask
         )
         return PPOLossOutputs(
             loss=loss, clip_fraction=clip_fraction, approx_kl=approx_kl
