@@ -55,13 +55,12 @@ def scan(
     See `keras_gae.ops.generalized_advantage_estimation` for the formula;
     `native.gae_time_major` repeats it operation for operation.
     """
-    next_values = _steps.next_state_values(
-        values, bootstrap_value, truncated, truncation_values
+    next_values = _steps.next_values(
+        values, bootstrap_value, terminated, truncated, truncation_values
     )
-    next_values = _steps.without_terminal_values(next_values, terminated)
-    ends = _steps.episode_ends(terminated, truncated, rewards)
+    continues = _steps.continuing(terminated, truncated, rewards)
     deltas = rewards + gamma * next_values - values
-    decays = gamma * lambda_ * (1.0 - ends) + tf.zeros_like(deltas)
+    decays = gamma * lambda_ * continues + tf.zeros_like(deltas)
     if mask is not None:
         zeros = tf.zeros_like(deltas)
         deltas = tf.where(mask, deltas, zeros)

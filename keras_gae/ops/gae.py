@@ -140,21 +140,9 @@ def generalized_advantage_estimation(
         "pass V(s_T) for the state after the last step (zeros if every row "
         "ends terminated)",
     )
-    with tf.name_scope(name or "generalized_advantage_estimation"):
-        steps = _steps.prepare_steps(
-            rewards,
-            values,
-            bootstrap_value,
-            gamma=gamma,
-            lambda_=lambda_,
-            terminated=terminated,
-            truncated=truncated,
-            truncation_values=truncation_values,
-            mask=mask,
-            time_major=time_major,
-            check_numerics=check_numerics,
-            function="generalized_advantage_estimation",
-        )
+    with _steps.prepared(
+        dict(locals()), "generalized_advantage_estimation"
+    ) as steps:
         if implementation != "native":
             # Outside the XLA function too: a tape must not record it (its
             # forward pass would export scan TensorLists out of XLA).
@@ -166,19 +154,9 @@ def generalized_advantage_estimation(
                 if steps.truncation_values is None
                 else tf.stop_gradient(steps.truncation_values),
             )
-        advantages, returns = _gae_implementations.KERNELS[implementation](
-            steps.rewards,
-            steps.values,
-            steps.bootstrap_value,
-            steps.terminated,
-            steps.truncated,
-            steps.truncation_values,
-            steps.mask,
-            steps.gamma,
-            steps.lambda_,
+        kernel = _gae_implementations.KERNELS[implementation]
+        advantages, returns = kernel(*steps)
+        return GAEOutputs(
+            advantages=_steps.to_layout(advantages, time_major),
+            returns=_steps.to_layout(returns, time_major),
         )
-        if not time_major:
-            with tf.name_scope("to_batch_major"):
-                advantages = tf.transpose(advantages)
-                returns = tf.transpose(returns)
-        return GAEOutputs(advantages=advantages, returns=returns)

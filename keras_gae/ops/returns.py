@@ -28,16 +28,6 @@ from keras_gae.ops import _checks
 from keras_gae.ops import _steps
 
 
-def _to_layout(tensor: tf.Tensor, time_major: bool) -> tf.Tensor:
-    return tensor if time_major else tf.transpose(tensor)
-
-
-def _masked(steps: _steps.Steps, result: tf.Tensor, fill: tf.Tensor):
-    if steps.mask is None:
-        return result
-    return tf.where(steps.mask, result, fill)
-
-
 def temporal_difference_errors(
     rewards: Any,
     values: Any,
@@ -74,33 +64,12 @@ def temporal_difference_errors(
     """
     _checks.check_required(values, "values", "TD errors need V(s_t)")
     _checks.check_required(bootstrap_value, "bootstrap_value", "pass V(s_T)")
-    with tf.name_scope(name or "temporal_difference_errors"):
-        steps = _steps.prepare_steps(
-            rewards,
-            values,
-            bootstrap_value,
-            gamma=gamma,
-            lambda_=None,
-            terminated=terminated,
-            truncated=truncated,
-            truncation_values=truncation_values,
-            mask=mask,
-            time_major=time_major,
-            check_numerics=check_numerics,
-            function="temporal_difference_errors",
-        )
-        next_values = _steps.next_state_values(
-            steps.values,
-            steps.bootstrap_value,
-            steps.truncated,
-            steps.truncation_values,
-        )
-        next_values = _steps.without_terminal_values(
-            next_values, steps.terminated
-        )
+    with _steps.prepared(dict(locals()), "temporal_difference_errors") as steps:
+        next_values = steps.next_state_values()
         deltas = (steps.rewards + steps.gamma * next_values) - steps.values
-        deltas = _masked(steps, deltas, tf.zeros_like(deltas))
-        return tf.stop_gradient(_to_layout(deltas, time_major))
+        return tf.stop_gradient(
+            _steps.to_layout(steps.where_valid(deltas), time_major)
+        )
 
 
 def td_lambda_returns(
@@ -144,42 +113,12 @@ def td_lambda_returns(
     """
     _checks.check_required(values, "values", "lambda-returns need V(s_t)")
     _checks.check_required(bootstrap_value, "bootstrap_value", "pass V(s_T)")
-    with tf.name_scope(name or "td_lambda_returns"):
-        steps = _steps.prepare_steps(
-            rewards,
-            values,
-            bootstrap_value,
-            gamma=gamma,
-            lambda_=lambda_,
-            terminated=terminated,
-            truncated=truncated,
-            truncation_values=truncation_values,
-            mask=mask,
-            time_major=time_major,
-            check_numerics=check_numerics,
-            function="td_lambda_returns",
-        )
-        next_values = _steps.next_state_values(
-            steps.values,
-            steps.bootstrap_value,
-            steps.truncated,
-            steps.truncation_values,
-        )
-        next_values = _steps.without_terminal_values(
-            next_values, steps.terminated
-        )
-        continues = 1.0 - _steps.episode_ends(
-            steps.terminated, steps.truncated, steps.rewards
-        )
-        trace = steps.lambda_ * continues
+    with _steps.prepared(dict(locals()), "td_lambda_returns") as steps:
+        trace = steps.lambda_ * steps.continues()
+        next_values = steps.next_state_values()
         inputs = steps.rewards + steps.gamma * (next_values * (1.0 - trace))
-        decays = steps.gamma * trace + tf.zeros_like(inputs)
-        inputs = _masked(steps, inputs, steps.values)
-        decays = _masked(steps, decays, tf.zeros_like(decays))
-        returns = _steps.reverse_linear_recurrence(
-            inputs, decays, steps.bootstrap_value
-        )
-        return tf.stop_gradient(_to_layout(returns, time_major))
+        returns = steps.reverse_sum(inputs, decays=steps.gamma * trace)
+        return tf.stop_gradient(_steps.to_layout(returns, time_major))
 
 
 def discounted_returns(
@@ -231,55 +170,19 @@ def discounted_returns(
             "episode bootstraps from V(s_{t+1}). Received: values=None, "
             "truncation_values=None"
         )
-    with tf.name_scope(name or "discounted_returns"):
-        steps = _steps.prepare_steps(
-            rewards,
-            values,
-            bootstrap_value,
-            gamma=gamma,
-            lambda_=None,
-            terminated=terminated,
-            truncated=truncated,
-            truncation_values=truncation_values,
-            mask=mask,
-            time_major=time_major,
-            check_numerics=check_numerics,
-            function="discounted_returns",
-        )
+    with _steps.prepared(dict(locals()), "discounted_returns") as steps:
         inputs = steps.rewards
         if steps.truncated is not None:
-            if steps.values is not None:
-                bootstraps = _steps.next_state_values(
-                    steps.values,
-                    steps.bootstrap_value,
-                    steps.truncated,
-                    steps.truncation_values,
-                )
-            else:
-                bootstraps = steps.truncation_values
-            bootstrapped = steps.truncated
-            if steps.terminated is not None:
-                bootstrapped = tf.logical_and(
-                    bootstrapped, tf.logical_not(steps.terminated)
-                )
-            # Selects: values behind other steps never reach them (0 * NaN
+            # A select: values behind other steps never reach them (0 * NaN
             # would).
             inputs = inputs + tf.where(
-                bootstrapped,
-                steps.gamma * bootstraps,
+                steps.truncated,
+                steps.gamma * steps.next_state_values(),
                 tf.zeros_like(inputs),
             )
-        continues = 1.0 - _steps.episode_ends(
-            steps.terminated, steps.truncated, steps.rewards
-        )
-        decays = steps.gamma * continues + tf.zeros_like(inputs)
-        fill = tf.zeros_like(inputs) if steps.values is None else steps.values
-        inputs = _masked(steps, inputs, fill)
-        decays = _masked(steps, decays, tf.zeros_like(decays))
-        returns = _steps.reverse_linear_recurrence(
-            inputs, decays, steps.bootstrap_value
-        )
-        return tf.stop_gradient(_to_layout(returns, time_major))
+        decays = steps.gamma * steps.continues()
+        returns = steps.reverse_sum(inputs, decays)
+        return tf.stop_gradient(_steps.to_layout(returns, time_major))
 
 
 def n_step_returns(
@@ -328,45 +231,11 @@ def n_step_returns(
         values, "values", "n-step returns bootstrap from V(s_{t+n})"
     )
     _checks.check_required(bootstrap_value, "bootstrap_value", "pass V(s_T)")
-    with tf.name_scope(name or "n_step_returns"):
-        steps = _steps.prepare_steps(
-            rewards,
-            values,
-            bootstrap_value,
-            gamma=gamma,
-            lambda_=None,
-            terminated=terminated,
-            truncated=truncated,
-            truncation_values=truncation_values,
-            mask=mask,
-            time_major=time_major,
-            check_numerics=check_numerics,
-            function="n_step_returns",
-        )
-        next_values = _steps.next_state_values(
-            steps.values,
-            steps.bootstrap_value,
-            steps.truncated,
-            steps.truncation_values,
-        )
-        discounts = steps.gamma * (
-            1.0 - _steps.float_flag(steps.terminated, steps.rewards)
-        )
-        truncated = (
-            None
-            if steps.truncated is None
-            else tf.broadcast_to(steps.truncated, tf.shape(steps.rewards))
-        )
+    with _steps.prepared(dict(locals()), "n_step_returns") as steps:
+        next_values = steps.next_state_values()
         returns = steps.values
         for _ in range(n):
-            following = tf.concat(
-                [returns[1:], steps.bootstrap_value[tf.newaxis]], axis=0
-            )
-            if truncated is not None:
-                following = tf.where(truncated, next_values, following)
-            following = _steps.without_terminal_values(
-                following, steps.terminated
-            )
-            returns = steps.rewards + discounts * following
-            returns = _masked(steps, returns, steps.values)
-        return tf.stop_gradient(_to_layout(returns, time_major))
+            following = steps.following(returns, at_truncation=next_values)
+            returns = steps.rewards + steps.gamma * following
+            returns = steps.where_valid(returns, steps.values)
+        return tf.stop_gradient(_steps.to_layout(returns, time_major))
