@@ -151,6 +151,28 @@ class PolicyLossTest(tf.test.TestCase, parameterized.TestCase):
         )
         self.assertAllClose(loss, expected, rtol=1e-4, atol=1e-6)
 
+    def test_xla_step_equals_the_graph_step(self):
+        logs = []
+        for jit_compile in (False, True):
+            network = make_network(24)
+            batch, _ = off_policy_batch(network, 24)
+            model = lm.CausalLMPPOModel(
+                network,
+                vocab_size=VOCAB,
+                eos_id=EOS,
+                advantage_estimator="grpo",
+                importance_sampling_level="sequence",
+                loss_aggregation="dr_grpo",
+                max_completion_length=9,
+            )
+            model.compile(
+                optimizer=keras.optimizers.SGD(0.5), jit_compile=jit_compile
+            )
+            model.train_on_batch(batch)
+            logs.append(model.train_on_batch(batch, return_dict=True))
+        for name, value in logs[0].items():
+            self.assertAllClose(logs[1][name], value, atol=1e-5, msg=name)
+
     @parameterized.named_parameters(
         ("missing", dict(loss_aggregation="dr_grpo"), "max_completion_length"),
         ("unused", dict(max_completion_length=9), "max_completion_length"),
