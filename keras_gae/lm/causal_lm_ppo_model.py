@@ -64,11 +64,9 @@ class CausalLMPPOModel(reference_policy.ReferencePolicy, PPOModel):
     loss (the loss-side `kl_coef` of `ActorCriticModel` stays available but
     is off by default). Either side, never both: a model with a non-zero
     `reward_kl_coef` and a loss-side `kl_coef` is refused. With `kl_coef`
-    the batch carries "ref_log_prob" and the loss adds kl_coef * KL.
-
-    The reference: `reference_network`, or, when `network` is a
-    `keras_gae.lm.CausalLMPolicy` with LoRA adapters (`lora_rank`), the
-    same network with its adapters off (no second copy).
+    the batch carries "ref_log_prob" and the loss adds kl_coef * KL. The
+    reference is `reference_network`, or a LoRA `CausalLMPolicy` network
+    with its adapters off (no second copy).
 
     Advantages: `advantage_estimator="gae"` runs token-level GAE in the
     train step with the critic; "grpo", "dr_grpo", "rloo" and
@@ -228,8 +226,7 @@ class CausalLMPPOModel(reference_policy.ReferencePolicy, PPOModel):
 
     @property
     def metric_names(self) -> tuple:
-        """`PPOModel`'s metrics; critic-free estimators drop the critic's
-        ("value_loss", "value_clip_fraction", "explained_variance")."""
+        """`PPOModel`'s metrics, without the critic's if critic-free."""
         names = super().metric_names
         if getattr(self, "advantage_estimator", "gae") == "gae":
             return names
@@ -313,6 +310,9 @@ class CausalLMPPOModel(reference_policy.ReferencePolicy, PPOModel):
            loss-side `kl_coef` adds "ref_log_prob".
         4. With `update_kl_controller` and a controller as
            `reward_kl_coef`, `update(sequence_kl, n_steps=B)`.
+        5. With `mask_truncated_completions`, the rows that hit
+           `max_new_tokens` without a stop token are masked out of the
+           batch (after the advantages, which keep them in their groups).
 
         Args:
           prompt_tokens: `[B0, P]` integer prompt ids (P >= 1), padded
