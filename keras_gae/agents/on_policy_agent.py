@@ -18,9 +18,10 @@ instance itself is the one environment, and its rollout is the preset's
 iteration still takes the preset's gradient steps.
 
 Saving. `save(path)` writes `path/settings.json` (the algorithm, the
-settings, the env id if there is one, the seed) and a checkpoint of the
-model (networks, observation and reward statistics), the optimizer and
-the loop's counters; `load(path, env=...)` rebuilds the agent and restores
+settings, the env id if there is one, the seed, the number of rollout
+workers) and a checkpoint of the model (networks, observation and reward
+statistics), the optimizer and the loop's counters (with workers, their
+per-worker state); `load(path, env=...)` rebuilds the agent and restores
 them, so `learn` continues where it stopped. A save is written beside
 `path` and renamed into place (`checkpointing.save_directory`): a failed
 or interrupted save leaves the previous one intact, and of saves to one
@@ -538,6 +539,7 @@ class OnPolicyAgent:
             "env_id": self._saved_env_id,
             "env_kwargs": self.env_kwargs,
             "seed": self.seed,
+            "num_workers": self.num_workers,
             "settings": {
                 key: list(value) if isinstance(value, tuple) else value
                 for key, value in self.settings.items()
@@ -563,7 +565,10 @@ class OnPolicyAgent:
             the saved env id (an agent saved from an instance or a factory
             has none, so it needs `env`).
           **overrides: constructor arguments replacing the saved ones
-            (e.g. `verbose=0`, `root_dir=...`).
+            (e.g. `verbose=0`, `root_dir=...`). An agent saved with
+            rollout workers is loaded with as many (`num_workers`); into
+            one process with `num_workers=None, num_envs=B` (B: all the
+            workers' environments).
 
         Raises:
           ValueError: `path` is not a save, or a damaged one: settings.json
@@ -605,6 +610,8 @@ class OnPolicyAgent:
             )
         arguments = dict(saved["settings"])
         arguments.update(seed=saved["seed"], env_kwargs=saved["env_kwargs"])
+        # Saves from before rollout workers have no "num_workers".
+        arguments.update(num_workers=saved.get("num_workers"))
         arguments.update(overrides)
         given = " and the arguments given" if overrides else ""
         try:

@@ -242,9 +242,10 @@ class RolloutWorkers:
 
         Raises:
           WorkerTimeoutError: a worker took longer than `worker_timeout_s`.
-          RuntimeError: a worker died more than `max_restarts` times in
-            the round, failed (its error attached), or returned another
-            policy version.
+          RuntimeError: a worker could not start (its environments or
+            model), died more than `max_restarts` times in the round,
+            failed (its error attached), or returned another policy
+            version.
         """
         ray = self._ray
         weights_ref = ray.put(list(weights))
@@ -282,6 +283,12 @@ class RolloutWorkers:
             try:
                 result = ray.get(ready[0])
             except ray.exceptions.RayActorError as error:
+                if getattr(error, "actor_init_failed", False):
+                    # Its environments or model cannot be made: a new
+                    # worker would fail the same way.
+                    raise RuntimeError(
+                        f"Rollout worker {index} could not start: {error}"
+                    ) from error
                 restarts += 1
                 if restarts > self.max_restarts:
                     raise RuntimeError(

@@ -7,6 +7,7 @@ that hangs the workers last.
 """
 
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -200,8 +201,24 @@ class AgentTest(tf.test.TestCase):
         self.assertEqual(AGENT.env_steps, history.history["env_steps"][-1])
         self.assertBetween(AGENT.env_steps, B * T + 1, 2 * B * T)
         self.assertTrue(np.isfinite(history.history["loss"]).all())
-        action = AGENT.predict(np.zeros(4, np.float32))
-        self.assertIn(int(action), (0, 1))
+        observations = np.random.default_rng(0).normal(size=(5, 4))
+        actions = AGENT.predict(observations.astype(np.float32))
+
+        # A save records the workers; it loads into one process of all
+        # their environments as well.
+        path = os.path.join(self.get_temp_dir(), "saved")
+        AGENT.save(path)
+        with open(os.path.join(path, "settings.json")) as file:
+            self.assertEqual(json.load(file)["num_workers"], NUM_WORKERS)
+        loaded = agents.PPO.load(
+            path, env=worker_fixtures.cartpole, num_workers=None, num_envs=B
+        )
+        self.assertIsNone(loaded.rollout_workers)
+        self.assertEqual(loaded.env_steps, AGENT.env_steps)
+        self.assertEqual(loaded.trainer.iteration, 2)
+        self.assertAllEqual(
+            loaded.predict(observations.astype(np.float32)), actions
+        )
 
 
 class _KillWorkerAt(keras.callbacks.Callback):
