@@ -44,6 +44,9 @@ class GenerationOutputs(NamedTuple):
         row's first stop token.
       done: `[B]` bool, whether the row produced a stop token.
       prompt_length: `[B]` int32 p_b, where each row's response starts.
+      response_mask: `[B, P + N]` bool in the layout of `tokens`: True at
+        column p_b + j where `mask[b, j]`. What scorers get, here and in
+        `CausalLMPPOModel.collect`.
     """
 
     tokens: tf.Tensor
@@ -52,13 +55,16 @@ class GenerationOutputs(NamedTuple):
     mask: tf.Tensor
     done: tf.Tensor
     prompt_length: Optional[tf.Tensor] = None
+    response_mask: Optional[tf.Tensor] = None
 
 
+# Traced per prompt signature (shapes kept static: the attention widths of
+# the cached loop are static); `prompt_bucket` keeps the widths few.
 _decode_graph = tf.function(
-    _decoding.decode, autograph=False, reduce_retracing=True
+    _decoding.decode, autograph=False, reduce_retracing=False
 )
 _decode_xla = tf.function(
-    _decoding.decode, autograph=False, reduce_retracing=True, jit_compile=True
+    _decoding.decode, autograph=False, reduce_retracing=False, jit_compile=True
 )
 _POLICIES = weakref.WeakKeyDictionary()
 
@@ -91,6 +97,18 @@ def pack_prompts(
     inside = tf.range(tf.shape(packed)[1])[tf.newaxis, :] < lengths[:, None]
     fill = tf.fill(tf.shape(packed), tf.cast(fill_id, packed.dtype))
     return tf.where(inside, packed, fill), lengths
+
+
+def prompt_bucket(width: int, n: int, max_positions: Optional[int]) -> int:
+    """The buffer's prompt width for prompts `width` wide: 16, 32, 64, ...
+    (the first >= width), at most `max_positions - n` and at least
+    `width`."""
+    bucket = 16
+    while bucket < width:
+        bucket *= 2
+    if max_positions is not None:
+        bucket = min(bucket, max_positions - n)
+    return max(bucket, width)
 
 
 def _check_vocabulary(
@@ -161,17 +179,13 @@ def _convert_prompt_mask(
             )
 
     elif pad_id is not None:
-        prompt_mask = tf.not_equal(prompt, tf.cast(pad_id, prompt.dtype))
-
-        def message(rows):
-            return (
-                f"`prompt_tokens` holds `pad_id` {pad_id} between prompt "
-                "tokens; padding goes on the left or right only (pass "
-                "`prompt_mask` to keep that id as a prompt token). "
-                f"Received: pad_id={pad_id}"
-                + (f" between prompt tokens in rows {rows}" if rows else "")
-            )
-
+        # Left padding only (TRL's and Hugging Face's side for generation):
+        # the pad ids before a row's first other id. A pad id after it is a
+        # prompt token (GPT-2's pad id is its end-of-text id).
+        real = tf.cast(
+            tf.not_equal(prompt, tf.cast(pad_id, prompt.dtype)), tf.int32
+        )
+        return tf.cumsum(real, axis=1) > 0
     else:
         return tf.ones_like(prompt, tf.bool)
     return _input_checks.check_prompt_mask_runs(prompt_mask, message)
@@ -201,7 +215,7 @@ def generate(
     num_samples: int = 1,
     seed: Optional[int] = None,
     value_head: Optional[Callable] = None,
-    jit_compile: bool = False,
+    jit_compile: bool = True,
 ) -> GenerationOutputs:
     """Samples up to `max_new_tokens` tokens per row from a causal LM.
 
@@ -233,7 +247,8 @@ def generate(
     signature; it ends early once every row has stopped.
 
     Prompts of different lengths: pass `prompt_mask` (True at prompt
-    tokens) or `pad_id`; rows may be left- (or right-) padded. Each row is
+    tokens; rows left- or right-padded) or `pad_id` (left padding). Each
+    row is
     packed to start at column 0 (see `GenerationOutputs`) and decoded
     step by step through the longer prompts (keras-hub's own scheme), so
     every row gets the same tokens, log-probs and values as the row alone
@@ -271,12 +286,16 @@ def generate(
       eos_id: optional stop id (the fill id after a stop).
       stop_token_ids: optional more stop ids.
       prompt_mask: optional `[B0, P]` bool-like, True at prompt tokens.
-      pad_id: optional padding id: `prompt_mask = prompt_tokens != pad_id`
-        when `prompt_mask` is None.
+      pad_id: optional padding id. Without `prompt_mask`, the pad ids
+        before a row's first other id are its (left) padding; a pad id
+        after that is a prompt token. Right-padded prompts need
+        `prompt_mask`.
       num_samples: n >= 1 completions per prompt (B = B0 * n).
       seed: optional int; None draws one from TensorFlow's global generator.
       value_head: optional callable giving values per position.
-      jit_compile: XLA-compile the loop.
+      jit_compile: XLA-compile the loop (the default: the cache is then
+        written in place; see docs/benchmarks.md for the first call's
+        compile time against the per-token gain).
 
     Returns:
       `GenerationOutputs(tokens, log_probs, values, mask, done,
@@ -295,9 +314,8 @@ def generate(
       ValueError: non-positive max_new_tokens, temperature, top_k,
         repetition_penalty or num_samples; top_p or min_p outside
         (0, 1]; ids (prompt tokens, stop ids, pad id) outside the
-        vocabulary; top_k above it; a prompt row
-        without tokens, or whose tokens are not one run (a `pad_id` or a
-        False `prompt_mask` between them); P + N above the model's
+        vocabulary; top_k above it; a prompt row without tokens (only
+        pad ids), or whose `prompt_mask` is not one run; P + N above the model's
         positions; a seed outside int64; NaN or Inf (or only -Inf) logits
         at a sampled step, NaN or Inf values (naming `model` or
         `value_head`).
@@ -436,6 +454,14 @@ def sample(
             "Every prompt row must hold at least one token. "
             f"Received: prompt_mask with row lengths {lengths.numpy()}"
         )
+    width = packed.shape[1]
+    if policy is not None and width is not None:
+        # A few prompt widths, so that a new one rarely traces (and
+        # compiles) the loop again; the extra columns are never read.
+        bucket = prompt_bucket(width, n, limits.max_positions)
+        packed = tf.pad(
+            packed, [[0, 0], [0, bucket - width]], constant_values=fill
+        )
     if num_samples > 1:
         packed = tf.repeat(packed, num_samples, axis=0)
         lengths = tf.repeat(lengths, num_samples, axis=0)
@@ -466,6 +492,8 @@ def sample(
     tokens, log_probs, values, mask, done = decode(
         packed, lengths, seed_pair, network, settings
     )
+    if width is not None:
+        tokens = tokens[:, : width + n]
     # A sampled step's log-prob is NaN exactly when its logits had no
     # distribution (NaN, +Inf, or -Inf everywhere).
     scaled = (
@@ -486,6 +514,12 @@ def sample(
         values = _input_checks.check_finite(
             values, values_from, "values", source=source
         )
+    response_mask = (
+        _tokens.spread_response(
+            tf.cast(mask, tf.int32), lengths, tf.shape(tokens)[1]
+        )
+        > 0
+    )
     return GenerationOutputs(
         tokens=tokens,
         log_probs=log_probs,
@@ -493,4 +527,5 @@ def sample(
         mask=mask,
         done=done,
         prompt_length=lengths,
+        response_mask=response_mask,
     )

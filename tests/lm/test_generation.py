@@ -255,14 +255,30 @@ class GenerationInputChecksTest(tf.test.TestCase, parameterized.TestCase):
         ):
             lm.generate(model, np.ones([1, 9], np.int32), max_new_tokens=1)
 
-    def test_pad_id_between_prompt_tokens_is_refused(self):
+    def test_pad_id_after_the_first_prompt_token_is_a_prompt_token(self):
+        # The issue's case: with GPT-2's pad = end-of-text, [5, 0, 2, 6]
+        # is four prompt tokens; only leading pad ids are padding.
         model = tiny_model()
-        with self.assertRaisesRegex(
-            ValueError, r"pad_id.*between prompt tokens.*rows \[1\]"
-        ):
-            lm.generate(
-                model, [[0, 1, 2], [3, 0, 4]], max_new_tokens=2, pad_id=0
-            )
+        out = lm.generate(
+            model, [[5, 0, 2, 6], [0, 0, 3, 0]], max_new_tokens=2, pad_id=0
+        )
+        self.assertAllEqual(out.prompt_length, [4, 2])
+        self.assertAllEqual(out.tokens[0, :4], [5, 0, 2, 6])
+        self.assertAllEqual(out.tokens[1, :2], [3, 0])
+        alone = lm.generate(model, [[3, 0]], max_new_tokens=2, top_k=1)
+        together = lm.generate(
+            model,
+            [[5, 0, 2, 6], [0, 0, 3, 0]],
+            max_new_tokens=2,
+            pad_id=0,
+            top_k=1,
+        )
+        self.assertAllEqual(together.tokens[1, :4], alone.tokens[0])
+        with self.assertRaisesRegex(ValueError, "at least one token"):
+            lm.generate(model, [[0, 0], [1, 2]], max_new_tokens=2, pad_id=0)
+
+    def test_prompt_mask_gaps_are_refused_and_sides_agree(self):
+        model = tiny_model()
         with self.assertRaisesRegex(
             ValueError, r"`prompt_mask`.*one run.*rows \[0\]"
         ):
@@ -274,12 +290,37 @@ class GenerationInputChecksTest(tf.test.TestCase, parameterized.TestCase):
             )
         # Left and right padding give the same rows.
         left = lm.generate(
-            model, [[0, 0, 1], [3, 4, 5]], max_new_tokens=3, pad_id=0, top_k=1
+            model,
+            [[0, 0, 1], [3, 4, 5]],
+            max_new_tokens=3,
+            prompt_mask=[[0, 0, 1], [1, 1, 1]],
+            top_k=1,
         )
         right = lm.generate(
-            model, [[1, 0, 0], [3, 4, 5]], max_new_tokens=3, pad_id=0, top_k=1
+            model,
+            [[1, 0, 0], [3, 4, 5]],
+            max_new_tokens=3,
+            prompt_mask=[[1, 0, 0], [1, 1, 1]],
+            top_k=1,
         )
         self.assertAllEqual(left.tokens, right.tokens)
+
+    def test_response_mask_is_mask_in_the_layout_of_tokens(self):
+        out = lm.generate(
+            tiny_model(seed=2),
+            [[0, 0, 1], [3, 4, 5]],
+            max_new_tokens=5,
+            pad_id=0,
+            stop_token_ids=[1, 2, 3],
+            temperature=3.0,
+            seed=1,
+        )
+        tokens = np.asarray(out.tokens)
+        expected = np.zeros(tokens.shape, bool)
+        for b, p in enumerate(np.asarray(out.prompt_length)):
+            expected[b, p : p + 5] = np.asarray(out.mask)[b]
+        self.assertAllEqual(out.response_mask, expected)
+        self.assertFalse(np.asarray(out.mask).all())  # a row stopped early
 
     def test_prompt_mask_of_another_shape(self):
         with self.assertRaisesRegex(
