@@ -436,11 +436,7 @@ def _decode(model, prompts, max_new_tokens, **kwargs):
         pad_id=PAD_ID,
         **kwargs,
     )
-    tokens = out.tokens.numpy()
-    mask = np.zeros(tokens.shape, bool)
-    for b, p in enumerate(out.prompt_length.numpy()):
-        mask[b, p : p + max_new_tokens] = out.mask.numpy()[b]
-    return tokens, mask, out
+    return out.tokens.numpy(), out.response_mask.numpy(), out
 
 
 def evaluate(model, prompts, max_new_tokens, seed, samples=0):

@@ -66,7 +66,7 @@ def collect(
         return _tokens.spread_response(x, start, width)
 
     log_probs = spread(outputs.log_probs)
-    mask = spread(tf.cast(outputs.mask, tf.int32)) > 0
+    mask = outputs.response_mask
     if outputs.values is None:
         values = tf.zeros_like(log_probs)
         bootstrap_value = tf.zeros_like(log_probs[:, 0])
