@@ -20,9 +20,9 @@ of the reward normalization, and each worker's generation.
 
 Resuming. Environments cannot be saved in general (a simulator's state),
 so a run resumed from a checkpoint (environment steps already counted)
-begins new episodes: its first round makes every worker again at its next
-generation, whose environments draw from seeds the run has not used
-(`rollout_worker.worker_seed`), continuing each worker's running returns.
+begins new episodes: at its first round every worker makes its
+environments again at its next generation, from seeds the run has not
+used (`rollout_worker.worker_seed`), continuing its running returns.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ class RemoteCollector:
             if int(self.env_steps.numpy()) > 0:
                 # Resumed from a checkpoint: new episodes, unused seeds.
                 restarted = self.worker_state.generations.numpy() + 1
-                self._workers.restart([int(g) for g in restarted])
+                self._workers.reseed([int(g) for g in restarted])
         results = self._workers.collect(
             [v.numpy() for v in self._variables],
             version=int(self.worker_state.rounds.numpy()),

@@ -15,11 +15,11 @@ arrays.
 Seeds. Worker `i` of a run seeded `seed` starts as a single process of
 `num_workers * num_envs` environments would: its environment `j` gets the
 seed `seed + i * num_envs + j` and its action sampling TensorFlow's global
-seed `seed + i * num_envs` (`worker_seed`). A worker made again (a
-replacement after a crash, or a run resumed from a checkpoint) starts its
-generation `g > 0` from a seed derived from `(seed, i, g)` instead: its
-environments begin new episodes from streams the run has not used, and a
-resumed run repeats itself.
+seed `seed + i * num_envs` (`worker_seed`). A worker's later generations
+`g > 0` (a replacement after a crash; a run resumed from a checkpoint,
+whose workers make their environments again in place) start from a seed
+derived from `(seed, i, g)` instead: their environments begin new episodes
+from streams the run has not used, and a resumed run repeats itself.
 
 Running statistics stay with the learner (the collector is built with
 `update_statistics=False`): the observation statistics arrive with the
@@ -128,32 +128,50 @@ class RolloutWorker:
         vectorization_mode: Optional[str] = None,
         return_window: int = 20,
     ):
+        self.worker_index = worker_index
+        self._seed = seed
+        self._num_envs = num_envs
+        self._make_environments = dict(
+            env=env,
+            env_kwargs=env_kwargs,
+            vectorization_mode=vectorization_mode,
+        )
+        self._collection = dict(
+            rollout_length=rollout_length, return_window=return_window
+        )
+        self._env = None
+        self._begin(generation, model_fn)
+
+    def _begin(self, generation: int, model_fn: Optional[ModelFn] = None):
+        """Environments and a collector for `generation` (`worker_seed`).
+
+        The model is built once, from `model_fn`, on the first call.
+        """
         import tensorflow as tf
 
         from keras_gae import agents
         from keras_gae.agents.collection import RolloutCollector
 
-        self.worker_index = worker_index
+        if self._env is not None:
+            self._env.close()
         self.generation = generation
-        first_seed = worker_seed(seed, worker_index, num_envs, generation)
+        first_seed = worker_seed(
+            self._seed, self.worker_index, self._num_envs, generation
+        )
         # Sampling follows the global seed the collector is traced under.
         tf.random.set_seed(first_seed)
         self._env = agents.make_tf_environment(
-            env,
-            num_envs=num_envs,
-            seed=first_seed,
-            env_kwargs=env_kwargs,
-            vectorization_mode=vectorization_mode,
+            num_envs=self._num_envs, seed=first_seed, **self._make_environments
         )
-        self._model = build_policy_model(model_fn, self._env)
-        self._variables = policy_variables(self._model)
-        self._reward_normalization = reward_normalization_of(self._model)
+        if model_fn is not None:
+            self._model = build_policy_model(model_fn, self._env)
+            self._variables = policy_variables(self._model)
+            self._reward_normalization = reward_normalization_of(self._model)
         self._collector = RolloutCollector(
             self._model,
             self._env,
-            rollout_length=rollout_length,
-            return_window=return_window,
             update_statistics=False,
+            **self._collection,
         )
 
     def describe(self) -> Dict[str, Any]:
@@ -191,6 +209,7 @@ class RolloutWorker:
         weights: List[np.ndarray],
         version: int,
         returns: Optional[np.ndarray] = None,
+        generation: Optional[int] = None,
     ) -> Dict[str, Any]:
         """Sets `weights`, collects one rollout `[num_envs, T]`.
 
@@ -200,6 +219,9 @@ class RolloutWorker:
           returns: the running returns `[num_envs]` of the reward
             normalization to continue from (the learner's record of this
             worker's), or None to keep this worker's.
+          generation: None, or the generation to collect in: another
+            than this worker's makes its environments (and collector)
+            again from that generation's seeds first, in this process.
 
         Returns:
           A dict: `describe()`'s keys, "batch" (the rollout batch as numpy
@@ -216,6 +238,8 @@ class RolloutWorker:
 
         from keras_gae._src import rollout_batch as rb
 
+        if generation is not None and generation != self.generation:
+            self._begin(generation)
         self.set_weights(weights)
         statistics = self._collector.episode_statistics
         episodes_before = int(statistics.episodes.numpy())

@@ -171,21 +171,21 @@ class RolloutWorkers:
         self.generations[index] += 1
         self._where[index] = "retired"
 
-    def restart(self, generations: Sequence[int]) -> None:
-        """Kills every worker; each starts again at `generations[i]`.
+    def reseed(self, generations: Sequence[int]) -> None:
+        """Worker i collects in generation `generations[i]` from now on.
 
-        (When next needed: the next round, or `describe`.)
+        At the next round each worker whose generation changed makes its
+        environments again from that generation's seeds, in its process
+        (`RolloutWorker.collect`): new episodes, no process started.
         """
         if len(generations) != self.num_workers:
             raise ValueError(
                 f"`generations` must hold one generation per worker, "
                 f"{self.num_workers}. Received: generations={generations!r}"
             )
-        for index, generation in enumerate(generations):
-            self._retire(index)
-            self.generations[index] = _checks.check_int(
-                generation, "generations", minimum=0
-            )
+        self.generations = [
+            _checks.check_int(g, "generations", minimum=0) for g in generations
+        ]
 
     def make_collector(
         self, model: Any, *, rollout_length: int, return_window: int
@@ -255,7 +255,9 @@ class RolloutWorkers:
             if self._actors[index] is None:
                 self._start(index)
             own = None if returns is None else returns[index]
-            call = self._actors[index].collect.remote(weights_ref, version, own)
+            call = self._actors[index].collect.remote(
+                weights_ref, version, own, self.generations[index]
+            )
             return call, time.monotonic() + self.worker_timeout_s
 
         pending = {index: submit(index) for index in range(self.num_workers)}
@@ -276,7 +278,7 @@ class RolloutWorkers:
                     if due <= time.monotonic()
                 ]
                 if late:
-                    self._timed_out(late)
+                    self._timed_out(late, unfinished=list(pending))
                 continue
             index = calls[ready[0]]
             del pending[index]
@@ -316,17 +318,24 @@ class RolloutWorkers:
             results[index] = result
         return results
 
-    def _timed_out(self, late: List[int]) -> None:
+    def _timed_out(self, late: List[int], unfinished: List[int]) -> None:
+        """Raises the error naming `late`, killing every `unfinished` one.
+
+        A worker whose round is abandoned must not keep collecting: its
+        rollout would come back to nobody, its steps never counted.
+        """
         named = ", ".join(f"{i} ({self._where[i]})" for i in late)
-        for index in late:
-            # Killed now, so nothing keeps running; made again at the
-            # next round.
+        others = sorted(set(unfinished) - set(late))
+        for index in unfinished:
             self._retire(index)
+        stopped = (
+            f" (with the round's unfinished workers {others})" if others else ""
+        )
         raise WorkerTimeoutError(
             f"Rollout worker {named} returned no rollout within "
             f"worker_timeout_s={self.worker_timeout_s} seconds (a hung "
             "environment, or a start slower than the timeout); it was "
-            "killed and will be made again when next needed. "
+            f"killed{stopped} and will be made again when next needed. "
             f"Received: worker_timeout_s={self.worker_timeout_s}"
         )
 
@@ -336,7 +345,7 @@ class RolloutWorkers:
         )
         late = [i for i, call in enumerate(calls) if call not in ready]
         if late:
-            self._timed_out(late)
+            self._timed_out(late, unfinished=late)
         return self._ray.get(calls)
 
     def close(self) -> None:

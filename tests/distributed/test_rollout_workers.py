@@ -311,13 +311,19 @@ class FaultsTest(tf.test.TestCase):
         self.assertEqual(resumed.env_steps, sum(trained))
         state = resumed._collector.worker_state
         self.assertAllEqual(state.returns, saved_returns)
+        pids = [found["pid"] for found in WORKERS.describe()]
         resumed.run(total_env_steps=resumed.env_steps + 1, verbose=0)
         self.assertEqual(resumed.iteration, 4)
         self.assertEqual(resumed.env_steps, sum(trained + resumed_trained))
-        # Every worker made again at its next generation: new episodes,
-        # from seeds the run had not used.
+        # Every worker at its next generation, in its own process: new
+        # episodes, from seeds the run had not used.
         self.assertEqual(
             WORKERS.generations, [generations[0] + 2, generations[1] + 1]
+        )
+        described = WORKERS.describe()
+        self.assertEqual([found["pid"] for found in described], pids)
+        self.assertEqual(
+            [found["generation"] for found in described], WORKERS.generations
         )
         self.assertNotEqual(
             worker_seed(SEED, 1, NUM_ENVS, WORKERS.generations[1]),
@@ -330,17 +336,21 @@ class HungWorkerTest(tf.test.TestCase):
     def test_a_hung_worker_is_an_error_naming_it_not_a_hang(self):
         weights = _learner_weights(3)
         WORKERS.describe()
+        generations = np.array(WORKERS.generations)
         timeout = WORKERS.worker_timeout_s
         WORKERS.worker_timeout_s = 2.0
         open(HANG_FILE, "w").close()
         start = time.monotonic()
         try:
+            # Both hang; the first past its deadline is named, and the
+            # other is stopped too.
             with self.assertRaisesRegex(
                 WorkerTimeoutError,
-                r"Rollout worker 0 \(host .+, pid \d+\), 1 \(host .+, pid "
-                r"\d+\) returned no rollout within worker_timeout_s=2.0",
+                r"Rollout worker 0 \(host .+, pid \d+\)(, 1 \(host .+, pid "
+                r"\d+\))? returned no rollout within worker_timeout_s=2.0",
             ):
                 WORKERS.collect(weights, version=0)
+            self.assertAllEqual(WORKERS.generations, generations + 1)
         finally:
             os.remove(HANG_FILE)
             WORKERS.worker_timeout_s = timeout
