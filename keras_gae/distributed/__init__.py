@@ -6,14 +6,20 @@ import ray; it is imported when workers are asked for. See docs/scaling.md.
 
 from keras_gae.distributed.ray_runtime import import_ray
 from keras_gae.distributed.ray_runtime import ray_cluster
+from keras_gae.distributed.remote_collector import RemoteCollector
 from keras_gae.distributed.rollout_worker import RolloutWorker
+from keras_gae.distributed.running_statistics import Moments
+from keras_gae.distributed.running_statistics import merge_moments
 from keras_gae.distributed.worker_group import RolloutWorkers
 from keras_gae.distributed.worker_group import WorkerTimeoutError
 
 __all__ = [
+    "Moments",
+    "RemoteCollector",
     "RolloutWorker",
     "RolloutWorkers",
     "WorkerTimeoutError",
     "import_ray",
+    "merge_moments",
     "ray_cluster",
 ]
