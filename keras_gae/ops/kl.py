@@ -63,6 +63,20 @@ def kl_divergence_estimate(
       TypeError: non-float inputs, a non-bool-like mask, a non-bool
         `check_numerics`.
     """
+    estimates, _ = _estimates_and_mask(
+        log_probs, ref_log_probs, estimator, mask, check_numerics
+    )
+    return estimates
+
+
+def _estimates_and_mask(
+    log_probs: Any,
+    ref_log_probs: Any,
+    estimator: str,
+    mask: Any,
+    check_numerics: bool,
+) -> tuple:
+    """`kl_divergence_estimate`, and the bool mask it checked (or None)."""
     _checks.check_option(estimator, "estimator", KL_ESTIMATORS)
     with tf.name_scope("kl_divergence_estimate"):
         (log_probs, ref_log_probs), mask = _loss_inputs.per_step_inputs(
@@ -72,7 +86,7 @@ def kl_divergence_estimate(
             "kl_divergence_estimate",
         )
         log_ratio = tf.stop_gradient(ref_log_probs) - log_probs
-        return estimate_from_log_ratio(log_ratio, estimator)
+        return estimate_from_log_ratio(log_ratio, estimator), mask
 
 
 def estimate_from_log_ratio(log_ratio: tf.Tensor, estimator: str) -> tf.Tensor:
@@ -127,12 +141,9 @@ def kl_penalty_loss(
         `check_numerics`.
     """
     with tf.name_scope("kl_penalty_loss"):
-        estimates = kl_divergence_estimate(
-            log_probs,
-            ref_log_probs,
-            estimator=estimator,
-            mask=mask,
-            check_numerics=check_numerics,
+        # The mask comes back checked: the mean does not convert it again.
+        estimates, mask = _estimates_and_mask(
+            log_probs, ref_log_probs, estimator, mask, check_numerics
         )
         return _loss_inputs.checked_loss(
             masked.masked_mean(estimates, mask),
