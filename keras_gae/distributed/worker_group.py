@@ -213,14 +213,10 @@ class RolloutWorkers:
             if actor is None:
                 self._start(index)
         calls = [actor.describe.remote() for actor in self._actors]
-        described = self._wait(calls, what="describe itself")
+        described = self._wait(calls)
         for index, found in enumerate(described):
             self._where[index] = f"host {found['host']}, pid {found['pid']}"
         return described
-
-    def actor(self, index: int) -> Any:
-        """Worker `index`'s Ray actor handle."""
-        return self._actors[index]
 
     def collect(
         self,
@@ -339,7 +335,7 @@ class RolloutWorkers:
             f"Received: worker_timeout_s={self.worker_timeout_s}"
         )
 
-    def _wait(self, calls: List[Any], *, what: str) -> List[Any]:
+    def _wait(self, calls: List[Any]) -> List[Any]:
         ready, _ = self._ray.wait(
             calls, num_returns=len(calls), timeout=self.worker_timeout_s
         )
