@@ -68,6 +68,17 @@ def _free_address() -> str:
         return f"{host}:{probe.getsockname()[1]}"
 
 
+def check_compiled(model: Any, builder: Callable) -> None:
+    """Refuses what `builder` returned unless it is a compiled Keras model
+    (fit would fail later, in every learner at once)."""
+    if not getattr(model, "compiled", False):
+        raise ValueError(
+            "`builder` must return a compiled Keras model (call "
+            "`model.compile(optimizer=...)` inside it). "
+            f"Received: builder={builder!r} returning {model!r}"
+        )
+
+
 def _take_rows(batch: dict, rows: np.ndarray) -> dict:
     return tf.nest.map_structure(lambda value: value[rows], batch)
 
@@ -90,12 +101,7 @@ class _Learner:
         self.strategy = tf.distribute.MultiWorkerMirroredStrategy()
         with self.strategy.scope():
             self.model = builder()
-        if not getattr(self.model, "compiled", False):
-            raise ValueError(
-                "`builder` must return a compiled Keras model (call "
-                "`model.compile(optimizer=...)` inside it). "
-                f"Received: builder={builder!r} returning {self.model!r}"
-            )
+        check_compiled(self.model, builder)
         return int(self.strategy.num_replicas_in_sync)
 
     def fit(self, shard: dict, minibatch_rows: int, steps: int) -> dict:
