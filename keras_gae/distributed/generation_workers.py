@@ -70,8 +70,9 @@ class GenerationWorkers:
     and each worker samples its share with `seed + i` (None: unseeded),
     draws from the same policy.
 
-    The result feeds a `keras_gae.lm.CausalLMPPOModel` like the
-    one-process call's (see docs/scaling.md).
+    The outputs have the one-process call's types and layout (tensors),
+    so code consuming `keras_gae.lm.generate`'s outputs takes them
+    unchanged (docs/scaling.md says how they meet `CausalLMPPOModel`).
 
     Example:
 
