@@ -104,7 +104,10 @@ class _Learner:
         check_compiled(self.model, builder)
         return int(self.strategy.num_replicas_in_sync)
 
-    def fit(self, shard: dict, minibatch_rows: int, steps: int) -> dict:
+    def fit(
+        self, batch: dict, rows: np.ndarray, minibatch_rows: int, steps: int
+    ) -> dict:
+        shard = _take_rows(batch, rows)
         dataset = tf.data.Dataset.from_tensor_slices(shard).batch(
             minibatch_rows, drop_remainder=True
         )
@@ -282,12 +285,18 @@ class LearnerGroup:
         share = rows // (num_minibatches * self.num_learners)
         # [E * M, N, share]: minibatch k's rows, slice i for learner i.
         slices = order.reshape(epochs * num_minibatches, self.num_learners, -1)
-        refs = []
-        for index, learner in enumerate(self._learners):
-            shard = _take_rows(batch, slices[:, index].reshape(-1))
-            refs.append(
-                learner.fit.remote(shard, share, epochs * num_minibatches)
+        # The batch goes into the object store once; each learner gets the
+        # rows of its slices, E epochs of them, as indices.
+        batch_ref = self._ray.put(batch)
+        refs = [
+            learner.fit.remote(
+                batch_ref,
+                slices[:, index].reshape(-1),
+                share,
+                epochs * num_minibatches,
             )
+            for index, learner in enumerate(self._learners)
+        ]
         return self._get(refs, "training")[0]
 
     def get_weights(self) -> list:
