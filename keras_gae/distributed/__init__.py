@@ -1,9 +1,14 @@
-"""Scale-out on Ray Core: rollout workers as Ray actors (optional extra).
+"""Scale-out on Ray Core (optional extra): rollout workers, learner
+processes under MultiWorkerMirroredStrategy and LM generation workers, each
+as Ray actors.
 
 Install with `pip install 'keras_gae[ray]'`. Importing this package does not
 import ray; it is imported when workers are asked for. See docs/scaling.md.
 """
 
+from keras_gae.distributed.generation_workers import GenerationWorkers
+from keras_gae.distributed.learner_group import LearnerGroup
+from keras_gae.distributed.learner_group import minibatch_order
 from keras_gae.distributed.ray_runtime import import_ray
 from keras_gae.distributed.ray_runtime import ray_cluster
 from keras_gae.distributed.remote_collector import RemoteCollector
@@ -14,6 +19,8 @@ from keras_gae.distributed.worker_group import RolloutWorkers
 from keras_gae.distributed.worker_group import WorkerTimeoutError
 
 __all__ = [
+    "GenerationWorkers",
+    "LearnerGroup",
     "Moments",
     "RemoteCollector",
     "RolloutWorker",
@@ -21,5 +28,6 @@ __all__ = [
     "WorkerTimeoutError",
     "import_ray",
     "merge_moments",
+    "minibatch_order",
     "ray_cluster",
 ]
