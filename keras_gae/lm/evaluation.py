@@ -1,7 +1,6 @@
 """An evaluation pass during training: the reward of fresh completions.
 
-Letters used in shapes: `B` rows (prompts times samples), `W` positions of
-a packed row (prompt then response).
+Letters used in shapes: `B0` prompts, `P` prompt positions.
 """
 
 from __future__ import annotations
@@ -11,9 +10,7 @@ from typing import Callable
 from typing import Optional
 
 import numpy as np
-import tensorflow as tf
 
-from keras_gae.lm import _tokens
 from keras_gae.lm import generation
 from keras_gae.lm.reward_functions import RewardFunction
 from keras_gae.ops import _checks
@@ -86,17 +83,11 @@ def evaluate_completions(
         seed=seed,
         jit_compile=model.jit_generate,
     )
-    tokens = outputs.tokens
     # The scorer sees the mask of the packed rows, as in collect.
-    mask = (
-        _tokens.spread_response(
-            tf.cast(outputs.mask, tf.int32),
-            outputs.prompt_length,
-            tokens.shape[1],
-        )
-        > 0
+    mask = outputs.response_mask
+    scores = np.asarray(
+        RewardFunction(scorer)(outputs.tokens, mask), np.float64
     )
-    scores = np.asarray(RewardFunction(scorer)(tokens, mask), np.float64)
     lengths = np.sum(np.asarray(mask), axis=1)
     return {
         "reward": float(np.mean(scores)),
