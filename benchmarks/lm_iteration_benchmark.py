@@ -66,7 +66,7 @@ from keras_gae.lm import _tokens  # noqa: E402
 from keras_gae.lm import advantages as advantages_lib  # noqa: E402
 from keras_gae.losses import AdaptiveKLController  # noqa: E402
 from keras_gae.models import rollout_dataset  # noqa: E402
-from keras_gae.ops import policy_losses  # noqa: E402
+from keras_gae.ops import kl as kl_lib  # noqa: E402
 
 ESTIMATORS = ("gae", "grpo", "dr_grpo", "rloo", "reinforce_pp")
 PHASES = ("generate", "score", "reference", "rewards", "advantages", "update")
@@ -233,7 +233,7 @@ def split_iteration(model, prompts, step):
         whiten_rewards=model.whiten_rewards,
     )
     kl = lm.sequence_kl(
-        policy_losses.kl_divergence_estimate(
+        kl_lib.kl_divergence_estimate(
             log_probs,
             ref_log_probs,
             estimator=model.reward_kl_estimator,

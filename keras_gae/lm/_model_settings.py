@@ -12,7 +12,7 @@ from keras_gae.lm import loss_aggregation as aggregation_lib
 from keras_gae.lm import sequence_ratios
 from keras_gae.models import networks as networks_lib
 from keras_gae.ops import _checks
-from keras_gae.ops import policy_losses
+from keras_gae.ops import kl as kl_lib
 
 # The settings `check_settings` returns, each a model attribute of its name.
 SETTING_NAMES = (
@@ -200,7 +200,7 @@ def check_settings(
     reward_kl_estimator = _checks.check_option(
         reward_kl_estimator,
         "reward_kl_estimator",
-        policy_losses.KL_ESTIMATORS,
+        kl_lib.KL_ESTIMATORS,
     )
     temperature = _checks.check_float(
         temperature, "temperature", minimum=0.0, inclusive=False

@@ -20,7 +20,7 @@ from keras_gae.lm import rewards
 from keras_gae.lm import rollouts
 from keras_gae.lm.reward_functions import RewardFunction
 from keras_gae.ops import _checks
-from keras_gae.ops import policy_losses
+from keras_gae.ops import kl as kl_lib
 
 
 def collect(
@@ -120,7 +120,7 @@ def collect(
     if model.kl_coef is not None:
         batch[rb.REF_LOG_PROB] = tf.where(mask, ref_log_probs, 0.0)
     kl = rewards.sequence_kl(
-        policy_losses.kl_divergence_estimate(
+        kl_lib.kl_divergence_estimate(
             log_probs,
             ref_log_probs,
             estimator=model.reward_kl_estimator,

@@ -13,7 +13,7 @@ import tensorflow as tf
 from keras_gae.lm import _input_checks
 from keras_gae.lm import _tokens
 from keras_gae.ops import _checks
-from keras_gae.ops import policy_losses
+from keras_gae.ops import kl as kl_lib
 
 
 def token_rewards(
@@ -59,7 +59,7 @@ def token_rewards(
     with tf.name_scope("token_rewards"):
         mask = _checks.convert_flag(mask, "mask")
         _checks.check_rank(mask, 2, "mask", "[B, L]")
-        kl = policy_losses.kl_divergence_estimate(
+        kl = kl_lib.kl_divergence_estimate(
             log_probs, ref_log_probs, estimator=estimator, mask=mask
         )
         for name, value in (

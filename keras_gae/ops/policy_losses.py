@@ -40,12 +40,6 @@ from keras_gae.ops import _loss_inputs
 from keras_gae.ops import kl
 from keras_gae.ops import masked
 
-# Read through this module by keras_gae.lm (collection, rewards,
-# _model_settings) and benchmarks/lm_iteration_benchmark.py; kept until they
-# import them from `kl`. Not part of this module's API.
-KL_ESTIMATORS = kl.KL_ESTIMATORS
-kl_divergence_estimate = kl.kl_divergence_estimate
-
 __all__ = [
     "PPOLossOutputs",
     "entropy_loss",
