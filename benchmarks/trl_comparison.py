@@ -75,6 +75,7 @@ temporary folder.
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -414,6 +415,7 @@ def trl_side(args):
         setup = timer.lap()[0]
         marks["last_end"] = time.perf_counter(), time.process_time()
         trainer.train()
+        shutil.rmtree(output_dir, ignore_errors=True)
         iterations = marks["iterations"]
         results.append(
             {
@@ -546,6 +548,15 @@ def report(args, rounds, source):
                 f"{result['parameters']:,} parameters, longest response "
                 f"{result['longest_response']}, {result['settings']}"
             )
+    if any(
+        t["generate"] != t["generate"]  # NaN: the wrapper was never called.
+        for r in first_round["keras_gae"]["results"]
+        for t in r["timed"]
+    ):
+        print(
+            "keras_gae's collect no longer calls keras_gae.lm.generation."
+            "sample: its generate phase is NaN"
+        )
     print(
         "\nkeras_gae time / TRL time (below 1: keras_gae faster), "
         "medians of rounds\n"
@@ -646,6 +657,15 @@ def main():
         print("RESULT " + json.dumps(run(args)), flush=True)
         return
     pythonpath, source = keras_gae_source(args)
+    try:
+        rounds = run_rounds(args, pythonpath)
+    finally:
+        if pythonpath:
+            shutil.rmtree(pythonpath, ignore_errors=True)
+    report(args, rounds, source)
+
+
+def run_rounds(args, pythonpath):
     start = time.perf_counter()
     rounds = []
     for round_index in range(args.rounds):
@@ -666,8 +686,8 @@ def main():
             f"{time.perf_counter() - start:.0f} s",
             flush=True,
         )
-    report(args, rounds, source)
-    print(f"\nTotal wall time {time.perf_counter() - start:.0f} s")
+    print(f"Total wall time {time.perf_counter() - start:.0f} s", flush=True)
+    return rounds
 
 
 if __name__ == "__main__":
