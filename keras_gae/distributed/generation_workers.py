@@ -72,7 +72,8 @@ class GenerationWorkers:
 
     The outputs have the one-process call's types and layout (tensors),
     so code consuming `keras_gae.lm.generate`'s outputs takes them
-    unchanged (docs/scaling.md says how they meet `CausalLMPPOModel`).
+    unchanged; `CausalLMPPOModel.collect(..., generation_workers=workers)`
+    samples through them.
 
     Example:
 
@@ -144,13 +145,15 @@ class GenerationWorkers:
         temperature: float = 1.0,
         top_k: Optional[int] = None,
         top_p: Optional[float] = None,
+        min_p: Optional[float] = None,
+        repetition_penalty: Optional[float] = None,
         eos_id: Optional[int] = None,
         stop_token_ids: Optional[Sequence[int]] = None,
         prompt_mask: Any = None,
         pad_id: Optional[int] = None,
         num_samples: int = 1,
         seed: Optional[int] = None,
-        jit_compile: bool = False,
+        jit_compile: bool = True,
     ) -> generation.GenerationOutputs:
         """One round: sets `weights` on every worker, then decodes.
 
@@ -186,6 +189,8 @@ class GenerationWorkers:
             temperature=temperature,
             top_k=top_k,
             top_p=top_p,
+            min_p=min_p,
+            repetition_penalty=repetition_penalty,
             eos_id=eos_id,
             stop_token_ids=stop_token_ids,
             pad_id=pad_id,

@@ -289,10 +289,13 @@ class CausalLMPPOModel(reference_policy.ReferencePolicy, PPOModel):
         max_new_tokens: int,
         top_k: Optional[int] = None,
         top_p: Optional[float] = None,
+        min_p: Optional[float] = None,
+        repetition_penalty: Optional[float] = None,
         num_samples: int = 1,
         prompt_mask: Any = None,
         seed: Optional[int] = None,
         update_kl_controller: bool = True,
+        generation_workers: Any = None,
     ) -> rollouts.SequenceRollout:
         """Samples responses and builds their rollout batch (eager).
 
@@ -319,12 +322,15 @@ class CausalLMPPOModel(reference_policy.ReferencePolicy, PPOModel):
             with `pad_id` or described by `prompt_mask`.
           scorer: the reward.
           max_new_tokens: the response length limit, >= 1.
-          top_k: optional top-k sampling.
-          top_p: optional nucleus sampling.
+          top_k, top_p, min_p, repetition_penalty: optional sampling
+            settings (`keras_gae.lm.generate`).
           num_samples: completions per prompt (the group size).
           prompt_mask: optional `[B0, P]` True at prompt tokens.
           seed: optional int seed of the sampling.
           update_kl_controller: whether to update an adaptive controller.
+          generation_workers: optional `keras_gae.distributed.
+            GenerationWorkers`: step 1 runs on them with the network's
+            current weights (docs/scaling.md), not in this process.
 
         Returns:
           A `SequenceRollout` (`[B0 * num_samples, W]` per token).
@@ -345,10 +351,13 @@ class CausalLMPPOModel(reference_policy.ReferencePolicy, PPOModel):
             max_new_tokens=max_new_tokens,
             top_k=top_k,
             top_p=top_p,
+            min_p=min_p,
+            repetition_penalty=repetition_penalty,
             num_samples=num_samples,
             prompt_mask=prompt_mask,
             seed=seed,
             update_kl_controller=update_kl_controller,
+            generation_workers=generation_workers,
         )
         if self.mask_truncated_completions:
             rollout = rollout._replace(

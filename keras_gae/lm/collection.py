@@ -31,33 +31,53 @@ def collect(
     max_new_tokens: int,
     top_k: Optional[int] = None,
     top_p: Optional[float] = None,
+    min_p: Optional[float] = None,
+    repetition_penalty: Optional[float] = None,
     num_samples: int = 1,
     prompt_mask: Any = None,
     seed: Optional[int] = None,
     update_kl_controller: bool = True,
+    generation_workers: Any = None,
 ) -> rollouts.SequenceRollout:
     """`CausalLMPPOModel.collect`: see there."""
     update_kl_controller = _checks.check_bool(
         update_kl_controller, "update_kl_controller"
     )
-    outputs = generation.sample(
-        model.shared,
-        prompt_tokens,
-        network_name="network",
-        vocab_size=model.vocab_size,
+    settings = dict(
         max_new_tokens=max_new_tokens,
         temperature=model.temperature,
         top_k=top_k,
         top_p=top_p,
+        min_p=min_p,
+        repetition_penalty=repetition_penalty,
         eos_id=model.eos_id,
         stop_token_ids=model.stop_token_ids,
         prompt_mask=prompt_mask,
         pad_id=model.pad_id,
         num_samples=num_samples,
         seed=seed,
-        value_head=None,
         jit_compile=model.jit_generate,
     )
+    if generation_workers is None:
+        outputs = generation.sample(
+            model.shared,
+            prompt_tokens,
+            network_name="network",
+            vocab_size=model.vocab_size,
+            value_head=None,
+            **settings,
+        )
+    elif not callable(getattr(generation_workers, "generate", None)):
+        raise TypeError(
+            "`generation_workers` must be a keras_gae.distributed."
+            "GenerationWorkers (or have its `generate`), or None. "
+            f"Received: generation_workers={generation_workers!r}"
+        )
+    else:
+        # The workers decode with the network's current weights.
+        outputs = generation_workers.generate(
+            prompt_tokens, weights=model.shared.get_weights(), **settings
+        )
     tokens = outputs.tokens
     width = tokens.shape[1]
     start = outputs.prompt_length

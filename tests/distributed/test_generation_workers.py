@@ -74,6 +74,36 @@ class GenerationWorkersTest(tf.test.TestCase):
         self.assertAllEqual(second.done, [True, True, False, False, True, True])
         self.assertNotAllClose(first.log_probs, second.log_probs)
 
+    def test_collect_through_workers_equals_colocated_collect(self):
+        model = lm.CausalLMPPOModel(
+            build_policy(seed=1),
+            vocab_size=khm.VOCAB,
+            eos_id=EOS,
+            pad_id=PAD,
+            advantage_estimator="grpo",
+            value_coef=0.0,
+        )
+
+        def score(tokens, mask):
+            return np.mean(np.where(mask, tokens % 2, 0), axis=1)
+
+        settings = dict(max_new_tokens=6, top_k=1, num_samples=2)
+        # The workers start from other weights: collect sends the network's.
+        with generation_workers.GenerationWorkers(
+            build_policy, num_workers=2
+        ) as workers:
+            remote = model.collect(
+                PROMPTS, score, generation_workers=workers, **settings
+            )
+        local = model.collect(PROMPTS, score, **settings)
+        for name in local.batch:
+            self.assertAllClose(
+                remote.batch[name], local.batch[name], atol=1e-5, msg=name
+            )
+        self.assertAllEqual(remote.scores, local.scores)
+        with self.assertRaisesRegex(TypeError, "generation_workers=3"):
+            model.collect(PROMPTS, score, generation_workers=3, **settings)
+
     def test_bad_arguments_are_named(self):
         with self.assertRaisesRegex(TypeError, "Received: builder=3"):
             generation_workers.GenerationWorkers(3, num_workers=1)
