@@ -116,7 +116,9 @@ class CausalLMPPOModel(reference_policy.ReferencePolicy, PPOModel):
       loss_aggregation: "token_mean", "sequence_sum", "sequence_mean" or
         "dr_grpo" (`keras_gae.lm.aggregate_loss`).
       stop_token_ids: optional more ids that end a response like `eos_id`.
-      jit_generate: XLA-compile the sampling loop of `collect`.
+      jit_generate: XLA-compile the sampling loop of `collect` (the
+        default, as in `keras_gae.lm.generate`: faster per token at every
+        buffer width measured, docs/benchmarks.md#lm-generation).
       scale_rewards: "group", "batch" or "none": what "grpo" divides its
         centred returns by (`keras_gae.lm.grpo_advantages`).
       mask_truncated_completions: leave the responses that hit the length
@@ -172,7 +174,7 @@ class CausalLMPPOModel(reference_policy.ReferencePolicy, PPOModel):
         advantage_estimator: str = "gae",
         loss_aggregation: str = "token_mean",
         stop_token_ids: Any = None,
-        jit_generate: bool = False,
+        jit_generate: bool = True,
         scale_rewards: str = "group",
         mask_truncated_completions: bool = False,
         importance_sampling_level: str = "token",
