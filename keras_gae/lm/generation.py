@@ -19,6 +19,7 @@ import tensorflow as tf
 from keras_gae._src import dependencies
 from keras_gae.lm import _decoding
 from keras_gae.lm import _input_checks
+from keras_gae.lm import _prompt_packing
 from keras_gae.lm import _tokens
 from keras_gae.lm import causal_lm_policy
 from keras_gae.ops import _checks
@@ -59,7 +60,8 @@ class GenerationOutputs(NamedTuple):
 
 
 # Traced per prompt signature (shapes kept static: the attention widths of
-# the cached loop are static); `prompt_bucket` keeps the widths few.
+# the cached loop are static); `_prompt_packing.prompt_bucket` keeps the
+# widths few.
 _decode_graph = tf.function(
     _decoding.decode, autograph=False, reduce_retracing=False
 )
@@ -83,34 +85,6 @@ def as_cached_policy(model: Any) -> Any:
     return None
 
 
-def pack_prompts(
-    prompt_tokens: tf.Tensor, prompt_mask: tf.Tensor, fill_id: int
-) -> tuple:
-    """`(packed [B, P], lengths [B] int32)`: each row's valid tokens first,
-    in order (left or right padding removed), then `fill_id` (padding ids
-    are never read)."""
-    order = tf.argsort(
-        tf.cast(tf.logical_not(prompt_mask), tf.int32), axis=1, stable=True
-    )
-    packed = tf.gather(prompt_tokens, order, batch_dims=1)
-    lengths = tf.reduce_sum(tf.cast(prompt_mask, tf.int32), axis=1)
-    inside = tf.range(tf.shape(packed)[1])[tf.newaxis, :] < lengths[:, None]
-    fill = tf.fill(tf.shape(packed), tf.cast(fill_id, packed.dtype))
-    return tf.where(inside, packed, fill), lengths
-
-
-def prompt_bucket(width: int, n: int, max_positions: Optional[int]) -> int:
-    """The buffer's prompt width for prompts `width` wide: 16, 32, 64, ...
-    (the first >= width), at most `max_positions - n` and at least
-    `width`."""
-    bucket = 16
-    while bucket < width:
-        bucket *= 2
-    if max_positions is not None:
-        bucket = min(bucket, max_positions - n)
-    return max(bucket, width)
-
-
 def _check_vocabulary(
     vocab_size: int,
     eos_id: Optional[int],
@@ -129,66 +103,6 @@ def _check_vocabulary(
             f"`top_k` must be <= the vocabulary size {vocab_size} of "
             f"the model's logits. Received: top_k={top_k!r}"
         )
-
-
-def _check_positions(
-    prompt: tf.Tensor, n: int, max_positions: int
-) -> tf.Tensor:
-    """`prompt [B, P]` if the buffer's P + N columns fit the positions."""
-    limit = (
-        f"the model's {max_positions} positions (its maximum sequence length)"
-    )
-    width = prompt.shape[1]
-    if width is None:
-        fits = tf.shape(prompt)[1] + n <= max_positions
-        message = f"The prompt width plus `max_new_tokens` must be <= {limit}."
-        with tf.control_dependencies([tf.debugging.Assert(fits, [message])]):
-            return tf.identity(prompt)
-    if width > max_positions:
-        raise ValueError(
-            f"`prompt_tokens` is {width} tokens wide, more than {limit}. "
-            f"Received: prompt_tokens={_checks.describe(prompt)}"
-        )
-    if width + n > max_positions:
-        raise ValueError(
-            f"The prompt width {width} plus `max_new_tokens` must be <= "
-            f"{limit}: at most {max_positions - width} new tokens. "
-            f"Received: max_new_tokens={n}"
-        )
-    return prompt
-
-
-def _convert_prompt_mask(
-    prompt: tf.Tensor, prompt_mask: Any, pad_id: Optional[int]
-) -> tf.Tensor:
-    """`[B, P]` bool, True at prompt tokens, one run per row."""
-    if prompt_mask is not None:
-        prompt_mask = _checks.convert_flag(prompt_mask, "prompt_mask")
-        assertions = _checks.check_same_shape(
-            prompt_mask, prompt, "prompt_mask", "prompt_tokens"
-        )
-        with tf.control_dependencies(assertions):
-            prompt_mask = tf.identity(prompt_mask)
-
-        def message(rows):
-            return (
-                "`prompt_mask` must mark one run of prompt tokens per row "
-                "(padding on the left or right only). "
-                "Received: prompt_mask with gaps"
-                + (f" in rows {rows}" if rows else "")
-            )
-
-    elif pad_id is not None:
-        # Left padding only (TRL's and Hugging Face's side for generation):
-        # the pad ids before a row's first other id. A pad id after it is a
-        # prompt token (GPT-2's pad id is its end-of-text id).
-        real = tf.cast(
-            tf.not_equal(prompt, tf.cast(pad_id, prompt.dtype)), tf.int32
-        )
-        return tf.cumsum(real, axis=1) > 0
-    else:
-        return tf.ones_like(prompt, tf.bool)
-    return _input_checks.check_prompt_mask_runs(prompt_mask, message)
 
 
 def _check_seed(seed: Any) -> int:
@@ -422,7 +336,9 @@ def sample(
             "the first new token is predicted from the last prompt position. "
             f"Received: prompt_tokens={_checks.describe(prompt)}"
         )
-    prompt_mask = _convert_prompt_mask(prompt, prompt_mask, pad_id)
+    prompt_mask = _prompt_packing.convert_prompt_mask(
+        prompt, prompt_mask, pad_id
+    )
     policy = as_cached_policy(model)
     network = policy if policy is not None else model
     limits = _input_checks.network_limits(
@@ -446,9 +362,11 @@ def sample(
             f"Received: repetition_penalty={repetition_penalty!r}"
         )
     if limits.max_positions is not None:
-        prompt = _check_positions(prompt, n, limits.max_positions)
+        prompt = _prompt_packing.check_positions(
+            prompt, n, limits.max_positions
+        )
     fill = stop_ids[0] if stop_ids else (pad_id or 0)
-    packed, lengths = pack_prompts(prompt, prompt_mask, fill)
+    packed, lengths = _prompt_packing.pack_prompts(prompt, prompt_mask, fill)
     if tf.executing_eagerly() and int(tf.reduce_min(lengths)) < 1:
         raise ValueError(
             "Every prompt row must hold at least one token. "
@@ -458,7 +376,7 @@ def sample(
     if policy is not None and width is not None:
         # A few prompt widths, so that a new one rarely traces (and
         # compiles) the loop again; the extra columns are never read.
-        bucket = prompt_bucket(width, n, limits.max_positions)
+        bucket = _prompt_packing.prompt_bucket(width, n, limits.max_positions)
         packed = tf.pad(
             packed, [[0, 0], [0, bucket - width]], constant_values=fill
         )
