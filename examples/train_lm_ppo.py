@@ -208,6 +208,12 @@ flags.DEFINE_integer(
     "checkpoint_interval", 10, "Iterations per checkpoint.", lower_bound=1
 )
 flags.DEFINE_boolean(
+    "jit_generate",
+    True,
+    "XLA-compile generation (collection, evaluation, the export's loops); "
+    "--nojit_generate skips the compile time, for short runs.",
+)
+flags.DEFINE_boolean(
     "restart",
     False,
     "Start a new run even if root_dir holds checkpoints; they are moved to "
@@ -380,7 +386,7 @@ def pretrain(causal_lm, corpus, *, steps, batch_size, learning_rate, seed):
     return float(history["loss"][-1])
 
 
-def export_policy(policy, path, max_new_tokens):
+def export_policy(policy, path, max_new_tokens, jit_compile=True):
     """Writes the SavedModel with cached "generate" (greedy) and "sample"."""
     import tensorflow as tf
 
@@ -398,6 +404,7 @@ def export_policy(policy, path, max_new_tokens):
             top_k=top_k,
             eos_id=EOS_ID,
             pad_id=PAD_ID,
+            jit_compile=jit_compile,
         )
         return {
             "tokens": out.tokens,
@@ -434,6 +441,7 @@ def _decode(model, prompts, max_new_tokens, **kwargs):
         max_new_tokens=max_new_tokens,
         eos_id=EOS_ID,
         pad_id=PAD_ID,
+        jit_compile=model.jit_generate,
         **kwargs,
     )
     return out.tokens.numpy(), out.response_mask.numpy(), out
@@ -508,6 +516,7 @@ def train_eval(
     eval_size=256,
     checkpoint_interval=10,
     eval_interval=0,
+    jit_generate=True,
     restart=False,
     verbose=True,
 ):
@@ -602,6 +611,7 @@ def train_eval(
         clip_ratio=clip_ratio,
         value_coef=0.5 if estimator == "gae" else 0.0,
         max_grad_norm=1.0,
+        jit_generate=jit_generate,
     )
     optimizer = keras.optimizers.Adam(learning_rate)
     # Slots exist before a restore fills them.
@@ -648,6 +658,7 @@ def train_eval(
             eos_id=EOS_ID,
             pad_id=PAD_ID,
             advantage_estimator="grpo",
+            jit_generate=jit_generate,
         )
         supervised = evaluate(
             supervised_model, eval_prompts, max_new_tokens, eval_seed, 8
@@ -661,6 +672,7 @@ def train_eval(
                     eos_id=EOS_ID,
                     pad_id=PAD_ID,
                     advantage_estimator="grpo",
+                    jit_generate=jit_generate,
                 ),
                 eval_prompts,
                 max_new_tokens,
@@ -748,7 +760,10 @@ def train_eval(
 
     final = evaluate(model, eval_prompts, max_new_tokens, eval_seed, 8)
     export_dir = export_policy(
-        policy, os.path.join(root_dir, "policy"), max_new_tokens
+        policy,
+        os.path.join(root_dir, "policy"),
+        max_new_tokens,
+        jit_compile=jit_generate,
     )
     wall_time = time.time() - start
     if verbose:
@@ -838,6 +853,7 @@ def _train_eval_from_flags():
         eval_size=FLAGS.eval_size,
         checkpoint_interval=FLAGS.checkpoint_interval,
         eval_interval=FLAGS.eval_interval,
+        jit_generate=FLAGS.jit_generate,
         restart=FLAGS.restart,
     )
 

@@ -29,6 +29,9 @@ TINY = dict(
     num_minibatches=2,
     eval_size=4,
     checkpoint_interval=1,
+    # These tests are about the loop, checkpoints and export; XLA's compile
+    # time would be most of their run (XLA generation: tests/lm).
+    jit_generate=False,
     verbose=False,
 )
 
@@ -175,7 +178,8 @@ class TrainLMPPOScriptRunTest(tf.test.TestCase):
         ] + [
             f"--{name}={value}"
             for name, value in TINY.items()
-            if name != "verbose"
+            # The default XLA generation: no log line nor warning either.
+            if name not in ("verbose", "jit_generate")
         ]
         result, _, _ = run_script(*flags, importtime=False)
         binary_checks.assert_quiet_run(self, result)
