@@ -207,13 +207,17 @@ class DocsStructureTest(tf.test.TestCase):
 
     def test_other_commands_name_installed_programs(self):
         bin_dir = os.path.join(_ROOT, ".venv", "bin")
+        made = collections.defaultdict(set)  # doc -> venvs a command makes
         for doc, line in _SH_COMMANDS:
             words = shlex.split(line)
             while words and re.match(r"\w+=", words[0]):
                 words.pop(0)  # VAR=value before the program
             program = words[0]
+            if "venv" in words[1:-1] and words[words.index("venv") - 1] == "-m":
+                made[doc].add(words[-1].rstrip("/"))
             found = (
                 os.path.exists(os.path.join(_ROOT, program))
+                or program.split("/bin/")[0] in made[doc]
                 if "/" in program
                 else shutil.which(program, path=bin_dir)
                 or shutil.which(program)
