@@ -7,6 +7,7 @@ from keras_gae.layers.gaussian_policy_head import GaussianPolicyHead
 from keras_gae.layers.multi_categorical_policy_head import (
     MultiCategoricalPolicyHead,
 )
+from keras_gae.layers.nature_cnn import NatureCNN
 from keras_gae.layers.normalization import AdvantageNormalization
 from keras_gae.layers.policy_head import PolicyHead
 from keras_gae.layers.squashed_gaussian import SquashedGaussian
@@ -18,6 +19,7 @@ __all__ = [
     "GaussianPolicyHead",
     "GeneralizedAdvantageEstimation",
     "MultiCategoricalPolicyHead",
+    "NatureCNN",
     "PolicyHead",
     "SquashedGaussian",
 ]
