@@ -9,6 +9,9 @@ _LM = ["keras-hub>=0.32,<0.33", "tensorflow-text>=2.21,<2.22"]
 # Ray Core only: ray[default] and ray[train] need a newer typing-extensions
 # than tf-agents 0.19 allows.
 _RAY = ["ray>=2.60,<2.61"]
+# The Atari games (ROMs included) and gymnasium's AtariPreprocessing;
+# OpenCV 4.12+ needs NumPy 2.
+_ATARI = ["ale-py>=0.12,<0.13", "opencv-python-headless>=4.9,<4.12"]
 
 setuptools.setup(
     name="keras_gae",
@@ -44,8 +47,11 @@ setuptools.setup(
         "lm": _LM,
         # Rollout workers on Ray Core (keras_gae.distributed).
         "ray": _RAY,
+        # keras_gae.agents.make_atari_env.
+        "atari": _ATARI,
         "test": _LM
         + _RAY
+        + _ATARI
         + [
             "pytest>=8",
             "pytest-xdist>=3.5",
