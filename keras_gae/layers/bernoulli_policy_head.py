@@ -71,7 +71,7 @@ class BernoulliPolicyHead(LogitsPolicyHead):
 
     @property
     def action_maximum(self) -> np.ndarray:
-        """The largest action of each bit, 1."""
+        """The largest action of each bit, 1: actions are 0 or 1."""
         return np.ones([self.num_bits], np.int64)
 
     def distribution(self, params: tf.Tensor) -> tfd.Distribution:
@@ -84,15 +84,6 @@ class BernoulliPolicyHead(LogitsPolicyHead):
     def greedy_action(self, params: tf.Tensor) -> tf.Tensor:
         params = policy_head.check_params(params, self.params_size)
         return tf.cast(params > 0, self.action_dtype)
-
-    def invalid_actions(self, actions: tf.Tensor) -> tf.Tensor:
-        """Where `actions` are neither 0 nor 1."""
-        actions = tf.convert_to_tensor(actions)
-        zero = tf.zeros([], actions.dtype)
-        one = tf.ones([], actions.dtype)
-        return tf.logical_and(
-            tf.not_equal(actions, zero), tf.not_equal(actions, one)
-        )
 
     @property
     def valid_action_range(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_gae.layers import policy_head
@@ -35,7 +36,8 @@ class CategoricalPolicyHead(LogitsPolicyHead):
     Returns:
       logits `[..., num_actions]`. `distribution(params)` is
       `tfd.Categorical(logits=params)` with batch shape `[...]` and event
-      shape `[]`; `greedy_action(params)` the argmax.
+      shape `[]`; `greedy_action(params)` the argmax. Actions are
+      integers 0 .. `action_maximum` (= num_actions - 1).
 
     Raises:
       ValueError: num_actions < 1, unknown action_dtype.
@@ -76,6 +78,11 @@ class CategoricalPolicyHead(LogitsPolicyHead):
         )
         self.num_actions = num_actions
 
+    @property
+    def action_maximum(self) -> np.ndarray:
+        """The largest action, num_actions - 1 (a scalar: one action)."""
+        return np.asarray(self.num_actions - 1, np.int64)
+
     def distribution(self, params: tf.Tensor) -> tfd.Categorical:
         params = policy_head.check_params(params, self.params_size)
         return tfd.Categorical(logits=params, dtype=self.action_dtype)
@@ -83,16 +90,6 @@ class CategoricalPolicyHead(LogitsPolicyHead):
     def greedy_action(self, params: tf.Tensor) -> tf.Tensor:
         params = policy_head.check_params(params, self.params_size)
         return tf.argmax(params, axis=-1, output_type=self.action_dtype)
-
-    def invalid_actions(self, actions: tf.Tensor) -> tf.Tensor:
-        """Where `actions` are not integers in [0, num_actions)."""
-        actions = tf.convert_to_tensor(actions)
-        if not actions.dtype.is_integer:
-            return tf.logical_or(
-                tf.logical_not(tf.equal(actions, tf.round(actions))),
-                tf.logical_or(actions < 0, actions >= self.num_actions),
-            )
-        return tf.logical_or(actions < 0, actions >= self.num_actions)
 
     @property
     def valid_action_range(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_gae.layers import policy_head
@@ -17,8 +18,11 @@ class LogitsPolicyHead(policy_head.PolicyHead):
 
     `CategoricalPolicyHead`, `MultiCategoricalPolicyHead` and
     `BernoulliPolicyHead` share it; each checks its own arguments, passes
-    the number of logits (`params_size`) here and builds its distribution
-    from them.
+    the number of logits (`params_size`) here, builds its distribution
+    from them and says its `action_maximum`: actions are integers from 0
+    to `action_maximum` in each entry, which `invalid_actions` (what the
+    training step counts) and `keras_gae.agents.KerasPolicy` (the
+    environment's action spec must span the same) both read.
 
     Args:
       params_size: the number of logits.
@@ -60,6 +64,20 @@ class LogitsPolicyHead(policy_head.PolicyHead):
     @property
     def params_size(self) -> int:
         return self._params_size
+
+    @property
+    def action_maximum(self) -> np.ndarray:
+        """The largest action of each entry, int64 shaped like one action."""
+        raise NotImplementedError
+
+    def invalid_actions(self, actions: tf.Tensor) -> tf.Tensor:
+        """Where `actions` are not integers in [0, action_maximum]."""
+        actions = tf.convert_to_tensor(actions)
+        maximum = tf.constant(self.action_maximum, actions.dtype)
+        outside = tf.logical_or(actions < 0, actions > maximum)
+        if actions.dtype.is_integer:
+            return outside
+        return tf.logical_or(outside, tf.not_equal(actions, tf.round(actions)))
 
     def build(self, input_shape: Any) -> None:
         self.logits_layer.build(input_shape)

@@ -96,7 +96,7 @@ class MultiCategoricalPolicyHead(LogitsPolicyHead):
     @property
     def action_maximum(self) -> np.ndarray:
         """The largest action of each dimension, nvec - 1."""
-        return np.asarray(self.nvec) - 1
+        return np.asarray(self.nvec, np.int64) - 1
 
     def padded_logits(self, params: tf.Tensor) -> tf.Tensor:
         """`[..., D, max(nvec)]` logits, padding classes at -1e9."""
@@ -126,15 +126,6 @@ class MultiCategoricalPolicyHead(LogitsPolicyHead):
         return tf.argmax(
             self.padded_logits(params), axis=-1, output_type=self.action_dtype
         )
-
-    def invalid_actions(self, actions: tf.Tensor) -> tf.Tensor:
-        """Where `actions[..., d]` are not integers in [0, nvec[d])."""
-        actions = tf.convert_to_tensor(actions)
-        nvec = tf.constant(self.nvec, actions.dtype)
-        outside = tf.logical_or(actions < 0, actions >= nvec)
-        if actions.dtype.is_integer:
-            return outside
-        return tf.logical_or(outside, tf.not_equal(actions, tf.round(actions)))
 
     @property
     def valid_action_range(self) -> str:

@@ -171,6 +171,62 @@ class CategoricalPolicyHeadTest(tf.test.TestCase, parameterized.TestCase):
         )
 
 
+def discrete_head(kind, **kwargs):
+    if kind == "categorical":
+        return layers.CategoricalPolicyHead(4, **kwargs)
+    if kind == "multi_categorical":
+        return layers.MultiCategoricalPolicyHead([3, 1, 4], **kwargs)
+    return layers.BernoulliPolicyHead(3, **kwargs)
+
+
+# Each discrete head's largest action per entry, written out.
+ACTION_MAXIMUM = {
+    "categorical": 3,
+    "multi_categorical": [2, 0, 3],
+    "bernoulli": [1, 1, 1],
+}
+
+
+class ActionMaximumTest(tf.test.TestCase, parameterized.TestCase):
+    """`action_maximum` of the three discrete heads, and the one
+    `invalid_actions` built on it."""
+
+    @parameterized.parameters("categorical", "multi_categorical", "bernoulli")
+    def test_shaped_like_one_action_and_kept_by_get_config(self, kind):
+        head = discrete_head(kind, action_dtype="int64")
+        maximum = head.action_maximum
+        self.assertEqual(maximum.dtype, np.int64)
+        self.assertAllEqual(maximum, ACTION_MAXIMUM[kind])
+        params = head(tf.ones([2, 5]))
+        sample = head.distribution(params).sample(seed=1)
+        self.assertEqual(sample.shape[1:], maximum.shape)
+        self.assertAllInRange(sample, 0, int(np.max(maximum)))
+        self.assertAllEqual(head.greedy_action(params).shape[1:], maximum.shape)
+        restored = type(head).from_config(head.get_config())
+        self.assertAllEqual(restored.action_maximum, maximum)
+
+    @parameterized.product(
+        kind=("categorical", "multi_categorical", "bernoulli"),
+        dtype=("int32", "int64", "float32"),
+        jit_compile=(False, True),
+    )
+    def test_invalid_actions_against_numpy(self, kind, dtype, jit_compile):
+        head = discrete_head(kind)
+        maximum = np.asarray(ACTION_MAXIMUM[kind])
+        shape = (16,) + maximum.shape
+        rng = np.random.default_rng(3)
+        values = rng.integers(-2, np.max(maximum) + 3, shape).astype(dtype)
+        if dtype == "float32":
+            values.flat[:4] = [0.5, np.nan, np.inf, -np.inf]
+        # NaN fails every comparison: only `!= round` catches it.
+        with np.errstate(invalid="ignore"):
+            want = (values < 0) | (values > maximum)
+            want |= values != np.round(values)
+        invalid = tf.function(head.invalid_actions, jit_compile=jit_compile)
+        self.assertAllEqual(invalid(tf.constant(values)), want)
+        self.assertTrue(want.any() and not want.all())
+
+
 class GaussianPolicyHeadTest(tf.test.TestCase, parameterized.TestCase):
     def tearDown(self):
         keras.mixed_precision.set_global_policy("float32")
