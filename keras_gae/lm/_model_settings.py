@@ -10,7 +10,7 @@ from keras_gae.lm import advantages as advantages_lib
 from keras_gae.lm import causal_lm_policy
 from keras_gae.lm import loss_aggregation as aggregation_lib
 from keras_gae.lm import sequence_ratios
-from keras_gae.models import networks as networks_lib
+from keras_gae.models import network_layout as networks_lib
 from keras_gae.ops import _checks
 from keras_gae.ops import kl as kl_lib
 

@@ -16,7 +16,7 @@ import tensorflow as tf
 from keras_gae._src import dependencies
 from keras_gae.lm import _input_checks
 from keras_gae.lm import kv_cache
-from keras_gae.models import networks as networks_lib
+from keras_gae.models import network_layout as networks_lib
 from keras_gae.ops import _checks
 
 VALUE_HEADS = ("shared", None)

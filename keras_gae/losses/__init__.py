@@ -2,11 +2,11 @@
 
 from keras_gae.losses.kl_control import AdaptiveKLController
 from keras_gae.losses.kl_control import FixedKLController
-from keras_gae.losses.policy_losses import EntropyLoss
-from keras_gae.losses.policy_losses import KLPenaltyLoss
-from keras_gae.losses.policy_losses import PolicyGradientLoss
-from keras_gae.losses.policy_losses import PPOClipLoss
-from keras_gae.losses.policy_losses import ValueLoss
+from keras_gae.losses.loss_classes import EntropyLoss
+from keras_gae.losses.loss_classes import KLPenaltyLoss
+from keras_gae.losses.loss_classes import PolicyGradientLoss
+from keras_gae.losses.loss_classes import PPOClipLoss
+from keras_gae.losses.loss_classes import ValueLoss
 
 __all__ = [
     "AdaptiveKLController",

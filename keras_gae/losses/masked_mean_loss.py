@@ -4,7 +4,7 @@ Keras' own `LossFunctionWrapper` (keras/src/losses/losses.py) holds a
 function and its keyword arguments and serializes those arguments, so each
 loss class only names them. `MaskedMeanLossWrapper` does the same for the
 keras_gae losses, whose `sample_weight` is a mask of valid steps and whose
-result is already the mean over them (see `keras_gae.losses.policy_losses`).
+result is already the mean over them (see `keras_gae.losses.loss_classes`).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from keras_gae._src import rollout_batch
 from keras_gae.layers import PolicyHead
 from keras_gae.layers.gae import GeneralizedAdvantageEstimation
 from keras_gae.layers.normalization import AdvantageNormalization
-from keras_gae.models import networks as networks_lib
+from keras_gae.models import network_layout as networks_lib
 from keras_gae.models import training_step
 from keras_gae.ops import _checks
 from keras_gae.ops import gae as gae_ops

@@ -1,4 +1,4 @@
-"""Tests for the Keras Loss classes of keras_gae/losses/policy_losses.py.
+"""Tests for the Keras Loss classes of keras_gae/losses/loss_classes.py.
 
 Each class must give what its function gives on the unpacked tensors, with
 `sample_weight` as the mask, round-trip through its config and Keras

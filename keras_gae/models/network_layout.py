@@ -1,5 +1,9 @@
 """How a training model finds its networks and policy head, and saves them.
 
+`resolve_networks` checks the two layouts (`actor` and `critic`, or one
+`shared` network) and finds the PolicyHead; `config_entries` and
+`restored_entries` write and read them in a model's Keras config.
+
 Letters used in shapes: `B` rows, `T` steps per row, `N = B * T`.
 """
 
@@ -12,6 +16,7 @@ from typing import Optional
 import keras
 
 from keras_gae._src import dependencies
+from keras_gae._src import private_apis
 from keras_gae.layers import PolicyHead
 
 
@@ -30,7 +35,7 @@ class Networks(NamedTuple):
 def policy_heads_inside(network: keras.layers.Layer) -> list:
     """The distinct PolicyHead layers of `network` (itself included)."""
     heads = []
-    for module in [network] + list(network._flatten_layers()):
+    for module in private_apis.flatten_layers(network):
         if isinstance(module, PolicyHead) and all(
             module is not head for head in heads
         ):
@@ -134,3 +139,35 @@ def restore_policy_head(config: Any, network: Any, custom_objects: Any) -> Any:
         by_name = {h.name: h for h in policy_heads_inside(network)}
         return by_name[config]
     return deserialize(config, custom_objects)
+
+
+def config_entries(networks: Networks) -> dict:
+    """The networks' entries of a model's config (Keras configs or None)."""
+    return {
+        "actor": serialize(networks.actor),
+        "critic": serialize(networks.critic),
+        "shared": serialize(networks.shared),
+        "policy_head": policy_head_config(networks),
+    }
+
+
+def serialize_kl_coef(kl_coef: Any) -> Any:
+    """A KL coefficient for a config: None, a float, or a controller's."""
+    if kl_coef is None or isinstance(kl_coef, float):
+        return kl_coef
+    return serialize(kl_coef)
+
+
+def restored_entries(config: dict, custom_objects: Any = None) -> dict:
+    """A model's config with its networks, head and controller restored."""
+    config = dict(config)
+    for key in ("actor", "critic", "shared"):
+        config[key] = deserialize(config.get(key), custom_objects)
+    config["policy_head"] = restore_policy_head(
+        config.get("policy_head"),
+        config["shared"] or config["actor"],
+        custom_objects,
+    )
+    if isinstance(config.get("kl_coef"), dict):
+        config["kl_coef"] = deserialize(config["kl_coef"], custom_objects)
+    return config
