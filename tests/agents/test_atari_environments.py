@@ -1,0 +1,214 @@
+"""make_atari_env and its wrappers: lives, FIRE, clipping, game scores."""
+
+import gymnasium
+import numpy as np
+import tensorflow as tf
+from absl.testing import parameterized
+
+from keras_gae.agents import atari_environments
+from keras_gae.agents import make_tf_environment
+
+
+class _FakeALE:
+    def __init__(self, game):
+        self._game = game
+
+    def lives(self):
+        return self._game.lives
+
+
+class _FakeGame(gymnasium.Env):
+    """3 lives, one lost every 3 steps; counts resets, records actions."""
+
+    observation_space = gymnasium.spaces.Box(0, 1000, (), np.int64)
+    action_space = gymnasium.spaces.Discrete(3)
+
+    def __init__(self, meanings=("NOOP", "FIRE", "LEFT")):
+        self.ale = _FakeALE(self)
+        self.meanings = list(meanings)
+        self.resets = 0
+        self.actions = []
+
+    def get_action_meanings(self):
+        return self.meanings
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.resets += 1
+        self.lives, self.frame = 3, 0
+        return self.frame, {}
+
+    def step(self, action):
+        self.actions.append(int(action))
+        self.frame += 1
+        if self.frame % 3 == 0:
+            self.lives -= 1
+        return self.frame, 1.0, self.lives == 0, False, {}
+
+
+def _play(env, actions):
+    """Steps `actions`, resetting after each episode end; the step rows."""
+    rows = []
+    for action in actions:
+        observation, reward, terminated, truncated, info = env.step(action)
+        rows.append((observation, reward, terminated, truncated, info))
+        if terminated or truncated:
+            env.reset()
+    return rows
+
+
+class WrapperTest(tf.test.TestCase):
+    def test_episodic_life_keeps_the_game_between_lives(self):
+        game = _FakeGame()
+        env = atari_environments.EpisodicLife(game)
+        env.reset()
+        rows = _play(env, [2] * 8)
+        terminated = [row[2] for row in rows]
+        # Lives are lost at frames 3, 6 and 9, each ending an episode; the
+        # resets after the first two are a no-op step (frames 4 and 7),
+        # not a new game; the third life ends the game, whose reset is
+        # real (frame 1 again).
+        self.assertEqual(
+            terminated, [False, False, True, False, True, False, True, False]
+        )
+        self.assertEqual([row[0] for row in rows], [1, 2, 3, 5, 6, 8, 9, 1])
+        self.assertEqual(game.actions, [2, 2, 2, 0, 2, 2, 0, 2, 2, 2])
+        self.assertEqual(game.resets, 2)  # the first and the game over's
+
+    def test_fire_reset(self):
+        game = _FakeGame()
+        env = atari_environments.FireReset(game)
+        observation, _ = env.reset()
+        self.assertEqual((observation, game.actions), (1, [1]))
+        with self.assertRaisesRegex(ValueError, "FIRE.*Received"):
+            atari_environments.FireReset(_FakeGame(("NOOP", "UP")))
+
+
+class AtariGameTest(tf.test.TestCase, parameterized.TestCase):
+    def test_one_game_of_breakout(self):
+        # Random play, seed 2: 5 lives, one point in all.
+        envs = [
+            atari_environments.AtariGame("ALE/Breakout-v5", clip_rewards=c)()
+            for c in (True, False)
+        ]
+        for env in envs:
+            self.assertEqual(env.observation_space.shape, (4, 84, 84))
+            self.assertEqual(env.observation_space.dtype, np.uint8)
+            observation, info = env.reset(seed=2)
+            self.assertEqual(observation.dtype, np.uint8)
+            self.assertEqual(info["lives"], 5)
+        actions = np.random.default_rng(2).integers(0, 4, size=400)
+        clipped, raw = [], []
+        for action in actions:
+            clipped.append(envs[0].step(action))
+            raw.append(envs[1].step(action))
+            self.assertAllEqual(clipped[-1][0], raw[-1][0])
+            if clipped[-1][2] or clipped[-1][3]:
+                if "episode" in raw[-1][4]:
+                    break
+                for env in envs:
+                    env.reset()
+        rewards = np.array([row[1] for row in raw])
+        self.assertAllEqual([row[1] for row in clipped], np.sign(rewards))
+        # An episode per life; the game's score spans them all.
+        ends = [index for index, row in enumerate(raw) if row[2]]
+        self.assertLen(ends, 5)
+        self.assertEqual(
+            [raw[index][4]["lives"] for index in ends], [4, 3, 2, 1, 0]
+        )
+        self.assertGreater(rewards.sum(), 0.0)
+        for env in envs:
+            statistics = atari_environments.game_statistics(env)
+            self.assertEqual(statistics["games"], 1.0)
+            self.assertEqual(statistics["game_return_mean"], rewards.sum())
+            # Frames: 4 per step, plus the no-ops and FIREs of resets.
+            self.assertGreater(statistics["game_length_mean"], 4 * len(raw))
+
+    def test_spec_and_settings(self):
+        game = atari_environments.AtariGame(
+            "ALE/Pong-v5",
+            env_kwargs={"repeat_action_probability": 0.0},
+            frame_stack=2,
+            screen_size=64,
+        )
+        self.assertEqual(game.spec.id, "ALE/Pong-v5")
+        self.assertEqual(game.spec.kwargs["frameskip"], 1)
+        env = game()
+        self.assertEqual(env.unwrapped.spec.kwargs["frameskip"], 1)
+        self.assertEqual(
+            env.unwrapped.spec.kwargs["repeat_action_probability"], 0.0
+        )
+        self.assertEqual(env.observation_space.shape, (2, 64, 64))
+
+    @parameterized.named_parameters(
+        ("not_atari", {"env_id": "CartPole-v1"}, ValueError, "env_id"),
+        ("unknown", {"env_id": "ALE/Nothing-v5"}, ValueError, "env_id"),
+        ("not_str", {"env_id": 3}, TypeError, "env_id"),
+        (
+            "frameskip",
+            {"env_id": "ALE/Pong-v5", "env_kwargs": {"frameskip": 4}},
+            ValueError,
+            "frameskip",
+        ),
+        (
+            "frame_stack",
+            {"env_id": "ALE/Pong-v5", "frame_stack": 0},
+            ValueError,
+            "frame_stack",
+        ),
+    )
+    def test_bad_settings(self, kwargs, error, name):
+        with self.assertRaisesRegex(error, f"{name}.*Received"):
+            atari_environments.AtariGame(**kwargs)
+
+
+class MakeAtariEnvTest(tf.test.TestCase):
+    def test_vector_env_seeded(self):
+        first, second = (
+            atari_environments.make_atari_env(
+                "ALE/Breakout-v5", num_envs=2, seed=3
+            )
+            for _ in range(2)
+        )
+        self.assertEqual(first.spec.id, "ALE/Breakout-v5")
+        self.assertEqual(first.single_observation_space.shape, (4, 84, 84))
+        self.assertEqual(first.single_observation_space.dtype, np.uint8)
+        actions = np.random.default_rng(0).integers(0, 4, size=(20, 2))
+        for action in actions:
+            observation, reward, *_ = first.step(action)
+            self.assertEqual(observation.dtype, np.uint8)
+            self.assertAllEqual(observation, second.step(action)[0])
+
+    def test_game_statistics_through_tf_environment(self):
+        env = make_tf_environment(
+            atari_environments.make_atari_env(
+                "ALE/Breakout-v5", num_envs=1, seed=0
+            ),
+            seed=0,
+        )
+        statistics = atari_environments.game_statistics(env)
+        self.assertEqual(statistics["games"], 0.0)
+        self.assertTrue(np.isnan(statistics["game_return_mean"]))
+        # NOOP: each life ends when the ball is missed.
+        lasts = 0
+        for _ in range(400):
+            time_step = env.step(tf.constant([0]))
+            lasts += int(time_step.is_last().numpy()[0])
+            if atari_environments.game_statistics(env)["games"]:
+                break
+        self.assertEqual(lasts, 5)
+        self.assertEqual(atari_environments.game_statistics(env)["games"], 1.0)
+
+    def test_bad_arguments(self):
+        with self.assertRaisesRegex(ValueError, "num_envs.*Received"):
+            atari_environments.make_atari_env("ALE/Pong-v5", num_envs=0)
+        with self.assertRaisesRegex(ValueError, "vectorization_mode"):
+            atari_environments.make_atari_env(
+                "ALE/Pong-v5", vectorization_mode="vector_entry_point"
+            )
+        with self.assertRaisesRegex(TypeError, "game statistics"):
+            atari_environments.game_statistics(gymnasium.make("CartPole-v1"))
+
+
+if __name__ == "__main__":
+    tf.test.main()
