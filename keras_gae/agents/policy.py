@@ -23,10 +23,12 @@ environment that does not, clip inside the environment or use
 it is built with `clip=False`, since tf-agents' default clipping would
 store clipped actions whose log-probability is not the recorded one.
 
-Discrete actions. A Categorical head samples `0 .. n - 1`, so the policy
-checks that a discrete action spec starts at 0 and spans the head's
-`num_actions`; a MultiCategorical head's spec must span `0 .. nvec - 1`
-per dimension (MultiDiscrete), a Bernoulli head's `0 .. 1` (MultiBinary).
+Discrete actions. The discrete heads sample `0 .. action_maximum` in each
+entry, so the policy checks that a discrete action spec starts at 0
+(`space_types.check_actions_start_at_zero`) and ends at the head's
+`action_maximum`: `num_actions - 1` for a Categorical head (Discrete),
+`nvec - 1` per dimension for a MultiCategorical one (MultiDiscrete), 1 for
+a Bernoulli one (MultiBinary).
 gymnasium `Discrete` spaces give int64 specs; the head's
 integer actions (int32 by default) are cast to the spec's dtype.
 
@@ -51,7 +53,7 @@ from tf_agents.trajectories import time_step as ts
 
 from keras_gae._src import rollout_batch as rb
 from keras_gae._src.dependencies import tfp
-from keras_gae.layers import CategoricalPolicyHead
+from keras_gae.agents import space_types
 from keras_gae.models import ActorCriticModel
 
 tfd = tfp.distributions
@@ -70,26 +72,14 @@ def policy_info_spec() -> dict:
     }
 
 
-def _check_discrete_spec(
-    action_spec: tensor_spec.BoundedTensorSpec, head: Any
-) -> None:
-    """A Categorical head samples 0 .. n - 1: the spec must say the same."""
-    minimum = np.asarray(action_spec.minimum)
-    maximum = np.asarray(action_spec.maximum)
-    if np.any(minimum != 0):
-        raise ValueError(
-            "`action_spec` must start at 0: the policy head samples actions "
-            "0 .. n - 1 and the trajectory stores them unshifted. Shift the "
-            "environment's actions (e.g. gymnasium Discrete(n, start=0)). "
-            f"Received: action_spec={action_spec!r}"
-        )
-    if isinstance(head, CategoricalPolicyHead):
-        expected = np.asarray(head.num_actions - 1)
-    elif hasattr(head, "action_maximum"):
-        # MultiCategorical (nvec - 1) and Bernoulli (1) heads.
-        expected = np.asarray(head.action_maximum)
-    else:
+def _check_discrete_spec(action_spec: Any, head: Any) -> None:
+    """The spec must span the head's actions, 0 .. `action_maximum`."""
+    space_types.check_actions_start_at_zero(action_spec)
+    expected = getattr(head, "action_maximum", None)
+    if expected is None:  # A head of the user's without a known range.
         return
+    maximum = np.asarray(action_spec.maximum)
+    expected = np.asarray(expected)
     if maximum.shape and expected.shape and maximum.shape != expected.shape:
         mismatch = True
     else:
@@ -97,13 +87,7 @@ def _check_discrete_spec(
     if mismatch:
         raise ValueError(
             f"`action_spec` spans actions 0 .. {maximum} but the policy "
-            f"head samples 0 .. {expected}"
-            + (
-                f" (num_actions={head.num_actions})"
-                if isinstance(head, CategoricalPolicyHead)
-                else ""
-            )
-            + ". "
+            f"head samples 0 .. {expected} ({head.valid_action_range}). "
             f"Received: action_spec={action_spec!r}"
         )
 

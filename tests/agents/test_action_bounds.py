@@ -8,7 +8,7 @@ from absl.testing import parameterized
 
 from keras_gae.agents import build_networks
 from keras_gae.agents import policy_head_for
-from keras_gae.agents import spaces
+from keras_gae.agents import space_types
 
 UNBOUNDED = gymnasium.spaces.Box(-np.inf, np.inf, (2,), np.float32)
 PARTLY = gymnasium.spaces.Box(
@@ -18,7 +18,7 @@ PARTLY = gymnasium.spaces.Box(
 
 
 def action_spec(space):
-    return spaces.space_to_spec(space, "action", nested=False)
+    return space_types.space_to_spec(space, "action", nested=False)
 
 
 class UnboundedBoxTest(parameterized.TestCase, tf.test.TestCase):
@@ -33,7 +33,7 @@ class UnboundedBoxTest(parameterized.TestCase, tf.test.TestCase):
         )
         with self.assertRaisesRegex(ValueError, message):
             policy_head_for(action_spec(space), action_bound="tanh")
-        observation_spec = spaces.space_to_spec(
+        observation_spec = space_types.space_to_spec(
             gymnasium.spaces.Box(-1.0, 1.0, (3,)), "observation"
         )
         with self.assertRaisesRegex(ValueError, message):

@@ -10,8 +10,9 @@ from absl.testing import parameterized
 
 from keras_gae.agents import GymnasiumEnvironment
 from keras_gae.agents import GymnasiumVectorEnvironment
+from keras_gae.agents import environment_checks
 from keras_gae.agents import make_tf_environment
-from keras_gae.agents import spaces
+from keras_gae.agents import space_types
 from keras_gae.agents import vector_environment
 from tests.fresh_process import run_python
 
@@ -369,17 +370,19 @@ class ConverterTest(parameterized.TestCase, tf.test.TestCase):
             r"reward=1e\+39",
         ):
             with np.errstate(over="ignore"):
-                spaces.convert_reward(1e39, "'Mine-v0'")
+                environment_checks.convert_reward(1e39, "'Mine-v0'")
 
     def test_ragged_reward_named(self):
         with self.assertRaisesRegex(
             ValueError, r"'Mine-v0' .*reward .*not an array.*Received: reward="
         ):
-            spaces.convert_reward([[1.0], [1.0, 2.0]], "'Mine-v0'", (2,))
+            environment_checks.convert_reward(
+                [[1.0], [1.0, 2.0]], "'Mine-v0'", (2,)
+            )
 
     def test_non_dict_observation_of_dict_space(self):
-        converter = spaces.ObservationConverter(
-            spaces.space_to_spec(
+        converter = environment_checks.ObservationConverter(
+            space_types.space_to_spec(
                 S.Dict({"pos": S.Box(-1.0, 1.0, (2,))}), "observation"
             ),
             "'Mine-v0'",
@@ -396,7 +399,7 @@ class ConverterTest(parameterized.TestCase, tf.test.TestCase):
         with self.assertRaisesRegex(
             ValueError, r"observation space .*no entries.*Received: "
         ):
-            spaces.space_to_spec(space, "observation")
+            space_types.space_to_spec(space, "observation")
 
 
 def step_once(env_id, action, vector):

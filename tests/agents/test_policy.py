@@ -121,7 +121,11 @@ class ConstructionTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_rejects_spec_with_other_number_of_actions(self):
         model = make_model(CategoricalPolicyHead(3))
-        with self.assertRaisesRegex(ValueError, "num_actions=3"):
+        with self.assertRaisesRegex(
+            ValueError,
+            r"0 \.\. 1 but the policy head samples 0 \.\. 2 "
+            r"\(integers in \[0, 3\) \(num_actions\)\)",
+        ):
             KerasPolicy(model, box_time_step_spec(4), discrete_spec(2))
 
     def test_rejects_action_shape_not_matching_spec(self):

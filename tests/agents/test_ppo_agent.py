@@ -17,7 +17,8 @@ from absl.testing import parameterized
 import keras_gae
 import keras_gae.agents as agents
 from keras_gae.agents import checkpointing
-from keras_gae.agents import spaces
+from keras_gae.agents import environment_checks
+from keras_gae.agents import space_types
 from keras_gae.agents.loop_logs import read_scalars
 from tests.agents.space_envs import SpaceEnv
 from tests.fresh_process import run_python
@@ -56,8 +57,8 @@ class SpacesEndToEndTest(parameterized.TestCase, tf.test.TestCase):
         )
         path = agent.export(os.path.join(self.get_temp_dir(), "policy"))
         loaded = tf.saved_model.load(path)
-        convert = spaces.ObservationConverter(
-            spaces.space_to_spec(observation_space, "observation"), "test"
+        convert = environment_checks.ObservationConverter(
+            space_types.space_to_spec(observation_space, "observation"), "test"
         )
         observation = tf.nest.map_structure(
             lambda x: x[None], convert(observation_space.sample())

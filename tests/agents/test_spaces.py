@@ -8,8 +8,9 @@ from tf_agents.environments import batched_py_environment
 
 from keras_gae.agents import GymnasiumEnvironment
 from keras_gae.agents import GymnasiumVectorEnvironment
+from keras_gae.agents import environment_checks
 from keras_gae.agents import make_tf_environment
-from keras_gae.agents import spaces
+from keras_gae.agents import space_types
 from tests.agents.space_envs import SpaceEnv
 
 S = gymnasium.spaces
@@ -21,7 +22,7 @@ def box(n=3):
 
 class SpaceToSpecTest(tf.test.TestCase):
     def test_multi_binary(self):
-        spec = spaces.space_to_spec(S.MultiBinary(4), "action")
+        spec = space_types.space_to_spec(S.MultiBinary(4), "action")
         self.assertEqual(spec.shape, (4,))
         self.assertEqual(spec.dtype, np.int64)
         self.assertEqual((spec.minimum, spec.maximum), (0, 1))
@@ -34,7 +35,7 @@ class SpaceToSpecTest(tf.test.TestCase):
                 "pair": S.Tuple((box(1), S.MultiDiscrete([2, 5]))),
             }
         )
-        spec = spaces.space_to_spec(space, "observation")
+        spec = space_types.space_to_spec(space, "observation")
         self.assertEqual(sorted(spec), ["mode", "pair", "pos"])
         self.assertEqual(spec["pos"].shape, (2,))
         self.assertEqual(spec["mode"].maximum, 2)
@@ -43,11 +44,13 @@ class SpaceToSpecTest(tf.test.TestCase):
 
     def test_nested_action_refused(self):
         with self.assertRaisesRegex(TypeError, "action space.*Dict"):
-            spaces.space_to_spec(S.Dict({"a": box()}), "action", nested=False)
+            space_types.space_to_spec(
+                S.Dict({"a": box()}), "action", nested=False
+            )
 
     def test_text_space_refused(self):
         with self.assertRaisesRegex(TypeError, "observation space.*Text"):
-            spaces.space_to_spec(S.Text(5), "observation")
+            space_types.space_to_spec(S.Text(5), "observation")
 
 
 class SpecCheckTest(parameterized.TestCase, tf.test.TestCase):
@@ -85,8 +88,8 @@ class SpecCheckTest(parameterized.TestCase, tf.test.TestCase):
 
     def test_dict_field_named(self):
         space = S.Dict({"pos": box(2), "mode": S.Discrete(3)})
-        converter = spaces.ObservationConverter(
-            spaces.space_to_spec(space, "observation"), "'Mine-v0'"
+        converter = environment_checks.ObservationConverter(
+            space_types.space_to_spec(space, "observation"), "'Mine-v0'"
         )
         with self.assertRaisesRegex(
             ValueError, r"'Mine-v0'.*observation\['pos'\].*shape \(3,\)"

@@ -1,5 +1,5 @@
-"""ObservationEncoder (keras_gae/agents/networks.py): observation nests as
-one float vector, normalized float leaves."""
+"""ObservationEncoder (keras_gae/agents/default_networks.py): observation
+nests as one float vector, normalized float leaves."""
 
 import numpy as np
 import tensorflow as tf

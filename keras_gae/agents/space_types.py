@@ -1,0 +1,397 @@
+"""The one dispatch from gymnasium space types to what is built on them.
+
+`SPACE_TYPES` is a table: one `SpaceType` entry per kind of space, each
+saying how its spaces become tf-agents specs, how an observation leaf of
+its spec becomes float features (`keras_gae.agents.observation_features`)
+and which policy head acts in it:
+
+| entry | gymnasium space | spec dtype, shape, bounds |
+|---|---|---|
+| Discrete | `Discrete(n, start=s)` | int64, `()`, `[s, s + n - 1]` |
+| MultiBinary | `MultiBinary(n)` | int64, its shape, `[0, 1]` |
+| MultiDiscrete | `MultiDiscrete(nvec, start=s)` | int64, `nvec.shape`, |
+| | | `[s, s + nvec - 1]` |
+| Box | `Box(low, high)` | float32, `low.shape`, `[low, high]` |
+
+| entry | observation encoding | policy head |
+|---|---|---|
+| Discrete | one-hot | `CategoricalPolicyHead` |
+| MultiBinary | 0/1 floats | `BernoulliPolicyHead` |
+| MultiDiscrete | one-hot per entry | `MultiCategoricalPolicyHead` |
+| Box | flattened floats, normalized | `GaussianPolicyHead` |
+
+`space_to_spec`, `ObservationEncoder` and `policy_head_for` all look
+their space up here; nothing else branches on the space type. Dict and
+Tuple spaces are nests of these (observations only: the policy takes one
+action tensor), mapped entry by entry. The first entry that accepts a
+space wins in `space_to_spec`, and the first that accepts a spec wins for
+encodings and heads (the networks see tf-agents specs only), so a narrower
+entry goes before a broader one: Discrete (integer scalars) before
+MultiBinary (integer arrays in [0, 1]) before MultiDiscrete (any integer
+array) before Box (anything else).
+
+Adding a space type is one entry here plus its layer. An image Box, say,
+is an entry before Box whose `accepts` takes uint8 Boxes of rank 3, whose
+`to_spec` keeps uint8, whose `accepts_spec` takes uint8 specs of rank 3
+(placed before Discrete, since such a spec is an integer array), whose
+`encoding` returns `LeafEncoding(ConvolutionalEncoder(...), size)` (a
+Keras layer, so actor and critic share its weights) and whose
+`policy_head` is None (images are observations, never actions). What
+environments return and receive is checked against the spec by its dtype
+(`keras_gae.agents.environment_checks`: integers within bounds, floats
+finite), so a new entry needs nothing more there.
+
+Bounds equal in every entry become a scalar; tf-agents stores infinite
+Box bounds (and float64 bounds beyond the float32 range) as the float32
+limits, and `policy_head_for` reads the float32 limits back as infinite.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+from typing import Callable
+from typing import Optional
+
+import gymnasium
+import numpy as np
+import tensorflow as tf
+from tf_agents.specs import array_spec
+
+from keras_gae.agents import observation_features
+from keras_gae.layers import BernoulliPolicyHead
+from keras_gae.layers import CategoricalPolicyHead
+from keras_gae.layers import GaussianPolicyHead
+from keras_gae.layers import MultiCategoricalPolicyHead
+from keras_gae.layers import PolicyHead
+
+_spaces = gymnasium.spaces
+
+
+@dataclasses.dataclass(frozen=True)
+class SpaceType:
+    """One kind of gymnasium space and everything built on it.
+
+    Attributes:
+      name: how errors name it (the gymnasium class name for the built-in
+        entries).
+      space_class: the gymnasium space class it takes.
+      to_spec: `(space, name) -> BoundedArraySpec`, `name` the spec's.
+      accepts_spec: whether a (tf-agents array or tensor) spec is of this
+        type; the networks only see specs.
+      encoding: `spec -> LeafEncoding`, how an observation of the spec
+        becomes float features.
+      policy_head: `(spec, *, action_bound, initial_log_std) ->
+        PolicyHead`, the head acting in the spec; None for a space type
+        that is never an action.
+      accepts: whether a space of `space_class` is of this type (narrower
+        entries than the whole class, e.g. image Boxes).
+    """
+
+    name: str
+    space_class: type
+    to_spec: Callable[[gymnasium.Space, str], array_spec.BoundedArraySpec]
+    accepts_spec: Callable[[Any], bool]
+    encoding: Callable[[Any], observation_features.LeafEncoding]
+    policy_head: Optional[Callable[..., PolicyHead]]
+    accepts: Callable[[gymnasium.Space], bool] = lambda space: True
+
+
+def _bounds(values: Any, dtype: type) -> np.ndarray:
+    """Bounds in the spec dtype; a scalar when all entries are equal."""
+    # float64 bounds beyond the float32 range become infinite, as tf-agents
+    # stores them (the float32 limits).
+    with np.errstate(over="ignore"):
+        values = np.asarray(values).astype(dtype)
+    if values.size and np.all(values == values.flat[0]):
+        return values.flat[0]
+    return values
+
+
+def _discrete_spec(space: Any, name: str) -> array_spec.BoundedArraySpec:
+    start = int(space.start)
+    return array_spec.BoundedArraySpec(
+        shape=(),
+        dtype=np.int64,
+        minimum=start,
+        maximum=start + int(space.n) - 1,
+        name=name,
+    )
+
+
+def _multi_discrete_spec(space: Any, name: str):
+    start = np.asarray(space.start, np.int64)
+    return array_spec.BoundedArraySpec(
+        shape=space.nvec.shape,
+        dtype=np.int64,
+        minimum=_bounds(start, np.int64),
+        maximum=_bounds(start + space.nvec - 1, np.int64),
+        name=name,
+    )
+
+
+def _multi_binary_spec(space: Any, name: str):
+    return array_spec.BoundedArraySpec(
+        shape=tuple(space.shape),
+        dtype=np.int64,
+        minimum=0,
+        maximum=1,
+        name=name,
+    )
+
+
+def _box_spec(space: Any, name: str) -> array_spec.BoundedArraySpec:
+    return array_spec.BoundedArraySpec(
+        shape=space.shape,
+        dtype=np.float32,
+        minimum=_bounds(space.low, np.float32),
+        maximum=_bounds(space.high, np.float32),
+        name=name,
+    )
+
+
+def _is_integer(spec: Any) -> bool:
+    return tf.as_dtype(spec.dtype).is_integer
+
+
+def _is_zero_one(spec: Any) -> bool:
+    """An integer array spec whose entries are all 0 or 1 (MultiBinary)."""
+    return (
+        _is_integer(spec)
+        and len(spec.shape) > 0
+        and np.all(np.asarray(spec.minimum) == 0)
+        and np.all(np.asarray(spec.maximum) == 1)
+    )
+
+
+def check_actions_start_at_zero(action_spec: Any) -> None:
+    """Integer actions must start at 0 in every entry.
+
+    The discrete heads sample actions 0 .. `action_maximum` and
+    trajectories store them unshifted, so a spec starting elsewhere
+    (gymnasium `Discrete(n, start=1)`) would be acted in wrongly.
+
+    Raises:
+      ValueError: a minimum other than 0.
+    """
+    if np.any(np.asarray(action_spec.minimum) != 0):
+        raise ValueError(
+            "`action_spec` must start at 0: the policy heads sample integer "
+            "actions 0 .. n - 1 and the trajectory stores them unshifted. "
+            "Shift the environment's actions (e.g. gymnasium Discrete(n, "
+            f"start=0)). Received: action_spec={action_spec!r}"
+        )
+
+
+def _integer_action_maximum(action_spec: Any) -> np.ndarray:
+    """The spec's largest actions, shaped like one action; 1-D at most."""
+    check_actions_start_at_zero(action_spec)
+    shape = tuple(action_spec.shape)
+    if len(shape) > 1:
+        raise ValueError(
+            "MultiDiscrete/MultiBinary actions must be 1-D. "
+            f"Received: action_spec={action_spec!r}"
+        )
+    return np.broadcast_to(np.asarray(action_spec.maximum), shape)
+
+
+def _categorical_head(action_spec: Any, **options) -> PolicyHead:
+    maximum = _integer_action_maximum(action_spec)
+    return CategoricalPolicyHead(int(maximum) + 1, action_dtype="int64")
+
+
+def _bernoulli_head(action_spec: Any, **options) -> PolicyHead:
+    maximum = _integer_action_maximum(action_spec)
+    return BernoulliPolicyHead(maximum.shape[0], action_dtype="int64")
+
+
+def _multi_categorical_head(action_spec: Any, **options) -> PolicyHead:
+    maximum = _integer_action_maximum(action_spec)
+    return MultiCategoricalPolicyHead(
+        [int(h) + 1 for h in maximum], action_dtype="int64"
+    )
+
+
+def _box_bound(bound: Any, shape: tuple) -> np.ndarray:
+    """A spec bound `shape`, float64, the float32 limits back to +/-inf."""
+    bound = np.broadcast_to(np.asarray(bound, np.float64), shape)
+    limit = float(np.finfo(np.float32).max)
+    return np.where(np.abs(bound) >= limit, np.sign(bound) * np.inf, bound)
+
+
+def _gaussian_head(
+    action_spec: Any,
+    *,
+    action_bound: Optional[str],
+    initial_log_std: float,
+) -> PolicyHead:
+    shape = tuple(action_spec.shape)
+    if len(shape) != 1:
+        raise ValueError(
+            f"Box actions must be a vector [D]. Received: action_spec="
+            f"{action_spec!r}"
+        )
+    if action_bound is None:
+        return GaussianPolicyHead(shape[0], initial_log_std=initial_log_std)
+    return GaussianPolicyHead(
+        shape[0],
+        initial_log_std=initial_log_std,
+        bound=action_bound,
+        low=_box_bound(action_spec.minimum, shape),
+        high=_box_bound(action_spec.maximum, shape),
+    )
+
+
+SPACE_TYPES = (
+    SpaceType(
+        name="Discrete",
+        space_class=_spaces.Discrete,
+        to_spec=_discrete_spec,
+        accepts_spec=lambda spec: _is_integer(spec) and not spec.shape,
+        encoding=observation_features.one_hot,
+        policy_head=_categorical_head,
+    ),
+    SpaceType(
+        name="MultiBinary",
+        space_class=_spaces.MultiBinary,
+        to_spec=_multi_binary_spec,
+        accepts_spec=_is_zero_one,
+        encoding=observation_features.zero_one_floats,
+        policy_head=_bernoulli_head,
+    ),
+    SpaceType(
+        name="MultiDiscrete",
+        space_class=_spaces.MultiDiscrete,
+        to_spec=_multi_discrete_spec,
+        accepts_spec=_is_integer,
+        encoding=observation_features.one_hot,
+        policy_head=_multi_categorical_head,
+    ),
+    SpaceType(
+        name="Box",
+        space_class=_spaces.Box,
+        to_spec=_box_spec,
+        accepts_spec=lambda spec: not _is_integer(spec),
+        encoding=observation_features.flat_floats,
+        policy_head=_gaussian_head,
+    ),
+)
+
+
+def _names(actions: bool) -> tuple:
+    """The space classes `space_to_spec` takes, in table order."""
+    names = []
+    for entry in SPACE_TYPES:
+        if entry.policy_head is not None or not actions:
+            names.append(entry.space_class.__name__)
+    if not actions:
+        names += ["Dict", "Tuple"]
+    return tuple(dict.fromkeys(names))
+
+
+# The gymnasium spaces observations may be, and actions.
+SUPPORTED_SPACES = _names(actions=False)
+ACTION_SPACES = _names(actions=True)
+
+
+def space_type_of(space: gymnasium.Space) -> Optional[SpaceType]:
+    """The first entry of `SPACE_TYPES` taking `space`, else None."""
+    for entry in SPACE_TYPES:
+        if isinstance(space, entry.space_class) and entry.accepts(space):
+            return entry
+    return None
+
+
+def spec_type_of(spec: Any) -> SpaceType:
+    """The first entry of `SPACE_TYPES` taking the array or tensor `spec`.
+
+    Raises:
+      TypeError: `spec` is no single spec, or no entry takes it.
+    """
+    if not hasattr(spec, "dtype") or not hasattr(spec, "shape"):
+        raise TypeError(
+            "Expected one array or tensor spec (a nest is encoded leaf by "
+            f"leaf). Received: spec={spec!r}"
+        )
+    for entry in SPACE_TYPES:
+        if entry.accepts_spec(spec):
+            return entry
+    raise TypeError(
+        "No space type in keras_gae.agents.space_types.SPACE_TYPES takes "
+        f"the spec. Received: spec={spec!r}"
+    )
+
+
+def space_to_spec(space: gymnasium.Space, name: str, *, nested: bool = True):
+    """The `BoundedArraySpec` (or nest of them) of a gymnasium space.
+
+    Args:
+      space: the space.
+      name: "observation" or "action", for the specs' names and errors.
+      nested: whether Dict and Tuple spaces are allowed; False for
+        actions, which also need a space type with a policy head.
+
+    Raises:
+      TypeError: a space not in `SUPPORTED_SPACES` (or, when `nested` is
+        False, not in `ACTION_SPACES`).
+      ValueError: a Dict or Tuple without entries.
+    """
+    if nested and isinstance(space, (_spaces.Dict, _spaces.Tuple)):
+        if not space.spaces:
+            raise ValueError(
+                f"The {name} space {type(space).__name__} has no entries: "
+                "an observation needs at least one array. "
+                f"Received: {name}_space={space!r}"
+            )
+        if isinstance(space, _spaces.Dict):
+            return {
+                key: space_to_spec(sub, f"{name}_{key}")
+                for key, sub in space.spaces.items()
+            }
+        return tuple(
+            space_to_spec(sub, f"{name}_{index}")
+            for index, sub in enumerate(space.spaces)
+        )
+    entry = space_type_of(space)
+    if entry is None or (not nested and entry.policy_head is None):
+        raise TypeError(
+            f"The {name} space must be one of {_names(actions=not nested)}, "
+            f"got {type(space).__name__}. Received: {name}_space={space!r}"
+        )
+    return entry.to_spec(space, name)
+
+
+def policy_head_for(
+    action_spec: Any,
+    *,
+    action_bound: Optional[str] = "clip",
+    initial_log_std: float = 0.0,
+) -> PolicyHead:
+    """The policy head of the space type taking `action_spec`.
+
+    Discrete (integer scalar) -> `CategoricalPolicyHead`; MultiBinary
+    (integer vector in [0, 1]) -> `BernoulliPolicyHead`; MultiDiscrete ->
+    `MultiCategoricalPolicyHead`; Box vector -> `GaussianPolicyHead` with
+    `bound=action_bound` over the box ("clip", "tanh"), or unbounded
+    (None). Integer heads act in int64, as gymnasium specs do.
+
+    A Box bound at the float32 limit is how tf-agents stores an infinite
+    one, and is infinite here: "clip" leaves that side unclipped, "tanh"
+    refuses the box (it cannot squash into an unbounded interval).
+
+    Raises:
+      TypeError: a spec whose space type is never an action.
+      ValueError: integer actions not starting at 0, integer actions of
+        more than one dimension, Box actions not 1-D,
+        `action_bound="tanh"` with a Box unbounded in some dimension.
+    """
+    entry = spec_type_of(action_spec)
+    if entry.policy_head is None:
+        raise TypeError(
+            f"{entry.name} spaces are observations only; actions must be "
+            f"one of {_names(actions=True)}. "
+            f"Received: action_spec={action_spec!r}"
+        )
+    return entry.policy_head(
+        action_spec, action_bound=action_bound, initial_log_std=initial_log_std
+    )
