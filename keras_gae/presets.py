@@ -5,8 +5,10 @@ them) both read their settings here: `config_for(env_id, algorithm)`
 merges, later entries winning,
 
 1. `DEFAULTS`: every setting, with its generic value;
-2. `ENV_CONFIGS[env_id]`: what that environment needs (an unknown id keeps
-   the defaults);
+2. `ENV_CONFIGS[env_id]`: what that environment needs; an id with no
+   entry of its own takes the first entry whose key is a pattern it
+   matches (`fnmatch`: "ALE/*-v5" for every Atari game), else keeps the
+   defaults;
 3. `A2C_OVERRIDES` when `algorithm == "a2c"`: one gradient step over the
    whole rollout per iteration, as A2C takes it, on shorter rollouts.
 
@@ -25,13 +27,18 @@ settings (Schulman et al. 2017, arXiv:1707.06347, table 3: 2048 steps per
 rollout, 10 epochs of minibatches of 64, Adam 3e-4, gamma 0.99, lambda
 0.95) as 4 environments of 512 steps with minibatches of single steps
 shuffled across the rollout, and observation and reward normalization, as
-stable-baselines3 runs them with `VecNormalize`. docs/benchmarks.md has
-what each entry reaches and the commands.
+stable-baselines3 runs them with `VecNormalize`. The Atari entry
+("ALE/*-v5", for the frames of `keras_gae.agents.make_atari_env`) is RL
+Zoo's Atari PPO (its `atari` hyperparameters: 8 environments x 128 steps,
+4 epochs of 4 minibatches of 256 steps, Adam 2.5e-4, clip 0.1, entropy
+0.01, value 0.5, 10M steps). docs/benchmarks.md has what each entry
+reaches and the commands.
 """
 
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import math
 from typing import Any
 from typing import Dict
@@ -135,6 +142,21 @@ ENV_CONFIGS: Dict[str, Dict[str, Any]] = {
     "Hopper-v5": dict(_MUJOCO),
     "Walker2d-v5": dict(_MUJOCO),
     "Ant-v5": dict(_MUJOCO),
+    # RL Zoo's Atari PPO: minibatches of single steps shuffled across the
+    # rollout, as stable-baselines3 takes them.
+    "ALE/*-v5": {
+        "num_envs": 8,
+        "rollout_length": 128,
+        "epochs": 4,
+        "num_minibatches": 4,
+        "minibatch_mode": "steps",
+        "learning_rate": 2.5e-4,
+        "clip_ratio": 0.1,
+        "entropy_coef": 0.01,
+        "value_coef": 0.5,
+        "vectorization_mode": "sync",
+        "total_env_steps": 10_000_000,
+    },
 }
 
 # With the orthogonally initialized networks, 1e-3 and 7e-4 reached
@@ -179,12 +201,25 @@ def config_for(env_id: Optional[str], algorithm: str = "ppo") -> dict:
             f"Received: algorithm={algorithm!r}"
         )
     config = dict(DEFAULTS)
-    config.update(ENV_CONFIGS.get(env_id, {}) if env_id else {})
+    config.update(env_config(env_id))
     if algorithm == "a2c":
         config.update(A2C_OVERRIDES)
         for key in PPO_ONLY:
             del config[key]
     return config
+
+
+def env_config(env_id: Optional[str]) -> dict:
+    """`env_id`'s entry of `ENV_CONFIGS`: its own, else the first pattern
+    it matches (`fnmatch.fnmatchcase`), else {} (a new dict each call)."""
+    if not env_id:
+        return {}
+    if env_id in ENV_CONFIGS:
+        return dict(ENV_CONFIGS[env_id])
+    for pattern, config in ENV_CONFIGS.items():
+        if "*" in pattern and fnmatch.fnmatchcase(env_id, pattern):
+            return dict(config)
+    return {}
 
 
 def resolve_settings(

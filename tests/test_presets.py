@@ -41,6 +41,38 @@ class ConfigForTest(tf.test.TestCase):
                     )
                 self.assertLessEqual(set(config), set(presets.DEFAULTS))
 
+    def test_atari_games_match_the_pattern(self):
+        # RL Zoo's Atari PPO (its atari hyperparameters).
+        rl_zoo = dict(
+            num_envs=8,
+            rollout_length=128,
+            epochs=4,
+            learning_rate=2.5e-4,
+            clip_ratio=0.1,
+            entropy_coef=0.01,
+            value_coef=0.5,
+            gamma=0.99,
+            lambda_=0.95,
+            max_grad_norm=0.5,
+        )
+        for env_id in ("ALE/Breakout-v5", "ALE/Pong-v5"):
+            config = presets.config_for(env_id)
+            for key, value in rl_zoo.items():
+                self.assertEqual(config[key], value, (env_id, key))
+            # SB3's batch_size 256: 4 minibatches of single steps.
+            steps = config["num_envs"] * config["rollout_length"]
+            self.assertEqual(steps // config["num_minibatches"], 256)
+            self.assertEqual(config["minibatch_mode"], "steps")
+        # Other versions and ids are not matched by it.
+        for env_id in ("ALE/Breakout-v4", "BreakoutNoFrameskip-v4", "ALE"):
+            self.assertEqual(presets.config_for(env_id), presets.DEFAULTS)
+        # An id's own entry wins over a pattern it matches.
+        self.assertEqual(
+            presets.env_config("CartPole-v1"),
+            presets.ENV_CONFIGS["CartPole-v1"],
+        )
+        self.assertEqual(presets.env_config(None), {})
+
     def test_unknown_algorithm(self):
         with self.assertRaisesRegex(ValueError, "algorithm='dqn'"):
             presets.config_for("CartPole-v1", "dqn")

@@ -408,7 +408,7 @@ class HelpTest(tf.test.TestCase):
         # Each per-env flag lists its presets.
         self.assertIn(
             "Preset: CartPole-v1 0.004, Acrobot-v1 0.001, Pendulum-v1 0.001, "
-            "other envs 0.0003; --algorithm=a2c 0.002.",
+            "ALE/*-v5 0.00025, other envs 0.0003; --algorithm=a2c 0.002.",
             self.flag_help(result.stdout, "learning_rate"),
         )
 
