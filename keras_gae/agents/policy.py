@@ -25,7 +25,7 @@ store clipped actions whose log-probability is not the recorded one.
 
 Discrete actions. The discrete heads sample `0 .. action_maximum` in each
 entry, so the policy checks that a discrete action spec starts at 0
-(`space_types.check_actions_start_at_zero`) and ends at the head's
+(`action_heads.check_actions_start_at_zero`) and ends at the head's
 `action_maximum`: `num_actions - 1` for a Categorical head (Discrete),
 `nvec - 1` per dimension for a MultiCategorical one (MultiDiscrete), 1 for
 a Bernoulli one (MultiBinary).
@@ -53,7 +53,7 @@ from tf_agents.trajectories import time_step as ts
 
 from keras_gae._src import rollout_batch as rb
 from keras_gae._src.dependencies import tfp
-from keras_gae.agents import space_types
+from keras_gae.agents import action_heads
 from keras_gae.models import ActorCriticModel
 
 tfd = tfp.distributions
@@ -74,7 +74,7 @@ def policy_info_spec() -> dict:
 
 def _check_discrete_spec(action_spec: Any, head: Any) -> None:
     """The spec must span the head's actions, 0 .. `action_maximum`."""
-    space_types.check_actions_start_at_zero(action_spec)
+    action_heads.check_actions_start_at_zero(action_spec)
     expected = getattr(head, "action_maximum", None)
     if expected is None:  # A head of the user's without a known range.
         return

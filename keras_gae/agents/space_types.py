@@ -3,7 +3,7 @@
 `SPACE_TYPES` is a table: one `SpaceType` entry per kind of space, each
 saying how its spaces become tf-agents specs, how an observation leaf of
 its spec becomes float features (`keras_gae.agents.observation_features`)
-and which policy head acts in it:
+and which policy head acts in it (`keras_gae.agents.action_heads`):
 
 | entry | gymnasium space | spec dtype, shape, bounds |
 |---|---|---|
@@ -31,19 +31,21 @@ MultiBinary (integer arrays in [0, 1]) before MultiDiscrete (any integer
 array) before Box (anything else).
 
 Adding a space type is one entry here plus its layer. An image Box, say,
-is an entry before Box whose `accepts` takes uint8 Boxes of rank 3, whose
-`to_spec` keeps uint8, whose `accepts_spec` takes uint8 specs of rank 3
-(placed before Discrete, since such a spec is an integer array), whose
-`encoding` returns `LeafEncoding(ConvolutionalEncoder(...), size)` (a
-Keras layer, so actor and critic share its weights) and whose
-`policy_head` is None (images are observations, never actions). What
+is an entry placed first (its space is a Box, which the Box entry would
+take, and its uint8 spec an integer array, which MultiDiscrete would
+take) whose `accepts` takes uint8 Boxes of rank 3, whose `to_spec` keeps
+uint8, whose `accepts_spec` takes uint8 specs of rank 3, whose `encoding`
+returns `LeafEncoding(NatureCNN(...), size)` (a Keras layer, so actor and
+critic share its weights) and whose `policy_head` is None (images are
+observations, never actions). `tests/agents/test_space_types.py` adds a
+Box of booleans that way. What
 environments return and receive is checked against the spec by its dtype
 (`keras_gae.agents.environment_checks`: integers within bounds, floats
 finite), so a new entry needs nothing more there.
 
 Bounds equal in every entry become a scalar; tf-agents stores infinite
 Box bounds (and float64 bounds beyond the float32 range) as the float32
-limits, and `policy_head_for` reads the float32 limits back as infinite.
+limits, and the Box head reads the float32 limits back as infinite.
 """
 
 from __future__ import annotations
@@ -58,11 +60,8 @@ import numpy as np
 import tensorflow as tf
 from tf_agents.specs import array_spec
 
+from keras_gae.agents import action_heads
 from keras_gae.agents import observation_features
-from keras_gae.layers import BernoulliPolicyHead
-from keras_gae.layers import CategoricalPolicyHead
-from keras_gae.layers import GaussianPolicyHead
-from keras_gae.layers import MultiCategoricalPolicyHead
 from keras_gae.layers import PolicyHead
 
 _spaces = gymnasium.spaces
@@ -164,84 +163,6 @@ def _is_zero_one(spec: Any) -> bool:
     )
 
 
-def check_actions_start_at_zero(action_spec: Any) -> None:
-    """Integer actions must start at 0 in every entry.
-
-    The discrete heads sample actions 0 .. `action_maximum` and
-    trajectories store them unshifted, so a spec starting elsewhere
-    (gymnasium `Discrete(n, start=1)`) would be acted in wrongly.
-
-    Raises:
-      ValueError: a minimum other than 0.
-    """
-    if np.any(np.asarray(action_spec.minimum) != 0):
-        raise ValueError(
-            "`action_spec` must start at 0: the policy heads sample integer "
-            "actions 0 .. n - 1 and the trajectory stores them unshifted. "
-            "Shift the environment's actions (e.g. gymnasium Discrete(n, "
-            f"start=0)). Received: action_spec={action_spec!r}"
-        )
-
-
-def _integer_action_maximum(action_spec: Any) -> np.ndarray:
-    """The spec's largest actions, shaped like one action; 1-D at most."""
-    check_actions_start_at_zero(action_spec)
-    shape = tuple(action_spec.shape)
-    if len(shape) > 1:
-        raise ValueError(
-            "MultiDiscrete/MultiBinary actions must be 1-D. "
-            f"Received: action_spec={action_spec!r}"
-        )
-    return np.broadcast_to(np.asarray(action_spec.maximum), shape)
-
-
-def _categorical_head(action_spec: Any, **options) -> PolicyHead:
-    maximum = _integer_action_maximum(action_spec)
-    return CategoricalPolicyHead(int(maximum) + 1, action_dtype="int64")
-
-
-def _bernoulli_head(action_spec: Any, **options) -> PolicyHead:
-    maximum = _integer_action_maximum(action_spec)
-    return BernoulliPolicyHead(maximum.shape[0], action_dtype="int64")
-
-
-def _multi_categorical_head(action_spec: Any, **options) -> PolicyHead:
-    maximum = _integer_action_maximum(action_spec)
-    return MultiCategoricalPolicyHead(
-        [int(h) + 1 for h in maximum], action_dtype="int64"
-    )
-
-
-def _box_bound(bound: Any, shape: tuple) -> np.ndarray:
-    """A spec bound `shape`, float64, the float32 limits back to +/-inf."""
-    bound = np.broadcast_to(np.asarray(bound, np.float64), shape)
-    limit = float(np.finfo(np.float32).max)
-    return np.where(np.abs(bound) >= limit, np.sign(bound) * np.inf, bound)
-
-
-def _gaussian_head(
-    action_spec: Any,
-    *,
-    action_bound: Optional[str],
-    initial_log_std: float,
-) -> PolicyHead:
-    shape = tuple(action_spec.shape)
-    if len(shape) != 1:
-        raise ValueError(
-            f"Box actions must be a vector [D]. Received: action_spec="
-            f"{action_spec!r}"
-        )
-    if action_bound is None:
-        return GaussianPolicyHead(shape[0], initial_log_std=initial_log_std)
-    return GaussianPolicyHead(
-        shape[0],
-        initial_log_std=initial_log_std,
-        bound=action_bound,
-        low=_box_bound(action_spec.minimum, shape),
-        high=_box_bound(action_spec.maximum, shape),
-    )
-
-
 SPACE_TYPES = (
     SpaceType(
         name="Discrete",
@@ -249,7 +170,7 @@ SPACE_TYPES = (
         to_spec=_discrete_spec,
         accepts_spec=lambda spec: _is_integer(spec) and not spec.shape,
         encoding=observation_features.one_hot,
-        policy_head=_categorical_head,
+        policy_head=action_heads.categorical_head,
     ),
     SpaceType(
         name="MultiBinary",
@@ -257,7 +178,7 @@ SPACE_TYPES = (
         to_spec=_multi_binary_spec,
         accepts_spec=_is_zero_one,
         encoding=observation_features.zero_one_floats,
-        policy_head=_bernoulli_head,
+        policy_head=action_heads.bernoulli_head,
     ),
     SpaceType(
         name="MultiDiscrete",
@@ -265,7 +186,7 @@ SPACE_TYPES = (
         to_spec=_multi_discrete_spec,
         accepts_spec=_is_integer,
         encoding=observation_features.one_hot,
-        policy_head=_multi_categorical_head,
+        policy_head=action_heads.multi_categorical_head,
     ),
     SpaceType(
         name="Box",
@@ -273,7 +194,7 @@ SPACE_TYPES = (
         to_spec=_box_spec,
         accepts_spec=lambda spec: not _is_integer(spec),
         encoding=observation_features.flat_floats,
-        policy_head=_gaussian_head,
+        policy_head=action_heads.gaussian_head,
     ),
 )
 
@@ -373,11 +294,9 @@ def policy_head_for(
     (integer vector in [0, 1]) -> `BernoulliPolicyHead`; MultiDiscrete ->
     `MultiCategoricalPolicyHead`; Box vector -> `GaussianPolicyHead` with
     `bound=action_bound` over the box ("clip", "tanh"), or unbounded
-    (None). Integer heads act in int64, as gymnasium specs do.
-
-    A Box bound at the float32 limit is how tf-agents stores an infinite
-    one, and is infinite here: "clip" leaves that side unclipped, "tanh"
-    refuses the box (it cannot squash into an unbounded interval).
+    (None). Integer heads act in int64, as gymnasium specs do; infinite
+    Box sides stay unclipped with "clip" and are refused by "tanh"
+    (`keras_gae.agents.action_heads`).
 
     Raises:
       TypeError: a spec whose space type is never an action.
