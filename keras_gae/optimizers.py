@@ -27,6 +27,8 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
+from keras_gae._src import private_apis
+
 
 def _scalar(value: Any, dtype: tf.DType) -> tf.Tensor:
     # A Python float straight to `dtype` (`tf.cast` would round it to
@@ -89,6 +91,8 @@ class FusedAdam(keras.optimizers.Adam):
     def _backend_update_step(
         self, grads: list, trainable_variables: list, learning_rate: Any
     ) -> None:
+        # A private Keras hook (keras_gae/_src/private_apis.py): the one
+        # place that sees every variable of an update at once.
         if not self.amsgrad:
             # Handed to every variable's `update_step` (through the
             # strategy's per-replica update, which passes nests along).
@@ -107,7 +111,7 @@ class FusedAdam(keras.optimizers.Adam):
         coefficients = learning_rate
         if not isinstance(coefficients, _Coefficients):
             coefficients = self._coefficients(learning_rate, variable.dtype)
-        index = self._get_variable_index(variable)
+        momentum, velocity = private_apis.adam_slots(self, variable)
         if isinstance(variable, keras.Variable):
             variable = variable.value
         dtype = variable.dtype
@@ -125,8 +129,8 @@ class FusedAdam(keras.optimizers.Adam):
         # that replica's copy.
         tf.raw_ops.ResourceApplyAdam(
             var=variable.handle,
-            m=self._momentums[index].value.handle,
-            v=self._velocities[index].value.handle,
+            m=momentum.value.handle,
+            v=velocity.value.handle,
             beta1_power=cast(coefficients.beta_1_power),
             beta2_power=cast(coefficients.beta_2_power),
             lr=cast(coefficients.learning_rate),

@@ -11,22 +11,9 @@ when a release moves or changes one.
 from __future__ import annotations
 
 from typing import Any
-from typing import Callable
 
 import keras
 import tensorflow as tf
-
-
-def untracked(method: Callable) -> Callable:
-    """Decorates a method whose attribute assignments TensorFlow's
-    checkpoints must not see (e.g. metric trackers: not training state).
-
-    Keras 3 layers are TensorFlow `AutoTrackable`s that track every
-    trackable assigned to an attribute; `tf.__internal__` holds the only
-    switch for a few assignments, and Keras (`keras.src.utils.tracking`)
-    exports none.
-    """
-    return tf.__internal__.tracking.no_automatic_dependency_tracking(method)
 
 
 def strategy_supports_no_merge_call() -> bool:

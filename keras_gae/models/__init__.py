@@ -1,14 +1,14 @@
 """Keras training models whose `train_step` runs GAE and a policy loss."""
 
 from keras_gae.models.a2c import A2CModel
-from keras_gae.models.actor_critic import ActionOutputs
 from keras_gae.models.actor_critic import ActorCriticModel
 from keras_gae.models.datasets import MINIBATCH_MODES
 from keras_gae.models.datasets import minibatch_dataset
 from keras_gae.models.datasets import rollout_dataset
 from keras_gae.models.datasets import step_dataset
+from keras_gae.models.fit_hooks import NonFiniteLossError
+from keras_gae.models.inference import ActionOutputs
 from keras_gae.models.ppo import PPOModel
-from keras_gae.models.training_step import NonFiniteLossError
 
 __all__ = [
     "A2CModel",

@@ -24,10 +24,12 @@ class A2CModel(ActorCriticModel):
 
     see `keras_gae.ops.policy_losses.policy_gradient_loss`. Being on-policy,
     A2C takes one gradient step per rollout: fit it with `epochs=1` over
-    `rollout_dataset(batch, num_minibatches=1)`. Everything else (GAE, value
-    and entropy losses, metrics, distribution, mixed precision, the
-    non-finite guard) is `ActorCriticModel`'s; "approx_kl" reports the k3
-    estimate of KL(pi_old || pi), which grows when the batch is reused.
+    `rollout_dataset(batch, num_minibatches=1)`. The update is
+    `ActorCriticModel.train_step` (prepare the batch with GAE, forward
+    pass, policy + value + entropy losses, optimizer step; `PPOModel`
+    lists it), with `_policy_loss` below as its policy loss; "approx_kl"
+    reports the k3 estimate of KL(pi_old || pi), which grows when the
+    batch is reused.
 
     Args:
       actor, critic: see `ActorCriticModel`.

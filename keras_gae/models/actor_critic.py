@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from typing import NamedTuple
 from typing import Optional
 
 import keras
@@ -18,11 +17,15 @@ from keras_gae._src import rollout_batch
 from keras_gae.layers import PolicyHead
 from keras_gae.layers.gae import GeneralizedAdvantageEstimation
 from keras_gae.layers.normalization import AdvantageNormalization
-from keras_gae.models import network_layout as networks_lib
-from keras_gae.models import training_step
+from keras_gae.models import network_layout
+from keras_gae.models import objective
+from keras_gae.models import optimization
+from keras_gae.models.fit_hooks import FitHooks
+from keras_gae.models.inference import ActorCriticInference
 from keras_gae.ops import _checks
 from keras_gae.ops import gae as gae_ops
 from keras_gae.ops import kl
+from keras_gae.ops import policy_losses
 from keras_gae.ops import value_losses
 
 _HYPERPARAMETERS = (
@@ -40,102 +43,46 @@ _HYPERPARAMETERS = (
 )
 
 
-class ActionOutputs(NamedTuple):
-    """What `ActorCriticModel.act` returns.
-
-    Attributes:
-      action: `[B, ...]` sampled (or greedy) actions, before the head's
-        `postprocess_action` (store these in the rollout batch).
-      log_prob: `[B]` float32 log pi(action | observation).
-      value: `[B]` float32 V(observation).
-    """
-
-    action: tf.Tensor
-    log_prob: tf.Tensor
-    value: tf.Tensor
-
-
-class ActorCriticModel(training_step.RolloutTraining, keras.Model):
+class ActorCriticModel(ActorCriticInference, FitHooks, keras.Model):
     r"""Base of the actor-critic training models (`PPOModel`, `A2CModel`).
 
-    Networks (Keras 3 layers or models), in one of two layouts:
-
-    * Separate: `actor` maps observations to the policy head's `params`
-      (its PolicyHead is found inside it, usually as its last layer) and
-      `critic` maps observations to values `[N, 1]` or `[N]`.
-    * Shared trunk: `shared` maps observations to a pair `(params, value)`,
-      e.g. a functional model with two outputs; its PolicyHead is found
-      inside it. `actor` and `critic` stay None.
-
-    `policy_head`, when given, is the PolicyHead that turns params into a
-    distribution. If it is not a layer of `actor` (or `shared`), it is
-    applied to their output, which then holds features rather than params.
-    A network holding several PolicyHeads needs `policy_head` to say which
-    one acts. The networks see observations with time merged into the
-    batch, `[N, ...]` (a nest is allowed), so feed-forward networks work
-    unchanged; recurrent networks that need `[B, T, ...]` are not
-    supported.
-
-    `call(observations)` returns `(params, value)`: the head's float32
-    params `[N, params_size]` and the critic's float32 value `[N]` (a
-    trailing axis of size 1 is dropped). `distribution(params)` delegates to
-    the head; `act(observations)` samples actions for collection.
+    Networks (Keras 3 layers or models): `actor` and `critic`, or one
+    `shared` network returning `(params, value)`, with a PolicyHead inside
+    the policy network or given as `policy_head`; `call(observations)`
+    returns `(params [N, params_size], value [N])` and `act` samples
+    actions (`keras_gae.models.inference.ActorCriticInference` tells how).
 
     Training (`fit` over rollout batches): each element of the dataset is
     one rollout batch (a dict, batch-major; docs/design.md, "Rollout
-    batch"), e.g. from `keras_gae.models.rollout_dataset`. Such a dataset
-    shuffles itself, so `fit` passes Keras `shuffle=False` for a dataset
-    unless told otherwise (Keras would ignore it with a warning). The step
+    batch"), e.g. from `keras_gae.models.rollout_dataset`, which shuffles
+    itself: `fit` passes Keras `shuffle=False` for a dataset unless told
+    otherwise. `train_step` computes GAE (Schulman et al. 2015,
+    arXiv:1506.02438) in float32 unless the batch carries "advantage" and
+    "return" (`step_dataset`), normalizes the advantages over valid steps
+    (across replicas too) when `normalize_advantages`, evaluates the
+    networks on every step and minimizes
 
-    1. computes GAE with the `GeneralizedAdvantageEstimation` layer
-       (Schulman et al. 2015, arXiv:1506.02438), in float32, unless the batch
-       carries precomputed "advantage" and "return" (`step_dataset`);
-    2. normalizes the advantages over valid steps (and across replicas
-       under a tf.distribute strategy) when `normalize_advantages`;
-    3. evaluates the current networks on every step and minimizes
+        loss = policy_loss + value_coef * value_loss
+               + entropy_coef * entropy_loss + kl_coef * kl_penalty
+               + regularization losses,
 
-           loss = policy_loss + value_coef * value_loss
-                  + entropy_coef * entropy_loss + kl_coef * kl_penalty
-                  + regularization losses,
-
-       with `entropy_loss = -mean H` (an entropy bonus) and `kl_penalty` a
-       k-estimate of KL(pi || pi_ref), all masked means over valid steps in
-       float32. The penalty is taken against "ref_log_prob" when the batch
-       has it, else against the behaviour policy's "log_prob" (PPO's
-       adaptive-KL variant, Schulman et al. 2017, arXiv:1707.06347, s. 4);
-    4. clips the gradients to a global norm of `max_grad_norm` (after
-       summing them across replicas) and applies them, unless the loss or a
-       gradient is NaN or Inf (see "Non-finite losses").
+    with `entropy_loss = -mean H` (an entropy bonus) and `kl_penalty` a
+    k-estimate of KL(pi || pi_ref) against "ref_log_prob" when the batch
+    has it, else the behaviour policy's "log_prob" (PPO's adaptive-KL
+    variant, Schulman et al. 2017, arXiv:1707.06347, s. 4), all masked
+    means in float32; the gradients, summed across replicas, are clipped
+    to a global norm of `max_grad_norm`.
 
     Masked steps ("mask" false) enter neither the normalization nor the
-    losses nor the metrics. Metrics (Mean trackers, reset every epoch,
-    each step weighted by its number of valid steps): "loss",
-    "policy_loss", "value_loss", "entropy", "approx_kl" (k3 estimate of
-    KL(pi_old || pi)), "clip_fraction" (PPO), "value_clip_fraction",
-    "explained_variance", "advantage_mean" and "advantage_std" (before
-    normalization), and with a KL penalty "kl_penalty" and "kl_coef".
+    losses nor the metrics (`FitHooks` lists them).
 
-    Distribution: under a tf.distribute strategy (Mirrored or
-    MultiWorkerMirrored) every replica's loss is its sum over valid steps
-    divided by the global number of valid steps and its regularization
-    losses divided by the number of replicas, so the summed gradients
-    equal those of one device on the global batch.
+    Distribution: under a Mirrored or MultiWorkerMirrored strategy the
+    summed gradients equal one device's on the global batch
+    (`keras_gae.models.objective.replica_objective`).
 
-    Mixed precision: build the networks and the model under a
-    `mixed_float16` (or `mixed_bfloat16`) global policy; GAE,
-    normalization, distributions and losses stay in float32. Under
-    `mixed_float16`, `compile` wraps the optimizer in Keras'
-    LossScaleOptimizer and the step scales the loss; steps whose scaled
-    gradients overflow are skipped by the loss scale as usual and do not
-    count as failures.
-
-    Non-finite losses: a step whose loss (or, without loss scaling, a
-    gradient) is NaN or Inf applies no update, nor does any later step of
-    the same execution (`steps_per_execution`); `fit` (and
-    `train_on_batch`) then raises `NonFiniteLossError` before any callback
-    sees the step, so the weights, the optimizer state and the files of
-    `ModelCheckpoint` are those from before the failing step. The check
-    uses no graph assertion, so it works with `jit_compile=True`.
+    Mixed precision and non-finite steps (which raise
+    `NonFiniteLossError` before any callback sees them):
+    `keras_gae.models.fit_hooks.FitHooks`.
 
     Example:
 
@@ -247,13 +194,7 @@ class ActorCriticModel(training_step.RolloutTraining, keras.Model):
         self.gae_implementation = _checks.check_option(
             gae_implementation, "gae_implementation", gae_ops.IMPLEMENTATIONS
         )
-        self._networks = networks_lib.resolve_networks(
-            actor, critic, shared, policy_head
-        )
-        self.actor = actor
-        self.critic = critic
-        self.shared = shared
-        self.policy_head = self._networks.policy_head
+        self._set_networks(actor, critic, shared, policy_head)
 
         # float32 even under a mixed-precision policy (the layers' default).
         self.gae = GeneralizedAdvantageEstimation(
@@ -276,68 +217,6 @@ class ActorCriticModel(training_step.RolloutTraining, keras.Model):
             self.advantage_normalization.build((None, None))
         self._create_trackers()
 
-    # Inference.
-
-    def call(self, observations: Any, training: Any = None) -> tuple:
-        """`(params, value)`: float32 `[N, params_size]` and `[N]`."""
-        if self.shared is not None:
-            outputs = self.shared(observations, training=training)
-            if not isinstance(outputs, (list, tuple)) or len(outputs) != 2:
-                raise TypeError(
-                    "`shared` must return a pair (params, value). "
-                    f"Received: shared outputs={outputs!r}"
-                )
-            params, values = outputs
-        else:
-            params = self.actor(observations, training=training)
-            values = self.critic(observations, training=training)
-        if self._networks.apply_policy_head:
-            params = self.policy_head(params)
-        # keras.ops, so that Keras can also trace this call symbolically.
-        if len(values.shape) >= 2 and values.shape[-1] == 1:
-            values = keras.ops.squeeze(values, axis=-1)
-        return (
-            keras.ops.cast(params, "float32"),
-            keras.ops.cast(values, "float32"),
-        )
-
-    def distribution(self, params: tf.Tensor) -> Any:
-        """The policy head's tensorflow-probability distribution."""
-        return self.policy_head.distribution(params)
-
-    def act(
-        self,
-        observations: Any,
-        *,
-        deterministic: bool = False,
-        seed: Any = None,
-    ) -> ActionOutputs:
-        """Actions, their log-probabilities and values for collection.
-
-        Args:
-          observations: `[B, ...]` (or a nest) observations.
-          deterministic: take the head's greedy action instead of sampling.
-          seed: optional seed for `sample`: an int, or a shape-`[2]` int
-            tensor for stateless (reproducible) sampling.
-
-        Returns:
-          `ActionOutputs(action, log_prob, value)`. The action is the raw
-          sample; send `policy_head.postprocess_action(action)` to the
-          environment (it differs for a "clip" Gaussian head).
-        """
-        params, values = self(observations, training=False)
-        distribution = self.distribution(params)
-        if deterministic:
-            actions = self.policy_head.greedy_action(params)
-        else:
-            actions = distribution.sample(seed=seed)
-        log_probs = distribution.log_prob(actions)
-        return ActionOutputs(
-            action=actions,
-            log_prob=tf.cast(log_probs, tf.float32),
-            value=values,
-        )
-
     def compute_advantages(self, batch: Mapping) -> tuple:
         """GAE `(advantages, returns)`, `[B, T]` float32, for a rollout batch.
 
@@ -350,6 +229,153 @@ class ActorCriticModel(training_step.RolloutTraining, keras.Model):
             if key in batch
         }
         return self.gae(inputs)
+
+    # Training: the update `fit` runs on each rollout batch. PPO and A2C
+    # share it; they differ in `_policy_loss` only.
+
+    def train_step(self, data: Any) -> dict:
+        """One update on one rollout batch; returns the metrics."""
+        batch = self._check_batch(data)
+        halted = self._halted()
+        # 1. Targets (GAE advantages and returns, normalized advantages)
+        #    and the networks' inputs, time merged into the batch.
+        prepared = self._prepare(batch, training=True)
+        with tf.GradientTape() as tape:
+            # 2. Forward pass of the current networks over every step.
+            params, values = self(prepared.observations, training=True)
+            # 3. Policy, value and entropy losses (KL penalty, weights'
+            #    regularization), this replica's share of the global loss.
+            results = self._loss_terms(prepared, params, values)
+            loss, weight = objective.replica_objective(results, prepared.count)
+            tape_loss = optimization.scaled_loss(self.optimizer, loss)
+        # 4. Optimizer step: gradients summed over replicas and clipped,
+        #    applied unless non-finite or the batch was refused.
+        finite, problems = optimization.guarded_update(
+            self.optimizer,
+            tape,
+            self.trainable_variables,
+            loss,
+            tape_loss,
+            halted,
+            self.max_grad_norm,
+            prepared.count,
+            prepared.problems,
+        )
+        self._record_failures(finite, problems)
+        if self.kl_coef is not None and not isinstance(self.kl_coef, float):
+            objective.update_kl_controller(
+                self.kl_coef, results["kl_penalty"], prepared.count, weight
+            )
+        return self._update_trackers(results, prepared.count)
+
+    def test_step(self, data: Any) -> dict:
+        """The losses and metrics of one rollout batch, without an update."""
+        batch = self._check_batch(data)
+        prepared = self._prepare(batch, training=False)
+        params, values = self(prepared.observations, training=False)
+        results = self._loss_terms(prepared, params, values)
+        return self._update_trackers(results, prepared.count)
+
+    @tf.autograph.experimental.do_not_convert
+    def _prepare(self, batch: dict, training: bool) -> objective.PreparedBatch:
+        """Step 1: targets, their statistics and inputs of a checked batch.
+
+        GAE runs unless the batch carries precomputed "advantage" and
+        "return"; the statistics are taken before normalization.
+        """
+        mask = objective.batch_mask(batch)
+        if rollout_batch.ADVANTAGE in batch:
+            advantages, returns = objective.precomputed_targets(batch, mask)
+        else:
+            advantages, returns = self.compute_advantages(batch)
+        advantages = tf.stop_gradient(tf.cast(advantages, tf.float32))
+        returns = tf.stop_gradient(tf.cast(returns, tf.float32))
+        old_values = tf.cast(batch[rollout_batch.VALUE], tf.float32)
+        statistics = objective.target_statistics(
+            advantages, returns, old_values, mask
+        )
+        if self.advantage_normalization is not None:
+            advantages = self.advantage_normalization(
+                advantages, mask=mask, training=training
+            )
+        actions, bad_actions = objective.checked_actions(
+            self.policy_head,
+            objective.merge_time(
+                tf.convert_to_tensor(batch[rollout_batch.ACTION])
+            ),
+            mask,
+        )
+        return objective.PreparedBatch(
+            observations=self._network_inputs(batch[rollout_batch.OBSERVATION]),
+            actions=actions,
+            advantages=advantages,
+            returns=returns,
+            old_values=old_values,
+            old_log_probs=tf.cast(batch[rollout_batch.LOG_PROB], tf.float32),
+            ref_log_probs=objective.reference_log_probs(batch),
+            mask=mask,
+            count=objective.valid_count(advantages, mask),
+            statistics=statistics,
+            problems=tf.stack([bad_actions, objective.nonbinary_flags(batch)]),
+        )
+
+    @tf.autograph.experimental.do_not_convert
+    def _loss_terms(
+        self,
+        prepared: objective.PreparedBatch,
+        params: tf.Tensor,
+        values: tf.Tensor,
+    ) -> dict:
+        """Step 3: losses and metrics on this replica (float32 masked means).
+
+        "loss" includes the regularization losses, also returned alone
+        under "regularization".
+        """
+        objective.check_values(values, self.critic)
+        mask = prepared.mask
+        shape = tf.shape(prepared.advantages)
+        log_probs, entropy = objective.log_probs_and_entropy(
+            self.distribution(params), prepared.actions, shape
+        )
+        results = self._policy_loss(
+            log_probs, prepared.old_log_probs, prepared.advantages, mask
+        )
+        value = value_losses.value_loss(
+            tf.reshape(values, shape),
+            prepared.returns,
+            old_values=(
+                prepared.old_values if self.value_clip is not None else None
+            ),
+            clip_range=self.value_clip,
+            loss_type=self.value_loss_type,
+            huber_delta=self.huber_delta,
+            mask=mask,
+        )
+        entropy_loss = policy_losses.entropy_loss(entropy, mask=mask)
+        loss = results["policy_loss"] + (
+            self.value_coef * value.loss + self.entropy_coef * entropy_loss
+        )
+        results.update(prepared.statistics)
+        results.update(
+            value_loss=value.loss,
+            entropy=-entropy_loss,
+            value_clip_fraction=value.clip_fraction,
+        )
+        if self.kl_coef is not None:
+            ref_log_probs = prepared.ref_log_probs
+            if ref_log_probs is None:
+                ref_log_probs = prepared.old_log_probs
+            kl_penalty = kl.kl_penalty_loss(
+                log_probs, ref_log_probs, estimator=self.kl_estimator, mask=mask
+            )
+            coefficient = objective.kl_coefficient(self.kl_coef)
+            loss += coefficient * kl_penalty
+            results.update(kl_penalty=kl_penalty, kl_coef=coefficient)
+        regularization = objective.regularization_loss(self.losses)
+        results.update(
+            loss=loss + regularization, regularization=regularization
+        )
+        return results
 
     def _policy_loss(
         self,
@@ -369,36 +395,12 @@ class ActorCriticModel(training_step.RolloutTraining, keras.Model):
 
     def get_config(self) -> dict:
         config = super().get_config()
-        kl_coef = self.kl_coef
-        if kl_coef is not None and not isinstance(kl_coef, float):
-            kl_coef = networks_lib.serialize(kl_coef)
-        config.update(
-            {
-                "name": self.name,
-                "actor": networks_lib.serialize(self.actor),
-                "critic": networks_lib.serialize(self.critic),
-                "shared": networks_lib.serialize(self.shared),
-                "policy_head": networks_lib.policy_head_config(self._networks),
-                "kl_coef": kl_coef,
-            }
-        )
+        config["name"] = self.name
+        config.update(network_layout.config_entries(self._networks))
+        config["kl_coef"] = network_layout.serialize_kl_coef(self.kl_coef)
         config.update({key: getattr(self, key) for key in _HYPERPARAMETERS})
         return config
 
     @classmethod
     def from_config(cls, config: dict, custom_objects: Any = None) -> Any:
-        config = dict(config)
-        for key in ("actor", "critic", "shared"):
-            config[key] = networks_lib.deserialize(
-                config.get(key), custom_objects
-            )
-        config["policy_head"] = networks_lib.restore_policy_head(
-            config.get("policy_head"),
-            config["shared"] or config["actor"],
-            custom_objects,
-        )
-        if isinstance(config.get("kl_coef"), dict):
-            config["kl_coef"] = networks_lib.deserialize(
-                config["kl_coef"], custom_objects
-            )
-        return cls(**config)
+        return cls(**network_layout.restored_entries(config, custom_objects))

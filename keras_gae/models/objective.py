@@ -1,7 +1,9 @@
-"""The actor-critic objective on one replica: targets, losses, metrics.
+"""Small tensor helpers of the actor-critic update on one replica.
 
-Everything here is plain TensorFlow on float32 `[B, T]` tensors (masked
-means over valid steps); `ActorCriticModel.train_step` wires it together.
+Tensors in, tensors out, in the manner of tf-agents' `ppo_utils.py`: none
+takes the model. `ActorCriticModel.train_step` tells the update in order
+(prepare the batch, forward pass, losses, optimizer step) and calls these
+for its details. Every loss is a masked mean over valid steps in float32.
 
 Letters used in shapes: `B` rows, `T` steps per row, `N = B * T`.
 """
@@ -16,10 +18,7 @@ import tensorflow as tf
 
 from keras_gae._src import rollout_batch
 from keras_gae.ops import _checks
-from keras_gae.ops import kl
 from keras_gae.ops import masked
-from keras_gae.ops import policy_losses
-from keras_gae.ops import value_losses
 
 
 class PreparedBatch(NamedTuple):
@@ -55,6 +54,76 @@ class PreparedBatch(NamedTuple):
     count: tf.Tensor
     statistics: dict
     problems: tf.Tensor
+
+
+def batch_mask(batch: dict) -> Optional[tf.Tensor]:
+    """The batch's "mask" as a bool tensor, or None without one."""
+    mask = batch.get(rollout_batch.MASK)
+    if mask is None:
+        return None
+    return _checks.convert_flag(mask, 'batch["mask"]')
+
+
+def precomputed_targets(batch: dict, mask: Optional[tf.Tensor]) -> tuple:
+    """`(advantages, returns)` a batch carries (e.g. from `step_dataset`).
+
+    float32 advantages, zero at masked steps; the returns as given.
+    """
+    advantages = tf.cast(batch[rollout_batch.ADVANTAGE], tf.float32)
+    returns = _checks.convert_float(
+        batch[rollout_batch.RETURN], 'batch["return"]'
+    )
+    if mask is not None:
+        advantages = tf.where(mask, advantages, tf.zeros_like(advantages))
+    return advantages, returns
+
+
+def reference_log_probs(batch: dict) -> Optional[tf.Tensor]:
+    """The batch's float32 "ref_log_prob", or None without one."""
+    ref_log_probs = batch.get(rollout_batch.REF_LOG_PROB)
+    if ref_log_probs is None:
+        return None
+    ref_log_probs = _checks.convert_float(
+        ref_log_probs, 'batch["ref_log_prob"]'
+    )
+    return tf.cast(ref_log_probs, tf.float32)
+
+
+def check_values(values: tf.Tensor, critic: Any) -> None:
+    """Refuses critic outputs that are not one value per observation."""
+    if values.shape.rank is not None and values.shape.rank != 1:
+        raise ValueError(
+            "The critic must return one value per observation, [N] or "
+            f"[N, 1] for N observations, got shape {tuple(values.shape)} "
+            f"after dropping a trailing 1. Received: critic={critic!r}"
+        )
+
+
+def kl_coefficient(kl_coef: Any) -> tf.Tensor:
+    """The KL penalty's float32 coefficient: a float or a controller's."""
+    if isinstance(kl_coef, float):
+        return tf.constant(kl_coef, tf.float32)
+    return tf.cast(kl_coef.value, tf.float32)
+
+
+@tf.autograph.experimental.do_not_convert
+def update_kl_controller(
+    controller: Any, kl_penalty: tf.Tensor, count: tf.Tensor, weight: tf.Tensor
+) -> None:
+    """Feeds a KL controller the global batch's KL and number of steps.
+
+    Args:
+      controller: a `keras_gae.losses` KL controller.
+      kl_penalty: this replica's KL penalty (a masked mean).
+      count: this replica's number of valid steps.
+      weight: this replica's share of the global valid steps.
+    """
+    context = tf.distribute.get_replica_context()
+    if context.num_replicas_in_sync > 1:
+        kl_penalty, count = context.all_reduce(
+            tf.distribute.ReduceOp.SUM, [kl_penalty * weight, count]
+        )
+    controller.update(tf.stop_gradient(kl_penalty), count)
 
 
 def target_statistics(
@@ -104,34 +173,6 @@ def log_probs_and_entropy(
     return tf.reshape(log_probs, shape), tf.reshape(entropy, shape)
 
 
-def value_and_entropy_terms(
-    model: Any,
-    prepared: PreparedBatch,
-    values: tf.Tensor,
-    entropy: tf.Tensor,
-) -> dict:
-    """The value and entropy losses of `model`'s settings, and metrics."""
-    value_outputs = value_losses.value_loss(
-        values,
-        prepared.returns,
-        old_values=(
-            prepared.old_values if model.value_clip is not None else None
-        ),
-        clip_range=model.value_clip,
-        loss_type=model.value_loss_type,
-        huber_delta=model.huber_delta,
-        mask=prepared.mask,
-    )
-    entropy_loss = policy_losses.entropy_loss(entropy, mask=prepared.mask)
-    return {
-        "value_term": model.value_coef * value_outputs.loss
-        + model.entropy_coef * entropy_loss,
-        "value_loss": value_outputs.loss,
-        "entropy": -entropy_loss,
-        "value_clip_fraction": value_outputs.clip_fraction,
-    }
-
-
 def regularization_loss(losses: list) -> tf.Tensor:
     """The sum of a model's regularization losses, float32."""
     if not losses:
@@ -169,7 +210,7 @@ def replica_objective(results: dict, count: tf.Tensor) -> tuple:
 _FLAG_KEYS = (rollout_batch.TERMINATED, rollout_batch.TRUNCATED)
 
 
-def _nonbinary_flags(batch: dict) -> tf.Tensor:
+def nonbinary_flags(batch: dict) -> tf.Tensor:
     """The number of flag values other than 0 and 1 (float32).
 
     `convert_flag` asserts the same in a graph; XLA drops assertions, so
@@ -209,107 +250,6 @@ def checked_actions(
     if mask is not None:
         invalid = tf.logical_and(invalid, tf.reshape(mask, [-1]))
     return safe, tf.reduce_sum(tf.cast(invalid, tf.float32))
-
-
-@tf.autograph.experimental.do_not_convert
-def prepare_batch(model: Any, batch: dict, training: bool) -> PreparedBatch:
-    """Targets, statistics and time-merged inputs of a checked batch.
-
-    GAE runs with `model.compute_advantages` unless the batch carries
-    precomputed "advantage" and "return"; the advantages are normalized by
-    `model.advantage_normalization` when the model has one.
-    """
-    mask = batch.get(rollout_batch.MASK)
-    if mask is not None:
-        mask = _checks.convert_flag(mask, 'batch["mask"]')
-    if rollout_batch.ADVANTAGE in batch:
-        advantages = tf.cast(batch[rollout_batch.ADVANTAGE], tf.float32)
-        returns = _checks.convert_float(
-            batch[rollout_batch.RETURN], 'batch["return"]'
-        )
-        if mask is not None:
-            advantages = tf.where(mask, advantages, tf.zeros_like(advantages))
-    else:
-        advantages, returns = model.compute_advantages(batch)
-    advantages = tf.stop_gradient(tf.cast(advantages, tf.float32))
-    returns = tf.stop_gradient(tf.cast(returns, tf.float32))
-    old_values = tf.cast(batch[rollout_batch.VALUE], tf.float32)
-    statistics = target_statistics(advantages, returns, old_values, mask)
-    if model.advantage_normalization is not None:
-        advantages = model.advantage_normalization(
-            advantages, mask=mask, training=training
-        )
-    ref_log_probs = batch.get(rollout_batch.REF_LOG_PROB)
-    if ref_log_probs is not None:
-        ref_log_probs = _checks.convert_float(
-            ref_log_probs, 'batch["ref_log_prob"]'
-        )
-        ref_log_probs = tf.cast(ref_log_probs, tf.float32)
-    actions, bad_actions = checked_actions(
-        getattr(model, "policy_head", None),
-        merge_time(tf.convert_to_tensor(batch[rollout_batch.ACTION])),
-        mask,
-    )
-    return PreparedBatch(
-        observations=model._network_inputs(batch[rollout_batch.OBSERVATION]),
-        actions=actions,
-        advantages=advantages,
-        returns=returns,
-        old_values=old_values,
-        old_log_probs=tf.cast(batch[rollout_batch.LOG_PROB], tf.float32),
-        ref_log_probs=ref_log_probs,
-        mask=mask,
-        count=valid_count(advantages, mask),
-        statistics=statistics,
-        problems=tf.stack([bad_actions, _nonbinary_flags(batch)]),
-    )
-
-
-@tf.autograph.experimental.do_not_convert
-def loss_terms(
-    model: Any, prepared: PreparedBatch, params: tf.Tensor, values: tf.Tensor
-) -> dict:
-    """`model`'s losses and metrics on this replica (float32 masked means).
-
-    "loss" includes the regularization losses, also returned alone under
-    "regularization". The policy loss is `model._policy_loss`'s.
-    """
-    if values.shape.rank is not None and values.shape.rank != 1:
-        raise ValueError(
-            "The critic must return one value per observation, [N] or "
-            f"[N, 1] for N observations, got shape {tuple(values.shape)} "
-            f"after dropping a trailing 1. Received: critic={model.critic!r}"
-        )
-    shape = tf.shape(prepared.advantages)
-    log_probs, entropy = log_probs_and_entropy(
-        model.distribution(params), prepared.actions, shape
-    )
-    results = model._policy_loss(
-        log_probs, prepared.old_log_probs, prepared.advantages, prepared.mask
-    )
-    terms = value_and_entropy_terms(
-        model, prepared, tf.reshape(values, shape), entropy
-    )
-    loss = results["policy_loss"] + terms.pop("value_term")
-    results.update(prepared.statistics)
-    results.update(terms)
-    if model.kl_coef is not None:
-        ref_log_probs = prepared.ref_log_probs
-        if ref_log_probs is None:
-            ref_log_probs = prepared.old_log_probs
-        kl_penalty = kl.kl_penalty_loss(
-            log_probs,
-            ref_log_probs,
-            estimator=model.kl_estimator,
-            mask=prepared.mask,
-        )
-        coefficient = model._kl_coefficient()
-        loss += coefficient * kl_penalty
-        results.update(kl_penalty=kl_penalty, kl_coef=coefficient)
-    regularization = regularization_loss(model.losses)
-    results["loss"] = loss + regularization
-    results["regularization"] = regularization
-    return results
 
 
 def merged_observations(observations: Any) -> Any:

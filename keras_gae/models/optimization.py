@@ -19,6 +19,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_gae._src import private_apis
+
 
 def _all_finite(tensors: list) -> tf.Tensor:
     # Integer tensors (the optimizer's iteration count) are always finite.
@@ -53,20 +55,19 @@ class _Unwrapped:
 
 
 def _restore(state: list, saved: list) -> None:
-    """Assigns `saved` back to the variables `state` (any context)."""
+    """Assigns `saved` back to the variables `state`.
 
-    def restore(distribution, state, saved):
-        for variable, value in zip(state, saved):
-            distribution.extended.update(
-                variable.value,
-                lambda v, x: v.assign(x),
-                args=(value,),
-                group=False,
-            )
-
-    tf.__internal__.distribute.interim.maybe_merge_call(
-        restore, tf.distribute.get_strategy(), state, saved
-    )
+    Runs where the strategy needs no `merge_call` (`_apply_checked`), so
+    each replica updates its own copies directly.
+    """
+    distribution = tf.distribute.get_strategy()
+    for variable, value in zip(state, saved):
+        distribution.extended.update(
+            variable.value,
+            lambda v, x: v.assign(x),
+            args=(value,),
+            group=False,
+        )
 
 
 def _apply_checked(
@@ -132,7 +133,7 @@ def _apply_if(
     def apply(grads, wrapped):
         optimizer.apply(grads, wrapped.value)
 
-    if tf.__internal__.distribute.strategy_supports_no_merge_call():
+    if private_apis.strategy_supports_no_merge_call():
         state = list(variables) + list(optimizer.variables)
         return _apply_checked(optimizer, should_apply, state, grads, variables)
 

@@ -24,8 +24,20 @@ class PPOModel(ActorCriticModel):
 
     and optionally the dual clip max(L_t, c * A_t) for A_t < 0 (Ye et al.
     2020, arXiv:1912.09729); see `keras_gae.ops.policy_losses.ppo_clip_loss`.
-    Everything else (GAE, value and entropy losses, metrics, distribution,
-    mixed precision, the non-finite guard) is `ActorCriticModel`'s.
+
+    One update (`ActorCriticModel.train_step`, shared with A2C):
+
+    1. prepare the batch (`_prepare`): GAE advantages and returns, their
+       statistics, the normalized advantages, time merged into the batch;
+    2. forward pass: `params, values = self(observations)`;
+    3. losses (`_loss_terms`): `_policy_loss` below, plus value_coef times
+       the value loss and entropy_coef times the entropy loss (and the KL
+       penalty), masked means over valid steps;
+    4. optimizer step (`optimization.guarded_update`): gradients summed
+       over replicas, clipped to `max_grad_norm`, applied when finite.
+
+    Metrics, distribution, mixed precision and the non-finite guard are
+    `ActorCriticModel`'s.
 
     `fit` over a dataset of rollout batches runs one gradient step per
     element; with `keras_gae.models.rollout_dataset(batch,

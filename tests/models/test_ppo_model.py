@@ -8,6 +8,8 @@ value loss, the entropy bonus, and the update of plain SGD with global-norm
 clipping, its gradient taken by central finite differences.
 """
 
+import os
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -427,6 +429,25 @@ class PPOTrainStepTest(tf.test.TestCase, parameterized.TestCase):
 
 
 class PPOConfigTest(tf.test.TestCase, parameterized.TestCase):
+    def test_checkpoint_holds_training_state_not_metrics(self):
+        model = linear_model()
+        model.compile(optimizer=keras.optimizers.Adam(1e-2))
+        fit_one_step(model, random_batch())
+        self.assertGreater(float(np.sum(model._trackers.totals)), 0.0)
+        path = tf.train.Checkpoint(model=model).write(
+            os.path.join(self.get_temp_dir(), "ckpt")
+        )
+        names = [name for name, _ in tf.train.list_variables(path)]
+        # The weights and the optimizer's state are saved; the metric
+        # totals and the failure counters are not.
+        self.assertLen(
+            [name for name in names if "VARIABLE_VALUE" in name],
+            len(model.trainable_variables) + len(model.optimizer.variables),
+        )
+        self.assertFalse(
+            [n for n in names if "_trackers" in n or "_failures" in n]
+        )
+
     def test_get_config_round_trip(self):
         model = linear_model(
             gamma=0.95,

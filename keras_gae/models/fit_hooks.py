@@ -1,10 +1,10 @@
-"""The rollout-batch training step of `ActorCriticModel`, and its guard.
+"""How `ActorCriticModel` plugs its update into Keras' `fit`.
 
-`RolloutTraining` holds what `fit` runs: `train_step` and `test_step` on one
-rollout batch, the non-finite-loss guard around Keras' train function, and
-the symbolic build Keras performs under a distribution strategy. The
-model class supplies the networks, the GAE layer, the advantage
-normalization, the hyperparameters and the policy loss.
+`FitHooks` holds the Keras side of training, not the update itself
+(`ActorCriticModel.train_step` tells that): the metric trackers, the
+check of each rollout batch, the non-finite-step guard around Keras' train
+function, `fit`'s shuffle default, and the symbolic build Keras performs
+under a distribution strategy.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import keras
 import tensorflow as tf
 
 from keras_gae._src import rollout_batch
-from keras_gae.models import objective
 from keras_gae.models import optimization
 
 
@@ -26,11 +25,22 @@ def _first_replica(value: Any) -> Any:
     return value
 
 
-def _multi_worker(strategy: Any) -> bool:
-    return (
-        isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-        and strategy.extended._in_multi_worker_mode()
-    )
+def multi_worker(strategy: Any) -> bool:
+    """Whether `strategy` is a MultiWorkerMirroredStrategy over >1 worker.
+
+    Read from its public cluster resolver as the strategy counts its
+    workers: an empty cluster is one local worker; an evaluator counts
+    the evaluators, any other task the chief and the workers.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    resolver = strategy.cluster_resolver
+    jobs = resolver.cluster_spec().as_dict()
+    if resolver.task_type == "evaluator":
+        count = len(jobs.get("evaluator", []))
+    else:
+        count = len(jobs.get("chief", [])) + len(jobs.get("worker", []))
+    return count > 1
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -88,13 +98,37 @@ _NONFINITE, _INVALID_ACTIONS, _NONBINARY = range(3)
 _FAILURE_NAMES = ("nonfinite_steps", "invalid_actions", "nonbinary_flags")
 
 
-class RolloutTraining:
-    """Mixin of `ActorCriticModel`: training on rollout batches."""
+class FitHooks:
+    """Mixin of `ActorCriticModel`: the Keras side of `fit`.
 
-    @tf.__internal__.tracking.no_automatic_dependency_tracking
+    Metrics (means reset every epoch, each step weighted by its number of
+    valid steps, masked steps left out): "loss", "policy_loss",
+    "value_loss", "entropy", "approx_kl" (k3 estimate of KL(pi_old ||
+    pi)), "clip_fraction" (PPO), "value_clip_fraction",
+    "explained_variance", "advantage_mean" and "advantage_std" (before
+    normalization), and with a KL penalty "kl_penalty" and "kl_coef".
+
+    Mixed precision: build the networks and the model under a
+    `mixed_float16` (or `mixed_bfloat16`) global policy; GAE,
+    normalization, distributions and losses stay in float32. Under
+    `mixed_float16`, `compile` wraps the optimizer in Keras'
+    LossScaleOptimizer and the step scales the loss; steps whose scaled
+    gradients overflow are skipped by the loss scale as usual and do not
+    count as failures.
+
+    Non-finite losses: a step whose loss (or, without loss scaling, a
+    gradient) is NaN or Inf applies no update, nor does any later step of
+    the same execution (`steps_per_execution`); `fit` (and
+    `train_on_batch`) then raises `NonFiniteLossError` before any callback
+    sees the step, so the weights, the optimizer state and the files of
+    `ModelCheckpoint` are those from before the failing step. The check
+    uses no graph assertion, so it works with `jit_compile=True`.
+    """
+
     def _create_trackers(self) -> None:
-        # Kept out of TensorFlow checkpoints: metric state is not training
-        # state. `metrics` lists them for Keras to reset.
+        # Keras metrics are not TensorFlow trackables, so their state stays
+        # out of checkpoints (it is not training state); `metrics` lists
+        # them for Keras to reset.
         self._trackers = _ScalarTotals(
             self.metric_names, mean=True, name="rollout_metrics"
         )
@@ -136,39 +170,21 @@ class RolloutTraining:
             data, has_kl_penalty=self.kl_coef is not None
         )
 
-    def _prepare(self, batch: dict, training: bool) -> objective.PreparedBatch:
-        """Targets, statistics and time-merged inputs of a checked batch."""
-        return objective.prepare_batch(self, batch, training)
+    def _halted(self) -> tf.Tensor:
+        """Whether an earlier step of this execution failed or was refused."""
+        return tf.reduce_sum(self._failures.values()) > 0
 
-    def _kl_coefficient(self) -> tf.Tensor:
-        if isinstance(self.kl_coef, float):
-            return tf.constant(self.kl_coef, tf.float32)
-        return tf.cast(self.kl_coef.value, tf.float32)
-
-    def _loss_terms(
-        self,
-        prepared: objective.PreparedBatch,
-        params: tf.Tensor,
-        values: tf.Tensor,
-    ) -> dict:
-        """The losses and metrics on this replica (masked means, float32).
-
-        "loss" includes the regularization losses, also returned alone
-        under "regularization".
-        """
-        return objective.loss_terms(self, prepared, params, values)
-
-    @tf.autograph.experimental.do_not_convert
-    def _update_kl_controller(
-        self, kl_penalty: tf.Tensor, count: tf.Tensor, weight: tf.Tensor
-    ) -> None:
-        """Feeds the controller the global batch's KL and number of steps."""
-        context = tf.distribute.get_replica_context()
-        if context.num_replicas_in_sync > 1:
-            kl_penalty, count = context.all_reduce(
-                tf.distribute.ReduceOp.SUM, [kl_penalty * weight, count]
+    def _record_failures(self, finite: tf.Tensor, problems: tf.Tensor) -> None:
+        """Counts a non-finite step and the global batch's refused inputs."""
+        self._failures.update_state(
+            tf.stack(
+                [
+                    tf.cast(tf.logical_not(finite), tf.float32),
+                    problems[0],
+                    problems[1],
+                ]
             )
-        self.kl_coef.update(tf.stop_gradient(kl_penalty), count)
+        )
 
     @tf.autograph.experimental.do_not_convert
     def _update_trackers(self, results: dict, count: tf.Tensor) -> dict:
@@ -189,55 +205,11 @@ class RolloutTraining:
             count = sums[-1]
         self._trackers.update_state(values, count)
         logs = self._trackers.result()
-        if _multi_worker(self.distribute_strategy):
+        if multi_worker(self.distribute_strategy):
             # Keras reduces each log across workers with
             # `strategy.reduce("MEAN", log, axis=0)`, which needs an axis.
             logs = {name: log[tf.newaxis] for name, log in logs.items()}
         return logs
-
-    def train_step(self, data: Any) -> dict:
-        """One gradient step on one rollout batch; returns the metrics."""
-        batch = self._check_batch(data)
-        halted = tf.reduce_sum(self._failures.values()) > 0
-        prepared = self._prepare(batch, training=True)
-        with tf.GradientTape() as tape:
-            params, values = self(prepared.observations, training=True)
-            results = self._loss_terms(prepared, params, values)
-            loss, weight = objective.replica_objective(results, prepared.count)
-            tape_loss = optimization.scaled_loss(self.optimizer, loss)
-        finite, problems = optimization.guarded_update(
-            self.optimizer,
-            tape,
-            self.trainable_variables,
-            loss,
-            tape_loss,
-            halted,
-            self.max_grad_norm,
-            prepared.count,
-            prepared.problems,
-        )
-        self._failures.update_state(
-            tf.stack(
-                [
-                    tf.cast(tf.logical_not(finite), tf.float32),
-                    problems[0],
-                    problems[1],
-                ]
-            )
-        )
-        if self.kl_coef is not None and not isinstance(self.kl_coef, float):
-            self._update_kl_controller(
-                results["kl_penalty"], prepared.count, weight
-            )
-        return self._update_trackers(results, prepared.count)
-
-    def test_step(self, data: Any) -> dict:
-        """The losses and metrics of one rollout batch, without an update."""
-        batch = self._check_batch(data)
-        prepared = self._prepare(batch, training=False)
-        params, values = self(prepared.observations, training=False)
-        results = self._loss_terms(prepared, params, values)
-        return self._update_trackers(results, prepared.count)
 
     def fit(self, *args, **kwargs) -> keras.callbacks.History:
         """Keras' `fit`, with `shuffle` False by default for datasets.
@@ -318,9 +290,13 @@ class RolloutTraining:
     def _maybe_symbolic_build(
         self, iterator: Any = None, data_batch: Any = None
     ):
-        # Keras' version reduces the first distributed element with MEAN
-        # to find its shapes, which fails on the bool tensors of a rollout
-        # batch ("terminated", "mask"); one replica's part has the shapes.
+        # A private Keras hook (keras_gae/_src/private_apis.py says why).
+        # Under a distribution strategy Keras builds the model before the
+        # first step by calling it symbolically on the first element of
+        # the data, which it finds by reducing the distributed element with
+        # MEAN; that fails on the bool tensors of a rollout batch
+        # ("terminated", "mask"), and one replica's part has the shapes.
+        # The networks see `_network_inputs(observations)` of it.
         if self._distribute_strategy is None:
             return
         if iterator is not None:
@@ -329,26 +305,15 @@ class RolloutTraining:
                     _first_replica, next(elements)
                 )
                 break
-        with self.distribute_strategy.scope():
-            self._symbolic_build(data_batch=data_batch)
-
-    def _network_inputs(self, observations: Any) -> Any:
-        """What the networks see of a batch's `[B, T, ...]` observations.
-
-        Here time merged into the batch, `[N, ...]` (a nest allowed).
-        """
-        return objective.merged_observations(observations)
-
-    def _symbolic_build(self, iterator: Any = None, data_batch: Any = None):
-        # Under a distribution strategy Keras builds the model before the
-        # first step by calling it symbolically on the first element of the
-        # data. Here that element is a rollout batch, of which the networks
-        # see `_network_inputs(observations)`.
         batch = data_batch
         if isinstance(batch, tuple) and batch:
             batch = batch[0]
-        if isinstance(batch, Mapping) and rollout_batch.OBSERVATION in batch:
-            data_batch = (
-                self._network_inputs(batch[rollout_batch.OBSERVATION]),
-            )
-        super()._symbolic_build(iterator=iterator, data_batch=data_batch)
+        with self.distribute_strategy.scope():
+            if (
+                isinstance(batch, Mapping)
+                and rollout_batch.OBSERVATION in batch
+            ):
+                data_batch = (
+                    self._network_inputs(batch[rollout_batch.OBSERVATION]),
+                )
+            super()._symbolic_build(data_batch=data_batch)
