@@ -8,10 +8,10 @@ import tensorflow as tf
 
 from keras_gae import lm
 from keras_gae.distributed import generation_workers
-from keras_gae.distributed import ray_runtime
+from tests.distributed import shared_cluster
 from tests.lm import keras_hub_models as khm
 
-# One Ray cluster per pytest-xdist worker (`--dist loadgroup`).
+# The package's one Ray cluster, on the pytest-xdist worker of the group.
 pytestmark = pytest.mark.xdist_group("ray")
 
 PAD = 0
@@ -31,15 +31,22 @@ SETTINGS = dict(
 
 
 class GenerationWorkersTest(tf.test.TestCase):
+    # One pair of workers serves the tests (each process imports
+    # TensorFlow and keras-hub: seconds).
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls._cluster = ray_runtime.ray_cluster(num_cpus=2)
-        cls._cluster.__enter__()
+        shared_cluster.start()
+        cls.workers = generation_workers.GenerationWorkers(
+            build_policy, num_workers=2
+        )
+        # Before any test sends weights: the round the workers decode
+        # with the policy their builder made.
+        cls.first_round = cls.workers.generate(PROMPTS, **SETTINGS)
 
     @classmethod
     def tearDownClass(cls):
-        cls._cluster.__exit__(None, None, None)
+        cls.workers.shutdown()
         super().tearDownClass()
 
     def assert_same_outputs(self, got, want):
@@ -55,16 +62,13 @@ class GenerationWorkersTest(tf.test.TestCase):
     def test_greedy_worker_generation_equals_one_process(self):
         own = build_policy(seed=0)
         trained = build_policy(seed=1)
-        with generation_workers.GenerationWorkers(
-            build_policy, num_workers=2
-        ) as workers:
-            # Round 1 keeps the workers' own weights; round 2 sends others.
-            first = workers.generate(PROMPTS, **SETTINGS)
-            second = workers.generate(
-                PROMPTS, weights=trained.get_weights(), **SETTINGS
-            )
-            with self.assertRaisesRegex(ValueError, "top_k"):
-                workers.generate(PROMPTS, max_new_tokens=2, top_k=99)
+        # Round 1 kept the workers' own weights; round 2 sends others.
+        first = self.first_round
+        second = self.workers.generate(
+            PROMPTS, weights=trained.get_weights(), **SETTINGS
+        )
+        with self.assertRaisesRegex(ValueError, "top_k"):
+            self.workers.generate(PROMPTS, max_new_tokens=2, top_k=99)
         self.assert_same_outputs(first, lm.generate(own, PROMPTS, **SETTINGS))
         self.assert_same_outputs(
             second, lm.generate(trained, PROMPTS, **SETTINGS)
@@ -88,13 +92,11 @@ class GenerationWorkersTest(tf.test.TestCase):
             return np.mean(np.where(mask, tokens % 2, 0), axis=1)
 
         settings = dict(max_new_tokens=6, top_k=1, num_samples=2)
-        # The workers start from other weights: collect sends the network's.
-        with generation_workers.GenerationWorkers(
-            build_policy, num_workers=2
-        ) as workers:
-            remote = model.collect(
-                PROMPTS, score, generation_workers=workers, **settings
-            )
+        # The workers hold other weights (their builder's, or the other
+        # test's, seed 1 in a fresh model): collect sends the network's.
+        remote = model.collect(
+            PROMPTS, score, generation_workers=self.workers, **settings
+        )
         local = model.collect(PROMPTS, score, **settings)
         for name in local.batch:
             self.assertAllClose(

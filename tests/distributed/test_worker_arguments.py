@@ -11,8 +11,12 @@ from keras_gae.distributed import RolloutWorkers
 from keras_gae.distributed import ray_runtime
 from tests.distributed import worker_fixtures
 
-# With the other Ray tests: one of them asserts Ray is not running.
-pytestmark = pytest.mark.xdist_group("ray")
+# With the other Ray tests, after them and without their cluster: these
+# assert Ray is not running (tests/distributed/conftest.py).
+pytestmark = [
+    pytest.mark.xdist_group("ray"),
+    pytest.mark.usefixtures("ray_stopped"),
+]
 
 
 def _workers(**overrides):
