@@ -22,7 +22,6 @@ import numpy as np
 import tensorflow as tf
 
 from keras_gae.distributed import _actor_calls
-from keras_gae.distributed import ray_runtime
 from keras_gae.lm import generation
 from keras_gae.ops import _checks
 
@@ -47,7 +46,7 @@ class _GenerationWorker:
         }
 
 
-class GenerationWorkers:
+class GenerationWorkers(_actor_calls.ActorGroup):
     """N Ray actors sampling from copies of a causal LM policy.
 
     Worker i builds its policy with `builder()` in its own process (Keras
@@ -120,20 +119,18 @@ class GenerationWorkers:
         num_gpus: float = 0,
         timeout_s: float = 600.0,
     ):
-        self.num_workers = _actor_calls.check_actor_options(
+        super().__init__(
+            _GenerationWorker,
             builder,
             num_workers,
-            "num_workers",
+            count_name="num_workers",
+            label="GenerationWorkers: worker",
             num_cpus=num_cpus,
             num_gpus=num_gpus,
             timeout_s=timeout_s,
+            actor_args=(builder,),
         )
-        self._timeout_s = float(timeout_s)
-        self._ray = ray_runtime.import_ray()
-        actor = self._ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(
-            _GenerationWorker
-        )
-        self._workers = [actor.remote(builder) for _ in range(self.num_workers)]
+        self.num_workers = self._num_actors
         self._version = 0
 
     def generate(
@@ -203,7 +200,7 @@ class GenerationWorkers:
             weights_ref = self._ray.put([np.asarray(w) for w in weights])
         refs, indices = [], []
         shares = np.array_split(np.arange(tokens.shape[0]), self.num_workers)
-        for index, (worker, rows) in enumerate(zip(self._workers, shares)):
+        for index, (worker, rows) in enumerate(zip(self._actors, shares)):
             if not len(rows):
                 continue
             prompts = dict(
@@ -220,7 +217,7 @@ class GenerationWorkers:
                 )
             )
             indices.append(index)
-        results = self._get(refs, indices)
+        results = self._gather(refs, "generating", indices)
         if weights is not None:
             stale = [
                 i for i, (v, _) in zip(indices, results) if v != self._version
@@ -239,28 +236,3 @@ class GenerationWorkers:
                 for name in generation.GenerationOutputs._fields
             }
         )
-
-    def _get(self, refs: list, indices: list) -> list:
-        names = [
-            f"GenerationWorkers: worker {i} of {self.num_workers}"
-            for i in indices
-        ]
-        return _actor_calls.gather(
-            self._ray,
-            refs,
-            names,
-            timeout_s=self._timeout_s,
-            doing="generating",
-        )
-
-    def shutdown(self) -> None:
-        """Ends the worker processes (idempotent)."""
-        for worker in self._workers:
-            self._ray.kill(worker)
-        self._workers = []
-
-    def __enter__(self) -> GenerationWorkers:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.shutdown()

@@ -127,7 +127,7 @@ class _Learner:
         self.model.set_weights(weights)
 
 
-class LearnerGroup:
+class LearnerGroup(_actor_calls.ActorGroup):
     """N learner processes (Ray actors) training one model as one learner.
 
     Learner i is a Ray actor that sets `TF_CONFIG` (worker i of the N, at a
@@ -183,29 +183,28 @@ class LearnerGroup:
         num_gpus: float = 0,
         timeout_s: float = 600.0,
     ):
-        self.num_learners = _actor_calls.check_actor_options(
+        super().__init__(
+            _Learner,
             builder,
             num_learners,
-            "num_learners",
+            count_name="num_learners",
+            label="LearnerGroup: learner",
             num_cpus=num_cpus,
             num_gpus=num_gpus,
             timeout_s=timeout_s,
         )
-        self._timeout_s = float(timeout_s)
-        self._ray = ray_runtime.import_ray()
-        actor = self._ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(_Learner)
-        self._learners = [actor.remote() for _ in range(self.num_learners)]
+        self.num_learners = self._num_actors
         try:
-            cluster = self._get(
-                [learner.address.remote() for learner in self._learners],
+            cluster = self._gather(
+                [learner.address.remote() for learner in self._actors],
                 "starting",
             )
             # All start at once: the strategy's first collectives (the
             # variables' initial values) need every learner.
-            replicas = self._get(
+            replicas = self._gather(
                 [
                     learner.start.remote(cluster, index, builder)
-                    for index, learner in enumerate(self._learners)
+                    for index, learner in enumerate(self._actors)
                 ],
                 "building the model",
             )
@@ -213,15 +212,6 @@ class LearnerGroup:
             self.shutdown()
             raise
         self.num_replicas = replicas[0]
-
-    def _get(self, refs: list, doing: str) -> list:
-        names = [
-            f"LearnerGroup: learner {i} of {self.num_learners}"
-            for i in range(len(refs))
-        ]
-        return _actor_calls.gather(
-            self._ray, refs, names, timeout_s=self._timeout_s, doing=doing
-        )
 
     def fit(
         self,
@@ -295,30 +285,19 @@ class LearnerGroup:
                 share,
                 epochs * num_minibatches,
             )
-            for index, learner in enumerate(self._learners)
+            for index, learner in enumerate(self._actors)
         ]
-        return self._get(refs, "training")[0]
+        return self._gather(refs, "training")[0]
 
     def get_weights(self) -> list:
         """The model's weights (equal on every learner), numpy arrays."""
-        return self._get([self._learners[0].get_weights.remote()], "reading")[0]
+        ref = self._actors[0].get_weights.remote()
+        return self._gather([ref], "reading")[0]
 
     def set_weights(self, weights: list) -> None:
         """Sets the model's weights on every learner (sent once)."""
         ref = self._ray.put(list(weights))
-        self._get(
-            [learner.set_weights.remote(ref) for learner in self._learners],
+        self._gather(
+            [learner.set_weights.remote(ref) for learner in self._actors],
             "setting the weights",
         )
-
-    def shutdown(self) -> None:
-        """Ends the learner processes (idempotent)."""
-        for learner in self._learners:
-            self._ray.kill(learner)
-        self._learners = []
-
-    def __enter__(self) -> LearnerGroup:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.shutdown()

@@ -8,12 +8,12 @@ import pytest
 import tensorflow as tf
 
 from keras_gae.distributed import learner_group
-from keras_gae.distributed import ray_runtime
 from keras_gae.models import PPOModel
 from keras_gae.models import rollout_dataset
+from tests.distributed import shared_cluster
 from tests.models import test_ppo_model
 
-# One Ray cluster per pytest-xdist worker (`--dist loadgroup`).
+# The package's one Ray cluster, on the pytest-xdist worker of the group.
 pytestmark = pytest.mark.xdist_group("ray")
 
 ROWS = 8
@@ -38,13 +38,7 @@ class LearnerGroupTest(tf.test.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls._cluster = ray_runtime.ray_cluster(num_cpus=2)
-        cls._cluster.__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls._cluster.__exit__(None, None, None)
-        super().tearDownClass()
+        shared_cluster.start()
 
     def test_two_learners_equal_one_learner_on_the_global_batch(self):
         batch = test_ppo_model.random_batch(seed=31, rows=ROWS)
@@ -79,8 +73,8 @@ class LearnerGroupTest(tf.test.TestCase):
             )
             got = group.get_weights()
             every = [
-                group._get([learner.get_weights.remote()], "reading")[0]
-                for learner in group._learners
+                group._gather([learner.get_weights.remote()], "reading")[0]
+                for learner in group._actors
             ]
         self.assertIn("loss", metrics)
         self.assertTrue(np.all(np.isfinite(list(metrics.values()))))
