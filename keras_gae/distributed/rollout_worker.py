@@ -65,9 +65,11 @@ def worker_seed(
 
 def reward_normalization_of(model: Any) -> Any:
     """The model's `RewardNormalization` (attached), or None."""
-    from keras_gae.agents import normalization
+    from keras_gae.agents import reward_normalization
 
-    return getattr(model, normalization.REWARD_NORMALIZATION_ATTRIBUTE, None)
+    return getattr(
+        model, reward_normalization.REWARD_NORMALIZATION_ATTRIBUTE, None
+    )
 
 
 def policy_variables(model: Any) -> List[Any]:
@@ -150,7 +152,7 @@ class RolloutWorker:
         import tensorflow as tf
 
         from keras_gae import agents
-        from keras_gae.agents.collection import RolloutCollector
+        from keras_gae.agents.rollout_collector import RolloutCollector
 
         if self._env is not None:
             self._env.close()

@@ -3,19 +3,15 @@
 Each worker sees a share of the round's data; the learner needs the
 statistics of all of it. `merge_moments` combines the workers' `Moments`
 (count, mean and population variance of their rows) with the parallel
-update of Chan, Golub and LeVeque (1979), the one rule
-`keras_gae.agents.normalization.combine_moments` defines:
-
-    n = n_a + n_b,  delta = mean_b - mean_a,
-    mean = mean_a + delta * n_b / n,
-    var = (var_a * n_a + var_b * n_b + delta^2 * n_a * n_b / n) / n,
-
-which gives the moments of the concatenated rows exactly (up to rounding,
-in float64 here). The learner absorbs the merged moments into its own
-statistics (`RewardNormalization.absorb_moments` for the returns) and
-broadcasts them with the weights. Observation statistics need no message
-of their own: the observations come back in the rollout batches, and the
-learner updates its `ObservationNormalization` layers from the
+update of Chan, Golub and LeVeque (1979), keras_gae's one running-moments
+rule (`keras_gae._src.running_moments.combine_moments`, which the
+normalization layers update their own statistics with too): the moments
+of the concatenated rows, up to rounding (in float64 here). The learner
+absorbs the merged moments into its own statistics
+(`RewardNormalization.absorb_moments` for the returns) and broadcasts
+them with the weights. Observation statistics need no message of their
+own: the observations come back in the rollout batches, and the learner
+updates its `ObservationNormalization` layers from the
 concatenated batch, the same update, on the same rows, as one process.
 """
 
@@ -26,6 +22,8 @@ from typing import NamedTuple
 from typing import Sequence
 
 import numpy as np
+
+from keras_gae._src.running_moments import combine_moments
 
 
 class Moments(NamedTuple):
@@ -58,8 +56,6 @@ def merge_moments(parts: Sequence[Moments]) -> Moments:
     Raises:
       ValueError: no parts.
     """
-    from keras_gae.agents.normalization import combine_moments
-
     if not parts:
         raise ValueError(
             f"`parts` must hold at least one Moments. Received: parts={parts!r}"

@@ -1,6 +1,7 @@
-"""Tests for keras_gae/agents/normalization.py: the observation and reward
-normalization layers, and the observation statistics in the collect-and-fit
-loop (keras_gae/agents/collection.py).
+"""Tests for keras_gae/agents/observation_normalization.py and
+reward_normalization.py (their running moments: keras_gae/_src/
+running_moments.py), and the observation statistics in the collect-and-fit
+loop (keras_gae/agents/rollout_collector.py).
 
 The documented rule: at the start of every collection but the first, each
 `ObservationNormalization` of the model takes in the previous rollout's
