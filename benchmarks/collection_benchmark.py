@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_gae.agents as agents  # noqa: E402
-from keras_gae.agents.collection import RolloutCollector  # noqa: E402
+from keras_gae.agents.rollout_collector import RolloutCollector  # noqa: E402
 from keras_gae.models import PPOModel  # noqa: E402
 
 

@@ -47,7 +47,7 @@ import numpy as np  # noqa: E402
 
 from keras_gae import agents  # noqa: E402
 from keras_gae import distributed  # noqa: E402
-from keras_gae.agents.collection import RolloutCollector  # noqa: E402
+from keras_gae.agents.rollout_collector import RolloutCollector  # noqa: E402
 from keras_gae.distributed import rollout_worker  # noqa: E402
 from keras_gae.distributed.generation_workers import GenerationWorkers  # noqa: E402
 

@@ -3,7 +3,7 @@
 `OnPolicyTrainer` (`keras_gae.agents.trainer`) trains a compiled keras_gae
 `ActorCriticModel` (`PPOModel`, `A2CModel`) on a batched tf-agents
 environment; `train(...)` builds one and runs it. Collection lives in
-`keras_gae.agents.collection`, the episode statistics in
+`keras_gae.agents.rollout_collector`, the episode statistics in
 `keras_gae.agents.episode_statistics`, checkpoints in
 `keras_gae.agents.checkpointing`. Letters: `B` environments (the
 environment's batch size), `T` the rollout length (driver iterations per

@@ -35,8 +35,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_gae._src import rollout_batch as rb
-from keras_gae.agents.collection import statistics_layers
 from keras_gae.agents.episode_statistics import EpisodeStatistics
+from keras_gae.agents.rollout_collector import statistics_layers
 from keras_gae.distributed.rollout_worker import policy_variables
 from keras_gae.distributed.rollout_worker import reward_normalization_of
 from keras_gae.distributed.running_statistics import Moments

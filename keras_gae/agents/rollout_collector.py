@@ -4,13 +4,18 @@
 `KerasPolicy` of a keras_gae model and returns each rollout as a rollout
 batch `[B, T]` (`B` environments, `T` rows each), bootstrapped from the
 value of the driver's final time step. It only collects; learning from the
-batches is the model's (`keras_gae.agents.trainer`).
+batches is the model's (`keras_gae.agents.trainer`). `collector_for` picks
+the collector of what `OnPolicyTrainer` is given: a `RolloutCollector` for
+a tf-agents environment, or the one a `CollectorFactory` (rollout workers)
+makes.
 """
 
 from __future__ import annotations
 
 from typing import Any
 from typing import Dict
+from typing import Protocol
+from typing import runtime_checkable
 
 import tensorflow as tf
 from tf_agents.drivers import dynamic_step_driver
@@ -18,8 +23,9 @@ from tf_agents.environments import tf_environment
 from tf_agents.replay_buffers import tf_uniform_replay_buffer
 from tf_agents.utils import common
 
+from keras_gae._src import private_apis
 from keras_gae._src import rollout_batch as rb
-from keras_gae.agents import normalization
+from keras_gae.agents import reward_normalization
 from keras_gae.agents.episode_statistics import EpisodeStatistics
 from keras_gae.agents.policy import LOG_PROB_KEY
 from keras_gae.agents.policy import VALUE_KEY
@@ -59,6 +65,10 @@ class RolloutCollector:
       ValueError: `env` not batched or of unknown batch size.
     """
 
+    # Rollout workers' per-worker state, which the loop checkpoints;
+    # collection in this process has none.
+    worker_state = None
+
     def __init__(
         self,
         model: ActorCriticModel,
@@ -84,13 +94,13 @@ class RolloutCollector:
         self._rollout_length = rollout_length
         # Layers with running observation statistics (`update_statistics`),
         # and the model's reward normalization, if any
-        # (keras_gae.agents.normalization).
+        # (keras_gae.agents.reward_normalization).
         self._statistics_layers = []
         self._reward_normalization = None
         if update_statistics:
             self._statistics_layers = statistics_layers(model)
             self._reward_normalization = getattr(
-                model, normalization.REWARD_NORMALIZATION_ATTRIBUTE, None
+                model, reward_normalization.REWARD_NORMALIZATION_ATTRIBUTE, None
             )
         self.batch_size = int(env.batch_size)
         self.policy = KerasPolicy(
@@ -159,10 +169,22 @@ class RolloutCollector:
         return batch
 
     def _gather(self) -> Any:
-        # `gather_all` is deprecated in favour of `as_dataset`, which reads
-        # the same rows back through a tf.data pipeline; this is the
-        # undeprecated body of `gather_all`: the whole buffer, [B, T].
-        return self.replay_buffer._gather_all()
+        # The whole buffer, [B, T], in order: the one element of tf-agents'
+        # deterministic pass (what its deprecated `gather_all` returns).
+        # The pass batches environments without `drop_remainder`, so the
+        # static shapes are set again: the compiled train step sees [B, T].
+        dataset = self.replay_buffer.as_dataset(
+            sample_batch_size=self.batch_size,
+            num_steps=self._rollout_length,
+            single_deterministic_pass=True,
+        )
+        trajectory, _ = dataset.take(1).get_single_element()
+        rows = [self.batch_size, self._rollout_length]
+        return tf.nest.map_structure(
+            lambda x, spec: tf.ensure_shape(x, rows + spec.shape.as_list()),
+            trajectory,
+            self.replay_buffer.data_spec,
+        )
 
     def collect(self) -> Dict[str, Any]:
         """One rollout batch `[B, T]` (`run_driver`, then `to_batch`)."""
@@ -176,13 +198,51 @@ def statistics_layers(model: ActorCriticModel) -> list:
     `ObservationNormalization`) is updated by its parent, not here.
     """
     found, seen = [], set()
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in private_apis.flatten_layers(model):
+        if layer is model:
+            continue
         if hasattr(layer, "update_statistics") and id(layer) not in seen:
             found.append(layer)
             seen.update(
-                id(inner)
-                for inner in layer._flatten_layers(
-                    include_self=True, recursive=True
-                )
+                id(inner) for inner in private_apis.flatten_layers(layer)
             )
     return found
+
+
+@runtime_checkable
+class CollectorFactory(Protocol):
+    """What makes its own collector for `OnPolicyTrainer`.
+
+    `keras_gae.distributed.RolloutWorkers` is one: its collector
+    (`RemoteCollector`) gathers the workers' rollouts. A protocol, not an
+    isinstance check of that class, because `keras_gae.distributed` is
+    built on this package and is imported only by a user who asks for
+    workers.
+    """
+
+    def make_collector(
+        self, model: Any, *, rollout_length: int, return_window: int
+    ) -> Any:
+        """A collector with `RolloutCollector`'s interface for `model`."""
+
+
+def collector_for(
+    model: ActorCriticModel,
+    env: Any,
+    *,
+    rollout_length: int,
+    return_window: int,
+) -> Any:
+    """The collector of `env`: its own (`CollectorFactory`) or a local one.
+
+    Raises:
+      TypeError: `env` is neither a `CollectorFactory` nor a tf-agents
+        `TFEnvironment` (`RolloutCollector`'s check).
+    """
+    if isinstance(env, CollectorFactory):
+        return env.make_collector(
+            model, rollout_length=rollout_length, return_window=return_window
+        )
+    return RolloutCollector(
+        model, env, rollout_length=rollout_length, return_window=return_window
+    )
