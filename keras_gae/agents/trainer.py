@@ -23,9 +23,9 @@ from tf_agents.replay_buffers import tf_uniform_replay_buffer
 
 from keras_gae.agents import checkpointing
 from keras_gae.agents import loop_logs
-from keras_gae.agents.collection import RolloutCollector
-from keras_gae.agents.loop_logs import LOOP_LOG_KEYS  # noqa: F401
+from keras_gae.agents import training_loop
 from keras_gae.agents.policy import KerasPolicy
+from keras_gae.agents.rollout_collector import collector_for
 from keras_gae.models import MINIBATCH_MODES
 from keras_gae.models import ActorCriticModel
 from keras_gae.models import NonFiniteLossError
@@ -154,21 +154,14 @@ class OnPolicyTrainer:
         rollout_length = _checks.check_positive_int(
             rollout_length, "rollout_length"
         )
-        if hasattr(env, "make_collector"):
-            # keras_gae.distributed.RolloutWorkers: ray is imported only
-            # by the user who made them.
-            self._collector = env.make_collector(
-                model,
-                rollout_length=rollout_length,
-                return_window=self._return_window,
-            )
-        else:
-            self._collector = RolloutCollector(
-                model,
-                env,
-                rollout_length=rollout_length,
-                return_window=self._return_window,
-            )
+        # A TFEnvironment gets a RolloutCollector; rollout workers (a
+        # `CollectorFactory`) make their own.
+        self._collector = collector_for(
+            model,
+            env,
+            rollout_length=rollout_length,
+            return_window=self._return_window,
+        )
         if (
             self._minibatch_mode == "rows"
             and self._collector.batch_size % self._num_minibatches
@@ -208,9 +201,8 @@ class OnPolicyTrainer:
             env_steps=self._collector.env_steps,
             episode_statistics=self._collector.episode_statistics,
         )
-        worker_state = getattr(self._collector, "worker_state", None)
-        if worker_state is not None:
-            counters.update(rollout_workers=worker_state)
+        if self._collector.worker_state is not None:
+            counters.update(rollout_workers=self._collector.worker_state)
         return counters
 
     # Properties.
@@ -251,6 +243,16 @@ class OnPolicyTrainer:
         return self._checkpoints.restored
 
     # Checkpoints.
+
+    def checkpoint(self) -> tf.train.Checkpoint:
+        """A new `tf.train.Checkpoint` of what the loop's checkpoints hold.
+
+        The model, its optimizer, the iteration and the `counters()`, laid
+        out as in the checkpoints under `root_dir` (with or without one):
+        what `OnPolicyAgent.save` writes, so `learn` continues after a
+        load.
+        """
+        return self._checkpoints.checkpoint()
 
     def restore(self) -> Optional[str]:
         """Restores the newest readable checkpoint; its path or None."""
@@ -398,62 +400,13 @@ class OnPolicyTrainer:
         target_return = _checks.check_float(
             target_return, "target_return", allow_none=True
         )
-        tf.random.set_seed(self._seed)
-        callback_list, history = loop_logs.callback_list(
-            callbacks,
-            self._model,
-            verbose=verbose,
+        return training_loop.run_loop(
+            self,
             total_env_steps=total_env_steps,
-        )
-        progress = loop_logs.Progress(verbose, total_env_steps)
-        logs: Dict[str, float] = {}
-        saved_iteration = self.iteration
-        self._model.stop_training = False
-        callback_list.on_train_begin()
-        before = dict(
-            self.episode_statistics(),
-            env_steps=float(self.env_steps),
-            iteration=float(self.iteration),
-        )
-        stop = "already" if self._reached(target_return, before) else None
-        if stop is None:
-            progress.start(self.env_steps)
-        while stop is None and self.env_steps < total_env_steps:
-            index = self.iteration
-            callback_list.on_epoch_begin(index)
-            logs = loop_logs.contributed_logs(
-                callback_list.callbacks, index, self.train_iteration()
-            )
-            if self.iteration % self._checkpoint_interval == 0:
-                self.save()
-                saved_iteration = self.iteration
-            callback_list.on_epoch_end(index, logs)
-            if self._reached(target_return, logs):
-                stop = "target"
-            elif self._model.stop_training:
-                stop = "callback"
-            progress.iteration(
-                logs,
-                last=stop is not None or self.env_steps >= total_env_steps,
-            )
-        if saved_iteration != self.iteration:
-            self.save()
-        if stop is not None:
-            progress.say(
-                loop_logs.stop_line(
-                    stop,
-                    before if stop == "already" else logs,
-                    target_return=target_return,
-                    return_window=self._return_window,
-                )
-            )
-        callback_list.on_train_end(logs)
-        return history
-
-    def _reached(self, target_return: Optional[float], logs: dict) -> bool:
-        if target_return is None:
-            return False
-        return (
-            logs["episodes"] >= self._return_window
-            and logs["episode_return_mean"] >= target_return
+            callbacks=callbacks,
+            target_return=target_return,
+            verbose=verbose,
+            seed=self._seed,
+            checkpoint_interval=self._checkpoint_interval,
+            return_window=self._return_window,
         )

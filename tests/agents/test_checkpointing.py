@@ -1,4 +1,5 @@
-"""Tests for keras_gae/agents/checkpointing.py: which checkpoint is restored.
+"""Tests for keras_gae/agents/checkpointing.py (and checkpoint_files.py,
+checkpoint_restore.py, saved_directory.py): which checkpoint is restored.
 
 Checkpoints are numbered by iteration, so a run past nine iterations has
 `ckpt-9` and `ckpt-10`: "newest" means the largest number, never the last
@@ -84,6 +85,32 @@ class CheckpointNumberOrderTest(tf.test.TestCase, parameterized.TestCase):
             for path in checkpointing.checkpoint_paths(saved.manager)
         ]
         self.assertEqual(names, [f"ckpt-{n}" for n in range(1, 13)])
+
+    def test_checkpoint_has_the_layout_of_the_managers_checkpoints(self):
+        # A saved agent writes `checkpoint()`; the loop, its manager's:
+        # one layout, so each reads the other's variables.
+        root_dir = self.get_temp_dir()
+        saved = _save_numbered(root_dir, 3)
+        written = saved.checkpoint().write(
+            os.path.join(self.get_temp_dir(), "agent")
+        )
+
+        def keys(path):
+            names = tf.train.load_checkpoint(path).get_variable_to_shape_map()
+            return {name for name in names if not name.startswith("save_")}
+
+        self.assertEqual(keys(written), keys(saved.latest))
+        self.assertIn("iteration/.ATTRIBUTES/VARIABLE_VALUE", keys(written))
+        self.assertIn("value/.ATTRIBUTES/VARIABLE_VALUE", keys(written))
+        iteration = tf.Variable(0, dtype=tf.int64)
+        value = tf.Variable(0.0)
+        fresh = checkpointing.LoopCheckpoints(
+            None, max_to_keep=1, iteration=iteration, value=value
+        )
+        fresh.checkpoint().read(written).assert_existing_objects_matched()
+        self.assertEqual(
+            (int(iteration.numpy()), float(value.numpy())), (3, 30.0)
+        )
 
     @parameterized.parameters(10, 11, 12)
     def test_newest_by_number_is_restored(self, count):
