@@ -30,22 +30,22 @@ with _dependencies.keras2_inside():
     import tf_agents.utils.common  # noqa: F401
 
 from keras_gae.agents.a2c_agent import A2C
+from keras_gae.agents.default_networks import MLPNetwork
+from keras_gae.agents.default_networks import ObservationEncoder
+from keras_gae.agents.default_networks import build_networks
 from keras_gae.agents.environments import EPISODE_HISTORY
 from keras_gae.agents.environments import GymnasiumEnvironment
-from keras_gae.agents.environments import make_tf_environment
 from keras_gae.agents.evaluation import EvaluationCallback
 from keras_gae.agents.evaluation import evaluate_policy
 from keras_gae.agents.loop_logs import EnvStepTensorBoard
-from keras_gae.agents.networks import MLPNetwork
-from keras_gae.agents.networks import ObservationEncoder
-from keras_gae.agents.networks import build_networks
-from keras_gae.agents.networks import policy_head_for
-from keras_gae.agents.normalization import ObservationNormalization
-from keras_gae.agents.normalization import RewardNormalization
-from keras_gae.agents.normalization import attach_reward_normalization
+from keras_gae.agents.observation_normalization import ObservationNormalization
 from keras_gae.agents.on_policy_agent import OnPolicyAgent
 from keras_gae.agents.policy import KerasPolicy
 from keras_gae.agents.ppo_agent import PPO
+from keras_gae.agents.reward_normalization import RewardNormalization
+from keras_gae.agents.reward_normalization import attach_reward_normalization
+from keras_gae.agents.space_types import policy_head_for
+from keras_gae.agents.tf_environment_factory import make_tf_environment
 from keras_gae.agents.trainer import OnPolicyTrainer
 from keras_gae.agents.training import train
 from keras_gae.agents.trajectories import trajectory_to_rollout_batch

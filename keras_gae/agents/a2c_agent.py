@@ -9,6 +9,7 @@ minibatch.
 
 from __future__ import annotations
 
+from keras_gae.agents import agent_arguments
 from keras_gae.agents.on_policy_agent import OnPolicyAgent
 from keras_gae.models import A2CModel
 
@@ -30,5 +31,8 @@ class A2C(OnPolicyAgent):
     algorithm = "a2c"
 
     @classmethod
-    def _make_model(cls, config, actor, critic) -> A2CModel:
-        return A2CModel(actor, critic, **cls._model_arguments(config))
+    def make_model(cls, config, actor, critic) -> A2CModel:
+        """The `A2CModel` of the networks with the settings `config`."""
+        return A2CModel(
+            actor, critic, **agent_arguments.model_arguments(config)
+        )

@@ -22,9 +22,10 @@ from typing import Optional
 import gymnasium
 from tf_agents.specs import tensor_spec
 
-from keras_gae.agents import normalization
-from keras_gae.agents.networks import build_networks
+from keras_gae.agents import reward_normalization
+from keras_gae.agents.default_networks import build_networks
 from keras_gae.models import ActorCriticModel
+from keras_gae.ops import _checks
 
 
 def build_agent_model(
@@ -37,7 +38,7 @@ def build_agent_model(
     """The agent's model for these specs, built (module docstring).
 
     Args:
-      agent_class: the `OnPolicyAgent` subclass (its `_make_model`).
+      agent_class: the `OnPolicyAgent` subclass (its `make_model`).
       settings: the agent's resolved settings.
       observation_spec, action_spec: the environment's tf-agents specs.
       num_envs: the environments whose rewards the reward normalization
@@ -52,16 +53,38 @@ def build_agent_model(
         action_bound=settings["action_bound"],
         initial_log_std=settings["initial_log_std"],
     )
-    model = agent_class._make_model(settings, actor, critic)
+    model = agent_class.make_model(settings, actor, critic)
     if settings["normalize_rewards"]:
-        normalization.attach_reward_normalization(
+        reward_normalization.attach_reward_normalization(
             model,
-            normalization.RewardNormalization(
+            reward_normalization.RewardNormalization(
                 num_envs, gamma=settings["gamma"], name="reward_normalization"
             ),
         )
     model(tensor_spec.zero_spec_nest(observation_spec, outer_dims=(1,)))
     return model
+
+
+def check_worker_arguments(
+    num_workers: Optional[int], ray_address: Optional[str], source: Any
+) -> None:
+    """Refuses rollout-worker arguments an agent cannot start workers with.
+
+    Raises:
+      ValueError: `ray_address` without `num_workers`, `num_workers` < 1,
+        or a `source` workers cannot make environments from
+        (`check_worker_source`).
+      TypeError: `num_workers` not an int.
+    """
+    if num_workers is None and ray_address is not None:
+        raise ValueError(
+            "`ray_address` is where rollout workers run; pass "
+            "num_workers too. "
+            f"Received: ray_address={ray_address!r}, num_workers=None"
+        )
+    if num_workers is not None:
+        _checks.check_positive_int(num_workers, "num_workers")
+        check_worker_source(source)
 
 
 def check_worker_source(source: Any) -> Any:

@@ -20,8 +20,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_gae.agents import spaces
-from keras_gae.agents.environments import make_gymnasium_env
+from keras_gae.agents import environment_checks
+from keras_gae.agents import gymnasium_api
+from keras_gae.agents import space_types
+from keras_gae.agents.environment_sources import make_gymnasium_env
 from keras_gae.ops import _checks
 
 
@@ -54,12 +56,12 @@ def evaluate_policy(
         envs = [env] * num_episodes
     else:
         envs = [make_gymnasium_env(env) for _ in range(num_episodes)]
-    observation_spec = spaces.space_to_spec(
+    observation_spec = space_types.space_to_spec(
         envs[0].observation_space, "observation"
     )
     action_space = envs[0].action_space
-    convert = spaces.ObservationConverter(
-        observation_spec, spaces.env_name(envs[0])
+    convert = environment_checks.ObservationConverter(
+        observation_spec, gymnasium_api.env_name(envs[0])
     )
 
     @tf.function(reduce_retracing=True)

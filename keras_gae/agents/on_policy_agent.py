@@ -17,20 +17,13 @@ instance itself is the one environment, and its rollout is the preset's
 `num_envs * rollout_length` steps in minibatches of single steps, so an
 iteration still takes the preset's gradient steps.
 
-Saving. `save(path)` writes `path/settings.json` (the algorithm, the
-settings, the env id if there is one, the seed, the number of rollout
-workers) and a checkpoint of the model (networks, observation and reward
-statistics), the optimizer and the loop's counters (with workers, their
-per-worker state); `load(path, env=...)` rebuilds the agent and restores
-them, so `learn` continues where it stopped. A save is written beside
-`path` and renamed into place (`checkpointing.save_directory`): a failed
-or interrupted save leaves the previous one intact, and of saves to one
-path at once the last one wins, whole. A load of a damaged save (a
-truncated or missing file, settings that are not JSON or were edited so
-that they no longer fit the checkpoint) is a ValueError naming the file
-and what is wrong. `export(path)` writes
-`keras_gae.export.export_policy`'s SavedModel, which takes raw
-observations (the normalization is inside the model).
+Saving. `save(path)` writes the settings and a checkpoint of the model
+(networks, observation and reward statistics), the optimizer and the
+loop's counters; `load(path, env=...)` rebuilds the agent and restores
+them, so `learn` continues where it stopped (`keras_gae.agents.
+saved_agent`: atomic saves, clear errors for damaged ones).
+`export(path)` writes `keras_gae.export.export_policy`'s SavedModel, which
+takes raw observations (the normalization is inside the model).
 
 Threads. An agent leaves TensorFlow's thread pools as they are (they are
 process-wide). On a CPU the presets' small networks train faster with
@@ -42,15 +35,11 @@ keras_gae runs none.
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import warnings
 from typing import Any
 from typing import Dict
 from typing import Optional
 from typing import Sequence
 
-import gymnasium
 import keras
 import numpy as np
 import tensorflow as tf
@@ -58,95 +47,26 @@ from tf_agents.specs import tensor_spec
 
 from keras_gae import export as export_lib
 from keras_gae import presets
-from keras_gae._src import weights
+from keras_gae.agents import agent_arguments
 from keras_gae.agents import agent_workers
-from keras_gae.agents import checkpointing
-from keras_gae.agents import spaces
-from keras_gae.agents.environments import make_tf_environment
+from keras_gae.agents import environment_checks
+from keras_gae.agents import saved_agent
 from keras_gae.agents.evaluation import evaluate_policy
 from keras_gae.agents.loop_logs import EnvStepTensorBoard
+from keras_gae.agents.tf_environment_factory import make_tf_environment
 from keras_gae.agents.trainer import OnPolicyTrainer
 from keras_gae.models import ActorCriticModel
 from keras_gae.ops import _checks
 from keras_gae.optimizers import FusedAdam
 
-SETTINGS_FILE = "settings.json"
-CHECKPOINT_PREFIX = "agent"
-# What settings.json holds besides "algorithm" (ppo when absent).
-SAVED_KEYS = ("env_id", "env_kwargs", "seed", "settings")
 RETURN_WINDOW = 20
-
-# The policy names an agent takes: keras_gae's, and stable-baselines3's
-# (the first argument of its `PPO("MlpPolicy", env)`).
-POLICIES = {
-    "mlp": "mlp",
-    "MlpPolicy": "mlp",
-    "MultiInputPolicy": "mlp",
-}
-
-
-def _saved_file(name: str) -> bool:
-    """Whether `name` is one of the files `OnPolicyAgent.save` writes."""
-    return name in (SETTINGS_FILE, f"{CHECKPOINT_PREFIX}.index") or (
-        name.startswith(f"{CHECKPOINT_PREFIX}.data-")
-    )
-
-
-def _read_settings(settings_path: str, path: str) -> Dict[str, Any]:
-    """settings.json as `save` wrote it, or a ValueError naming it."""
-    try:
-        with open(settings_path, "rb") as file:
-            saved = json.loads(file.read().decode("utf-8"))
-    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
-        raise ValueError(
-            f"{settings_path} is not JSON ({type(error).__name__}: {error}): "
-            "the save is damaged or was edited by hand. Save the agent "
-            f"again, or fix the file. Received: path={path!r}"
-        ) from None
-    if not isinstance(saved, dict):
-        problem = f"a JSON object is expected, not {type(saved).__name__}"
-    else:
-        missing = [key for key in SAVED_KEYS if key not in saved]
-        problem = (
-            f"it lacks {', '.join(map(repr, missing))}" if missing else None
-        )
-        if not missing and not isinstance(saved["settings"], dict):
-            problem = "its 'settings' is not a JSON object"
-        elif not missing and not isinstance(saved["env_kwargs"], dict):
-            problem = "its 'env_kwargs' is not a JSON object"
-    if problem:
-        raise ValueError(
-            f"{settings_path} is not a saved agent's settings: {problem}. "
-            f"Received: path={path!r}"
-        )
-    return saved
-
-
-def _env_id(env: Any) -> Optional[str]:
-    if isinstance(env, str):
-        return env
-    spec = getattr(env, "spec", None)
-    return getattr(spec, "id", None)
-
-
-def _split_policy_and_env(env: Any, positional: Sequence[Any]) -> tuple:
-    """(policy, env) from `Agent(env)` or SB3's `Agent("MlpPolicy", env)`."""
-    if not positional:
-        return None, env
-    if len(positional) == 1 and isinstance(env, str) and env in POLICIES:
-        return env, positional[0]
-    raise TypeError(
-        "An agent takes one positional argument, the environment (or, as "
-        "in stable-baselines3, a policy name and the environment: "
-        f"PPO('MlpPolicy', env)). Received: {(env, *positional)!r}"
-    )
 
 
 class OnPolicyAgent:
     """An actor-critic agent on a gymnasium environment (PPO, A2C).
 
     Subclasses set `algorithm` ("ppo" or "a2c", the preset's) and
-    `_make_model`'s model class.
+    `make_model`'s model class.
 
     Args:
       env: a gymnasium id, a `gymnasium.Env` (see the module docstring), a
@@ -207,35 +127,21 @@ class OnPolicyAgent:
         worker_timeout_s: float = 600.0,
         **settings: Any,
     ):
-        sb3_policy, env = _split_policy_and_env(env, positional)
-        if sb3_policy is not None and policy is not None:
-            raise TypeError(
-                "The policy was given twice (first argument and `policy`). "
-                f"Received: policy={policy!r}"
-            )
-        policy = policy or sb3_policy or "mlp"
-        if policy not in POLICIES:
-            raise ValueError(
-                f"`policy` must be one of {sorted(POLICIES)}. "
-                f"Received: policy={policy!r}"
-            )
-        if log_dir is not None and tensorboard_log is not None:
-            raise ValueError(
-                "`tensorboard_log` is stable-baselines3's name for "
-                "`log_dir`; pass one. "
-                f"Received: log_dir={log_dir!r}, "
-                f"tensorboard_log={tensorboard_log!r}"
-            )
-        self.policy = POLICIES[policy]
+        sb3_policy, env = agent_arguments.split_policy_and_env(env, positional)
+        self.policy = agent_arguments.policy_name(policy, sb3_policy)
         self.seed = _checks.check_int(seed, "seed")
         self.verbose = verbose
-        self.log_dir = log_dir if log_dir is not None else tensorboard_log
-        self.env_id = _env_id(env)
+        self.log_dir = agent_arguments.sb3_alias(
+            log_dir, tensorboard_log, "log_dir", "tensorboard_log"
+        )
+        self.env_id = agent_arguments.env_id(env)
         self.env_kwargs = dict(env_kwargs or {})
         config = presets.config_for(self.env_id, self.algorithm)
         resolved = presets.resolve_settings(settings, config)
         config.update(resolved)
-        source, mode = self._environment_source(env, config, set(resolved))
+        source, mode = agent_arguments.environment_source(
+            env, config, set(resolved)
+        )
         if "batch_size" in settings:
             presets.apply_batch_size(config, settings["batch_size"])
         # Every value, before anything is built or written.
@@ -243,15 +149,7 @@ class OnPolicyAgent:
         config["hidden_sizes"] = tuple(config["hidden_sizes"])
         self.settings = config
         self.num_workers = num_workers
-        if num_workers is None and ray_address is not None:
-            raise ValueError(
-                "`ray_address` is where rollout workers run; pass "
-                "num_workers too. "
-                f"Received: ray_address={ray_address!r}, num_workers=None"
-            )
-        if num_workers is not None:
-            _checks.check_positive_int(num_workers, "num_workers")
-            agent_workers.check_worker_source(source)
+        agent_workers.check_worker_arguments(num_workers, ray_address, source)
         keras.utils.set_random_seed(self.seed)
         # With workers, one local environment gives the specs.
         self.env = make_tf_environment(
@@ -275,7 +173,7 @@ class OnPolicyAgent:
         )
         self.model.compile(
             optimizer=FusedAdam(config["learning_rate"]),
-            steps_per_execution=self._steps_per_execution(),
+            steps_per_execution=agent_arguments.steps_per_execution(config),
             jit_compile=config["jit_compile"],
         )
         self._closing = contextlib.ExitStack()
@@ -315,61 +213,16 @@ class OnPolicyAgent:
             self.close()
             raise
 
-    def _environment_source(
-        self, env: Any, config: Dict[str, Any], explicit: set
-    ) -> tuple:
-        """What `make_tf_environment` builds from, and its vectorization.
-
-        Updates `config` where the environment decides (a vector env's
-        size; one instance's rollout, module docstring).
-        """
-        if isinstance(env, gymnasium.vector.VectorEnv):
-            config["num_envs"] = int(env.num_envs)
-            return env, None
-        if not isinstance(env, gymnasium.Env):
-            return env, config["vectorization_mode"]
-        spec = getattr(env, "spec", None)
-        if config["num_envs"] > 1 and spec is not None:
-            return spec, config["vectorization_mode"]
-        if config["num_envs"] > 1:
-            warnings.warn(
-                f"{type(env).__name__} has no registered spec to make "
-                f"copies from, so it is the one environment: its rollouts "
-                f"are {config['num_envs'] * config['rollout_length']} steps "
-                "long (the preset's num_envs * rollout_length). Pass an id "
-                "or a factory for several copies, or num_envs=1 to silence "
-                "this.",
-                stacklevel=4,
-            )
-        if "rollout_length" not in explicit:
-            config["rollout_length"] *= config["num_envs"]
-        if "minibatch_mode" not in explicit:
-            config["minibatch_mode"] = "steps"
-        config["num_envs"] = 1
-        return env, None
-
-    def _steps_per_execution(self) -> int:
-        """The setting, or None: an iteration's E * K steps in one call."""
-        config = self.settings
-        if config["steps_per_execution"] is None:
-            return config["epochs"] * config["num_minibatches"]
-        return config["steps_per_execution"]
-
-    @staticmethod
-    def _model_arguments(config: Dict[str, Any]) -> Dict[str, Any]:
-        """The model's keyword arguments beyond its networks."""
-        return dict(
-            gamma=config["gamma"],
-            lambda_=config["lambda_"],
-            value_coef=config["value_coef"],
-            entropy_coef=config["entropy_coef"],
-            max_grad_norm=config["max_grad_norm"] or None,
-            normalize_advantages=config["normalize_advantages"],
-            gae_implementation=config["gae_implementation"],
-        )
-
     @classmethod
-    def _make_model(cls, config, actor, critic) -> ActorCriticModel:
+    def make_model(
+        cls, config: Dict[str, Any], actor: Any, critic: Any
+    ) -> ActorCriticModel:
+        """The algorithm's model of `actor` and `critic`, not yet built.
+
+        Each subclass returns its model (`PPOModel`, `A2CModel`) with the
+        settings `config`; `agent_workers.build_agent_model` calls it, in
+        the learner and in every rollout worker.
+        """
         raise NotImplementedError
 
     def close(self) -> None:
@@ -416,15 +269,12 @@ class OnPolicyAgent:
           The loop's `keras.callbacks.History` (one entry per iteration;
           returns in the environment's units).
         """
-        if total_timesteps is not None:
-            if total_env_steps is not None:
-                raise ValueError(
-                    "`total_timesteps` is stable-baselines3's name for "
-                    "`total_env_steps`; pass one. "
-                    f"Received: total_env_steps={total_env_steps!r}, "
-                    f"total_timesteps={total_timesteps!r}"
-                )
-            total_env_steps = total_timesteps
+        total_env_steps = agent_arguments.sb3_alias(
+            total_env_steps,
+            total_timesteps,
+            "total_env_steps",
+            "total_timesteps",
+        )
         if total_env_steps is None:
             total_env_steps = self.settings["total_env_steps"]
         total_env_steps = _checks.check_positive_int(
@@ -465,7 +315,7 @@ class OnPolicyAgent:
         single = first.ndim == len(tf.nest.flatten(spec)[0].shape)
         # The environment's own checks (shape, dtype, NaN and Inf, ids
         # outside the space), naming the field.
-        observation = spaces.ObservationConverter(
+        observation = environment_checks.ObservationConverter(
             spec,
             repr(self.env_id or type(self).__name__),
             batch_shape=() if single else first.shape[:1],
@@ -502,16 +352,6 @@ class OnPolicyAgent:
 
     # Whole-agent save and load.
 
-    def _checkpoint(self) -> tf.train.Checkpoint:
-        trainer = self.trainer
-        return tf.train.Checkpoint(
-            model=self.model,
-            optimizer=self.model.optimizer,
-            # The trainer's counters, so `learn` continues after a load.
-            iteration=trainer._iteration,
-            **trainer.counters(),
-        )
-
     def save(self, path: str) -> str:
         """Writes the settings and a checkpoint under `path`; returns it.
 
@@ -528,12 +368,7 @@ class OnPolicyAgent:
             are not a save's (a save would replace them); the model's
             weights hold NaN or Inf (an earlier save is not replaced).
         """
-        non_finite = weights.non_finite_weights(self.model)
-        if non_finite:
-            raise ValueError(
-                "Refusing to save an agent whose weights hold NaN or Inf: "
-                f"{weights.describe(non_finite)}. Received: path={path!r}"
-            )
+        # What settings.json records (`saved_agent.SAVED_KEYS`).
         settings = {
             "algorithm": self.algorithm,
             "env_id": self._saved_env_id,
@@ -545,15 +380,9 @@ class OnPolicyAgent:
                 for key, value in self.settings.items()
             },
         }
-        checkpoint = self._checkpoint()
-
-        def write(directory: str) -> None:
-            with open(os.path.join(directory, SETTINGS_FILE), "w") as file:
-                json.dump(settings, file, indent=2)
-            checkpoint.write(os.path.join(directory, CHECKPOINT_PREFIX))
-
-        checkpointing.save_directory(path, write, owns=_saved_file)
-        return path
+        return saved_agent.save_agent(
+            path, settings, self.model, self.trainer.checkpoint()
+        )
 
     @classmethod
     def load(cls, path: str, env: Any = None, **overrides: Any):
@@ -579,64 +408,4 @@ class OnPolicyAgent:
             another `env`: `checkpointing.CheckpointMismatchError`). Each
             names the file.
         """
-        settings_path = os.path.join(path, SETTINGS_FILE)
-        if not os.path.isfile(settings_path):
-            replaced = checkpointing.replaced_saves(path)
-            hint = (
-                f" A save interrupted while renaming left the previous one "
-                f"at {replaced[-1]}; rename it to {path}."
-                if replaced
-                else ""
-            )
-            raise ValueError(
-                f"`path` holds no {SETTINGS_FILE}; it must be a directory "
-                f"written by {cls.__name__}.save.{hint} Received: "
-                f"path={path!r}"
-            )
-        saved = _read_settings(settings_path, path)
-        algorithm = saved.get("algorithm", "ppo")
-        if algorithm != cls.algorithm:
-            raise ValueError(
-                f"`path` holds a saved {algorithm.upper()} agent; load it "
-                f"with its class. Received: path={path!r}"
-            )
-        if env is None:
-            env = saved["env_id"]
-        if env is None:
-            raise ValueError(
-                "This agent was saved from an environment instance or "
-                "factory: pass it again, e.g. "
-                f"{cls.__name__}.load(path, env=make_env). Received: env=None"
-            )
-        arguments = dict(saved["settings"])
-        arguments.update(seed=saved["seed"], env_kwargs=saved["env_kwargs"])
-        # Saves from before rollout workers have no "num_workers".
-        arguments.update(num_workers=saved.get("num_workers"))
-        arguments.update(overrides)
-        given = " and the arguments given" if overrides else ""
-        try:
-            agent = cls(env, **arguments)
-        except checkpointing.CheckpointError:
-            raise  # root_dir's checkpoints: the error names them
-        except (ValueError, TypeError, KeyError, gymnasium.error.Error) as e:
-            raise ValueError(
-                f"The settings in {settings_path}{given} cannot rebuild the "
-                f"agent: {type(e).__name__}: {e}. Received: path={path!r}"
-            ) from e
-        checkpointing.restore_checkpoint(
-            agent._checkpoint(),
-            os.path.join(path, CHECKPOINT_PREFIX),
-            settings={
-                checkpointing.EPISODE_STATISTICS_KEY: (
-                    "num_envs",
-                    agent.num_envs,
-                )
-            },
-            remedy=(
-                f"The settings in {settings_path}{given} do not describe "
-                "the agent that was saved (edited by hand, or another "
-                "environment); load it with the settings it was saved "
-                "with."
-            ),
-        )
-        return agent
+        return saved_agent.load_agent(cls, path, env, overrides)

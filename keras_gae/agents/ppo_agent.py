@@ -11,6 +11,7 @@ clipped surrogate of Schulman et al. 2017 (arXiv:1707.06347).
 
 from __future__ import annotations
 
+from keras_gae.agents import agent_arguments
 from keras_gae.agents.on_policy_agent import OnPolicyAgent
 from keras_gae.models import PPOModel
 
@@ -34,12 +35,13 @@ class PPO(OnPolicyAgent):
     algorithm = "ppo"
 
     @classmethod
-    def _make_model(cls, config, actor, critic) -> PPOModel:
+    def make_model(cls, config, actor, critic) -> PPOModel:
+        """The `PPOModel` of the networks with the settings `config`."""
         return PPOModel(
             actor,
             critic,
             clip_ratio=config["clip_ratio"],
             clip_ratio_low=config["clip_ratio_low"],
             clip_ratio_high=config["clip_ratio_high"],
-            **cls._model_arguments(config),
+            **agent_arguments.model_arguments(config),
         )

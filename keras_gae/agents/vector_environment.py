@@ -13,13 +13,13 @@ gives discount 0, truncation and ordinary steps `discount` (see
 `keras_gae.agents.environments`, "Episode ends"). Vector envs with
 same-step or disabled auto-reset are refused.
 
-Specs and checks are those of `keras_gae.agents.spaces`, per
+Specs and checks are those of `keras_gae.agents.space_types`, per
 sub-environment (`single_observation_space`, `single_action_space`),
 batched: observations `[B, ...]` (finite floats, integers in bounds),
 rewards `[B]` finite floats, `terminated` and `truncated` `[B]` bools,
 with errors naming the environment, the field and the sub-environments at
 fault. Sub-environments on the old gym API are refused with a TypeError
-that says so (see `keras_gae.agents.environments`, "gymnasium 1.x API"):
+that says so (see `keras_gae.agents.environment_sources`):
 when the vector env is made if their `reset` takes no seed and gymnasium
 made them in this process (sync), else at the first reset or step.
 """
@@ -36,8 +36,10 @@ import numpy as np
 from tf_agents.environments import py_environment
 from tf_agents.trajectories import time_step as ts
 
-from keras_gae.agents import environments
-from keras_gae.agents import spaces
+from keras_gae.agents import environment_checks
+from keras_gae.agents import environment_sources
+from keras_gae.agents import gymnasium_api
+from keras_gae.agents import space_types
 from keras_gae.ops import _checks
 
 EPISODE_HISTORY = 100
@@ -68,7 +70,7 @@ def make_vector_env(
     """
     num_envs = _checks.check_positive_int(num_envs, "num_envs")
     mode = _checks.check_option(mode, "mode", VECTOR_MODES)
-    env_kwargs = environments.check_env_kwargs(env_kwargs)
+    env_kwargs = environment_sources.check_env_kwargs(env_kwargs)
     if isinstance(env, (str, gymnasium.envs.registration.EnvSpec)):
         if mode == "auto":
             spec = env if not isinstance(env, str) else gymnasium.spec(env)
@@ -102,7 +104,9 @@ class _SubEnvironment:
         self.__name__ = getattr(factory, "__name__", type(factory).__name__)
 
     def __call__(self) -> gymnasium.Env:
-        return environments.make_gymnasium_env(self.factory, self.env_kwargs)
+        return environment_sources.make_gymnasium_env(
+            self.factory, self.env_kwargs
+        )
 
 
 class GymnasiumVectorEnvironment(py_environment.PyEnvironment):
@@ -151,24 +155,24 @@ class GymnasiumVectorEnvironment(py_environment.PyEnvironment):
         )
         self._env = env
         self._num_envs = int(env.num_envs)
-        self._name = spaces.env_name(env)
+        self._name = gymnasium_api.env_name(env)
         self._seed = seed
         self._discount = np.float32(discount)
-        self._observation_spec = spaces.space_to_spec(
+        self._observation_spec = space_types.space_to_spec(
             env.single_observation_space, "observation"
         )
-        self._action_spec = spaces.space_to_spec(
+        self._action_spec = space_types.space_to_spec(
             env.single_action_space, "action", nested=False
         )
-        self._convert_observation = spaces.ObservationConverter(
+        self._convert_observation = environment_checks.ObservationConverter(
             self._observation_spec, self._name, (self._num_envs,)
         )
         self._action_dtype = env.single_action_space.dtype
-        self._check_action = spaces.ActionChecker(
+        self._check_action = environment_checks.ActionChecker(
             self._action_spec, self._name, (self._num_envs,)
         )
         for sub_environment in getattr(env.unwrapped, "envs", None) or ():
-            spaces.check_reset_signature(sub_environment, self._name)
+            gymnasium_api.check_reset_signature(sub_environment, self._name)
         if seed is not None:
             env.action_space.seed(seed)
         self._ended = np.ones(self._num_envs, bool)
@@ -216,9 +220,9 @@ class GymnasiumVectorEnvironment(py_environment.PyEnvironment):
         try:
             result = self._env.reset(seed=self._seed)
         except (TypeError, ValueError, AttributeError) as error:
-            spaces.raise_if_old_api(error, "reset", self._name)
+            gymnasium_api.raise_if_old_api(error, "reset", self._name)
             raise
-        observation, self._info = spaces.split_reset(result, self._name)
+        observation, self._info = gymnasium_api.split_reset(result, self._name)
         self._seed = None
         self._ended[:] = False
         self._episode_return[:] = 0.0
@@ -233,18 +237,20 @@ class GymnasiumVectorEnvironment(py_environment.PyEnvironment):
                 action.astype(self._action_dtype, copy=False)
             )
         except (TypeError, ValueError) as error:
-            spaces.raise_if_old_api(error, "step", self._name)
+            gymnasium_api.raise_if_old_api(error, "step", self._name)
             raise
         observation, reward, terminated, truncated, self._info = (
-            spaces.split_step(result, self._name)
+            gymnasium_api.split_step(result, self._name)
         )
         batch_shape = (self._num_envs,)
         observation = self._convert_observation(observation)
-        reward = spaces.convert_reward(reward, self._name, batch_shape)
-        terminated = spaces.convert_flag(
+        reward = environment_checks.convert_reward(
+            reward, self._name, batch_shape
+        )
+        terminated = environment_checks.convert_flag(
             terminated, "terminated", self._name, batch_shape
         )
-        truncated = spaces.convert_flag(
+        truncated = environment_checks.convert_flag(
             truncated, "truncated", self._name, batch_shape
         )
         first = self._ended
