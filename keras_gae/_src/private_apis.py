@@ -52,7 +52,8 @@ def adam_slots(optimizer: keras.optimizers.Adam, variable: Any) -> tuple:
 # parameters of the hook)`. `ActorCriticModel` (models/fit_hooks.py)
 # replaces the symbolic build Keras runs under a distribution strategy,
 # which reduces the first batch with MEAN and so fails on the bool tensors
-# of a rollout batch; `FusedAdam` (keras_gae/optimizers.py) computes the
+# of a rollout batch (and reads `keras.Model._distribute_strategy` as
+# Keras' own hook does); `FusedAdam` (keras_gae/optimizers.py) computes the
 # update's scalars once per step instead of once per variable. Keras offers
 # no public hook for either.
 OVERRIDDEN_HOOKS = (

@@ -299,11 +299,7 @@ class ActorCriticModel(ActorCriticInference, FitHooks, keras.Model):
                 advantages, mask=mask, training=training
             )
         actions, bad_actions = objective.checked_actions(
-            self.policy_head,
-            objective.merge_time(
-                tf.convert_to_tensor(batch[rollout_batch.ACTION])
-            ),
-            mask,
+            self.policy_head, batch[rollout_batch.ACTION], mask
         )
         return objective.PreparedBatch(
             observations=self._network_inputs(batch[rollout_batch.OBSERVATION]),

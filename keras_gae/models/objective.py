@@ -233,10 +233,12 @@ def nonbinary_flags(batch: dict) -> tf.Tensor:
 
 
 def checked_actions(
-    policy_head: Any, actions: tf.Tensor, mask: Optional[tf.Tensor]
+    policy_head: Any, actions: Any, mask: Optional[tf.Tensor]
 ) -> tuple:
-    """`(actions, count)`: out-of-space actions replaced by 0, and the
-    number of them at valid steps (float32)."""
+    """`(actions, count)` for a batch's `[B, T, ...]` actions: `[N, ...]`
+    with out-of-space actions replaced by 0, and the number of those at
+    valid steps (float32)."""
+    actions = merge_time(tf.convert_to_tensor(actions))
     invalid = None
     if policy_head is not None:
         invalid = policy_head.invalid_actions(actions)
