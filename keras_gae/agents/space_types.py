@@ -168,7 +168,7 @@ SPACE_TYPES = (
         name="Discrete",
         space_class=_spaces.Discrete,
         to_spec=_discrete_spec,
-        accepts_spec=lambda spec: _is_integer(spec) and not spec.shape,
+        accepts_spec=lambda spec: _is_integer(spec) and not len(spec.shape),
         encoding=observation_features.one_hot,
         policy_head=action_heads.categorical_head,
     ),

@@ -4,6 +4,7 @@ nests as one float vector, normalized float leaves."""
 import numpy as np
 import tensorflow as tf
 from tf_agents.specs import array_spec
+from tf_agents.specs import tensor_spec
 
 from keras_gae.agents import ObservationEncoder
 
@@ -16,7 +17,6 @@ class EncoderTest(tf.test.TestCase):
             "grid": array_spec.BoundedArraySpec((2,), np.int64, 0, [1, 2]),
             "bits": array_spec.BoundedArraySpec((3,), np.int64, 0, 1),
         }
-        encoder = ObservationEncoder(spec)
         observation = {
             "pos": np.array([[0.5, -0.5]], "f4"),
             "mode": np.array([3]),
@@ -26,8 +26,11 @@ class EncoderTest(tf.test.TestCase):
         # Float leaves first, then the others in sorted key order:
         # bits (as floats), grid (one-hot 2 + one-hot 3), mode (one-hot 3).
         want = [0.5, -0.5, 1, 0, 1, 0, 1, 1, 0, 0, 0, 0, 1]
-        self.assertAllClose(encoder(observation)[0], want)
-        self.assertEqual(encoder.output_size, len(want))
+        # Array specs from a Python env, tensor specs from a TF env.
+        for each in (spec, tensor_spec.from_spec(spec)):
+            encoder = ObservationEncoder(each)
+            self.assertAllClose(encoder(observation)[0], want)
+            self.assertEqual(encoder.output_size, len(want))
 
     def test_normalized_floats(self):
         spec = array_spec.BoundedArraySpec((2,), np.float32, -10, 10)

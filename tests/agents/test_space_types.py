@@ -12,6 +12,7 @@ import tensorflow as tf
 from absl.testing import parameterized
 from tf_agents.environments import tf_py_environment
 from tf_agents.specs import array_spec
+from tf_agents.specs import tensor_spec
 
 from keras_gae import layers
 from keras_gae.agents import GymnasiumEnvironment
@@ -46,8 +47,10 @@ class BuiltInTypesTest(parameterized.TestCase, tf.test.TestCase):
         entry = space_types.space_type_of(space)
         self.assertEqual(entry.name, name)
         spec = space_types.space_to_spec(space, "action", nested=False)
-        self.assertIs(space_types.spec_type_of(spec), entry)
-        self.assertIsInstance(policy_head_for(spec), head)
+        # The networks get array specs, or tensor specs from a TF env.
+        for each in (spec, tensor_spec.from_spec(spec)):
+            self.assertIs(space_types.spec_type_of(each), entry)
+            self.assertIsInstance(policy_head_for(each), head)
 
     @parameterized.parameters(*BUILT_IN[:3])
     def test_integer_heads_span_the_spec(self, name, space, head):
@@ -71,20 +74,19 @@ class BuiltInTypesTest(parameterized.TestCase, tf.test.TestCase):
             policy_head_for(spec)
 
     def test_supported_space_names(self):
-        self.assertEqual(
-            space_types.SUPPORTED_SPACES,
-            (
-                "Discrete",
-                "MultiBinary",
-                "MultiDiscrete",
-                "Box",
-                "Dict",
-                "Tuple",
-            ),
-        )
-        self.assertEqual(
-            space_types.ACTION_SPACES,
-            ("Discrete", "MultiBinary", "MultiDiscrete", "Box"),
+        # Each gymnasium class once, whatever the table's order.
+        table = space_types.SPACE_TYPES
+        names = {entry.space_class.__name__ for entry in table}
+        acting = {
+            entry.space_class.__name__
+            for entry in table
+            if entry.policy_head is not None
+        }
+        supported = space_types.SUPPORTED_SPACES
+        self.assertCountEqual(supported, names | {"Dict", "Tuple"})
+        self.assertCountEqual(space_types.ACTION_SPACES, acting)
+        self.assertContainsSubset(
+            ["Discrete", "MultiBinary", "MultiDiscrete", "Box"], acting
         )
 
     def test_no_single_spec(self):
