@@ -51,140 +51,16 @@ be a float tensor but is a double tensor").
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Mapping
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_gae._src import export_signatures
 from keras_gae._src import weights
 
 __all__ = ["export_policy"]
-
-# The name of a single observation input, and the prefix of the paths of
-# nested ones that do not start with a Dict key.
-_OBSERVATION = "observation"
-# The other input of "sample_action".
-_SEED = "seed"
-# What TensorFlow accepts as the name of a signature input.
-_VALID_NAME = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\-/]*$")
-
-
-def _observation_signature(observation_spec: Any) -> Any:
-    """TensorSpecs with a dynamic batch dimension for the observation nest.
-
-    Each named by its path (module docstring, "Input names").
-    """
-
-    def leaf(spec, path):
-        if isinstance(spec, tf.TensorSpec):
-            shape, dtype = spec.shape, spec.dtype
-        elif hasattr(spec, "shape") and hasattr(spec, "dtype"):
-            # tf-agents ArraySpec / BoundedArraySpec (numpy dtypes).
-            shape, dtype = tf.TensorShape(spec.shape), tf.as_dtype(spec.dtype)
-        else:
-            raise TypeError(
-                "`observation_spec` must be a tf.TensorSpec, a tf-agents "
-                "ArraySpec, or a nest of them (without the batch dimension)."
-                f" Received: observation_spec={observation_spec!r}"
-            )
-        if not path or not path[0][1]:
-            path = ((_OBSERVATION, True),) + path
-        name = "_".join(part for part, _ in path)
-        return tf.TensorSpec([None] + list(shape), dtype, name=name)
-
-    def named(spec, path):
-        # `path`: (name, is a Dict key) per level.
-        if isinstance(spec, Mapping):
-            return {
-                key: named(value, path + ((str(key), True),))
-                for key, value in spec.items()
-            }
-        if isinstance(spec, tuple) and hasattr(spec, "_fields"):
-            return type(spec)(
-                *(
-                    named(getattr(spec, field), path + ((field, False),))
-                    for field in spec._fields
-                )
-            )
-        if isinstance(spec, (list, tuple)):
-            return type(spec)(
-                named(value, path + ((str(index), False),))
-                for index, value in enumerate(spec)
-            )
-        return leaf(spec, path)
-
-    signature = named(observation_spec, ())
-    names = [spec.name for spec in tf.nest.flatten(signature)]
-    for name in names:
-        problem = None
-        if not _VALID_NAME.match(name):
-            problem = (
-                "is not a valid TensorFlow input name (letters, digits "
-                "and _.-/ only)"
-            )
-        elif names.count(name) > 1:
-            problem = "names two inputs"
-        elif name == _SEED:
-            problem = "is the seed input of sample_action"
-        if problem:
-            raise ValueError(
-                f"`observation_spec` gives the SavedModel input {name!r}, "
-                f"which {problem}; rename that key of the nest. "
-                f"Received: observation_spec={observation_spec!r}"
-            )
-    return signature
-
-
-def _input_specs(signature: Any) -> list:
-    """The observation specs the functions are traced for.
-
-    The signature itself, and for a single floating observation also the
-    other float dtypes (cast to the signature's: a float64 observation is
-    what numpy gives) and the unbatched shape (one observation).
-    """
-    if not isinstance(signature, tf.TensorSpec):
-        return [signature]
-    dtypes = [signature.dtype]
-    if signature.dtype.is_floating:
-        dtypes += [
-            dtype
-            for dtype in (tf.float32, tf.float64, tf.float16)
-            if dtype != signature.dtype
-        ]
-    return [
-        tf.TensorSpec(shape, dtype, name=_OBSERVATION)
-        for shape in (signature.shape, signature.shape[1:])
-        for dtype in dtypes
-    ]
-
-
-def _integer_bounds(observation_spec: Any, signature: Any) -> list:
-    """Per leaf, the (minimum, maximum) of an integer bounded spec, or None.
-
-    Discrete, MultiDiscrete and MultiBinary observations are one-hot
-    encoded inside the networks, where an id outside the space would
-    become an all-zero vector and still give an action.
-    """
-    bounds = []
-    for spec, signed in zip(
-        tf.nest.flatten(observation_spec), tf.nest.flatten(signature)
-    ):
-        minimum = getattr(spec, "minimum", None)
-        maximum = getattr(spec, "maximum", None)
-        if signed.dtype.is_integer and minimum is not None:
-            shape = signed.shape[1:]
-            bounds.append(
-                (
-                    np.broadcast_to(minimum, shape).astype(np.int64),
-                    np.broadcast_to(maximum, shape).astype(np.int64),
-                )
-            )
-        else:
-            bounds.append(None)
-    return bounds
 
 
 class _ExportedPolicy(tf.Module):
@@ -329,8 +205,8 @@ class _ExportedPolicy(tf.Module):
             _, values = params_and_value(observation)
             return outputs({"value": values}, unbatched)
 
-        seed = tf.TensorSpec([2], tf.int64, name=_SEED)
-        for spec in _input_specs(observation_signature):
+        seed = tf.TensorSpec([2], tf.int64, name=export_signatures.SEED)
+        for spec in export_signatures.input_specs(observation_signature):
             action.get_concrete_function(spec)
             sample_action.get_concrete_function(spec, seed)
             distribution.get_concrete_function(spec)
@@ -402,7 +278,7 @@ def export_policy(
         raise ValueError(
             f"`path` must be a directory, not a file. Received: path={path!r}"
         )
-    signature = _observation_signature(observation_spec)
+    signature = export_signatures.observation_signature(observation_spec)
     # Builds the networks' variables before checking them.
     model(
         tf.nest.map_structure(
@@ -412,7 +288,9 @@ def export_policy(
     )
     _check_finite_weights(model)
     module = _ExportedPolicy(
-        model, signature, _integer_bounds(observation_spec, signature)
+        model,
+        signature,
+        export_signatures.integer_bounds(observation_spec, signature),
     )
     signatures = module.serving_signatures
     # Not an attribute of the saved object: `signatures` is reserved.

@@ -13,6 +13,7 @@ from absl.testing import parameterized
 
 from keras_gae import export
 from keras_gae import layers
+from keras_gae._src import export_signatures
 from keras_gae.models import PPOModel
 from tests.fresh_process import run_python
 
@@ -268,7 +269,7 @@ class NestedObservationExportTest(tf.test.TestCase):
 
     def test_input_names_of_nests(self):
         spec = tf.TensorSpec([2])
-        signature = export._observation_signature(
+        signature = export_signatures.observation_signature(
             {"camera": (spec, spec), "joints": {"angle": spec}, "x": [spec]}
         )
         self.assertEqual(
@@ -276,7 +277,7 @@ class NestedObservationExportTest(tf.test.TestCase):
             ["camera_0", "camera_1", "joints_angle", "x_0"],
         )
         self.assertEqual(
-            export._observation_signature(spec).name, "observation"
+            export_signatures.observation_signature(spec).name, "observation"
         )
         for bad, message in (
             ({"my key": spec}, "'my key', which is not a valid TensorFlow"),
