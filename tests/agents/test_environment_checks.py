@@ -1,4 +1,5 @@
-"""Space mapping, environment spec checks, vector envs, env arguments."""
+"""Environment spec checks (keras_gae/agents/environment_checks.py) through
+GymnasiumEnvironment, vector envs, make_tf_environment's arguments."""
 
 import gymnasium
 import numpy as np
@@ -18,39 +19,6 @@ S = gymnasium.spaces
 
 def box(n=3):
     return S.Box(-1.0, 1.0, (n,), np.float32)
-
-
-class SpaceToSpecTest(tf.test.TestCase):
-    def test_multi_binary(self):
-        spec = space_types.space_to_spec(S.MultiBinary(4), "action")
-        self.assertEqual(spec.shape, (4,))
-        self.assertEqual(spec.dtype, np.int64)
-        self.assertEqual((spec.minimum, spec.maximum), (0, 1))
-
-    def test_dict_and_tuple_nest(self):
-        space = S.Dict(
-            {
-                "pos": box(2),
-                "mode": S.Discrete(3),
-                "pair": S.Tuple((box(1), S.MultiDiscrete([2, 5]))),
-            }
-        )
-        spec = space_types.space_to_spec(space, "observation")
-        self.assertEqual(sorted(spec), ["mode", "pair", "pos"])
-        self.assertEqual(spec["pos"].shape, (2,))
-        self.assertEqual(spec["mode"].maximum, 2)
-        self.assertIsInstance(spec["pair"], tuple)
-        self.assertAllEqual(spec["pair"][1].maximum, [1, 4])
-
-    def test_nested_action_refused(self):
-        with self.assertRaisesRegex(TypeError, "action space.*Dict"):
-            space_types.space_to_spec(
-                S.Dict({"a": box()}), "action", nested=False
-            )
-
-    def test_text_space_refused(self):
-        with self.assertRaisesRegex(TypeError, "observation space.*Text"):
-            space_types.space_to_spec(S.Text(5), "observation")
 
 
 class SpecCheckTest(parameterized.TestCase, tf.test.TestCase):
