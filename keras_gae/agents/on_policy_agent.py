@@ -358,10 +358,8 @@ class OnPolicyAgent:
         An agent made from an instance, a factory or a vector env is saved
         too; its `load` then needs the environment again (`env=`).
 
-        The directory is written beside `path` and renamed into place,
-        replacing an earlier save there: a failure or crash while saving
-        leaves the earlier save intact, and concurrent saves to one path
-        leave the last one whole.
+        A failure or crash while saving leaves an earlier save at `path`
+        intact (`keras_gae.agents.saved_agent`).
 
         Raises:
           ValueError: `path` is a file, or a directory holding files that

@@ -4,10 +4,12 @@
 there is one, the seed and the number of rollout workers; `path/agent.*`
 is a checkpoint of the loop's layout (`OnPolicyTrainer.checkpoint`: the
 model, its optimizer, the counters). The directory is written beside
-`path` and renamed into place (`saved_directory.save_directory`). A load
-of a damaged save (a truncated or missing file, settings that are not
-JSON or were edited so that they no longer fit the checkpoint) is a
-ValueError naming the file and what is wrong.
+`path` and renamed into place (`saved_directory.save_directory`): a
+failed or interrupted save leaves the previous one intact, and of saves
+to one path at once the last one wins, whole. A load of a damaged save
+(a truncated or missing file, settings that are not JSON or were edited
+so that they no longer fit the checkpoint) is a ValueError naming the
+file and what is wrong.
 """
 
 from __future__ import annotations

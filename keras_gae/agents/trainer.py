@@ -352,19 +352,9 @@ class OnPolicyTrainer:
         """Trains until `total_env_steps` environment steps (or a stop).
 
         Iterations run while the environment-step counter (restored ones
-        included) is below `total_env_steps`. The loop stops early when
-        `target_return` is reached (`return_window` episodes finished and
-        their mean return >= target_return) or a callback sets
-        `model.stop_training`. When the episode statistics already
-        reach `target_return` before the first iteration (e.g. a rerun on
-        the `root_dir` of a finished run), no iteration runs.
-
-        After each iteration's training, callbacks that define
-        `iteration_logs(iteration, logs)` contribute their values to the
-        iteration's logs (`EvaluationCallback`'s "eval_return_mean" and
-        "eval_return_std"; `keras_gae.agents.loop_logs`), before the
-        progress line, the History and the callbacks' `on_epoch_end` see
-        them.
+        included) is below `total_env_steps`; when the loop stops early,
+        and how callbacks add to the logs, is in
+        `keras_gae.agents.training_loop`.
 
         Args:
           total_env_steps: environment-step budget, >= 1.

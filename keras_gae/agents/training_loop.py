@@ -1,10 +1,22 @@
 """The collect-and-fit loop of `OnPolicyTrainer.run`.
 
 `run_loop` runs a trainer's iterations (`train_iteration`) under Keras
-callbacks until the environment-step budget, the target return or a
-callback's stop, checkpointing every `checkpoint_interval` iterations and
-at the end; `OnPolicyTrainer.run` documents it. The loop sees the trainer
-through its public methods only.
+callbacks, checkpointing every `checkpoint_interval` iterations and at the
+end; it sees the trainer through its public methods only.
+
+Iterations run while the environment-step counter (restored ones
+included) is below `total_env_steps`. The loop stops early when
+`target_return` is reached (`return_window` episodes finished and their
+mean return >= target_return) or a callback sets `model.stop_training`.
+When the episode statistics already reach `target_return` before the
+first iteration (e.g. a rerun on the `root_dir` of a finished run), no
+iteration runs.
+
+After each iteration's training, callbacks that define
+`iteration_logs(iteration, logs)` contribute their values to the
+iteration's logs (`EvaluationCallback`'s "eval_return_mean" and
+"eval_return_std"; `keras_gae.agents.loop_logs`), before the progress
+line, the History and the callbacks' `on_epoch_end` see them.
 """
 
 from __future__ import annotations
