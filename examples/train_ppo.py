@@ -546,7 +546,8 @@ def train_eval(
 def _layer_sizes(values: Sequence[str]) -> tuple:
     """--hidden_sizes as ints, or a ValueError naming the flag.
 
-    Their values (positive, at least one) are `presets.check_config`'s.
+    Their values (positive; none: the heads on the encoder's features)
+    are `presets.check_config`'s.
     """
     try:
         return tuple(int(value) for value in values)

@@ -69,7 +69,8 @@ DEFAULTS: Dict[str, Any] = {
     "normalize_advantages": True,
     # The global gradient-norm clip; None (or 0) turns it off.
     "max_grad_norm": 0.5,
-    # The actor's and critic's MLPs (keras_gae.agents.build_networks).
+    # The actor's and critic's MLPs (keras_gae.agents.build_networks);
+    # empty: the heads sit on the encoder's features.
     "hidden_sizes": (64, 64),
     "activation": "tanh",
     # Box actions: GaussianPolicyHead(bound=..., initial_log_std=...).
@@ -143,7 +144,8 @@ ENV_CONFIGS: Dict[str, Dict[str, Any]] = {
     "Walker2d-v5": dict(_MUJOCO),
     "Ant-v5": dict(_MUJOCO),
     # RL Zoo's Atari PPO: minibatches of single steps shuffled across the
-    # rollout, as stable-baselines3 takes them.
+    # rollout, as stable-baselines3 takes them; the policy and value
+    # heads on the shared Nature CNN's features, as SB3's CnnPolicy.
     "ALE/*-v5": {
         "num_envs": 8,
         "rollout_length": 128,
@@ -154,6 +156,7 @@ ENV_CONFIGS: Dict[str, Dict[str, Any]] = {
         "clip_ratio": 0.1,
         "entropy_coef": 0.01,
         "value_coef": 0.5,
+        "hidden_sizes": (),
         "vectorization_mode": "sync",
         "total_env_steps": 10_000_000,
     },
@@ -409,9 +412,10 @@ def check_config(config: Mapping[str, Any]) -> None:
             if high is not None and value > high:
                 fail(name, f"<= {high:g}")
         elif name == "hidden_sizes":
-            sizes = tuple(value) if isinstance(value, (list, tuple)) else ()
-            if not sizes or not all(_is_int(s) and s >= 1 for s in sizes):
-                fail(name, "a non-empty sequence of positive ints")
+            if not isinstance(value, (list, tuple)) or not all(
+                _is_int(s) and s >= 1 for s in value
+            ):
+                fail(name, "a sequence of positive ints (empty: none)")
         elif name == "activation" and not isinstance(value, str):
             fail(name, "the name of a Keras activation")
     if (

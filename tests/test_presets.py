@@ -54,6 +54,7 @@ class ConfigForTest(tf.test.TestCase):
             gamma=0.99,
             lambda_=0.95,
             max_grad_norm=0.5,
+            hidden_sizes=(),  # SB3's CnnPolicy: heads on the CNN features
         )
         for env_id in ("ALE/Breakout-v5", "ALE/Pong-v5"):
             config = presets.config_for(env_id)
@@ -181,8 +182,8 @@ class CheckConfigTest(tf.test.TestCase):
             ("minibatch_mode", "row", "one of"),
             ("gae_implementation", "cuda", "one of"),
             ("normalize_rewards", 1, "True or False"),
-            ("hidden_sizes", (64, 0), "a non-empty sequence of positive ints"),
-            ("hidden_sizes", (), "a non-empty sequence"),
+            ("hidden_sizes", (64, 0), "a sequence of positive ints"),
+            ("hidden_sizes", 64, "a sequence of positive ints"),
             ("activation", 3, "the name of a Keras activation"),
         ):
             config = dict(base, **{name: value})

@@ -7,6 +7,7 @@ and which policy head acts in it (`keras_gae.agents.action_heads`):
 
 | entry | gymnasium space | spec dtype, shape, bounds |
 |---|---|---|
+| Image | uint8 `Box` of rank 3, bounds [0, 255] | uint8, its shape, [0, 255] |
 | Discrete | `Discrete(n, start=s)` | int64, `()`, `[s, s + n - 1]` |
 | MultiBinary | `MultiBinary(n)` | int64, its shape, `[0, 1]` |
 | MultiDiscrete | `MultiDiscrete(nvec, start=s)` | int64, `nvec.shape`, |
@@ -15,6 +16,7 @@ and which policy head acts in it (`keras_gae.agents.action_heads`):
 
 | entry | observation encoding | policy head |
 |---|---|---|
+| Image | `NatureCNN`, 512 features | none (observations only) |
 | Discrete | one-hot | `CategoricalPolicyHead` |
 | MultiBinary | 0/1 floats | `BernoulliPolicyHead` |
 | MultiDiscrete | one-hot per entry | `MultiCategoricalPolicyHead` |
@@ -61,6 +63,7 @@ import tensorflow as tf
 from tf_agents.specs import array_spec
 
 from keras_gae.agents import action_heads
+from keras_gae.agents import image_observations
 from keras_gae.agents import observation_features
 from keras_gae.layers import PolicyHead
 
@@ -85,6 +88,9 @@ class SpaceType:
         that is never an action.
       accepts: whether a space of `space_class` is of this type (narrower
         entries than the whole class, e.g. image Boxes).
+      env_action: `(space, action) -> action` the environment's `step`
+        takes, from a checked action array of the spec; by default the
+        array in the space's dtype.
     """
 
     name: str
@@ -94,6 +100,9 @@ class SpaceType:
     encoding: Callable[[Any], observation_features.LeafEncoding]
     policy_head: Optional[Callable[..., PolicyHead]]
     accepts: Callable[[gymnasium.Space], bool] = lambda space: True
+    env_action: Callable[[gymnasium.Space, np.ndarray], Any] = (
+        lambda space, action: action.astype(space.dtype)
+    )
 
 
 def _bounds(values: Any, dtype: type) -> np.ndarray:
@@ -164,6 +173,17 @@ def _is_zero_one(spec: Any) -> bool:
 
 
 SPACE_TYPES = (
+    # First: an image space is a Box and its uint8 spec an integer array
+    # (keras_gae.agents.image_observations).
+    SpaceType(
+        name="Image",
+        space_class=_spaces.Box,
+        to_spec=image_observations.image_spec,
+        accepts_spec=image_observations.is_image_spec,
+        encoding=image_observations.nature_cnn,
+        policy_head=None,
+        accepts=image_observations.is_image_space,
+    ),
     SpaceType(
         name="Discrete",
         space_class=_spaces.Discrete,
@@ -171,6 +191,8 @@ SPACE_TYPES = (
         accepts_spec=lambda spec: _is_integer(spec) and not len(spec.shape),
         encoding=observation_features.one_hot,
         policy_head=action_heads.categorical_head,
+        # Some environments use a discrete action as a dict key.
+        env_action=lambda space, action: int(action),
     ),
     SpaceType(
         name="MultiBinary",
@@ -200,14 +222,19 @@ SPACE_TYPES = (
 
 
 def _names(actions: bool) -> tuple:
-    """The space classes `space_to_spec` takes, in table order."""
+    """The space classes `space_to_spec` takes, in table order.
+
+    A class is listed where its last (broadest) entry stands: Box after
+    MultiDiscrete, though the Image entry of uint8 Boxes comes first.
+    """
     names = []
-    for entry in SPACE_TYPES:
+    for entry in reversed(SPACE_TYPES):
         if entry.policy_head is not None or not actions:
             names.append(entry.space_class.__name__)
+    names = list(dict.fromkeys(names))[::-1]
     if not actions:
         names += ["Dict", "Tuple"]
-    return tuple(dict.fromkeys(names))
+    return tuple(names)
 
 
 # The gymnasium spaces observations may be, and actions.
@@ -221,6 +248,13 @@ def space_type_of(space: gymnasium.Space) -> Optional[SpaceType]:
         if isinstance(space, entry.space_class) and entry.accepts(space):
             return entry
     return None
+
+
+def env_action(space: gymnasium.Space, action: np.ndarray) -> Any:
+    """`action`, checked against `space`'s spec, as one environment's
+    `step` takes it: a Python int for Discrete, else an array of the
+    space's dtype (the entry's `env_action`)."""
+    return space_type_of(space).env_action(space, action)
 
 
 def spec_type_of(spec: Any) -> SpaceType:
