@@ -48,6 +48,7 @@ OpenCV).
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 from typing import Dict
 from typing import Mapping
@@ -63,6 +64,8 @@ from keras_gae.agents.vector_environment import GymnasiumVectorEnvironment
 from keras_gae.ops import _checks
 
 _NOOP, _FIRE = 0, 1
+# The finished games each environment's RecordEpisodeStatistics keeps.
+_GAME_HISTORY = 100
 
 
 def _import_ale() -> None:
@@ -219,7 +222,9 @@ class AtariGame:
     def __call__(self, **env_kwargs: Any) -> gymnasium.Env:
         _import_ale()
         env = gymnasium.make(self.env_id, **{**self.env_kwargs, **env_kwargs})
-        env = gymnasium.wrappers.RecordEpisodeStatistics(env)
+        env = gymnasium.wrappers.RecordEpisodeStatistics(
+            env, buffer_length=_GAME_HISTORY
+        )
         env = gymnasium.wrappers.AtariPreprocessing(
             env,
             noop_max=self.noop_max,
@@ -313,27 +318,36 @@ def _game_environments(env: Any) -> list:
     )
 
 
-def game_statistics(env: Any) -> Dict[str, float]:
+def game_statistics(env: Any, window: int = 100) -> Dict[str, float]:
     """The whole games' scores, as stable-baselines3's `Monitor` has them.
 
     Reads the `RecordEpisodeStatistics` under the Atari wrappers (module
-    docstring) of every game in `env`: the undiscounted, unclipped return
-    of each finished game (all its lives) and its length in frames, the
-    last 100 of each game kept.
+    docstring) of each of the B environments in `env`: the undiscounted,
+    unclipped return of each finished game (all its lives) and its length
+    in frames. The means are over the last `ceil(window / B)` games of
+    each environment (they run in lockstep, so about the last `window`
+    games, as SB3's buffer of the last 100 episodes).
 
     Args:
       env: `make_atari_env`'s vector env, one `AtariGame()` env, or the
         `TFPyEnvironment` that `make_tf_environment` (or an agent's
         `env`) made from either in this process.
+      window: about how many of the last games the means cover, <= 100.
 
     Returns:
-      "game_return_mean" and "game_length_mean" over the kept games (NaN
-      before the first game ends) and "games", how many ended in all.
+      "game_return_mean" and "game_length_mean" (NaN before the first
+      game ends) and "games", how many ended in all.
 
     Raises:
       TypeError: an env without those statistics.
     """
-    returns, lengths, games = [], [], 0
+    window = _checks.check_positive_int(window, "window")
+    if window > _GAME_HISTORY:
+        raise ValueError(
+            f"`window` must be at most {_GAME_HISTORY}, the games each "
+            f"environment keeps. Received: window={window}"
+        )
+    found = []
     for environment in _game_environments(env):
         try:
             if isinstance(environment, gymnasium.vector.VectorEnv):
@@ -359,12 +373,15 @@ def game_statistics(env: Any) -> Dict[str, float]:
                 "make_atari_env or AtariGame. Received: "
                 f"env={env!r}"
             ) from None
-        for game_returns, game_lengths, count in queues:
-            returns.extend(float(value) for value in game_returns)
-            lengths.extend(float(value) for value in game_lengths)
-            games += int(count)
+        found.extend(queues)
+    returns, lengths, games = [], [], 0
+    per_environment = -(-window // len(found))
+    for game_returns, game_lengths, count in found:
+        returns.extend(list(game_returns)[-per_environment:])
+        lengths.extend(list(game_lengths)[-per_environment:])
+        games += int(count)
     return {
-        "game_return_mean": float(np.mean(returns)) if returns else np.nan,
-        "game_length_mean": float(np.mean(lengths)) if lengths else np.nan,
+        "game_return_mean": float(np.mean(returns)) if returns else math.nan,
+        "game_length_mean": float(np.mean(lengths)) if lengths else math.nan,
         "games": float(games),
     }

@@ -199,6 +199,24 @@ class MakeAtariEnvTest(tf.test.TestCase):
         self.assertEqual(lasts, 5)
         self.assertEqual(atari_environments.game_statistics(env)["games"], 1.0)
 
+    def test_game_statistics_window(self):
+        env = atari_environments.make_atari_env("ALE/Pong-v5", num_envs=2)
+        # Games as the monitors under the wrappers record them.
+        finished = ([1.0, 2.0, 3.0], [10.0, 20.0])
+        for queue, returns in zip(env.get_attr("return_queue"), finished):
+            queue.extend(returns)
+        for queue, returns in zip(env.get_attr("length_queue"), finished):
+            queue.extend(10 * value for value in returns)
+        statistics = atari_environments.game_statistics(env, window=2)
+        # The last ceil(2 / 2) = 1 game of each environment.
+        self.assertEqual(statistics["game_return_mean"], (3.0 + 20.0) / 2)
+        self.assertEqual(statistics["game_length_mean"], (30.0 + 200.0) / 2)
+        statistics = atari_environments.game_statistics(env)
+        self.assertEqual(statistics["game_return_mean"], 36.0 / 5)
+        for window in (0, 101):
+            with self.assertRaisesRegex(ValueError, "window.*Received"):
+                atari_environments.game_statistics(env, window=window)
+
     def test_bad_arguments(self):
         with self.assertRaisesRegex(ValueError, "num_envs.*Received"):
             atari_environments.make_atari_env("ALE/Pong-v5", num_envs=0)
