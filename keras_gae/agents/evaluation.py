@@ -79,11 +79,9 @@ def evaluate_policy(
             batch = tf.nest.map_structure(
                 lambda x: x[None], convert(observation, "reset")
             )
-            action = np.asarray(act(batch))[0]
-            if isinstance(action_space, gymnasium.spaces.Discrete):
-                action = int(action)
-            else:
-                action = action.astype(action_space.dtype)
+            action = space_types.env_action(
+                action_space, np.asarray(act(batch))[0]
+            )
             observation, reward, terminated, truncated, _ = copy.step(action)
             total += float(reward)
             steps += 1

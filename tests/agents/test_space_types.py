@@ -65,6 +65,20 @@ class BuiltInTypesTest(parameterized.TestCase, tf.test.TestCase):
             maximum, np.broadcast_to(spec.maximum, spec.shape), msg=name
         )
 
+    def test_env_action(self):
+        # What one environment's step gets from a checked action array.
+        discrete = space_types.env_action(S.Discrete(3), np.int64(2))
+        self.assertIs(type(discrete), int)
+        self.assertEqual(discrete, 2)
+        for space, action in (
+            (S.Box(-1.0, 1.0, (2,), np.float64), np.float32([0.5, -2.0])),
+            (S.MultiDiscrete([3, 2]), np.int64([2, 1])),
+            (S.MultiBinary(2), np.int64([1, 0])),
+        ):
+            got = space_types.env_action(space, action)
+            self.assertEqual(got.dtype, space.dtype)
+            self.assertAllEqual(got, action)
+
     def test_multi_discrete_of_twos_is_multi_binary(self):
         # Their specs are the same: int64 in [0, 1].
         spec = space_types.space_to_spec(S.MultiDiscrete([2, 2]), "action")
