@@ -23,6 +23,7 @@ from keras_gae.agents import OnPolicyTrainer
 from keras_gae.agents import make_tf_environment
 from keras_gae.agents import train
 from keras_gae.agents.loop_logs import read_scalars
+from keras_gae.agents.rollout_collector import RolloutCollector
 from keras_gae.agents.training import LOOP_LOG_KEYS
 from keras_gae.agents.training import EnvStepTensorBoard
 from keras_gae.layers import CategoricalPolicyHead
@@ -138,6 +139,31 @@ class ArgumentTest(tf.test.TestCase, parameterized.TestCase):
             OnPolicyTrainer(
                 self.model, self.env.pyenv, rollout_length=4, num_minibatches=2
             )
+
+    def test_a_collector_factory_makes_its_own_collector(self):
+        # What rollout workers are to the trainer (keras_gae.distributed),
+        # without Ray: anything with `make_collector` collects for it.
+        made = []
+
+        class Factory:
+            def make_collector(self, model, *, rollout_length, return_window):
+                made.append((rollout_length, return_window))
+                return RolloutCollector(
+                    model,
+                    make_tf_environment(SCRIPTED_ENV_ID, num_envs=2),
+                    rollout_length=rollout_length,
+                    return_window=return_window,
+                )
+
+        trainer = OnPolicyTrainer(
+            self.model,
+            Factory(),
+            rollout_length=4,
+            num_minibatches=2,
+            return_window=5,
+        )
+        self.assertEqual(made, [(4, 5)])
+        self.assertEqual(trainer.collect()["reward"].shape, (2, 4))
 
     def test_rejects_environment_without_batch_size(self):
         class Unsized(tf_environment.TFEnvironment):
