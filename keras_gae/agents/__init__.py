@@ -30,6 +30,9 @@ with _dependencies.keras2_inside():
     import tf_agents.utils.common  # noqa: F401
 
 from keras_gae.agents.a2c_agent import A2C
+from keras_gae.agents.atari_environments import AtariGame
+from keras_gae.agents.atari_environments import game_statistics
+from keras_gae.agents.atari_environments import make_atari_env
 from keras_gae.agents.default_networks import MLPNetwork
 from keras_gae.agents.default_networks import ObservationEncoder
 from keras_gae.agents.default_networks import build_networks
@@ -53,6 +56,7 @@ from keras_gae.agents.vector_environment import GymnasiumVectorEnvironment
 
 __all__ = [
     "A2C",
+    "AtariGame",
     "EPISODE_HISTORY",
     "EnvStepTensorBoard",
     "EvaluationCallback",
@@ -69,6 +73,8 @@ __all__ = [
     "attach_reward_normalization",
     "build_networks",
     "evaluate_policy",
+    "game_statistics",
+    "make_atari_env",
     "make_tf_environment",
     "policy_head_for",
     "train",
