@@ -19,10 +19,11 @@ import tensorflow as tf
 def strategy_supports_no_merge_call() -> bool:
     """Whether the current strategy updates variables without `merge_call`.
 
-    True without a strategy and for strategies whose replicas update their
-    own copies (MultiWorkerMirrored by default), False for those that need
-    the cross-replica context (Mirrored). Keras' optimizers branch on the
-    same private function; no public API tells it.
+    True without a strategy; under a Mirrored or MultiWorkerMirrored
+    strategy only inside an XLA-compiled function over GPUs alone (else the
+    update needs the cross-replica context). The answer depends on the XLA
+    context of the graph being built, which no public API reports; Keras'
+    LossScaleOptimizer branches on the same private function.
     """
     return tf.__internal__.distribute.strategy_supports_no_merge_call()
 
