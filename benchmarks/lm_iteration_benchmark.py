@@ -62,13 +62,13 @@ from absl import flags  # noqa: E402
 
 from keras_gae import lm  # noqa: E402
 from keras_gae._src import rollout_batch as rb  # noqa: E402
+from keras_gae.estimator_names import LM_ESTIMATORS  # noqa: E402
 from keras_gae.lm import _tokens  # noqa: E402
 from keras_gae.lm import advantages as advantages_lib  # noqa: E402
 from keras_gae.losses import AdaptiveKLController  # noqa: E402
 from keras_gae.models import rollout_dataset  # noqa: E402
 from keras_gae.ops import kl as kl_lib  # noqa: E402
 
-ESTIMATORS = ("gae", "grpo", "dr_grpo", "rloo", "reinforce_pp")
 PHASES = ("generate", "score", "reference", "rewards", "advantages", "update")
 PAD_ID, EOS_ID = 0, 1
 
@@ -80,7 +80,7 @@ flags.DEFINE_integer("prompt_length", 8, "Prompt width P (left-padded).")
 flags.DEFINE_integer("max_new_tokens", 32, "New tokens per row.")
 flags.DEFINE_integer("num_minibatches", 4, "Minibatches K per epoch.")
 flags.DEFINE_integer("epochs", 2, "Passes over the rollout batch.")
-flags.DEFINE_enum("estimator", "gae", ESTIMATORS, "Advantage estimator.")
+flags.DEFINE_enum("estimator", "gae", LM_ESTIMATORS, "Advantage estimator.")
 flags.DEFINE_integer("lora_rank", 0, "LoRA rank (0: full fine-tuning).")
 flags.DEFINE_boolean("jit_generate", True, "XLA-compile the sampling loop.")
 flags.DEFINE_integer("iterations", 5, "Timed rounds after the warm-up.")
@@ -185,14 +185,11 @@ def split_iteration(model, prompts, step):
     outputs = lm.generate(
         model.shared,
         prompts,
-        max_new_tokens=FLAGS.max_new_tokens,
-        temperature=model.temperature,
-        eos_id=model.eos_id,
-        stop_token_ids=model.stop_token_ids,
-        pad_id=model.pad_id,
-        num_samples=FLAGS.num_samples,
-        seed=step,
-        jit_compile=model.jit_generate,
+        **model.generation_settings(
+            max_new_tokens=FLAGS.max_new_tokens,
+            num_samples=FLAGS.num_samples,
+            seed=step,
+        ),
     )
     tokens = outputs.tokens
     width, start = tokens.shape[1], outputs.prompt_length
@@ -216,7 +213,7 @@ def split_iteration(model, prompts, step):
     ref_log_probs = model.reference_log_probs(tokens)
     clock.lap("reference", ref_log_probs)
 
-    kl_coef = model._reward_kl_value()
+    kl_coef = model.reward_kl_value()
     batch = lm.sequence_rollout_batch(
         tokens,
         start,
@@ -251,15 +248,15 @@ def split_iteration(model, prompts, step):
         batch[rb.ADVANTAGE] = targets.advantages
         batch[rb.RETURN] = targets.returns
     else:
-        batch[rb.ADVANTAGE] = advantages_lib.critic_free_advantages(
-            batch[rb.REWARD],
-            mask,
-            estimator=model.advantage_estimator,
-            group_size=FLAGS.num_samples,
-            gamma=model.gamma,
-        )
-        batch[rb.RETURN] = advantages_lib.reward_to_go(
-            batch[rb.REWARD], mask, gamma=model.gamma
+        batch[rb.ADVANTAGE], batch[rb.RETURN] = (
+            advantages_lib.critic_free_targets(
+                batch[rb.REWARD],
+                mask,
+                estimator=model.advantage_estimator,
+                group_size=FLAGS.num_samples,
+                gamma=model.gamma,
+                scale_rewards=model.scale_rewards,
+            )
         )
     clock.lap("advantages", batch[rb.ADVANTAGE], batch[rb.RETURN])
 

@@ -85,9 +85,12 @@ from absl import flags  # noqa: E402
 
 from examples import cli  # noqa: E402
 from examples import quiet_start  # noqa: E402  (before TensorFlow)
+from keras_gae.estimator_names import GROUP_ESTIMATORS  # noqa: E402
+from keras_gae.estimator_names import LM_ESTIMATORS  # noqa: E402
 
-# TensorFlow, Keras, keras-hub and keras_gae are imported in the functions
-# that use them: the flags are parsed and checked without them.
+# TensorFlow, Keras, keras-hub and keras_gae's subpackages are imported in
+# the functions that use them: the flags are parsed and checked without
+# them (keras_gae.estimator_names is plain Python).
 
 PROGRAM = "train_lm_ppo.py"
 NUM_DIGITS = 10
@@ -96,9 +99,6 @@ SEP_ID = 11
 EOS_ID = 12
 PAD_ID = 13
 VOCAB_SIZE = 14
-ESTIMATORS = ("gae", "grpo", "dr_grpo", "rloo", "reinforce_pp")
-# Estimators that compare the completions of a prompt (groups of >= 2).
-GROUP_ESTIMATORS = ("grpo", "dr_grpo", "rloo")
 
 flags.DEFINE_string(
     "root_dir",
@@ -108,7 +108,7 @@ flags.DEFINE_string(
 flags.DEFINE_integer(
     "seed", 0, "Seed of the corpus, networks and sampling.", lower_bound=0
 )
-flags.DEFINE_enum("estimator", "gae", ESTIMATORS, "Advantage estimator.")
+flags.DEFINE_enum("estimator", "gae", LM_ESTIMATORS, "Advantage estimator.")
 flags.DEFINE_integer(
     "lora_rank", 0, "LoRA rank; 0 trains every weight.", lower_bound=0
 )
@@ -549,7 +549,7 @@ def train_eval(
     from keras_gae.models import rollout_dataset
 
     start = time.time()
-    if estimator not in ESTIMATORS:
+    if estimator not in LM_ESTIMATORS:
         raise ValueError(f"Unknown estimator. Received: estimator={estimator}")
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)

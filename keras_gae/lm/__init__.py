@@ -10,14 +10,15 @@ from keras_gae.lm.advantages import grpo_advantages
 from keras_gae.lm.advantages import reinforce_pp_advantages
 from keras_gae.lm.advantages import reward_to_go
 from keras_gae.lm.advantages import rloo_advantages
+from keras_gae.lm.advantages import whiten_advantages
 from keras_gae.lm.causal_lm_policy import CausalLMPolicy
-from keras_gae.lm.causal_lm_policy import lora_disabled
 from keras_gae.lm.causal_lm_ppo_model import CausalLMPPOModel
 from keras_gae.lm.causal_outputs import causal_log_probs
+from keras_gae.lm.completion_evaluation import evaluate_completions
 from keras_gae.lm.completion_logging import CompletionLogger
-from keras_gae.lm.evaluation import evaluate_completions
 from keras_gae.lm.generation import GenerationOutputs
 from keras_gae.lm.generation import generate
+from keras_gae.lm.lora_adapters import lora_disabled
 from keras_gae.lm.loss_aggregation import aggregate as aggregate_loss
 from keras_gae.lm.reward_functions import RewardFunction
 from keras_gae.lm.rewards import sequence_kl
@@ -26,7 +27,6 @@ from keras_gae.lm.rollouts import SequenceRollout
 from keras_gae.lm.rollouts import response_mask
 from keras_gae.lm.rollouts import sequence_advantages
 from keras_gae.lm.rollouts import sequence_rollout_batch
-from keras_gae.lm.rollouts import whiten_advantages
 from keras_gae.lm.text_prompts import decode_completions
 from keras_gae.lm.text_prompts import encode_prompts
 from keras_gae.lm.text_rewards import TextRewards

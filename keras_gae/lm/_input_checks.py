@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_gae._src import private_apis
 from keras_gae.ops import _checks
 
 
@@ -152,16 +153,6 @@ def check_prompt_mask_runs(
     return prompt_mask
 
 
-def sublayers(layer: keras.layers.Layer) -> list:
-    """`layer` and every layer inside it, recursively.
-
-    Keras has no public recursive listing (`Model.layers` holds direct
-    children only); `_flatten_layers` is its own, used in `keras_gae.lm`
-    through this function alone.
-    """
-    return list(layer._flatten_layers(include_self=True))
-
-
 class NetworkLimits(NamedTuple):
     """What the ids a network reads must fit: None where unknown."""
 
@@ -178,7 +169,9 @@ def _declared_positions(model: Any) -> Optional[int]:
         keras_hub.layers.PositionEmbedding if keras_hub is not None else ()
     )
     layers = (
-        sublayers(model) if isinstance(model, keras.layers.Layer) else [model]
+        private_apis.flatten_layers(model)
+        if isinstance(model, keras.layers.Layer)
+        else [model]
     )
     limits = []
     for layer in layers:

@@ -8,6 +8,7 @@ from keras_gae._src import dependencies
 from keras_gae.lm import _input_checks
 from keras_gae.lm import advantages as advantages_lib
 from keras_gae.lm import causal_lm_policy
+from keras_gae.lm import lora_adapters
 from keras_gae.lm import loss_aggregation as aggregation_lib
 from keras_gae.lm import sequence_ratios
 from keras_gae.models import network_layout as networks_lib
@@ -188,7 +189,7 @@ def check_settings(
         )
     lora_reference = isinstance(
         network, causal_lm_policy.CausalLMPolicy
-    ) and causal_lm_policy.has_lora(network.causal_lm)
+    ) and lora_adapters.has_lora(network.causal_lm)
     has_reference = reference_network is not None or lora_reference
     if not has_reference and not _off(reward_kl_coef):
         raise ValueError(

@@ -8,7 +8,8 @@ n + n - 1 as the n samples of prompt b (the layout of
 `keras_gae.lm.generate(..., num_samples=n)`). Each returns advantages of
 the input's shape, the same value on every valid token of a row for the
 outcome estimators, 0 on invalid tokens. Token-level GAE with a critic is
-`keras_gae.lm.sequence_advantages`.
+`keras_gae.lm.sequence_advantages`; `whiten_advantages` rescales either
+over the valid tokens.
 
 Letters: `B = G * n` rows, `G` prompts, `n` samples per prompt, `L` token
 positions, R_i = sum_t mask_it * r_it the return of row i.
@@ -20,14 +21,15 @@ from typing import Any
 
 import tensorflow as tf
 
+from keras_gae import estimator_names
 from keras_gae.lm import _input_checks
 from keras_gae.ops import _checks
 from keras_gae.ops import masked
+from keras_gae.ops import returns as returns_lib
 
-ESTIMATORS = ("gae", "grpo", "dr_grpo", "rloo", "reinforce_pp")
-CRITIC_FREE = ESTIMATORS[1:]
-# What GRPO divides the centred returns by (TRL's `scale_rewards`).
-REWARD_SCALES = ("group", "batch", "none")
+ESTIMATORS = estimator_names.LM_ESTIMATORS
+CRITIC_FREE = estimator_names.CRITIC_FREE
+REWARD_SCALES = estimator_names.REWARD_SCALES
 
 
 def _prepare(rewards: Any, mask: Any, group_size: Any) -> tuple:
@@ -62,9 +64,8 @@ def _prepare(rewards: Any, mask: Any, group_size: Any) -> tuple:
     return rewards, mask, group_size, shape
 
 
-def _group_returns(rewards: tf.Tensor, mask: tf.Tensor, n: int) -> tf.Tensor:
-    """`[G, n]` returns R of each group's rows."""
-    del mask  # rewards are already 0 on invalid tokens.
+def _group_returns(rewards: tf.Tensor, n: int) -> tf.Tensor:
+    """`[G, n]` returns R of each group's rows (rewards 0 where invalid)."""
     return tf.reshape(tf.reduce_sum(rewards, axis=1), [-1, n])
 
 
@@ -75,13 +76,17 @@ def _broadcast(row_advantages: tf.Tensor, mask: tf.Tensor, shape) -> tf.Tensor:
     return tf.reshape(out, shape)
 
 
+_GRPO_EPSILON = 1e-6
+_REINFORCE_PP_EPSILON = 1e-8
+
+
 def grpo_advantages(
     rewards: Any,
     mask: Any,
     *,
     group_size: Any = None,
     scale_rewards: str = "group",
-    epsilon: float = 1e-6,
+    epsilon: float = _GRPO_EPSILON,
 ) -> tf.Tensor:
     r"""GRPO's group-centred outcome advantages, scaled three ways.
 
@@ -120,19 +125,24 @@ def grpo_advantages(
     with tf.name_scope("grpo_advantages"):
         rewards, mask, n, shape = _prepare(rewards, mask, group_size)
         _check_group(n, 2)
-        returns = _group_returns(rewards, mask, n)
-        centred = returns - tf.reduce_mean(returns, axis=1, keepdims=True)
-        if scale_rewards == "group":
-            variance = tf.reduce_sum(
-                tf.square(centred), axis=1, keepdims=True
-            ) / (n - 1)
-            centred = centred / (tf.sqrt(variance) + epsilon)
-        elif scale_rewards == "batch":
-            count = tf.cast(tf.size(returns), returns.dtype)
-            deviations = returns - tf.reduce_mean(returns)
-            variance = tf.reduce_sum(tf.square(deviations)) / (count - 1)
-            centred = centred / (tf.sqrt(variance) + epsilon)
-        return _broadcast(centred, mask, shape)
+        return _grpo(rewards, mask, n, shape, scale_rewards, epsilon)
+
+
+def _grpo(rewards, mask, n, shape, scale_rewards, epsilon) -> tf.Tensor:
+    """`grpo_advantages` of `_prepare`d rewards and mask."""
+    returns = _group_returns(rewards, n)
+    centred = returns - tf.reduce_mean(returns, axis=1, keepdims=True)
+    if scale_rewards == "group":
+        variance = tf.reduce_sum(tf.square(centred), axis=1, keepdims=True) / (
+            n - 1
+        )
+        centred = centred / (tf.sqrt(variance) + epsilon)
+    elif scale_rewards == "batch":
+        count = tf.cast(tf.size(returns), returns.dtype)
+        deviations = returns - tf.reduce_mean(returns)
+        variance = tf.reduce_sum(tf.square(deviations)) / (count - 1)
+        centred = centred / (tf.sqrt(variance) + epsilon)
+    return _broadcast(centred, mask, shape)
 
 
 def rloo_advantages(
@@ -159,35 +169,39 @@ def rloo_advantages(
     with tf.name_scope("rloo_advantages"):
         rewards, mask, n, shape = _prepare(rewards, mask, group_size)
         _check_group(n, 2)
-        returns = _group_returns(rewards, mask, n)
-        total = tf.reduce_sum(returns, axis=1, keepdims=True)
-        baseline = (total - returns) / (n - 1)
-        return _broadcast(returns - baseline, mask, shape)
+        return _rloo(rewards, mask, n, shape)
+
+
+def _rloo(rewards, mask, n, shape) -> tf.Tensor:
+    """`rloo_advantages` of `_prepare`d rewards and mask."""
+    returns = _group_returns(rewards, n)
+    total = tf.reduce_sum(returns, axis=1, keepdims=True)
+    baseline = (total - returns) / (n - 1)
+    return _broadcast(returns - baseline, mask, shape)
 
 
 def reward_to_go(rewards: Any, mask: Any, *, gamma: float = 1.0) -> tf.Tensor:
     r"""G_t = sum_{s >= t} gamma^(s - t) * mask_s * r_s per row, 0 where
-    invalid (the Monte Carlo return of each token, no critic)."""
+    invalid (the Monte Carlo return of each token, no critic).
+
+    `keras_gae.ops.discounted_returns` of the rewards zeroed where invalid
+    (an invalid token inside a row adds nothing and cuts nothing), with
+    gradients stopped.
+    """
     gamma = _checks.check_float(gamma, "gamma", minimum=0.0, maximum=1.0)
-    rewards, mask, _, shape = _prepare(rewards, mask, None)
-    return tf.reshape(_returns_to_go(rewards, mask, gamma), shape)
+    with tf.name_scope("reward_to_go"):
+        rewards, mask, _, shape = _prepare(rewards, mask, None)
+        return tf.reshape(_returns_to_go(rewards, mask, gamma), shape)
 
 
 def _returns_to_go(
     rewards: tf.Tensor, mask: tf.Tensor, gamma: float
 ) -> tf.Tensor:
-    """`[B, L]` G_t of prepared rewards, 0 where invalid."""
-    if gamma == 1.0:
-        returns = tf.cumsum(rewards, axis=1, reverse=True)
-    else:
-        returns = tf.transpose(
-            tf.scan(
-                lambda carry, r: r + gamma * carry,
-                tf.transpose(rewards),
-                initializer=tf.zeros_like(rewards[:, 0]),
-                reverse=True,
-            )
-        )
+    """`[B, L]` G_t of `_prepare`d rewards (0 where invalid), 0 where
+    invalid."""
+    returns = returns_lib.discounted_returns(
+        rewards, tf.zeros_like(rewards[:, 0]), gamma=gamma, time_major=False
+    )
     return tf.where(mask, returns, 0.0)
 
 
@@ -197,7 +211,7 @@ def reinforce_pp_advantages(
     *,
     group_size: Any = None,
     gamma: float = 1.0,
-    epsilon: float = 1e-8,
+    epsilon: float = _REINFORCE_PP_EPSILON,
 ) -> tf.Tensor:
     r"""REINFORCE++ advantages: batch-whitened token returns-to-go.
 
@@ -226,13 +240,15 @@ def reinforce_pp_advantages(
     with tf.name_scope("reinforce_pp_advantages"):
         # group_size is checked all the same: a wrong one is a wrong layout.
         rewards, mask, _, shape = _prepare(rewards, mask, group_size)
-        whitened = masked.masked_whiten(
-            _returns_to_go(rewards, mask, gamma),
-            mask,
-            epsilon=epsilon,
-            across_replicas=True,
-        )
-        return tf.reshape(whitened, shape)
+        returns = _returns_to_go(rewards, mask, gamma)
+        return tf.reshape(_reinforce_pp(returns, mask, epsilon), shape)
+
+
+def _reinforce_pp(returns: tf.Tensor, mask: tf.Tensor, epsilon) -> tf.Tensor:
+    """`reinforce_pp_advantages` of `[B, L]` returns-to-go."""
+    return masked.masked_whiten(
+        returns, mask, epsilon=epsilon, across_replicas=True
+    )
 
 
 def _check_group(n: Any, minimum: int) -> None:
@@ -244,7 +260,7 @@ def _check_group(n: Any, minimum: int) -> None:
         )
 
 
-def critic_free_advantages(
+def critic_free_targets(
     rewards: Any,
     mask: Any,
     *,
@@ -252,18 +268,100 @@ def critic_free_advantages(
     group_size: Any = None,
     gamma: float = 1.0,
     scale_rewards: str = "group",
-) -> tf.Tensor:
-    """Dispatches to "grpo" (with `scale_rewards`), "dr_grpo" (GRPO with
-    `scale_rewards="none"`), "rloo" or "reinforce_pp"."""
+) -> tuple:
+    """`(advantages, returns)` of a critic-free estimator, one preparation.
+
+    The advantages of "grpo" (with `scale_rewards`), "dr_grpo" (GRPO with
+    `scale_rewards="none"`), "rloo" or "reinforce_pp" (with `gamma`), and
+    `reward_to_go` (with `gamma`), the batch's critic target, from one
+    check of `rewards` and `mask`: what `CausalLMPPOModel.collect` adds to
+    its batch. Arguments as the estimators take them; "reinforce_pp"
+    reads `group_size` only to check the layout.
+    """
     estimator = _checks.check_option(estimator, "estimator", CRITIC_FREE)
-    if estimator == "grpo":
-        return grpo_advantages(
-            rewards, mask, group_size=group_size, scale_rewards=scale_rewards
+    gamma = _checks.check_float(gamma, "gamma", minimum=0.0, maximum=1.0)
+    scale_rewards = _checks.check_option(
+        scale_rewards, "scale_rewards", REWARD_SCALES
+    )
+    with tf.name_scope(f"{estimator}_targets"):
+        rewards, mask, n, shape = _prepare(rewards, mask, group_size)
+        returns = _returns_to_go(rewards, mask, gamma)
+        if estimator == "reinforce_pp":
+            advantages = _reinforce_pp(returns, mask, _REINFORCE_PP_EPSILON)
+        else:
+            _check_group(n, 2)
+            if estimator == "rloo":
+                advantages = _rloo(rewards, mask, n, shape)
+            else:
+                scale = "none" if estimator == "dr_grpo" else scale_rewards
+                advantages = _grpo(
+                    rewards, mask, n, shape, scale, _GRPO_EPSILON
+                )
+        return tf.reshape(advantages, shape), tf.reshape(returns, shape)
+
+
+def whiten_advantages(
+    advantages: Any,
+    mask: Any,
+    *,
+    shift_mean: bool = True,
+    epsilon: float = 1e-8,
+) -> tf.Tensor:
+    """Whitens over valid tokens: (x - mean) / sqrt(var + epsilon).
+
+    mean and var (population) are taken over the valid elements only;
+    invalid elements come out as 0 and never enter the statistics, NaN or
+    Inf included (at a valid element they are refused). With
+    `shift_mean=False` the mean is added back (only the scale changes).
+
+    This is `keras_gae.ops.masked_whiten(..., across_replicas=True)`: under
+    a tf.distribute strategy (a replica context with more than one replica)
+    the statistics cover the global batch, two passes (the mean, then the
+    centred squares) of one `all_reduce(SUM)` each. Statistics are formed in
+    float32 (or float64 for float64 input), also for half-precision input.
+
+    Args:
+      advantages: `[B, L]` (any shape) float tensor.
+      mask: bool-like tensor of the same shape.
+      shift_mean: whether the output has mean 0 (True) or keeps the mean.
+      epsilon: float > 0 added to the variance.
+
+    Returns:
+      The whitened tensor, advantages' shape, in the statistics' dtype.
+
+    Raises:
+      TypeError: non-float advantages, non-bool-like mask, non-bool
+        shift_mean.
+      ValueError: mismatched shapes, epsilon <= 0, NaN or Inf at a valid
+        element.
+    """
+    shift_mean = _checks.check_bool(shift_mean, "shift_mean")
+    epsilon = _checks.check_float(
+        epsilon, "epsilon", minimum=0.0, inclusive=False
+    )
+    with tf.name_scope("whiten_advantages"):
+        advantages = _checks.convert_float(advantages, "advantages")
+        mask = _checks.convert_flag(mask, "mask")
+        assertions = _checks.check_same_shape(
+            mask, advantages, "mask", "advantages"
         )
-    if estimator == "dr_grpo":
-        return grpo_advantages(
-            rewards, mask, group_size=group_size, scale_rewards="none"
-        )
-    if estimator == "rloo":
-        return rloo_advantages(rewards, mask, group_size=group_size)
-    return reinforce_pp_advantages(rewards, mask, gamma=gamma)
+        with tf.control_dependencies(assertions):
+            x = tf.cast(advantages, _checks.compute_dtype(advantages))
+        return whiten_valid(x, mask, shift_mean=shift_mean, epsilon=epsilon)
+
+
+def whiten_valid(
+    x: tf.Tensor, mask: tf.Tensor, *, shift_mean: bool, epsilon: float
+) -> tf.Tensor:
+    """`whiten_advantages` of a checked float `x` and a bool `mask`
+    (package-internal: `assemble_batch` whitens its rewards with it)."""
+    x = _input_checks.check_finite(
+        x, "advantages", "at valid positions", mask=mask
+    )
+    return masked.masked_whiten(
+        x,
+        mask,
+        shift_mean=shift_mean,
+        epsilon=epsilon,
+        across_replicas=True,
+    )

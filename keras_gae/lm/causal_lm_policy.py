@@ -5,7 +5,6 @@ Letters used in shapes: `B` rows, `L` token positions, `V` vocabulary size.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 from typing import Optional
 from typing import Sequence
@@ -16,6 +15,7 @@ import tensorflow as tf
 from keras_gae._src import dependencies
 from keras_gae.lm import _input_checks
 from keras_gae.lm import kv_cache
+from keras_gae.lm import lora_adapters
 from keras_gae.models import network_layout as networks_lib
 from keras_gae.ops import _checks
 
@@ -93,68 +93,6 @@ def has_cache_protocol(model: Any) -> bool:
     )
 
 
-@contextlib.contextmanager
-def lora_disabled(layer: keras.layers.Layer):
-    """Runs `layer` with its LoRA adapters off (the base weights alone).
-
-    Keras' LoRA layers (Dense, EinsumDense, Embedding) add
-    `lora_kernel_a @ lora_kernel_b` to their kernel when `lora_enabled`;
-    the flag is read when the layer runs, so a pass (or a trace) inside
-    this context is the network without adapters: no second copy.
-    """
-    switched = [
-        sublayer
-        for sublayer in _input_checks.sublayers(layer)
-        if getattr(sublayer, "lora_enabled", False)
-    ]
-    for sublayer in switched:
-        sublayer.lora_enabled = False
-    try:
-        yield bool(switched)
-    finally:
-        for sublayer in switched:
-            sublayer.lora_enabled = True
-
-
-def has_lora(layer: keras.layers.Layer) -> bool:
-    return any(
-        getattr(sublayer, "lora_enabled", False)
-        for sublayer in _input_checks.sublayers(layer)
-    )
-
-
-def _lora_settings(
-    backbone: Any, rank: int, alpha: Any, target_names: Any
-) -> tuple:
-    """Checked `(lora_alpha, lora_target_names)`, both filled in."""
-    alpha = _checks.check_float(
-        alpha, "lora_alpha", minimum=0.0, inclusive=False, allow_none=True
-    )
-    if target_names is None:
-        return (float(rank) if alpha is None else alpha), None
-    if isinstance(target_names, str) or not all(
-        isinstance(name, str) for name in target_names
-    ):
-        raise TypeError(
-            "`lora_target_names` must be a list of layer names. "
-            f"Received: lora_target_names={target_names!r}"
-        )
-    # keras-hub's enable_lora adapts the layers with weights of these names.
-    names = {
-        layer.name
-        for layer in _input_checks.sublayers(backbone)
-        if layer is not backbone and layer.weights
-    }
-    unknown = sorted(set(target_names) - names)
-    if unknown or not target_names:
-        raise ValueError(
-            f"`lora_target_names` {unknown or '[]'} name no layer of the "
-            f"backbone; its layers with weights are {sorted(names)}. "
-            f"Received: lora_target_names={target_names!r}"
-        )
-    return (float(rank) if alpha is None else alpha), list(target_names)
-
-
 @keras.saving.register_keras_serializable(package="keras_gae")
 class CausalLMPolicy(keras.Model):
     r"""A keras-hub `CausalLM` as tokens -> (logits, values), with a cache.
@@ -189,7 +127,8 @@ class CausalLMPolicy(keras.Model):
     adds `(lora_alpha / lora_rank) * lora_kernel_a @ lora_kernel_b` to its
     kernel (Keras' LoRA layers: Dense, EinsumDense, Embedding).
     `reference_logits` then runs the same network with the adapters off,
-    the frozen pretrained model, without a second copy.
+    the frozen pretrained model, without a second copy
+    (`keras_gae.lm.lora_adapters`).
 
     Args:
       causal_lm: a keras-hub CausalLM whose `call_with_cache(token_ids,
@@ -265,24 +204,12 @@ class CausalLMPolicy(keras.Model):
                 )
         if lora_rank is not None:
             lora_rank = _checks.check_positive_int(lora_rank, "lora_rank")
-            lora_alpha, lora_target_names = _lora_settings(
+            lora_alpha, lora_target_names = lora_adapters.check_lora_settings(
                 causal_lm.backbone, lora_rank, lora_alpha, lora_target_names
             )
-            causal_lm.backbone.enable_lora(
-                lora_rank, target_layer_names=lora_target_names
+            lora_adapters.enable_adapters(
+                causal_lm.backbone, lora_rank, lora_alpha, lora_target_names
             )
-            for sublayer in _input_checks.sublayers(causal_lm.backbone):
-                if getattr(sublayer, "lora_enabled", False):
-                    # keras-hub's enable_lora takes no alpha; Keras' layers
-                    # read this attribute (their enable_lora's argument)
-                    # at every call.
-                    sublayer.lora_alpha = lora_alpha
-            # keras-hub freezes the adapted kernels only; biases and norms
-            # would train too, and the network with adapters off would no
-            # longer be the pretrained reference.
-            for variable in causal_lm.backbone.trainable_weights:
-                if "lora_kernel" not in variable.path:
-                    variable.trainable = False
         elif lora_alpha is not None or lora_target_names is not None:
             raise ValueError(
                 "`lora_alpha` and `lora_target_names` need `lora_rank`. "
@@ -395,7 +322,7 @@ class CausalLMPolicy(keras.Model):
 
     def reference_logits(self, tokens: Any) -> tf.Tensor:
         """`[B, L, V]` logits of the network with LoRA adapters off."""
-        with lora_disabled(self.causal_lm):
+        with lora_adapters.lora_disabled(self.causal_lm):
             logits, _ = self._full_pass(tokens)
         return tf.stop_gradient(logits)
 

@@ -12,7 +12,6 @@ vocabulary size, `P` prompt positions, `N = B * L`.
 from __future__ import annotations
 
 from typing import Any
-from typing import Callable
 from typing import Optional
 
 import keras
@@ -26,9 +25,7 @@ from keras_gae.lm import causal_outputs
 from keras_gae.lm import collection
 from keras_gae.lm import loss_aggregation as aggregation_lib
 from keras_gae.lm import reference_policy
-from keras_gae.lm import rollouts
 from keras_gae.lm import sequence_ratios
-from keras_gae.lm import truncated_completions
 from keras_gae.lm.token_logits_head import TokenLogitsHead
 from keras_gae.models.ppo import PPOModel
 from keras_gae.ops import _checks
@@ -37,7 +34,9 @@ _CRITIC_METRICS = ("value_loss", "value_clip_fraction", "explained_variance")
 
 
 @keras.saving.register_keras_serializable(package="keras_gae")
-class CausalLMPPOModel(reference_policy.ReferencePolicy, PPOModel):
+class CausalLMPPOModel(
+    reference_policy.ReferencePolicy, collection.SequenceCollection, PPOModel
+):
     r"""PPO with token-level GAE for a causal language model, by `fit`.
 
     The network maps token rows `[B, L]` to `(logits [B, L, V], values
@@ -67,6 +66,13 @@ class CausalLMPPOModel(reference_policy.ReferencePolicy, PPOModel):
     the batch carries "ref_log_prob" and the loss adds kl_coef * KL. The
     reference is `reference_network`, or a LoRA `CausalLMPolicy` network
     with its adapters off (no second copy).
+
+    The class reads in three parts: this module (the network's outputs
+    per step, the policy loss's options, the configuration),
+    `keras_gae.lm.collection.SequenceCollection` (`collect` and
+    `generation_settings`: sampling and the batch) and
+    `keras_gae.lm.reference_policy.ReferencePolicy` (the reference's
+    log-probs and `reward_kl_value`).
 
     Advantages: `advantage_estimator="gae"` runs token-level GAE in the
     train step with the critic; "grpo", "dr_grpo", "rloo" and
@@ -282,92 +288,6 @@ class CausalLMPPOModel(reference_policy.ReferencePolicy, PPOModel):
             tf.reshape(params, [-1, self.vocab_size]),
             tf.reshape(values, [-1]),
         )
-
-    def collect(
-        self,
-        prompt_tokens: Any,
-        scorer: Callable,
-        *,
-        max_new_tokens: int,
-        top_k: Optional[int] = None,
-        top_p: Optional[float] = None,
-        min_p: Optional[float] = None,
-        repetition_penalty: Optional[float] = None,
-        num_samples: int = 1,
-        prompt_mask: Any = None,
-        seed: Optional[int] = None,
-        update_kl_controller: bool = True,
-        generation_workers: Any = None,
-    ) -> rollouts.SequenceRollout:
-        """Samples responses and builds their rollout batch (eager).
-
-        1. `keras_gae.lm.generate(network, prompt_tokens, ...)` at the
-           model's temperature (cached for a `CausalLMPolicy`), with
-           `num_samples` completions per prompt, gives packed rows `[B, W]`,
-           the sampling log-probs and values (the PPO "old" policy and
-           critic).
-        2. `scorer` (a `keras_gae.lm.RewardFunction` or what it accepts:
-           `(tokens, mask) -> [B]`, or a Keras reward model) scores them.
-        3. The reference log-probs come from one pass of the reference;
-           `sequence_rollout_batch` builds the per-token rewards with the
-           current KL coefficient beta, and the batch; a critic-free
-           `advantage_estimator` adds "advantage" and "return"; a
-           loss-side `kl_coef` adds "ref_log_prob".
-        4. With `update_kl_controller` and a controller as
-           `reward_kl_coef`, `update(sequence_kl, n_steps=B)`.
-        5. With `mask_truncated_completions`, the rows that hit
-           `max_new_tokens` without a stop token are masked out of the
-           batch (after the advantages, which keep them in their groups).
-
-        Args:
-          prompt_tokens: `[B0, P]` integer prompt ids (P >= 1), padded
-            with `pad_id` or described by `prompt_mask`.
-          scorer: the reward.
-          max_new_tokens: the response length limit, >= 1.
-          top_k, top_p, min_p, repetition_penalty: optional sampling
-            settings (`keras_gae.lm.generate`).
-          num_samples: completions per prompt (the group size).
-          prompt_mask: optional `[B0, P]` True at prompt tokens.
-          seed: optional int seed of the sampling.
-          update_kl_controller: whether to update an adaptive controller.
-          generation_workers: optional `keras_gae.distributed.
-            GenerationWorkers`: step 1 runs on them with the network's
-            current weights (docs/scaling.md), not in this process.
-
-        Returns:
-          A `SequenceRollout` (`[B0 * num_samples, W]` per token).
-
-        Raises:
-          ValueError, TypeError: as `keras_gae.lm.generate` (naming
-            `prompt_tokens`, `max_new_tokens`, `network`, ...); a network
-            whose logits do not have `vocab_size` entries; NaN or Inf
-            scores (naming the reward), reference log-probs (naming
-            `reference_network`), logits or values (naming `network`); a
-            non-bool `update_kl_controller`. Nothing is collected then,
-            and an adaptive KL controller is not updated.
-        """
-        rollout = collection.collect(
-            self,
-            prompt_tokens,
-            scorer,
-            max_new_tokens=max_new_tokens,
-            top_k=top_k,
-            top_p=top_p,
-            min_p=min_p,
-            repetition_penalty=repetition_penalty,
-            num_samples=num_samples,
-            prompt_mask=prompt_mask,
-            seed=seed,
-            update_kl_controller=update_kl_controller,
-            generation_workers=generation_workers,
-        )
-        if self.mask_truncated_completions:
-            rollout = rollout._replace(
-                batch=truncated_completions.mask_truncated_completions(
-                    rollout.batch
-                )
-            )
-        return rollout
 
     def _policy_loss(
         self,

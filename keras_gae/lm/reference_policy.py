@@ -12,8 +12,8 @@ import tensorflow as tf
 
 from keras_gae.lm import _input_checks
 from keras_gae.lm import _tokens
-from keras_gae.lm import causal_lm_policy
 from keras_gae.lm import causal_outputs
+from keras_gae.lm import lora_adapters
 
 
 class ReferencePolicy:
@@ -50,6 +50,14 @@ class ReferencePolicy:
                 "The model has no `reference_network` (nor LoRA adapters to "
                 "turn off). Received: reference_network=None"
             )
+        tokens = _input_checks.check_token_ids(
+            _tokens.convert_tokens(tokens), self.vocab_size, "tokens"
+        )
+        return self._reference_log_probs(tokens)
+
+    def _reference_log_probs(self, tokens: tf.Tensor) -> tf.Tensor:
+        """`reference_log_probs` of checked token ids (`collect` passes
+        `generate`'s rows)."""
         if self._reference_function is None:
             self._reference_function = tf.function(
                 lambda tokens: causal_outputs.causal_log_probs(
@@ -59,18 +67,17 @@ class ReferencePolicy:
                 ),
                 reduce_retracing=True,
             )
-        tokens = _input_checks.check_token_ids(
-            _tokens.convert_tokens(tokens), self.vocab_size, "tokens"
-        )
         if self.lora_reference:
             # Traced with the adapters off; later calls reuse the graph.
-            with causal_lm_policy.lora_disabled(self.shared.causal_lm):
+            with lora_adapters.lora_disabled(self.shared.causal_lm):
                 log_probs = self._reference_function(tokens)
         else:
             log_probs = self._reference_function(tokens)
         return tf.stop_gradient(log_probs)
 
-    def _reward_kl_value(self) -> tf.Tensor:
+    def reward_kl_value(self) -> tf.Tensor:
+        """The KL reward coefficient beta now: a float32 scalar, 0 without
+        `reward_kl_coef`, the controller's current value with one."""
         if self.reward_kl_coef is None:
             return tf.zeros([])
         if isinstance(self.reward_kl_coef, float):

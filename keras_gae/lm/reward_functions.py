@@ -106,6 +106,12 @@ class RewardFunction:
         assertions = _checks.check_same_shape(mask, tokens, "mask", "tokens")
         with tf.control_dependencies(assertions):
             mask = tf.identity(mask)
+        return self.score_rows(tokens, mask)
+
+    def score_rows(self, tokens: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        """`[B]` float32 scores of checked rows: integer `tokens [B, L]` and
+        a bool `mask` of their shape (what `generate` returns), as a call
+        gives them, without converting or checking the inputs again."""
         rows = tokens.shape[0]
         if self.batch_size is None or rows is None or rows <= self.batch_size:
             scores = self._score(tokens, mask)

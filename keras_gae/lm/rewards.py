@@ -91,11 +91,38 @@ def token_rewards(
             mask=tf.reduce_any(mask, axis=1),
         )
         kl = tf.cast(kl, dtype)
-        scores = tf.cast(scores, dtype)
-        at_end = _tokens.last_valid(mask)
-        final = tf.where(at_end, scores[:, tf.newaxis], tf.zeros_like(kl))
-        rewards = tf.where(mask, -kl_coef * kl + final, tf.zeros_like(kl))
+        rewards = shaped_rewards(tf.cast(scores, dtype), kl, mask, kl_coef)
         return rewards, kl
+
+
+def token_kl(
+    log_probs: tf.Tensor,
+    ref_log_probs: tf.Tensor,
+    mask: tf.Tensor,
+    estimator: str,
+) -> tf.Tensor:
+    """`kl_divergence_estimate` of checked inputs, 0 where `mask` is False.
+
+    Package-internal: `CausalLMPPOModel.collect` passes `generate`'s
+    outputs (float `[B, L]` log-probs, a bool mask, a checked estimator),
+    so nothing is converted or checked again.
+    """
+    log_ratio = tf.where(mask, tf.stop_gradient(ref_log_probs) - log_probs, 0.0)
+    return kl_lib.estimate_from_log_ratio(log_ratio, estimator)
+
+
+def shaped_rewards(
+    scores: tf.Tensor, kl: tf.Tensor, mask: tf.Tensor, kl_coef: tf.Tensor
+) -> tf.Tensor:
+    """`token_rewards`' r_t of checked inputs: `scores [B]` and `kl [B, L]`
+    of one float dtype, a bool `mask [B, L]`, a scalar `kl_coef` >= 0.
+
+    Package-internal (`token_rewards` checks; `collect` passes what it
+    checked once).
+    """
+    at_end = _tokens.last_valid(mask)
+    final = tf.where(at_end, scores[:, tf.newaxis], tf.zeros_like(kl))
+    return tf.where(mask, -kl_coef * kl + final, tf.zeros_like(kl))
 
 
 def _kl_coefficient(kl_coef: Any, dtype: tf.DType) -> tf.Tensor:
@@ -144,8 +171,16 @@ def sequence_kl(kl: Any, mask: Any) -> tf.Tensor:
         mask = _checks.convert_flag(mask, "mask")
         assertions = _checks.check_same_shape(mask, kl, "mask", "kl")
         with tf.control_dependencies(assertions):
-            kl = _input_checks.check_finite(
-                kl, "kl", "at valid positions", mask=mask
-            )
-        safe = tf.where(mask, kl, tf.zeros_like(kl))
-        return tf.reduce_mean(tf.reduce_sum(safe, axis=1))
+            return mean_sequence_kl(kl, mask)
+
+
+def mean_sequence_kl(kl: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """`sequence_kl` of a float `kl [B, L]` and a bool `mask` of its shape.
+
+    Package-internal: the shapes and dtypes are trusted; NaN or Inf at a
+    valid position (a k3 estimate past the float range) is still refused,
+    naming `kl`.
+    """
+    kl = _input_checks.check_finite(kl, "kl", "at valid positions", mask=mask)
+    safe = tf.where(mask, kl, tf.zeros_like(kl))
+    return tf.reduce_mean(tf.reduce_sum(safe, axis=1))

@@ -37,10 +37,10 @@ import tensorflow as tf
 from keras_gae._src import rollout_batch as rb
 from keras_gae.lm import _input_checks
 from keras_gae.lm import _tokens
+from keras_gae.lm import advantages as advantages_lib
 from keras_gae.lm import rewards as rewards_lib
 from keras_gae.ops import _checks
 from keras_gae.ops import gae
-from keras_gae.ops import masked
 
 
 class SequenceRollout(NamedTuple):
@@ -234,67 +234,106 @@ def sequence_rollout_batch(
             estimator=estimator,
         )
         dtype = _checks.compute_dtype(rewards, values)
-        rewards = tf.cast(rewards, dtype)
-        if whiten_rewards:
-            rewards = whiten_advantages(rewards, mask, shift_mean=False)
-        zeros = tf.zeros_like(rewards)
-        values = tf.where(mask, tf.cast(values, dtype), zeros)
         log_probs = _checks.convert_float(log_probs, "log_probs")
-        log_probs = tf.where(mask, log_probs, tf.zeros_like(log_probs))
-
-        at_end = _tokens.last_valid(mask)
-        is_eos = tf.equal(tokens, tf.cast(eos_id, tokens.dtype))
-        for stop_id in _input_checks.stop_ids(stop_token_ids):
-            is_eos |= tf.equal(tokens, tf.cast(stop_id, tokens.dtype))
-        terminated = tf.logical_and(at_end, is_eos)
-        truncated = tf.logical_and(at_end, tf.logical_not(is_eos))
-        if bootstrap_value is None:
-            assertions.append(
-                tf.debugging.assert_equal(
-                    tf.reduce_any(truncated),
-                    False,
-                    message=(
-                        "`bootstrap_value` is None but a row ends without "
-                        "EOS (truncated at the generation limit); pass the "
-                        "value head's V(s_L) as `bootstrap_value`."
-                    ),
-                )
-            )
-            bootstrap_value = tf.zeros_like(rewards[:, 0])
-        else:
+        if bootstrap_value is not None:
             bootstrap_value, batch_assertions = _checks.convert_batch_vector(
                 bootstrap_value, "bootstrap_value", tokens, 0, "tokens"
             )
             assertions += batch_assertions
-            # Read only where a row is truncated; 0 elsewhere, as at
-            # every other position nothing reads.
-            bootstraps = tf.reduce_any(truncated, axis=1)
-            bootstrap_value = _input_checks.check_finite(
-                tf.cast(bootstrap_value, dtype),
-                "bootstrap_value",
-                "for rows truncated at the length limit",
-                mask=bootstraps,
-            )
-            bootstrap_value = tf.where(
-                bootstraps, bootstrap_value, tf.zeros_like(bootstrap_value)
-            )
-        truncation_value = tf.where(
-            truncated, bootstrap_value[:, tf.newaxis] + zeros, zeros
-        )
+            bootstrap_value = tf.cast(bootstrap_value, dtype)
         with tf.control_dependencies(assertions):
             rewards = tf.identity(rewards)
-        return {
-            rb.OBSERVATION: tokens,
-            rb.ACTION: tokens,
-            rb.REWARD: rewards,
-            rb.TERMINATED: terminated,
-            rb.TRUNCATED: truncated,
-            rb.LOG_PROB: log_probs,
-            rb.VALUE: values,
-            rb.BOOTSTRAP_VALUE: bootstrap_value,
-            rb.TRUNCATION_VALUE: truncation_value,
-            rb.MASK: mask,
-        }
+        return assemble_batch(
+            tokens,
+            mask,
+            tf.cast(rewards, dtype),
+            log_probs,
+            tf.cast(values, dtype),
+            bootstrap_value,
+            eos_id=eos_id,
+            stop_token_ids=_input_checks.stop_ids(stop_token_ids),
+            whiten_rewards=whiten_rewards,
+        )
+
+
+def assemble_batch(
+    tokens: tf.Tensor,
+    mask: tf.Tensor,
+    rewards: tf.Tensor,
+    log_probs: tf.Tensor,
+    values: tf.Tensor,
+    bootstrap_value: Optional[tf.Tensor],
+    *,
+    eos_id: int,
+    stop_token_ids: tuple,
+    whiten_rewards: bool,
+) -> dict:
+    """`sequence_rollout_batch`'s dict from checked tensors.
+
+    Package-internal: `sequence_rollout_batch` checks its arguments and
+    `CausalLMPPOModel.collect` passes `generate`'s checked outputs, so
+    nothing is converted or checked here but `bootstrap_value` where a
+    row reads it. `tokens [B, L]` integer, `mask [B, L]` bool, `rewards`
+    (`shaped_rewards`) and `values` `[B, L]` of one float dtype,
+    `log_probs [B, L]` float, `bootstrap_value [B]` of the rewards' dtype
+    or None (then no row may be truncated: an assertion), the stop ids a
+    tuple of ints.
+    """
+    if whiten_rewards:
+        rewards = advantages_lib.whiten_valid(
+            rewards, mask, shift_mean=False, epsilon=1e-8
+        )
+    zeros = tf.zeros_like(rewards)
+    values = tf.where(mask, values, zeros)
+    log_probs = tf.where(mask, log_probs, tf.zeros_like(log_probs))
+
+    at_end = _tokens.last_valid(mask)
+    is_eos = tf.equal(tokens, tf.cast(eos_id, tokens.dtype))
+    for stop_id in stop_token_ids:
+        is_eos |= tf.equal(tokens, tf.cast(stop_id, tokens.dtype))
+    terminated = tf.logical_and(at_end, is_eos)
+    truncated = tf.logical_and(at_end, tf.logical_not(is_eos))
+    if bootstrap_value is None:
+        no_truncation = tf.debugging.assert_equal(
+            tf.reduce_any(truncated),
+            False,
+            message=(
+                "`bootstrap_value` is None but a row ends without "
+                "EOS (truncated at the generation limit); pass the "
+                "value head's V(s_L) as `bootstrap_value`."
+            ),
+        )
+        with tf.control_dependencies([no_truncation]):
+            rewards = tf.identity(rewards)
+        bootstrap_value = tf.zeros_like(rewards[:, 0])
+    else:
+        # Read only where a row is truncated; 0 elsewhere, as at
+        # every other position nothing reads.
+        bootstraps = tf.reduce_any(truncated, axis=1)
+        bootstrap_value = _input_checks.check_finite(
+            bootstrap_value,
+            "bootstrap_value",
+            "for rows truncated at the length limit",
+            mask=bootstraps,
+        )
+        bootstrap_value = tf.where(
+            bootstraps, bootstrap_value, tf.zeros_like(bootstrap_value)
+        )
+    truncation_value = tf.where(
+        truncated, bootstrap_value[:, tf.newaxis] + zeros, zeros
+    )
+    return {
+        rb.OBSERVATION: tokens,
+        rb.ACTION: tokens,
+        rb.REWARD: rewards,
+        rb.TERMINATED: terminated,
+        rb.TRUNCATED: truncated,
+        rb.LOG_PROB: log_probs,
+        rb.VALUE: values,
+        rb.BOOTSTRAP_VALUE: bootstrap_value,
+        rb.TRUNCATION_VALUE: truncation_value,
+        rb.MASK: mask,
+    }
 
 
 def sequence_advantages(
@@ -332,62 +371,3 @@ def sequence_advantages(
     return gae.generalized_advantage_estimation(
         **arguments, gamma=gamma, lambda_=lambda_, time_major=False
     )
-
-
-def whiten_advantages(
-    advantages: Any,
-    mask: Any,
-    *,
-    shift_mean: bool = True,
-    epsilon: float = 1e-8,
-) -> tf.Tensor:
-    """Whitens over valid tokens: (x - mean) / sqrt(var + epsilon).
-
-    mean and var (population) are taken over the valid elements only;
-    invalid elements come out as 0 and never enter the statistics, NaN or
-    Inf included (at a valid element they are refused). With
-    `shift_mean=False` the mean is added back (only the scale changes).
-
-    This is `keras_gae.ops.masked_whiten(..., across_replicas=True)`: under
-    a tf.distribute strategy (a replica context with more than one replica)
-    the statistics cover the global batch, two passes (the mean, then the
-    centred squares) of one `all_reduce(SUM)` each. Statistics are formed in
-    float32 (or float64 for float64 input), also for half-precision input.
-
-    Args:
-      advantages: `[B, L]` (any shape) float tensor.
-      mask: bool-like tensor of the same shape.
-      shift_mean: whether the output has mean 0 (True) or keeps the mean.
-      epsilon: float > 0 added to the variance.
-
-    Returns:
-      The whitened tensor, advantages' shape, in the statistics' dtype.
-
-    Raises:
-      TypeError: non-float advantages, non-bool-like mask, non-bool
-        shift_mean.
-      ValueError: mismatched shapes, epsilon <= 0, NaN or Inf at a valid
-        element.
-    """
-    shift_mean = _checks.check_bool(shift_mean, "shift_mean")
-    epsilon = _checks.check_float(
-        epsilon, "epsilon", minimum=0.0, inclusive=False
-    )
-    with tf.name_scope("whiten_advantages"):
-        advantages = _checks.convert_float(advantages, "advantages")
-        mask = _checks.convert_flag(mask, "mask")
-        assertions = _checks.check_same_shape(
-            mask, advantages, "mask", "advantages"
-        )
-        with tf.control_dependencies(assertions):
-            x = tf.cast(advantages, _checks.compute_dtype(advantages))
-        x = _input_checks.check_finite(
-            x, "advantages", "at valid positions", mask=mask
-        )
-        return masked.masked_whiten(
-            x,
-            mask,
-            shift_mean=shift_mean,
-            epsilon=epsilon,
-            across_replicas=True,
-        )

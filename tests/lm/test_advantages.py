@@ -24,6 +24,18 @@ def ragged_batch(seed=0, groups=3, n=4, length=7):
     return rewards, mask
 
 
+def numpy_returns_to_go(rewards, mask, gamma):
+    """G_t = sum_{s >= t} gamma^(s - t) * mask_s * r_s, by a reverse loop."""
+    safe = np.where(mask, rewards, 0.0)
+    returns = np.zeros_like(safe)
+    for b in range(safe.shape[0]):
+        running = 0.0
+        for t in reversed(range(safe.shape[1])):
+            running = safe[b, t] + gamma * running
+            returns[b, t] = running
+    return returns
+
+
 def row_returns(rewards, mask):
     return np.where(mask, rewards, 0.0).sum(axis=1)
 
@@ -67,13 +79,7 @@ class EstimatorTest(tf.test.TestCase, parameterized.TestCase):
     @parameterized.parameters(1.0, 0.9)
     def test_reinforce_pp_matches_numpy(self, gamma):
         rewards, mask = ragged_batch(seed=2)
-        safe = np.where(mask, rewards, 0.0)
-        returns = np.zeros_like(safe)
-        for b in range(safe.shape[0]):
-            running = 0.0
-            for t in reversed(range(safe.shape[1])):
-                running = safe[b, t] + gamma * running
-                returns[b, t] = running
+        returns = numpy_returns_to_go(rewards, mask, gamma)
         valid = returns[mask]
         expected = np.where(
             mask, (returns - valid.mean()) / np.sqrt(valid.var() + 1e-8), 0.0
@@ -88,7 +94,45 @@ class EstimatorTest(tf.test.TestCase, parameterized.TestCase):
         with self.assertRaisesRegex(ValueError, "group_size"):
             lm.rloo_advantages(rewards, mask, group_size=1)
         with self.assertRaisesRegex(ValueError, "estimator"):
-            lm.advantages.critic_free_advantages(rewards, mask, estimator="ppo")
+            lm.advantages.critic_free_targets(rewards, mask, estimator="ppo")
+
+    @parameterized.parameters(1.0, 0.9, 0.0)
+    def test_reward_to_go_matches_numpy(self, gamma):
+        rewards, mask = ragged_batch(seed=4)
+        mask[2, 3] = False  # A gap inside a row adds nothing, cuts nothing.
+        mask[5, :] = False
+        expected = numpy_returns_to_go(rewards, mask, gamma)
+        out = lm.reward_to_go(rewards, mask, gamma=gamma)
+        self.assertAllClose(out, np.where(mask, expected, 0.0), atol=1e-5)
+        grouped = lm.reward_to_go(
+            rewards.reshape(3, 4, 7), mask.reshape(3, 4, 7), gamma=gamma
+        )
+        self.assertAllClose(grouped, out.numpy().reshape(3, 4, 7))
+
+    @parameterized.parameters(
+        ("grpo", dict(group_size=4, scale_rewards="batch")),
+        ("dr_grpo", dict(group_size=4)),
+        ("rloo", dict(group_size=4)),
+        ("reinforce_pp", dict(gamma=0.9)),
+    )
+    def test_critic_free_targets_are_the_estimators(self, estimator, kwargs):
+        rewards, mask = ragged_batch(seed=5)
+        advantages, returns = lm.advantages.critic_free_targets(
+            rewards, mask, estimator=estimator, **kwargs
+        )
+        gamma = kwargs.pop("gamma", 1.0)
+        if estimator == "reinforce_pp":
+            expected = lm.reinforce_pp_advantages(rewards, mask, gamma=gamma)
+        elif estimator == "rloo":
+            expected = lm.rloo_advantages(rewards, mask, **kwargs)
+        else:
+            if estimator == "dr_grpo":
+                kwargs["scale_rewards"] = "none"
+            expected = lm.grpo_advantages(rewards, mask, **kwargs)
+        self.assertAllEqual(advantages, expected)
+        self.assertAllEqual(
+            returns, lm.reward_to_go(rewards, mask, gamma=gamma)
+        )
 
 
 class LossAggregationTest(tf.test.TestCase, parameterized.TestCase):

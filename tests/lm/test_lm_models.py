@@ -8,7 +8,9 @@ clipped surrogate (arXiv:1707.06347, eq. 7), the (clipped) value loss and
 the entropy, all as means over response tokens.
 """
 
+import contextlib
 import os
+from unittest import mock
 
 import keras
 import numpy as np
@@ -17,6 +19,7 @@ from absl.testing import parameterized
 
 from keras_gae import lm
 from keras_gae.losses.kl_control import AdaptiveKLController
+from keras_gae.ops import _checks
 from tests.lm.test_reward_functions import nan_reward_model
 from tests.models.test_ppo_model import gae_reference
 from tests.models.test_ppo_model import log_softmax
@@ -318,7 +321,7 @@ class TrainStepTest(tf.test.TestCase, parameterized.TestCase):
         self.assertGreater(np.abs(gradient[1]).sum(), 0.0)
 
 
-class CollectTest(tf.test.TestCase):
+class CollectTest(tf.test.TestCase, parameterized.TestCase):
     def test_batch_matches_one_pass_recomputation_and_controller(self):
         network = make_network(6)
         reference = make_network(7)
@@ -372,6 +375,40 @@ class CollectTest(tf.test.TestCase):
         # Collected with the same weights: the first step's ratio is 1.
         self.assertAllClose(logs["approx_kl"], 0.0, atol=1e-6)
         self.assertTrue(all(np.isfinite(v) for v in logs.values()))
+
+    @parameterized.parameters("gae", "grpo")
+    def test_the_mask_is_checked_once_per_collect(self, estimator):
+        """Validation at the boundary: `generate`'s response mask reaches
+        the scorer, the rewards, the batch and the advantages as it is,
+        not converted and compared again at every hop (issue 24)."""
+        model = make_model(
+            make_network(1),
+            reference_network=make_network(2),
+            reward_kl_coef=0.1,
+            advantage_estimator=estimator,
+        )
+        prompts = np.array([[1, 2], [3, 0]], np.int32)
+        # The first call traces the reference pass (its checks run once,
+        # in the trace); counted is a call after it.
+        model.collect(prompts, count_response, max_new_tokens=N, num_samples=2)
+        counted = ("convert_flag", "check_same_shape")
+        mocks = {
+            name: mock.patch.object(_checks, name, wraps=getattr(_checks, name))
+            for name in counted
+        }
+        calls = {}
+        with contextlib.ExitStack() as stack:
+            for name, patch in mocks.items():
+                calls[name] = stack.enter_context(patch)
+            model.collect(
+                prompts, count_response, max_new_tokens=N, num_samples=2
+            )
+        # Critic-free: one check of the rewards and mask by the estimator.
+        once = 0 if estimator == "gae" else 1
+        self.assertEqual(
+            {name: calls[name].call_count for name in counted},
+            {name: once for name in counted},
+        )
 
     def test_reference_is_frozen_and_saved_with_the_model(self):
         reference = make_network(8)

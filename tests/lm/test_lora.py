@@ -5,7 +5,7 @@ import tensorflow as tf
 from absl.testing import parameterized
 
 from keras_gae import lm
-from keras_gae.lm import _input_checks
+from keras_gae._src import private_apis
 from tests.lm import keras_hub_models as khm
 
 TOKENS = np.array([[1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12]], np.int32)
@@ -14,7 +14,7 @@ TOKENS = np.array([[1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12]], np.int32)
 def adapted_layers(causal_lm):
     return [
         layer
-        for layer in _input_checks.sublayers(causal_lm.backbone)
+        for layer in private_apis.flatten_layers(causal_lm.backbone)
         if getattr(layer, "lora_enabled", False)
     ]
 

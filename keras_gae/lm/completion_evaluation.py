@@ -72,16 +72,13 @@ def evaluate_completions(
     outputs = generation.generate(
         model.network,
         prompt_tokens,
-        max_new_tokens=max_new_tokens,
-        temperature=model.temperature,
-        top_k=1 if greedy else None,
-        eos_id=model.eos_id,
-        stop_token_ids=model.stop_token_ids,
-        prompt_mask=prompt_mask,
-        pad_id=model.pad_id,
-        num_samples=num_samples,
-        seed=seed,
-        jit_compile=model.jit_generate,
+        **model.generation_settings(
+            max_new_tokens=max_new_tokens,
+            top_k=1 if greedy else None,
+            prompt_mask=prompt_mask,
+            num_samples=num_samples,
+            seed=seed,
+        ),
     )
     # The scorer sees the mask of the packed rows, as in collect.
     mask = outputs.response_mask
