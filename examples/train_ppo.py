@@ -175,6 +175,8 @@ _HELP = {
     "clip_ratio_high": "PPO: the ratio's upper bound is 1 + clip_ratio_high "
     "(default clip_ratio).",
     "learning_rate": "Adam rate.",
+    "learning_rate_schedule": "constant, or linear: decayed to 0 over "
+    "total_env_steps.",
     "entropy_coef": "Entropy bonus weight.",
     "value_coef": "Value loss weight.",
     "normalize_advantages": "Normalize advantages per minibatch.",

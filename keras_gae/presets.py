@@ -30,8 +30,9 @@ shuffled across the rollout, and observation and reward normalization, as
 stable-baselines3 runs them with `VecNormalize`. The Atari entry
 ("ALE/*-v5", for the frames of `keras_gae.agents.make_atari_env`) is RL
 Zoo's Atari PPO (its `atari` hyperparameters: 8 environments x 128 steps,
-4 epochs of 4 minibatches of 256 steps, Adam 2.5e-4, clip 0.1, entropy
-0.01, value 0.5, 10M steps). docs/benchmarks.md has what each entry
+4 epochs of 4 minibatches of 256 steps, Adam 2.5e-4 decayed linearly to
+0, clip 0.1, entropy 0.01, value 0.5, 10M steps; RL Zoo decays the clip
+range too). docs/benchmarks.md has what each entry
 reaches and the commands.
 """
 
@@ -64,6 +65,9 @@ DEFAULTS: Dict[str, Any] = {
     "clip_ratio_low": None,
     "clip_ratio_high": None,
     "learning_rate": 3e-4,
+    # "linear": decayed to 0 over total_env_steps
+    # (keras_gae.agents.learning_rate_schedule).
+    "learning_rate_schedule": "constant",
     "entropy_coef": 0.0,
     "value_coef": 0.5,
     "normalize_advantages": True,
@@ -153,6 +157,7 @@ ENV_CONFIGS: Dict[str, Dict[str, Any]] = {
         "num_minibatches": 4,
         "minibatch_mode": "steps",
         "learning_rate": 2.5e-4,
+        "learning_rate_schedule": "linear",
         "clip_ratio": 0.1,
         "entropy_coef": 0.01,
         "value_coef": 0.5,
@@ -334,6 +339,7 @@ POSITIVE_INTS = (
 )
 OPTIONS = {
     "minibatch_mode": ("rows", "steps"),
+    "learning_rate_schedule": ("constant", "linear"),
     "action_bound": ("clip", "tanh", None),
     "vectorization_mode": ("auto", "sync", "async", "vector_entry_point", None),
     "gae_implementation": ("auto", "scan", "xla", "native"),

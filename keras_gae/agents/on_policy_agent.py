@@ -50,6 +50,7 @@ from keras_gae import presets
 from keras_gae.agents import agent_arguments
 from keras_gae.agents import agent_workers
 from keras_gae.agents import environment_checks
+from keras_gae.agents import learning_rate_schedule
 from keras_gae.agents import saved_agent
 from keras_gae.agents.evaluation import evaluate_policy
 from keras_gae.agents.loop_logs import EnvStepTensorBoard
@@ -171,8 +172,11 @@ class OnPolicyAgent:
             self.env.action_spec(),
             self.num_envs,
         )
+        rate = learning_rate_schedule.learning_rate(
+            config, self.num_envs * config["rollout_length"]
+        )
         self.model.compile(
-            optimizer=FusedAdam(config["learning_rate"]),
+            optimizer=FusedAdam(rate),
             steps_per_execution=agent_arguments.steps_per_execution(config),
             jit_compile=config["jit_compile"],
         )
