@@ -1,9 +1,9 @@
 """Rollout workers on Ray: exact rounds, merged statistics, faults.
 
-One agent made with `num_workers=2` starts the module's local cluster and
-its workers, which serve every test (starting processes that import
-TensorFlow is what costs); the test classes run in file order, the one
-that hangs the workers last.
+One agent made with `num_workers=2` on the package's cluster starts the
+workers, which serve every test (starting processes that import TensorFlow
+is what costs); the test classes run in file order, the one that hangs the
+workers last.
 """
 
 import contextlib
@@ -28,9 +28,10 @@ from keras_gae.distributed import WorkerTimeoutError
 from keras_gae.distributed.rollout_worker import build_policy_model
 from keras_gae.distributed.rollout_worker import policy_variables
 from keras_gae.distributed.rollout_worker import worker_seed
+from tests.distributed import shared_cluster
 from tests.distributed import worker_fixtures
 
-# One local cluster for the module, on the xdist worker all Ray tests share.
+# The package's one Ray cluster, on the pytest-xdist worker of the group.
 pytestmark = pytest.mark.xdist_group("ray")
 
 SEED = 7
@@ -48,6 +49,8 @@ AGENT = WORKERS = MODEL_FN = None
 
 def setUpModule():
     global AGENT, WORKERS, MODEL_FN
+    # The agent joins it and leaves it running when it closes.
+    shared_cluster.start()
     AGENT = _module.enter_context(
         agents.PPO(
             worker_fixtures.cartpole,
