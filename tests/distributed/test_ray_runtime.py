@@ -30,7 +30,7 @@ except ImportError as error:
 """
 
 
-class RayRuntimeTest(tf.test.TestCase):
+class ImportTest(tf.test.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -49,6 +49,8 @@ class RayRuntimeTest(tf.test.TestCase):
         ]
         self.assertIn("pip install 'keras_gae[ray]'", line)
 
+
+class RayClusterTest(tf.test.TestCase):
     def test_bad_arguments_are_named(self):
         with self.assertRaisesRegex(TypeError, "Received: address=6379"):
             with ray_runtime.ray_cluster(6379):
