@@ -140,7 +140,16 @@ class TrainLMPPOCommandLineTest(
 ):
     SCRIPT = SCRIPT
     HELP_FLAG = "--num_samples"
-    NOT_IMPORTED_BY_HELP = ("tensorflow", "keras", "keras_hub", "keras_gae")
+    # keras_gae.estimator_names (the --estimator choices) is plain Python;
+    # no subpackage of keras_gae, which would bring TensorFlow, loads.
+    NOT_IMPORTED_BY_HELP = (
+        "tensorflow",
+        "keras",
+        "keras_hub",
+        "keras_gae.lm",
+        "keras_gae.ops",
+        "keras_gae._src",
+    )
     BAD_FLAGS = (
         (["--num_layers=0"], "--num_layers=0"),
         (["--hidden_dim=7"], "--hidden_dim=7: must be even"),
