@@ -123,7 +123,7 @@ class NatureCNNTest(tf.test.TestCase, parameterized.TestCase):
         frames = self._frames((16, 4, 40, 40))
         targets = np.linspace(-1.0, 1.0, 16, dtype=np.float32)[:, None]
         before = model.evaluate(frames, targets, verbose=0)
-        model.fit(frames, targets, epochs=30, batch_size=8, verbose=0)
+        model.fit(frames, targets, epochs=5, batch_size=8, verbose=0)
         self.assertLess(model.evaluate(frames, targets, verbose=0), before)
         path = os.path.join(self.get_temp_dir(), "nature_cnn.keras")
         model.save(path)
