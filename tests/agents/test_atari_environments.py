@@ -5,7 +5,9 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
+from keras_gae.agents import GameStatisticsCallback
 from keras_gae.agents import atari_environments
+from keras_gae.agents import loop_logs
 from keras_gae.agents import make_tf_environment
 
 
@@ -216,6 +218,24 @@ class MakeAtariEnvTest(tf.test.TestCase):
         for window in (0, 101):
             with self.assertRaisesRegex(ValueError, "window.*Received"):
                 atari_environments.game_statistics(env, window=window)
+
+    def test_game_statistics_in_the_loop_logs(self):
+        env = atari_environments.make_atari_env("ALE/Pong-v5", num_envs=2)
+        callback = GameStatisticsCallback(env, window=2)
+        env.get_attr("return_queue")[0].extend([-21.0, -19.0])
+        logs = loop_logs.contributed_logs(
+            [callback], 3, {"episode_return_mean": -1.0}
+        )
+        self.assertEqual(logs["game_return_mean"], -19.0)
+        self.assertEqual(logs["episode_return_mean"], -1.0)
+        self.assertEqual(
+            set(logs) - {"episode_return_mean"},
+            set(("game_return_mean", "game_length_mean", "games")),
+        )
+        with self.assertRaisesRegex(TypeError, "game statistics"):
+            GameStatisticsCallback(gymnasium.make("CartPole-v1"))
+        with self.assertRaisesRegex(ValueError, "window"):
+            GameStatisticsCallback(env, window=0)
 
     def test_bad_arguments(self):
         with self.assertRaisesRegex(ValueError, "num_envs.*Received"):
