@@ -20,6 +20,7 @@ from typing import Optional
 import tensorflow as tf
 
 from keras_gae.lm import sampling
+from keras_gae.ops import _checks
 
 
 class LoopSettings(NamedTuple):
@@ -35,6 +36,20 @@ class LoopSettings(NamedTuple):
     stop_ids: tuple
     fill_id: int
     cached: bool
+
+
+def seed_pair(seed: Optional[int]) -> tf.Tensor:
+    """`[2]` int64 stateless seed of the loop (folded with the step
+    index): `[seed, 0]`, or drawn from TensorFlow's global generator when
+    `seed` is None."""
+    if seed is None:
+        return tf.random.uniform(
+            [2], minval=0, maxval=2**31 - 1, dtype=tf.int64
+        )
+    seed = _checks.check_int(seed, "seed")
+    if not -(2**63) <= seed < 2**63:
+        raise ValueError(f"`seed` must fit in int64. Received: seed={seed!r}")
+    return tf.constant([seed, 0], tf.int64)
 
 
 def split_model_outputs(outputs: Any) -> tuple:
@@ -63,22 +78,6 @@ def _is_stop(tokens: tf.Tensor, stop_ids: tuple) -> tf.Tensor:
     return stop
 
 
-def attention_widths(width: int, first: int = 64) -> list:
-    """Static attended widths, increasing, for a `width`-column buffer:
-    `first`, doubling while below `width`, then `width`.
-
-    A cached step at column t attends over the first width above t: at
-    most max(first, 2 * (t + 1)) columns, whatever the buffer's width.
-    Each width is one branch of the step's attention (compiled once).
-    """
-    widths = []
-    block = first
-    while block < width:
-        widths.append(block)
-        block *= 2
-    return widths + [width]
-
-
 def decode(
     prompt: tf.Tensor,
     prompt_length: tf.Tensor,
@@ -91,14 +90,10 @@ def decode(
 
     `model` is either a cached policy (`seed_cache(prompt [B, P], W) ->
     cache` after a pass over the prompt columns, `call_with_cache(tokens
-    [B, 1], cache, index, attend_widths) -> (logits [B, 1, V], values
-    [B, 1] or None, cache)`, `has_values`) when `settings.cached`, or a
-    callable mapping `[B, L]` tokens to logits or `(logits, values)`,
-    rerun on the whole buffer each step.
-
-    A cached step at column t attends over the first of the
-    `attention_widths` above t, so its cost follows the rows' length, not
-    the buffer's width.
+    [B, 1], cache, index) -> (logits [B, 1, V], values [B, 1] or None,
+    cache)`, `has_values`) when `settings.cached`, or a callable mapping
+    `[B, L]` tokens to logits or `(logits, values)`, rerun on the whole
+    buffer each step.
     """
     n = settings.max_new_tokens
     batch = tf.shape(prompt)[0]
@@ -107,11 +102,7 @@ def decode(
     tokens = tf.concat([prompt, tf.fill([batch, n], fill)], axis=1)
     prompt_length = tf.cast(prompt_length, tf.int32)
     if settings.cached:
-        # A buffer whose width is only known at run time: each step
-        # attends over all of it.
-        static_width = tokens.shape[1]
-        widths = attention_widths(static_width) if static_width else None
-        cache = model.seed_cache(prompt, static_width or width)
+        cache = model.seed_cache(prompt, tokens.shape[1] or width)
         has_values = bool(model.has_values)
     else:
         # Traced only for whether values come out; the executed graph
@@ -141,7 +132,7 @@ def decode(
     def model_step(t, tokens, cache):
         if settings.cached:
             logits, values, cache = model.call_with_cache(
-                tf.gather(tokens, t[tf.newaxis], axis=1), cache, t, widths
+                tf.gather(tokens, t[tf.newaxis], axis=1), cache, t
             )
             logits = tf.cast(logits[:, 0], tf.float32)
             if values is not None:

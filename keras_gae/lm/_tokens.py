@@ -6,10 +6,12 @@ Letters used in shapes: `B` rows, `L` token positions per row.
 from __future__ import annotations
 
 from typing import Any
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
+from keras_gae.lm import _input_checks
 from keras_gae.ops import _checks
 
 
@@ -101,3 +103,24 @@ def spread_response(x: tf.Tensor, prompt_length: tf.Tensor, width) -> tf.Tensor:
     inside = (offset >= 0) & (offset < n)
     gathered = tf.gather(x, tf.clip_by_value(offset, 0, n - 1), batch_dims=1)
     return tf.where(inside, gathered, tf.zeros_like(gathered))
+
+
+def check_vocabulary(
+    vocab_size: int,
+    eos_id: Optional[int],
+    stop_ids: tuple,
+    pad_id: Optional[int],
+    top_k: Optional[int],
+) -> None:
+    """The ids and top_k of a generation against the model's vocabulary
+    of `vocab_size` tokens; a ValueError naming the argument."""
+    if eos_id is not None:
+        _checks.check_index(eos_id, "eos_id", size=vocab_size)
+    _input_checks.stop_ids(stop_ids, vocab_size)
+    if pad_id is not None:
+        _checks.check_index(pad_id, "pad_id", size=vocab_size)
+    if top_k is not None and top_k > vocab_size:
+        raise ValueError(
+            f"`top_k` must be <= the vocabulary size {vocab_size} of "
+            f"the model's logits. Received: top_k={top_k!r}"
+        )

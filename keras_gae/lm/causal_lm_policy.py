@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 from typing import Optional
-from typing import Sequence
 
 import keras
 import tensorflow as tf
@@ -286,15 +285,12 @@ class CausalLMPolicy(keras.Model):
         tokens: Any,
         cache: Any,
         index: Any,
-        attend_widths: Optional[Sequence[int]] = None,
     ) -> tuple:
         """`(logits [B, l, V], values [B, l] or None, cache)` for `l` new
-        columns starting at `index`, attending over the first of the
-        increasing `attend_widths` that covers index + l columns (None:
-        all of them; see `keras_gae.lm.kv_cache.run`)."""
+        columns starting at `index` (see `keras_gae.lm.kv_cache.run`)."""
         if self._family is not None:
             hidden_states, cache = kv_cache.run(
-                self._family, tokens, cache, index, attend_widths
+                self._family, tokens, cache, index
             )
             logits = self._logits(hidden_states)
         else:

@@ -13,7 +13,6 @@ from typing import NamedTuple
 from typing import Optional
 from typing import Sequence
 
-import numpy as np
 import tensorflow as tf
 
 from keras_gae._src import dependencies
@@ -22,6 +21,7 @@ from keras_gae.lm import _input_checks
 from keras_gae.lm import _prompt_packing
 from keras_gae.lm import _tokens
 from keras_gae.lm import causal_lm_policy
+from keras_gae.lm import sampling
 from keras_gae.ops import _checks
 
 
@@ -59,9 +59,8 @@ class GenerationOutputs(NamedTuple):
     response_mask: Optional[tf.Tensor] = None
 
 
-# Traced per prompt signature (shapes kept static: the attention widths of
-# the cached loop are static); `_prompt_packing.prompt_bucket` keeps the
-# widths few.
+# Traced per prompt signature (static shapes: one XLA program per buffer
+# width); `_prompt_packing.prompt_bucket` keeps the widths few.
 _decode_graph = tf.function(
     _decoding.decode, autograph=False, reduce_retracing=False
 )
@@ -83,33 +82,6 @@ def as_cached_policy(model: Any) -> Any:
             )
         return _POLICIES[model]
     return None
-
-
-def _check_vocabulary(
-    vocab_size: int,
-    eos_id: Optional[int],
-    stop_ids: tuple,
-    pad_id: Optional[int],
-    top_k: Optional[int],
-) -> None:
-    """The ids and top_k of a generation against the model's vocabulary."""
-    if eos_id is not None:
-        _checks.check_index(eos_id, "eos_id", size=vocab_size)
-    _input_checks.stop_ids(stop_ids, vocab_size)
-    if pad_id is not None:
-        _checks.check_index(pad_id, "pad_id", size=vocab_size)
-    if top_k is not None and top_k > vocab_size:
-        raise ValueError(
-            f"`top_k` must be <= the vocabulary size {vocab_size} of "
-            f"the model's logits. Received: top_k={top_k!r}"
-        )
-
-
-def _check_seed(seed: Any) -> int:
-    seed = _checks.check_int(seed, "seed")
-    if not -(2**63) <= seed < 2**63:
-        raise ValueError(f"`seed` must fit in int64. Received: seed={seed!r}")
-    return seed
 
 
 def generate(
@@ -291,32 +263,11 @@ def sample(
         if dependencies.is_keras2_object(network):
             dependencies.check_layer(network, name)
     n = _checks.check_positive_int(max_new_tokens, "max_new_tokens")
-    temperature = _checks.check_float(
-        temperature, "temperature", minimum=0.0, inclusive=False
+    temperature, top_k, top_p, min_p, repetition_penalty = (
+        sampling.check_options(
+            temperature, top_k, top_p, min_p, repetition_penalty
+        )
     )
-    if np.float32(temperature) == 0.0:
-        raise ValueError(
-            "`temperature` must be > 0 in float32, where logits are "
-            "divided by it (use top_k=1 for greedy decoding). "
-            f"Received: temperature={temperature!r}"
-        )
-    if top_k is not None:
-        top_k = _checks.check_positive_int(top_k, "top_k")
-    if top_p is not None:
-        top_p = _checks.check_float(
-            top_p, "top_p", minimum=0.0, maximum=1.0, inclusive=False
-        )
-    if min_p is not None:
-        min_p = _checks.check_float(
-            min_p, "min_p", minimum=0.0, maximum=1.0, inclusive=False
-        )
-    if repetition_penalty is not None:
-        repetition_penalty = _checks.check_float(
-            repetition_penalty,
-            "repetition_penalty",
-            minimum=0.0,
-            inclusive=False,
-        )
     if eos_id is not None:
         eos_id = _checks.check_index(eos_id, "eos_id")
     stop_ids = _input_checks.stop_ids(stop_token_ids)
@@ -327,8 +278,7 @@ def sample(
         pad_id = _checks.check_index(pad_id, "pad_id")
     num_samples = _checks.check_positive_int(num_samples, "num_samples")
     jit_compile = _checks.check_bool(jit_compile, "jit_compile")
-    if seed is not None:
-        seed = _check_seed(seed)
+    seed_pair = _decoding.seed_pair(seed)
     prompt = _tokens.convert_tokens(prompt_tokens, "prompt_tokens", "[B, P]")
     if prompt.shape[1] == 0:
         raise ValueError(
@@ -351,7 +301,9 @@ def sample(
                 f"logits, {limits.vocab_size}. Received: "
                 f"vocab_size={vocab_size}"
             )
-        _check_vocabulary(limits.vocab_size, eos_id, stop_ids, pad_id, top_k)
+        _tokens.check_vocabulary(
+            limits.vocab_size, eos_id, stop_ids, pad_id, top_k
+        )
         prompt = _input_checks.check_token_ids(
             prompt, limits.vocab_size, "prompt_tokens", prompt_mask
         )
@@ -383,12 +335,6 @@ def sample(
     if num_samples > 1:
         packed = tf.repeat(packed, num_samples, axis=0)
         lengths = tf.repeat(lengths, num_samples, axis=0)
-    if seed is None:
-        seed_pair = tf.random.uniform(
-            [2], minval=0, maxval=2**31 - 1, dtype=tf.int64
-        )
-    else:
-        seed_pair = tf.constant([seed, 0], tf.int64)
     values_from = network_name
     if value_head is None and policy is not None:
         value_head = policy.post_hoc_value_function()

@@ -5,21 +5,21 @@ tensor: every step slices each layer's part out, updates one column,
 stacks the layers back (a copy of the whole cache) and attends over all W
 columns, so a new token costs O(W) however few columns are filled. Here
 each layer keeps its own key and value tensors `[B, H, W, D]`; a step
-writes its column in place (`slice_update`, a dynamic-update-slice that
-XLA performs on the loop's buffer) and attends over the first `attend`
-columns only: the first of a few static widths that covers the filled
-columns (see `_decoding.attention_widths`), one branch per width. The
+writes its column in place (`slice_update`: a dynamic-update-slice on the
+loop-carried buffer, which XLA performs without a copy) and attends over
+the filled columns only, block by block in a loop whose trip count
+follows the step's column (`attend_filled`): one program for every
+buffer width, no branch per width, no copy of a cache prefix. The
 prefill runs over the prompt columns only.
 
-The layer arithmetic is the backbone's own: its embedding, norms, dense
-and rotary layers are called, so LoRA adapters, dtype policies and the
-trained weights are what the full pass uses. Only the attention (the part
-that reads the cache) is written here, with each family's scaling.
-Reading a decoder block's sublayers needs the attribute names keras-hub
-gives them (most are not public); `decoder_family` checks every name it
-needs and returns None when one is missing, and the caller then decodes
-through keras-hub's own `call_with_cache` instead. The equality tests
-against an uncached full pass fail loudly if keras-hub changes the math.
+The layer arithmetic is the backbone's own (`_keras_hub_decoders`: its
+embedding, norms, dense and rotary layers), so LoRA adapters, dtype
+policies and the trained weights are what the full pass uses. Only the
+attention (the part that reads the cache) is written here, with each
+family's scaling. `decoder_family` returns None for a backbone whose
+block attributes are not all there, and the caller then decodes through
+keras-hub's own `call_with_cache` instead. The equality tests against an
+uncached full pass fail loudly if keras-hub changes the math.
 
 Letters used in shapes: `B` rows, `l` new columns in one call, `W` cache
 width, `A` attended columns, `H` key/value heads, `G` query heads per
@@ -30,14 +30,12 @@ from __future__ import annotations
 
 import math
 from typing import Any
-from typing import Callable
 from typing import Optional
-from typing import Sequence
 
 import keras
 import tensorflow as tf
 
-from keras_gae.lm import _rotary_decoders
+from keras_gae.lm import _keras_hub_decoders
 
 
 def attend(
@@ -83,63 +81,7 @@ def attend(
     return tf.reshape(out, [batch, length, query_heads, size])
 
 
-class _GPT2Family:
-    """GPT-2: learned positions, pre-norm `TransformerDecoder` blocks."""
-
-    names = (
-        "_self_attention_layer_norm",
-        "_self_attention_layer",
-        "_feedforward_layer_norm",
-        "_feedforward_intermediate_dense",
-        "_feedforward_output_dense",
-    )
-    soft_cap = None
-
-    def __init__(self, backbone: Any):
-        self.backbone = backbone
-        attention = backbone.transformer_layers[0]._self_attention_layer
-        self.num_kv_heads = int(backbone.num_heads)
-        self.head_dim = int(attention.key_dim)
-
-    @classmethod
-    def matches(cls, backbone: Any) -> bool:
-        blocks = getattr(backbone, "transformer_layers", None)
-        return (
-            type(backbone).__name__ == "GPT2Backbone"
-            and bool(blocks)
-            and all(hasattr(b, n) for b in blocks for n in cls.names)
-            and all(getattr(b, "normalize_first", False) for b in blocks)
-            and hasattr(backbone, "position_embedding")
-        )
-
-    def embed(self, token_ids: tf.Tensor, start: Any) -> tf.Tensor:
-        tokens = self.backbone.token_embedding(token_ids)
-        positions = self.backbone.position_embedding(tokens, start_index=start)
-        return self.backbone.embeddings_add((tokens, positions))
-
-    def block(
-        self, layer: Any, x: tf.Tensor, start: Any, attend_fn: Callable
-    ) -> tf.Tensor:
-        del start  # the positions were added to the embeddings
-        attention = layer._self_attention_layer
-        h = layer._self_attention_layer_norm(x)
-        # Keras' MultiHeadAttention scales the query before the dot.
-        scale = 1.0 / math.sqrt(float(attention.key_dim))
-        query = attention.query_dense(h) * tf.cast(scale, h.dtype)
-        attended = attend_fn(
-            query, attention.key_dense(h), attention.value_dense(h)
-        )
-        x = x + attention.output_dense(attended)
-        h = layer._feedforward_layer_norm(x)
-        h = layer._feedforward_intermediate_dense(h)
-        return x + layer._feedforward_output_dense(h)
-
-
-FAMILIES = (
-    _GPT2Family,
-    _rotary_decoders.LlamaFamily,
-    _rotary_decoders.GemmaFamily,
-)
+FAMILIES = _keras_hub_decoders.FAMILIES
 
 
 def decoder_family(causal_lm: Any) -> Optional[Any]:
@@ -151,8 +93,16 @@ def decoder_family(causal_lm: Any) -> Optional[Any]:
     return None
 
 
+# Columns per block of the cached step's attention: its cost follows the
+# filled length rounded up to a block (see `attend_filled`).
+BLOCK = 64
+
+
 def empty_cache(family: Any, batch: Any, width: int, dtype: Any) -> tuple:
-    """Per layer `(keys, values)`, each `[B, H, W, D]` zeros."""
+    """Per layer `(keys, values)`, each `[B, H, W', D]` zeros, W' = the
+    `width` rounded up to whole `BLOCK`s (the extra columns stay
+    unread)."""
+    width = -(-width // BLOCK) * BLOCK
     shape = [batch, family.num_kv_heads, width, family.head_dim]
     return tuple(
         (tf.zeros(shape, dtype), tf.zeros(shape, dtype))
@@ -160,28 +110,85 @@ def empty_cache(family: Any, batch: Any, width: int, dtype: Any) -> tuple:
     )
 
 
-def _attend_in_blocks(
+def attend_filled(
     query: tf.Tensor,
     keys: tf.Tensor,
     values: tf.Tensor,
     start: Any,
-    soft_cap: Optional[float],
-    widths: Optional[Sequence[int]],
-) -> tf.Tensor:
-    """`attend` over the first of `widths` that covers the queries (all
-    columns when None): one branch per width, each reading a static
-    slice of the cache, so the work follows the filled length."""
-    if not widths or len(widths) == 1:
-        return attend(query, keys, values, start, soft_cap)
-    last = start + tf.shape(query)[1] - 1
-    block = tf.reduce_sum(tf.cast(last >= tf.constant(widths[:-1]), tf.int32))
+    soft_cap: Optional[float] = None,
+) -> tuple:
+    """`(attended [B, 1, H * G, D], keys, values)`: `attend` for one
+    query column `start`, over the cache's columns 0 ... start only, block
+    by block.
 
-    def branch(width):
-        return lambda: attend(
-            query, keys[:, :, :width], values[:, :, :width], start, soft_cap
+    A `tf.while_loop` visits blocks of `BLOCK` columns, `start // BLOCK +
+    1` of them (W must be whole blocks), and keeps the softmax online
+    (Milakov and Gimelshein 2018, arXiv:1805.02867): with m the running
+    maximum score, s = sum exp(score - m) and o = sum exp(score - m) *
+    value, a block with maximum m' rescales s and o by exp(m - m') before
+    adding its own terms; the result is o / s. A step reads the filled
+    blocks only: O(start) memory traffic, not O(W), from one program
+    whatever the width.
+
+    Blocks are read with `tf.gather` of their column indices: a
+    `tf.slice` at the loop's dynamic offset was compiled by XLA (CPU,
+    TensorFlow 2.21) into a padded copy of the whole cache every step.
+    The cache also goes through the loop's state and back out unchanged,
+    so that the written cache the caller keeps is the loop's own buffer.
+    """
+    batch = tf.shape(query)[0]
+    query_heads, size = query.shape[2], query.shape[3]
+    kv_heads = keys.shape[1]
+    # [B, H, G, 1, D]: query head h * G + g reads key/value head h.
+    grouped = tf.reshape(
+        query, [batch, kv_heads, query_heads // kv_heads, 1, size]
+    )
+    dtype = tf.float32
+
+    def body(block, peak, total, weighted, keys, values):
+        at = block * BLOCK
+        columns = at + tf.range(BLOCK)
+        block_keys = tf.gather(keys, columns, axis=2)
+        block_values = tf.gather(values, columns, axis=2)
+        # [B, H, G, BLOCK]
+        scores = tf.cast(
+            tf.reduce_sum(grouped * block_keys[:, :, tf.newaxis], axis=-1),
+            dtype,
         )
+        if soft_cap is not None:
+            scores = tf.tanh(scores / soft_cap) * soft_cap
+        visible = columns <= start
+        scores = tf.where(visible, scores, tf.constant(-math.inf, dtype))
+        new_peak = tf.maximum(peak, tf.reduce_max(scores, axis=-1))
+        rescale = tf.exp(peak - new_peak)
+        weights = tf.exp(scores - new_peak[..., tf.newaxis])
+        total = total * rescale + tf.reduce_sum(weights, axis=-1)
+        # [B, H, G, D]
+        block_out = tf.reduce_sum(
+            tf.cast(weights, values.dtype)[..., tf.newaxis]
+            * block_values[:, :, tf.newaxis],
+            axis=-2,
+        )
+        weighted = weighted * rescale[..., tf.newaxis] + tf.cast(
+            block_out, dtype
+        )
+        return block + 1, new_peak, total, weighted, keys, values
 
-    return tf.switch_case(block, [branch(width) for width in widths])
+    heads = [batch, kv_heads, query_heads // kv_heads]
+    _, _, total, weighted, keys, values = tf.while_loop(
+        lambda block, *_: block <= start // BLOCK,
+        body,
+        (
+            tf.constant(0),
+            tf.fill(heads, tf.constant(-math.inf, dtype)),
+            tf.zeros(heads, dtype),
+            tf.zeros(heads + [size], dtype),
+            keys,
+            values,
+        ),
+    )
+    out = tf.cast(weighted / total[..., tf.newaxis], values.dtype)
+    return tf.reshape(out, [batch, 1, query_heads, size]), keys, values
 
 
 def run(
@@ -189,16 +196,18 @@ def run(
     token_ids: tf.Tensor,
     cache: tuple,
     start: Any,
-    attend_widths: Optional[Sequence[int]] = None,
 ) -> tuple:
     """`(hidden_states [B, l, hidden], cache)` for the columns `start ...
     start + l - 1` of `token_ids [B, l]`.
 
     Each layer writes those columns of its keys and values, then attends
-    over the first of the increasing `attend_widths` that covers `start +
-    l` columns (the last must be the cache's width W; None: all W).
+    over the columns up to each query's own: one column (a decoding
+    step) by `attend_filled`; a prefill from column 0 over its l columns;
+    any other call over the whole cache.
     """
     x = family.embed(token_ids, start)
+    length = token_ids.shape[1]
+    prefill = isinstance(start, int) and start == 0
     updated = []
     for layer, (keys, values) in zip(family.backbone.transformer_layers, cache):
         written = []
@@ -222,10 +231,16 @@ def run(
                 at,
                 tf.cast(tf.transpose(new_values, [0, 2, 1, 3]), values.dtype),
             )
+            if length == 1:
+                out, keys, values = attend_filled(
+                    query, keys, values, start, family.soft_cap
+                )
+                written.append((keys, values))
+                return out
             written.append((keys, values))
-            return _attend_in_blocks(
-                query, keys, values, start, family.soft_cap, attend_widths
-            )
+            if prefill:
+                keys, values = keys[:, :, :length], values[:, :, :length]
+            return attend(query, keys, values, start, family.soft_cap)
 
         x = family.block(layer, x, start, attend_fn)
         updated.append(written[0])

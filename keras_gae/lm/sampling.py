@@ -11,6 +11,8 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from keras_gae.ops import _checks
+
 
 def penalize_repetitions(
     logits: tf.Tensor, seen: tf.Tensor, penalty: float
@@ -107,3 +109,43 @@ def sample_step(
     token = tf.where(drawn, token, tf.zeros_like(token))
     log_prob = tf.gather(log_distribution, token, batch_dims=1)
     return token, tf.where(drawn, log_prob, np.nan)
+
+
+def check_options(
+    temperature: float,
+    top_k: Optional[int],
+    top_p: Optional[float],
+    min_p: Optional[float],
+    repetition_penalty: Optional[float],
+) -> tuple:
+    """`(temperature, top_k, top_p, min_p, repetition_penalty)` checked:
+    temperature > 0 (also in float32), top_k >= 1, top_p and min_p in
+    (0, 1], repetition_penalty > 0; None leaves an option off. Raises a
+    ValueError or TypeError naming the argument."""
+    temperature = _checks.check_float(
+        temperature, "temperature", minimum=0.0, inclusive=False
+    )
+    if np.float32(temperature) == 0.0:
+        raise ValueError(
+            "`temperature` must be > 0 in float32, where logits are "
+            "divided by it (use top_k=1 for greedy decoding). "
+            f"Received: temperature={temperature!r}"
+        )
+    if top_k is not None:
+        top_k = _checks.check_positive_int(top_k, "top_k")
+    if top_p is not None:
+        top_p = _checks.check_float(
+            top_p, "top_p", minimum=0.0, maximum=1.0, inclusive=False
+        )
+    if min_p is not None:
+        min_p = _checks.check_float(
+            min_p, "min_p", minimum=0.0, maximum=1.0, inclusive=False
+        )
+    if repetition_penalty is not None:
+        repetition_penalty = _checks.check_float(
+            repetition_penalty,
+            "repetition_penalty",
+            minimum=0.0,
+            inclusive=False,
+        )
+    return temperature, top_k, top_p, min_p, repetition_penalty

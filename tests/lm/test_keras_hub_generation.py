@@ -7,7 +7,6 @@ import tensorflow as tf
 from absl.testing import parameterized
 
 from keras_gae import lm
-from keras_gae.lm import _decoding
 from keras_gae.lm import kv_cache
 from tests.lm import keras_hub_models as khm
 
@@ -56,8 +55,9 @@ class CachedGenerationTest(tf.test.TestCase, parameterized.TestCase):
     def test_own_cache_equals_an_uncached_pass_at_buffer_widths(
         self, name, new
     ):
-        # Buffers of 9, 75 and 145 columns: one attention block, then two
-        # and three (widths 64, 128, W), so steps cross block edges. The
+        # Buffers of 9, 75 and 145 columns: one attention block of
+        # `kv_cache.BLOCK` (64) columns, then two and three, so steps cross
+        # block edges. The
         # cached step attends with other summation orders than the full
         # pass (one column of queries against the cache): float32 rounding,
         # observed below 1e-6 on log-probs, hence atol 1e-5.
@@ -152,14 +152,35 @@ class CachedGenerationTest(tf.test.TestCase, parameterized.TestCase):
         self.assertGreater(excluded, 12 * 10)  # the floor cut tokens out
         self.assertGreater(len(set(tokens[:, 2:].ravel().tolist())), 1)
 
-    def test_attention_widths_cover_every_column_in_few_blocks(self):
-        for width in (1, 9, 64, 65, 96, 97, 145, 265, 1000):
-            widths = _decoding.attention_widths(width)
-            self.assertEqual(widths[-1], width)
-            self.assertAllEqual(np.diff(widths) > 0, [True] * (len(widths) - 1))
-            for t in range(width):
-                block = next(w for w in widths if w > t)
-                self.assertLessEqual(block, max(64, 2 * (t + 1)))
+    @parameterized.parameters(None, 3.0)
+    def test_attend_filled_equals_numpy_attention_over_filled_columns(
+        self, soft_cap
+    ):
+        # One query column against a 3-block cache, 2 key/value heads of 2
+        # query heads each; columns after the query's hold junk that must
+        # get no weight. Columns 0, 63, 64 and 191 cross block edges.
+        rng = np.random.default_rng(0)
+        width = 3 * kv_cache.BLOCK
+        query = rng.normal(size=(2, 1, 4, 8)).astype(np.float32)
+        keys = rng.normal(size=(2, 2, width, 8)).astype(np.float32)
+        values = rng.normal(size=(2, 2, width, 8)).astype(np.float32)
+        for start in (0, 5, 63, 64, 130, 191):
+            got, same_keys, same_values = kv_cache.attend_filled(
+                tf.constant(query), keys, values, tf.constant(start), soft_cap
+            )
+            self.assertAllEqual(same_keys, keys)
+            self.assertAllEqual(same_values, values)
+            expected = np.zeros((2, 1, 4, 8))
+            for b in range(2):
+                for head in range(4):
+                    kv = head // 2
+                    scores = keys[b, kv, : start + 1] @ query[b, 0, head]
+                    if soft_cap is not None:
+                        scores = np.tanh(scores / soft_cap) * soft_cap
+                    weights = np.exp(scores - scores.max())
+                    weights /= weights.sum()
+                    expected[b, 0, head] = weights @ values[b, kv, : start + 1]
+            self.assertAllClose(got, expected, atol=1e-5)
 
     @parameterized.parameters((1.0, None, None), (0.8, 5, 0.9), (1.0, 1, None))
     def test_cached_equals_uncached_token_for_token(self, temp, top_k, top_p):
