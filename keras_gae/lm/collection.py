@@ -82,8 +82,9 @@ class SequenceCollection:
         2. `scorer` (a `keras_gae.lm.RewardFunction` or what it accepts:
            `(tokens, mask) -> [B]`, or a Keras reward model) scores them.
         3. The reference log-probs come from one pass of the reference;
-           `sequence_rollout_batch` builds the per-token rewards with the
-           current KL coefficient beta, and the batch; a critic-free
+           the per-token rewards with the current KL coefficient beta and
+           the batch are `sequence_rollout_batch`'s (its cores, on the
+           outputs `generate` checked); a critic-free
            `advantage_estimator` adds "advantage" and "return"; a
            loss-side `kl_coef` adds "ref_log_prob".
         4. With `update_kl_controller` and a controller as
