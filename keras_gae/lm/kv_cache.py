@@ -202,8 +202,9 @@ def run(
 
     Each layer writes those columns of its keys and values, then attends
     over the columns up to each query's own: one column (a decoding
-    step) by `attend_filled`; a prefill from column 0 over its l columns;
-    any other call over the whole cache.
+    step) by `attend_filled` when the cache holds several blocks; a
+    prefill from column 0 over its l columns; any other call (a one-block
+    cache: no loop to run) over the whole cache.
     """
     x = family.embed(token_ids, start)
     length = token_ids.shape[1]
@@ -231,7 +232,8 @@ def run(
                 at,
                 tf.cast(tf.transpose(new_values, [0, 2, 1, 3]), values.dtype),
             )
-            if length == 1:
+            several_blocks = keys.shape[2] is None or keys.shape[2] > BLOCK
+            if length == 1 and several_blocks:
                 out, keys, values = attend_filled(
                     query, keys, values, start, family.soft_cap
                 )
