@@ -183,6 +183,9 @@ _HELP = {
     "max_grad_norm": "Global gradient-norm clip; 0 turns it off.",
     "hidden_sizes": "Widths of the actor's and critic's layers.",
     "activation": "Activation of the hidden layers (a Keras name).",
+    "recurrent_cell": "lstm or gru: a recurrent policy, the cell shared by "
+    "actor and critic on the encoder (default: feed-forward MLPs).",
+    "recurrent_units": "Size of the recurrent policy's cell.",
     "action_bound": "Box actions: clip a Gaussian sample to the box, or "
     "squash it with tanh.",
     "initial_log_std": "Box actions: initial log standard deviation.",

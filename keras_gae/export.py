@@ -265,7 +265,8 @@ def export_policy(
 
     Raises:
       ValueError: the weights hold NaN or Inf (a diverged policy is never
-        exported), `path` is an existing file, or the nest's paths give an
+        exported), a recurrent model (not supported yet), `path` is an
+        existing file, or the nest's paths give an
         input name TensorFlow refuses, twice the same name, or "seed".
       TypeError: `model` is not an actor-critic model, or a bad spec.
     """
@@ -273,6 +274,13 @@ def export_policy(
         raise TypeError(
             "`model` must be a keras_gae actor-critic model with a "
             f"`policy_head`. Received: model={model!r}"
+        )
+    if getattr(model, "recurrent", False):
+        # Its signatures would have to take and return the state.
+        raise ValueError(
+            "Exporting a recurrent policy is not supported yet: the "
+            "SavedModel's signatures take one observation, not a state. "
+            f"Received: model={model.name!r} (recurrent)"
         )
     if os.path.isfile(path):
         raise ValueError(

@@ -77,6 +77,11 @@ DEFAULTS: Dict[str, Any] = {
     # empty: the heads sit on the encoder's features.
     "hidden_sizes": (64, 64),
     "activation": "tanh",
+    # A recurrent policy's cell ("lstm", "gru"; None: feed-forward), set
+    # by `PPO(env, policy="lstm")`, and its size
+    # (keras_gae.agents.build_recurrent_network).
+    "recurrent_cell": None,
+    "recurrent_units": 64,
     # Box actions: GaussianPolicyHead(bound=..., initial_log_std=...).
     "action_bound": "clip",
     "initial_log_std": 0.0,
@@ -336,6 +341,7 @@ POSITIVE_INTS = (
     "num_minibatches",
     "total_env_steps",
     "steps_per_execution",
+    "recurrent_units",
 )
 OPTIONS = {
     "minibatch_mode": ("rows", "steps"),
@@ -343,6 +349,7 @@ OPTIONS = {
     "action_bound": ("clip", "tanh", None),
     "vectorization_mode": ("auto", "sync", "async", "vector_entry_point", None),
     "gae_implementation": ("auto", "scan", "xla", "native"),
+    "recurrent_cell": ("lstm", "gru", None),
 }
 BOOLS = (
     "normalize_advantages",
@@ -424,6 +431,13 @@ def check_config(config: Mapping[str, Any]) -> None:
                 fail(name, "a sequence of positive ints (empty: none)")
         elif name == "activation" and not isinstance(value, str):
             fail(name, "the name of a Keras activation")
+    if config.get("recurrent_cell") and config["minibatch_mode"] != "rows":
+        raise ValueError(
+            "A recurrent policy trains on whole environment rows (each "
+            "from its initial state): `minibatch_mode` must be 'rows'. "
+            f"Received: minibatch_mode={config['minibatch_mode']!r}, "
+            f"recurrent_cell={config['recurrent_cell']!r}"
+        )
     if (
         config.get("minibatch_mode") == "rows"
         and config["num_envs"] % config["num_minibatches"]

@@ -30,6 +30,9 @@ MASK = "mask"
 REF_LOG_PROB = "ref_log_prob"
 ADVANTAGE = "advantage"
 RETURN = "return"
+# Each row's recurrent state before its first step (a nest of `[B, ...]`
+# tensors), for recurrent models only (`keras_gae.models.recurrent`).
+INITIAL_STATE = "initial_state"
 
 # Read by every training step.
 ALWAYS_REQUIRED = (OBSERVATION, ACTION, LOG_PROB, VALUE)
@@ -38,7 +41,7 @@ ALWAYS_REQUIRED = (OBSERVATION, ACTION, LOG_PROB, VALUE)
 GAE_REQUIRED = (REWARD, BOOTSTRAP_VALUE)
 GAE_OPTIONAL = (TERMINATED, TRUNCATED, TRUNCATION_VALUE)
 PRECOMPUTED = (ADVANTAGE, RETURN)
-OPTIONAL = (MASK, REF_LOG_PROB)
+OPTIONAL = (MASK, REF_LOG_PROB, INITIAL_STATE)
 KEYS = ALWAYS_REQUIRED + GAE_REQUIRED + GAE_OPTIONAL + PRECOMPUTED + OPTIONAL
 
 # Rollout-batch key -> argument of `keras_gae.ops.
@@ -84,13 +87,46 @@ def check_keys(batch: Any, name: str = "batch") -> dict:
     return batch
 
 
-def check_training_batch(data: Any, *, has_kl_penalty: bool) -> dict:
+def episode_starts(batch: Mapping) -> tf.Tensor:
+    """`[B, T]` bool: where a new episode starts inside each row.
+
+    A recurrent network resets its state (to zeros) before such a step;
+    the first step of a row never counts, its state being the row's
+    "initial_state", already reset at collection where needed. Step t > 0
+    starts an episode when step t - 1 is a boundary row ("mask" false:
+    tf-agents' LAST -> FIRST row, whose observation still belongs to the
+    episode that ended), or when step t - 1 ended an episode ("terminated"
+    or "truncated") and step t is valid (batches without boundary rows):
+
+        start[t] = not mask[t-1] or (end[t-1] and mask[t]),  start[0] = 0.
+
+    Absent flags count as false, an absent mask as true.
+    """
+    reference = batch[LOG_PROB]
+    false = tf.zeros(tf.shape(reference), tf.bool)
+    flag = lambda key: (  # noqa: E731
+        tf.cast(batch[key], tf.bool) if key in batch else false
+    )
+    ended = tf.logical_or(flag(TERMINATED), flag(TRUNCATED))
+    mask = tf.cast(batch[MASK], tf.bool) if MASK in batch else ~false
+    starts = tf.logical_or(
+        tf.logical_not(mask[:, :-1]),
+        tf.logical_and(ended[:, :-1], mask[:, 1:]),
+    )
+    return tf.concat([false[:, :1], starts], axis=1)
+
+
+def check_training_batch(
+    data: Any, *, has_kl_penalty: bool, recurrent: bool = False
+) -> dict:
     """Checks a rollout batch a training model is about to learn from.
 
     Args:
       data: the batch (a tuple holding it and Nones, as `train_on_batch`
         passes, is unpacked).
       has_kl_penalty: whether the model uses "ref_log_prob".
+      recurrent: whether the model is recurrent: it needs
+        "initial_state" (and whole rows), which a feed-forward one refuses.
 
     Returns:
       A shallow copy whose float inputs are converted to tensors.
@@ -122,6 +158,19 @@ def check_training_batch(data: Any, *, has_kl_penalty: bool) -> dict:
             "no KL penalty to use it; pass `kl_coef`. "
             f"Received: kl_coef=None, batch keys={sorted(batch)}"
         )
+    if recurrent and INITIAL_STATE not in batch:
+        raise ValueError(
+            'A recurrent model needs each row\'s "initial_state" and '
+            "minibatches of whole rows (`rollout_dataset`, "
+            'minibatch_mode="rows"), not single steps (`step_dataset`). '
+            f"Received: batch keys={sorted(batch)}"
+        )
+    if INITIAL_STATE in batch and not recurrent:
+        raise ValueError(
+            'The rollout batch carries "initial_state" but the model is '
+            "feed-forward (no recurrent network to start from it). "
+            f"Received: batch keys={sorted(batch)}"
+        )
     reference_key = ADVANTAGE if precomputed else REWARD
     for key in (reference_key, LOG_PROB, VALUE):
         batch[key] = _checks.convert_float(batch[key], f'batch["{key}"]')
@@ -149,5 +198,18 @@ def check_training_batch(data: Any, *, has_kl_penalty: bool) -> dict:
                     f"[B, T] = {tuple(leading)} of "
                     f'batch["{reference_key}"]. '
                     f"Received: batch[{key!r}]={_checks.describe(leaf)}"
+                )
+    if INITIAL_STATE in batch:
+        for leaf in tf.nest.flatten(batch[INITIAL_STATE]):
+            leaf = tf.convert_to_tensor(leaf)
+            if leaf.shape.rank is not None and (
+                leaf.shape.rank < 1
+                or not leaf.shape[:1].is_compatible_with(leading[:1])
+            ):
+                raise ValueError(
+                    f'batch["{INITIAL_STATE}"] must be [B, ...] with the '
+                    f'B = {leading[0]} of batch["{reference_key}"]. '
+                    f"Received: batch[{INITIAL_STATE!r}]="
+                    f"{_checks.describe(leaf)}"
                 )
     return batch

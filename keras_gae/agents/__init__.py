@@ -46,6 +46,7 @@ from keras_gae.agents.observation_normalization import ObservationNormalization
 from keras_gae.agents.on_policy_agent import OnPolicyAgent
 from keras_gae.agents.policy import KerasPolicy
 from keras_gae.agents.ppo_agent import PPO
+from keras_gae.agents.recurrent_networks import build_recurrent_network
 from keras_gae.agents.reward_normalization import RewardNormalization
 from keras_gae.agents.reward_normalization import attach_reward_normalization
 from keras_gae.agents.space_types import policy_head_for
@@ -74,6 +75,7 @@ __all__ = [
     "RewardNormalization",
     "attach_reward_normalization",
     "build_networks",
+    "build_recurrent_network",
     "evaluate_policy",
     "game_statistics",
     "make_atari_env",

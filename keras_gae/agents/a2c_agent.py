@@ -31,8 +31,13 @@ class A2C(OnPolicyAgent):
     algorithm = "a2c"
 
     @classmethod
-    def make_model(cls, config, actor, critic) -> A2CModel:
+    def make_model(
+        cls, config, actor=None, critic=None, *, shared=None
+    ) -> A2CModel:
         """The `A2CModel` of the networks with the settings `config`."""
         return A2CModel(
-            actor, critic, **agent_arguments.model_arguments(config)
+            actor,
+            critic,
+            shared=shared,
+            **agent_arguments.model_arguments(config),
         )

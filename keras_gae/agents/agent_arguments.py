@@ -19,11 +19,16 @@ from typing import Sequence
 import gymnasium
 
 # The policy names an agent takes: keras_gae's, and stable-baselines3's
-# (the first argument of its `PPO("MlpPolicy", env)`).
+# (the first argument of its `PPO("MlpPolicy", env)`, sb3-contrib's
+# `RecurrentPPO("MlpLstmPolicy", env)`). "lstm" and "gru" are recurrent:
+# the setting "recurrent_cell" (`recurrent_policy`).
 POLICIES = {
     "mlp": "mlp",
     "MlpPolicy": "mlp",
     "MultiInputPolicy": "mlp",
+    "lstm": "lstm",
+    "gru": "gru",
+    "MlpLstmPolicy": "lstm",
 }
 
 
@@ -100,6 +105,31 @@ def policy_name(policy: Optional[str], sb3_policy: Optional[str]) -> str:
             f"Received: policy={policy!r}"
         )
     return POLICIES[policy]
+
+
+def recurrent_policy(policy: str, config: Dict[str, Any], explicit: set) -> str:
+    """Puts a recurrent policy name into the settings; the agent's policy.
+
+    "lstm" and "gru" set "recurrent_cell" (saved with the settings, so a
+    loaded agent and the rollout workers build the same network) and,
+    unless given, minibatches of whole rows. A saved recurrent agent's
+    settings name its cell, so its policy is that cell.
+
+    Raises:
+      ValueError: a recurrent policy with another "recurrent_cell".
+    """
+    if policy == "mlp":
+        return config["recurrent_cell"] or "mlp"
+    if "recurrent_cell" in explicit and config["recurrent_cell"] != policy:
+        raise ValueError(
+            f'policy="{policy}" names the recurrent cell; drop the setting '
+            "or make it agree. "
+            f"Received: recurrent_cell={config['recurrent_cell']!r}"
+        )
+    config["recurrent_cell"] = policy
+    if "minibatch_mode" not in explicit:
+        config["minibatch_mode"] = "rows"
+    return policy
 
 
 def sb3_alias(value: Any, alias: Any, name: str, alias_name: str) -> Any:

@@ -24,6 +24,7 @@ from tf_agents.specs import tensor_spec
 
 from keras_gae.agents import reward_normalization
 from keras_gae.agents.default_networks import build_networks
+from keras_gae.agents.recurrent_networks import build_recurrent_network
 from keras_gae.models import ActorCriticModel
 from keras_gae.ops import _checks
 
@@ -44,16 +45,27 @@ def build_agent_model(
       num_envs: the environments whose rewards the reward normalization
         (if any) follows.
     """
-    actor, critic = build_networks(
-        observation_spec,
-        action_spec,
+    network_settings = dict(
         hidden_sizes=settings["hidden_sizes"],
         activation=settings["activation"],
         normalize_observations=settings["normalize_observations"],
         action_bound=settings["action_bound"],
         initial_log_std=settings["initial_log_std"],
     )
-    model = agent_class.make_model(settings, actor, critic)
+    if settings.get("recurrent_cell"):
+        shared = build_recurrent_network(
+            observation_spec,
+            action_spec,
+            cell=settings["recurrent_cell"],
+            units=settings["recurrent_units"],
+            **network_settings,
+        )
+        model = agent_class.make_model(settings, shared=shared)
+    else:
+        actor, critic = build_networks(
+            observation_spec, action_spec, **network_settings
+        )
+        model = agent_class.make_model(settings, actor, critic)
     if settings["normalize_rewards"]:
         reward_normalization.attach_reward_normalization(
             model,

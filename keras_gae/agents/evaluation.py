@@ -64,10 +64,15 @@ def evaluate_policy(
         observation_spec, gymnasium_api.env_name(envs[0])
     )
 
+    # A recurrent model's state goes from step to step (None otherwise).
     @tf.function(reduce_retracing=True)
-    def act(observation):
-        action = model.act(observation, deterministic=deterministic).action
-        return model.policy_head.postprocess_action(action)
+    def act(observation, state):
+        outputs = model.act(
+            observation, deterministic=deterministic, state=state
+        )
+        return model.policy_head.postprocess_action(
+            outputs.action
+        ), outputs.state
 
     returns, lengths = [], []
     for index, copy in enumerate(envs):
@@ -75,13 +80,13 @@ def evaluate_policy(
             seed=None if seed is None else int(seed) + index
         )
         total, steps, done = 0.0, 0, False
+        state = model.initial_state(1)
         while not done and steps < max_steps:
             batch = tf.nest.map_structure(
                 lambda x: x[None], convert(observation, "reset")
             )
-            action = space_types.env_action(
-                action_space, np.asarray(act(batch))[0]
-            )
+            action, state = act(batch, state)
+            action = space_types.env_action(action_space, np.asarray(action)[0])
             observation, reward, terminated, truncated, _ = copy.step(action)
             total += float(reward)
             steps += 1

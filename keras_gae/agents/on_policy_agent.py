@@ -74,7 +74,9 @@ class OnPolicyAgent:
         factory returning one, or a gymnasium vector env. SB3's
         `PPO("MlpPolicy", env)` is accepted too.
       policy: "mlp" (MLPs over one encoder of the observation space;
-        SB3's "MlpPolicy" and "MultiInputPolicy" name it too).
+        SB3's "MlpPolicy" and "MultiInputPolicy" name it too), or "lstm"
+        or "gru" (a recurrent trunk, `build_recurrent_network`; SB3's
+        "MlpLstmPolicy" names "lstm").
       seed: seeds the networks, sampling, shuffles and environments.
       root_dir: where the loop checkpoints (and resumes from) every
         `checkpoint_interval` iterations; None: no checkpoints (`save`).
@@ -142,6 +144,9 @@ class OnPolicyAgent:
         config.update(resolved)
         source, mode = agent_arguments.environment_source(
             env, config, set(resolved)
+        )
+        self.policy = agent_arguments.recurrent_policy(
+            self.policy, config, set(resolved)
         )
         if "batch_size" in settings:
             presets.apply_batch_size(config, settings["batch_size"])
@@ -219,9 +224,14 @@ class OnPolicyAgent:
 
     @classmethod
     def make_model(
-        cls, config: Dict[str, Any], actor: Any, critic: Any
+        cls,
+        config: Dict[str, Any],
+        actor: Any = None,
+        critic: Any = None,
+        *,
+        shared: Any = None,
     ) -> ActorCriticModel:
-        """The algorithm's model of `actor` and `critic`, not yet built.
+        """The algorithm's model of `actor` and `critic` (or `shared`).
 
         Each subclass returns its model (`PPOModel`, `A2CModel`) with the
         settings `config`; `agent_workers.build_agent_model` calls it, in

@@ -32,6 +32,14 @@ a Bernoulli one (MultiBinary).
 gymnasium `Discrete` spaces give int64 specs; the head's
 integer actions (int32 by default) are cast to the spec's dtype.
 
+Recurrent models (`model.recurrent`, keras_gae.models.recurrent). The
+policy's `policy_state_spec` is the model's state (a tuple of `[U]` float32
+specs), so a tf-agents driver carries it from step to step; before each
+step the policy resets it to zeros where the time step is FIRST, and
+`info` also holds that state, the one the step started from, under
+"initial_state": the row's first one becomes the rollout batch's
+"initial_state" (`trajectory_to_rollout_batch`).
+
 Sampling. `seed` (as tf-agents passes it to `action`) goes to the
 distribution's `sample`: an int seeds the stateful sampler (reproducible
 together with `tf.random.set_seed`), a shape-`[2]` integer tensor samples
@@ -55,6 +63,7 @@ from keras_gae._src import rollout_batch as rb
 from keras_gae._src.dependencies import tfp
 from keras_gae.agents import action_heads
 from keras_gae.models import ActorCriticModel
+from keras_gae.models.recurrent import reset_state
 
 tfd = tfp.distributions
 
@@ -62,14 +71,22 @@ tfd = tfp.distributions
 # rollout-batch keys they become.
 LOG_PROB_KEY = rb.LOG_PROB
 VALUE_KEY = rb.VALUE
+STATE_KEY = rb.INITIAL_STATE
 
 
-def policy_info_spec() -> dict:
-    """The `info_spec` of `KerasPolicy`: scalar float32 log-prob and value."""
-    return {
+def policy_info_spec(state_spec: Any = ()) -> dict:
+    """The `info_spec` of `KerasPolicy`: scalar float32 log-prob and value.
+
+    With a recurrent model's `state_spec`, also the state each step
+    started from (module docstring).
+    """
+    spec = {
         LOG_PROB_KEY: tf.TensorSpec([], tf.float32, name=LOG_PROB_KEY),
         VALUE_KEY: tf.TensorSpec([], tf.float32, name=VALUE_KEY),
     }
+    if state_spec:
+        spec[STATE_KEY] = state_spec
+    return spec
 
 
 def _check_discrete_spec(action_spec: Any, head: Any) -> None:
@@ -104,8 +121,8 @@ class KerasPolicy(tf_policy.TFPolicy):
     V(s) and the log-probability of the greedy action (`distribution` draws
     no action of its own).
 
-    The model must be a feed-forward `ActorCriticModel`: the time step's
-    observation, `[B, ...]` (or a nest of such), is passed to it as is. It
+    The time step's observation, `[B, ...]` (or a nest of such), is
+    passed to the model as is (with the state, for a recurrent one). It
     is run once at construction on zero observations to build it and to
     check that its actions fit `action_spec`.
 
@@ -151,10 +168,12 @@ class KerasPolicy(tf_policy.TFPolicy):
             )
         if action_spec.dtype.is_integer:
             _check_discrete_spec(action_spec, model.policy_head)
+        state_spec = model.state_spec()
         super().__init__(
             time_step_spec,
             action_spec,
-            info_spec=policy_info_spec(),
+            policy_state_spec=state_spec,
+            info_spec=policy_info_spec(state_spec),
             # Stored actions must be the sampled ones (module docstring).
             clip=False,
             name=name,
@@ -194,19 +213,32 @@ class KerasPolicy(tf_policy.TFPolicy):
     def _cast_action(self, action: tf.Tensor) -> tf.Tensor:
         return tf.cast(action, self.action_spec.dtype)
 
+    def _start_state(self, time_step: ts.TimeStep, policy_state: Any) -> Any:
+        """The state this step starts from: zeros where it is FIRST."""
+        return reset_state(tuple(policy_state), time_step.is_first())
+
     def _action(
         self,
         time_step: ts.TimeStep,
         policy_state: Any,
         seed: Optional[Any] = None,
     ) -> policy_step.PolicyStep:
+        state = None
+        if self._model.recurrent:
+            state = self._start_state(time_step, policy_state)
         outputs = self._model.act(
-            time_step.observation, deterministic=self._greedy, seed=seed
+            time_step.observation,
+            deterministic=self._greedy,
+            seed=seed,
+            state=state,
         )
         info = {
             LOG_PROB_KEY: tf.cast(outputs.log_prob, tf.float32),
             VALUE_KEY: tf.cast(outputs.value, tf.float32),
         }
+        if state is not None:
+            info[STATE_KEY] = state
+            policy_state = outputs.state
         return policy_step.PolicyStep(
             self._cast_action(outputs.action), policy_state, info
         )
@@ -214,7 +246,12 @@ class KerasPolicy(tf_policy.TFPolicy):
     def _distribution(
         self, time_step: ts.TimeStep, policy_state: Any
     ) -> policy_step.PolicyStep:
-        params, value = self._model(time_step.observation, training=False)
+        state = None
+        if self._model.recurrent:
+            state = self._start_state(time_step, policy_state)
+        params, value, next_state = self._model.forward(
+            time_step.observation, state, training=False
+        )
         distribution = self._model.distribution(params)
         greedy_action = self._model.policy_head.greedy_action(params)
         info = {
@@ -223,6 +260,9 @@ class KerasPolicy(tf_policy.TFPolicy):
             ),
             VALUE_KEY: tf.cast(value, tf.float32),
         }
+        if state is not None:
+            info[STATE_KEY] = state
+            policy_state = next_state
         if self._greedy:
             distribution = tfd.Deterministic(self._cast_action(greedy_action))
             event_rank = self.action_spec.shape.rank

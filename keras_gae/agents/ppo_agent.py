@@ -35,11 +35,14 @@ class PPO(OnPolicyAgent):
     algorithm = "ppo"
 
     @classmethod
-    def make_model(cls, config, actor, critic) -> PPOModel:
+    def make_model(
+        cls, config, actor=None, critic=None, *, shared=None
+    ) -> PPOModel:
         """The `PPOModel` of the networks with the settings `config`."""
         return PPOModel(
             actor,
             critic,
+            shared=shared,
             clip_ratio=config["clip_ratio"],
             clip_ratio_low=config["clip_ratio_low"],
             clip_ratio_high=config["clip_ratio_high"],

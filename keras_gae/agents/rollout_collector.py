@@ -32,6 +32,7 @@ from keras_gae.agents.policy import VALUE_KEY
 from keras_gae.agents.policy import KerasPolicy
 from keras_gae.agents.trajectories import trajectory_to_rollout_batch
 from keras_gae.models import ActorCriticModel
+from keras_gae.models.recurrent import reset_state
 
 
 class RolloutCollector:
@@ -45,7 +46,10 @@ class RolloutCollector:
     same shape, so a compiled training step is traced once; the LAST ->
     FIRST boundary rows an auto-reset writes are masked out of the batch
     and not counted as environment steps. The environments keep running
-    across collections: each continues the episodes the last one left.
+    across collections: each continues the episodes the last one left,
+    and so does a recurrent model's state (the driver's `policy_state`,
+    kept in variables between rollouts; `KerasPolicy` resets it where an
+    episode starts and records each row's initial state).
 
     Args:
       model: a keras_gae `ActorCriticModel` taking the observations.
@@ -121,6 +125,11 @@ class RolloutCollector:
             # Never reached before `maximum_iterations=T` (`_run_driver`).
             num_steps=self.batch_size * rollout_length,
         )
+        # A recurrent policy's state between rollouts ([B, U] each).
+        self._policy_state = tf.nest.map_structure(
+            lambda x: tf.Variable(x, trainable=False, name="policy_state"),
+            self.policy.get_initial_state(self.batch_size),
+        )
         # Environment steps collected, boundary rows not counted.
         self.env_steps = tf.Variable(0, dtype=tf.int64, name="env_steps")
         # Whether the buffer holds a rollout the statistics have not seen.
@@ -143,13 +152,32 @@ class RolloutCollector:
         self.replay_buffer.clear()
         # num_steps counts transitions summed over the batch; capping the
         # loop at T iterations gives exactly T rows per environment.
-        time_step, _ = self._driver.run(maximum_iterations=self._rollout_length)
+        if not self._policy_state:
+            time_step, _ = self._driver.run(
+                maximum_iterations=self._rollout_length
+            )
+            return time_step
+        time_step, policy_state = self._driver.run(
+            policy_state=tf.nest.map_structure(tf.identity, self._policy_state),
+            maximum_iterations=self._rollout_length,
+        )
+        tf.nest.map_structure(
+            lambda variable, x: variable.assign(x),
+            self._policy_state,
+            policy_state,
+        )
         return time_step
 
     def _to_batch(self, final_time_step: Any) -> Dict[str, Any]:
         trajectory = self._gather()
-        _, bootstrap_value = self._model(
-            final_time_step.observation, training=False
+        state = None
+        if self._policy_state:
+            state = reset_state(
+                tf.nest.map_structure(tf.identity, self._policy_state),
+                final_time_step.is_first(),
+            )
+        _, bootstrap_value, _ = self._model.forward(
+            final_time_step.observation, state, training=False
         )
         batch = trajectory_to_rollout_batch(
             trajectory,

@@ -83,6 +83,7 @@ def trajectory_to_rollout_batch(
     *,
     value_key: str = rb.VALUE,
     log_prob_key: str = rb.LOG_PROB,
+    state_key: str = rb.INITIAL_STATE,
 ) -> Dict[str, Any]:
     """Converts a batch-major tf-agents `Trajectory` to a rollout batch.
 
@@ -107,12 +108,16 @@ def trajectory_to_rollout_batch(
         the last row (the driver's final time step).
       value_key: key of V(s_t) in `policy_info`.
       log_prob_key: key of log pi(a_t given s_t) in `policy_info`.
+      state_key: key of the recurrent state each step started from in
+        `policy_info` (a nest of `[B, T, U]`), if a recurrent policy
+        collected; its first step becomes "initial_state".
 
     Returns:
       A dict with `observation` and `action` (the trajectory's nests,
       `[B, T, ...]`), `reward`, `log_prob` and `value` (`[B, T]` as
       recorded), `bootstrap_value` (`[B]`), and `terminated`, `truncated`
-      and `mask` (`[B, T]` bool).
+      and `mask` (`[B, T]` bool); "initial_state" (`[B, U]` tensors)
+      when `policy_info` holds `state_key`.
 
     Raises:
       ValueError: fields not of rank 2, mismatched shapes, a missing key in
@@ -191,7 +196,7 @@ def trajectory_to_rollout_batch(
         as_tensors = lambda nest: tf.nest.map_structure(  # noqa: E731
             tf.convert_to_tensor, nest
         )
-        return {
+        batch = {
             rb.OBSERVATION: as_tensors(trajectory.observation),
             rb.ACTION: as_tensors(trajectory.action),
             rb.REWARD: reward,
@@ -206,3 +211,8 @@ def trajectory_to_rollout_batch(
                 step_type, tf.cast(ts.StepType.LAST, step_type.dtype)
             ),
         }
+        if state_key in info:
+            batch[rb.INITIAL_STATE] = tf.nest.map_structure(
+                lambda x: tf.convert_to_tensor(x)[:, 0], info[state_key]
+            )
+        return batch

@@ -9,6 +9,8 @@ from keras_gae.models.datasets import step_dataset
 from keras_gae.models.fit_hooks import NonFiniteLossError
 from keras_gae.models.inference import ActionOutputs
 from keras_gae.models.ppo import PPOModel
+from keras_gae.models.recurrent import RecurrentActorCritic
+from keras_gae.models.recurrent import SequenceInputs
 
 __all__ = [
     "A2CModel",
@@ -16,6 +18,8 @@ __all__ = [
     "ActorCriticModel",
     "NonFiniteLossError",
     "PPOModel",
+    "RecurrentActorCritic",
+    "SequenceInputs",
     "MINIBATCH_MODES",
     "minibatch_dataset",
     "rollout_dataset",

@@ -302,7 +302,7 @@ class ActorCriticModel(ActorCriticInference, FitHooks, keras.Model):
             self.policy_head, batch[rollout_batch.ACTION], mask
         )
         return objective.PreparedBatch(
-            observations=self._network_inputs(batch[rollout_batch.OBSERVATION]),
+            observations=self._network_inputs(batch),
             actions=actions,
             advantages=advantages,
             returns=returns,

@@ -167,7 +167,9 @@ class FitHooks:
     @tf.autograph.experimental.do_not_convert
     def _check_batch(self, data: Any) -> dict:
         return rollout_batch.check_training_batch(
-            data, has_kl_penalty=self.kl_coef is not None
+            data,
+            has_kl_penalty=self.kl_coef is not None,
+            recurrent=self.recurrent,
         )
 
     def _halted(self) -> tf.Tensor:
@@ -296,7 +298,7 @@ class FitHooks:
         # the data, which it finds by reducing the distributed element with
         # MEAN; that fails on the bool tensors of a rollout batch
         # ("terminated", "mask"), and one replica's part has the shapes.
-        # The networks see `_network_inputs(observations)` of it.
+        # The networks see `_network_inputs(batch)` of it.
         if self._distribute_strategy is None:
             return
         if iterator is not None:
@@ -313,7 +315,5 @@ class FitHooks:
                 isinstance(batch, Mapping)
                 and rollout_batch.OBSERVATION in batch
             ):
-                data_batch = (
-                    self._network_inputs(batch[rollout_batch.OBSERVATION]),
-                )
+                data_batch = (self._network_inputs(batch),)
             super()._symbolic_build(data_batch=data_batch)

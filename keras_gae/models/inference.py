@@ -12,8 +12,11 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
+from keras_gae._src import rollout_batch
 from keras_gae.models import network_layout
 from keras_gae.models import objective
+from keras_gae.models.recurrent import RecurrentActorCritic
+from keras_gae.models.recurrent import SequenceInputs
 
 
 class ActionOutputs(NamedTuple):
@@ -24,11 +27,14 @@ class ActionOutputs(NamedTuple):
         `postprocess_action` (store these in the rollout batch).
       log_prob: `[B]` float32 log pi(action | observation).
       value: `[B]` float32 V(observation).
+      state: a recurrent model's state after this step (a tuple of
+        `[B, U]`); None for a feed-forward model.
     """
 
     action: tf.Tensor
     log_prob: tf.Tensor
     value: tf.Tensor
+    state: Any = None
 
 
 class ActorCriticInference:
@@ -49,8 +55,14 @@ class ActorCriticInference:
     A network holding several PolicyHeads needs `policy_head` to say which
     one acts. The networks see observations with time merged into the
     batch, `[N, ...]` (a nest is allowed), so feed-forward networks work
-    unchanged; recurrent networks that need `[B, T, ...]` are not
-    supported.
+    unchanged.
+
+    Recurrent: `shared` a `keras_gae.models.recurrent.RecurrentActorCritic`.
+    Training gives `call` a `SequenceInputs` (whole rows `[B, T, ...]`,
+    each row's "initial_state" and the episode starts of the rollout
+    batch); `call` on plain observations runs one step per row from the
+    zero state; `act` takes and returns the state (`state`,
+    `episode_start`), as collection carries it.
 
     `call(observations)` returns `(params, value)`: the head's float32
     params `[N, params_size]` and the critic's float32 value `[N]` (a
@@ -71,9 +83,64 @@ class ActorCriticInference:
         self.shared = shared
         self.policy_head = self._networks.policy_head
 
+    @property
+    def recurrent(self) -> bool:
+        """Whether the model carries a state (a `RecurrentActorCritic`)."""
+        return isinstance(self.shared, RecurrentActorCritic)
+
+    def initial_state(self, batch_size: Any) -> Any:
+        """The zero state of `batch_size` rows; None if feed-forward."""
+        if not self.recurrent:
+            return None
+        return self.shared.initial_state(batch_size)
+
+    def state_spec(self) -> Any:
+        """One row's state spec (a tuple of `tf.TensorSpec`), or `()`."""
+        return self.shared.state_spec() if self.recurrent else ()
+
     def call(self, observations: Any, training: Any = None) -> tuple:
         """`(params, value)`: float32 `[N, params_size]` and `[N]`."""
-        if self.shared is not None:
+        params, values, _ = self._network_outputs(
+            observations, None, None, training
+        )
+        return params, values
+
+    def forward(
+        self,
+        observations: Any,
+        state: Any = None,
+        episode_start: Any = None,
+        training: Any = None,
+    ) -> tuple:
+        """`call`'s `(params, value)` and the state after it.
+
+        A recurrent model starts from `state` (None: zeros), resetting
+        the rows where `episode_start` (`[B]`, or `[B, T]` for rows
+        `[B, T, ...]`) is true, and returns the state after the last step;
+        a feed-forward one ignores both and returns None as its state.
+        """
+        if not self.recurrent:
+            params, values = self(observations, training=training)
+            return params, values, None
+        return self._network_outputs(
+            observations, state, episode_start, training
+        )
+
+    def _network_outputs(
+        self, observations: Any, state: Any, episode_start: Any, training: Any
+    ) -> tuple:
+        """The networks' `(params, value, state)` (see `forward`)."""
+        final_state = None
+        if self.recurrent:
+            if isinstance(observations, SequenceInputs):
+                observations, state, episode_start = observations
+            params, values, final_state = self.shared(
+                observations,
+                state=state,
+                episode_start=episode_start,
+                training=training,
+            )
+        elif self.shared is not None:
             outputs = self.shared(observations, training=training)
             if not isinstance(outputs, (list, tuple)) or len(outputs) != 2:
                 raise TypeError(
@@ -92,6 +159,7 @@ class ActorCriticInference:
         return (
             keras.ops.cast(params, "float32"),
             keras.ops.cast(values, "float32"),
+            final_state,
         )
 
     def distribution(self, params: tf.Tensor) -> Any:
@@ -104,6 +172,8 @@ class ActorCriticInference:
         *,
         deterministic: bool = False,
         seed: Any = None,
+        state: Any = None,
+        episode_start: Any = None,
     ) -> ActionOutputs:
         """Actions, their log-probabilities and values for collection.
 
@@ -112,13 +182,20 @@ class ActorCriticInference:
           deterministic: take the head's greedy action instead of sampling.
           seed: optional seed for `sample`: an int, or a shape-`[2]` int
             tensor for stateless (reproducible) sampling.
+          state: a recurrent model's state before this step (None: zeros).
+          episode_start: None or `[B]` bool, rows whose episode starts
+            here (a recurrent model resets their state first).
 
         Returns:
-          `ActionOutputs(action, log_prob, value)`. The action is the raw
-          sample; send `policy_head.postprocess_action(action)` to the
-          environment (it differs for a "clip" Gaussian head).
+          `ActionOutputs(action, log_prob, value, state)`. The action is
+          the raw sample; send `policy_head.postprocess_action(action)` to
+          the environment (it differs for a "clip" Gaussian head).
         """
-        params, values = self(observations, training=False)
+        if self.recurrent and episode_start is not None:
+            episode_start = tf.convert_to_tensor(episode_start, tf.bool)
+        params, values, state = self.forward(
+            observations, state, episode_start, training=False
+        )
         distribution = self.distribution(params)
         if deterministic:
             actions = self.policy_head.greedy_action(params)
@@ -129,11 +206,21 @@ class ActorCriticInference:
             action=actions,
             log_prob=tf.cast(log_probs, tf.float32),
             value=values,
+            state=state,
         )
 
-    def _network_inputs(self, observations: Any) -> Any:
-        """What the networks see of a batch's `[B, T, ...]` observations.
+    def _network_inputs(self, batch: Any) -> Any:
+        """What the networks see of a checked rollout batch.
 
-        Here time merged into the batch, `[N, ...]` (a nest allowed).
+        Feed-forward: its observations with time merged into the batch,
+        `[N, ...]` (a nest allowed). Recurrent: `SequenceInputs` of whole
+        rows.
         """
+        observations = batch[rollout_batch.OBSERVATION]
+        if self.recurrent:
+            return SequenceInputs(
+                observations,
+                tuple(batch[rollout_batch.INITIAL_STATE]),
+                rollout_batch.episode_starts(batch),
+            )
         return objective.merged_observations(observations)

@@ -1,0 +1,164 @@
+"""Recurrent policies: collection carries the state; PPO(policy="lstm")."""
+
+import functools
+
+import gymnasium
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_gae
+from keras_gae._src import rollout_batch as rb
+from keras_gae.agents import make_tf_environment
+from keras_gae.agents.masked_velocity import KeepObservationEntries
+from keras_gae.agents.masked_velocity import make_cartpole_no_velocity
+from keras_gae.agents.recurrent_networks import build_recurrent_network
+from keras_gae.agents.rollout_collector import RolloutCollector
+from keras_gae.models.recurrent import SequenceInputs
+
+B, T = 3, 40
+
+
+def recurrent_collector(cell="lstm"):
+    keras.utils.set_random_seed(0)
+    # Episodes of at most 15 steps: terminations and truncations inside
+    # every rollout.
+    env = make_tf_environment(
+        functools.partial(make_cartpole_no_velocity, max_episode_steps=15),
+        num_envs=B,
+        seed=0,
+    )
+    network = build_recurrent_network(
+        env.observation_spec(),
+        env.action_spec(),
+        cell=cell,
+        units=8,
+        hidden_sizes=(16,),
+    )
+    model = keras_gae.models.PPOModel(shared=network)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    return model, RolloutCollector(
+        model, env, rollout_length=T, return_window=5
+    )
+
+
+def recomputed(model, batch):
+    """Log-probs and values `[B, T]` of the model's forward pass."""
+    starts = rb.episode_starts(batch)
+    params, values = model(
+        SequenceInputs(batch[rb.OBSERVATION], batch[rb.INITIAL_STATE], starts)
+    )
+    actions = tf.reshape(batch[rb.ACTION], [-1])
+    log_probs = model.distribution(params).log_prob(actions)
+    return tf.reshape(log_probs, [B, T]), tf.reshape(values, [B, T])
+
+
+class RecurrentCollectionTest(tf.test.TestCase):
+    def test_training_recomputes_what_was_collected(self):
+        model, collector = recurrent_collector()
+        final_states = None
+        for _ in range(3):
+            batch = collector.collect()
+            ends = batch[rb.TERMINATED] | batch[rb.TRUNCATED]
+            self.assertGreater(
+                int(tf.reduce_sum(tf.cast(batch[rb.TERMINATED], tf.int32))), 0
+            )
+            self.assertGreater(
+                int(tf.reduce_sum(tf.cast(batch[rb.TRUNCATED], tf.int32))), 0
+            )
+            self.assertGreater(int(tf.reduce_sum(tf.cast(ends, tf.int32))), B)
+            if final_states is None:
+                # The first rollout starts every environment afresh.
+                for state in batch[rb.INITIAL_STATE]:
+                    self.assertAllEqual(state, tf.zeros([B, 8]))
+            else:
+                # Later ones go on from the state the last one left
+                # (zeros only where an episode starts at the first step).
+                for state, last in zip(batch[rb.INITIAL_STATE], final_states):
+                    self.assertGreater(float(tf.reduce_max(tf.abs(state))), 0.0)
+                    self.assertTrue(
+                        np.all(
+                            np.isclose(state, last).all(axis=1)
+                            | (np.asarray(state) == 0).all(axis=1)
+                        )
+                    )
+            log_probs, values = recomputed(model, batch)
+            # Every row, boundary rows included.
+            self.assertAllClose(log_probs, batch[rb.LOG_PROB], atol=1e-5)
+            self.assertAllClose(values, batch[rb.VALUE], atol=1e-5)
+            final_states = [np.asarray(v) for v in collector._policy_state]
+            model.fit(
+                keras_gae.models.rollout_dataset(batch, num_minibatches=3),
+                epochs=2,
+                verbose=0,
+            )
+
+    def test_policy_state_spec_and_info(self):
+        model, collector = recurrent_collector("gru")
+        policy = collector.policy
+        self.assertEqual(
+            policy.policy_state_spec,
+            (tf.TensorSpec([8], tf.float32, "state_0"),),
+        )
+        self.assertIn(rb.INITIAL_STATE, policy.info_spec)
+
+
+class ObservationWrapperTest(tf.test.TestCase):
+    def test_keeps_position_and_angle(self):
+        env = make_cartpole_no_velocity()
+        full = gymnasium.make("CartPole-v1")
+        observation, _ = env.reset(seed=3)
+        expected, _ = full.reset(seed=3)
+        self.assertAllEqual(observation, expected[[0, 2]])
+        self.assertEqual(env.observation_space.shape, (2,))
+        observation, *_ = env.step(1)
+        expected, *_ = full.step(1)
+        self.assertAllEqual(observation, expected[[0, 2]])
+
+    def test_bad_indices(self):
+        with pytest.raises(ValueError, match="indices"):
+            KeepObservationEntries(gymnasium.make("CartPole-v1"), (0, 4))
+
+
+class RecurrentAgentTest(tf.test.TestCase):
+    def make_agent(self, **settings):
+        return keras_gae.agents.PPO(
+            make_cartpole_no_velocity,
+            policy="lstm",
+            verbose=0,
+            num_envs=4,
+            rollout_length=16,
+            num_minibatches=2,
+            epochs=2,
+            recurrent_units=8,
+            hidden_sizes=(8,),
+            **settings,
+        )
+
+    def test_learn_save_load_evaluate(self):
+        agent = self.make_agent()
+        self.assertEqual(agent.policy, "lstm")
+        self.assertTrue(agent.model.recurrent)
+        agent.learn(128, target_return=None)
+        evaluation = agent.evaluate(num_episodes=2)
+        path = agent.save(self.get_temp_dir() + "/agent")
+        loaded = keras_gae.agents.PPO.load(
+            path, env=make_cartpole_no_velocity, verbose=0
+        )
+        self.assertEqual(loaded.policy, "lstm")
+        for saved, restored in zip(
+            agent.model.get_weights(), loaded.model.get_weights()
+        ):
+            self.assertAllEqual(saved, restored)
+        # Greedy evaluation from the same seeds: the same episodes.
+        self.assertEqual(loaded.evaluate(num_episodes=2), evaluation)
+        loaded.learn(64, target_return=None)
+        with pytest.raises(ValueError, match="recurrent"):
+            loaded.export(self.get_temp_dir() + "/exported")
+
+    def test_settings_conflicts(self):
+        with pytest.raises(ValueError, match="recurrent_cell"):
+            self.make_agent(recurrent_cell="gru")
+        with pytest.raises(ValueError, match="minibatch_mode"):
+            self.make_agent(minibatch_mode="steps")
