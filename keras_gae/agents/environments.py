@@ -133,6 +133,9 @@ class GymnasiumEnvironment(py_environment.PyEnvironment):
         self._check_action = environment_checks.ActionChecker(
             self._action_spec, self._name
         )
+        # The action space's entry, looked up once: `step` casts with it.
+        entry = space_types.space_type_of(env.action_space)
+        self._env_action = entry.env_action
         if self._seed is not None:
             env.action_space.seed(self._seed)
         self._episode_ended = True
@@ -188,12 +191,9 @@ class GymnasiumEnvironment(py_environment.PyEnvironment):
         return self._convert_observation(observation, method)
 
     def _gymnasium_action(self, action: Any) -> Any:
-        action = self._check_action(action)
-        space = self._env.action_space
-        if isinstance(space, gymnasium.spaces.Discrete):
-            # Some environments use a discrete action as a dict key.
-            return int(action)
-        return action.astype(space.dtype)
+        return self._env_action(
+            self._env.action_space, self._check_action(action)
+        )
 
     def _reset(self) -> ts.TimeStep:
         # The seed is used once: later resets continue the random stream.

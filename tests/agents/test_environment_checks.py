@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 from tf_agents.environments import batched_py_environment
+from tf_agents.specs import array_spec
 
 from keras_gae.agents import GymnasiumEnvironment
 from keras_gae.agents import GymnasiumVectorEnvironment
@@ -19,6 +20,22 @@ S = gymnasium.spaces
 
 def box(n=3):
     return S.Box(-1.0, 1.0, (n,), np.float32)
+
+
+class _CountingBoundsSpec(array_spec.BoundedArraySpec):
+    """Counts how often a check reads its bounds."""
+
+    reads = 0
+
+    @property
+    def minimum(self):
+        self.reads += 1
+        return super().minimum
+
+    @property
+    def maximum(self):
+        self.reads += 1
+        return super().maximum
 
 
 class SpecCheckTest(parameterized.TestCase, tf.test.TestCase):
@@ -65,6 +82,38 @@ class SpecCheckTest(parameterized.TestCase, tf.test.TestCase):
             converter({"pos": np.zeros(3), "mode": 1})
         with self.assertRaisesRegex(ValueError, r"keys \['mode', 'pos'\]"):
             converter({"pos": np.zeros(2)})
+
+    def test_full_range_uint8_frames_skip_the_value_check(self):
+        spec = _CountingBoundsSpec((2, 4, 4), np.uint8, 0, 255)
+        converter = environment_checks.ObservationConverter(spec, "'Pix-v0'")
+        frame = (np.arange(32, dtype=np.uint8) * 8).reshape(2, 4, 4)
+        self.assertIs(converter(frame), frame)
+        looked_up = spec.reads
+        # Later frames are not compared with the bounds at all.
+        for _ in range(3):
+            self.assertIs(converter(frame), frame)
+        self.assertEqual(spec.reads, looked_up)
+        # Other integer dtypes are: the dtype does not bound them.
+        with self.assertRaisesRegex(ValueError, r"outside \[0, 255\]"):
+            converter(frame.astype(np.int64) + 250)
+        self.assertGreater(spec.reads, looked_up)
+        self.assertAllEqual(converter(frame.astype(np.int64)), frame)
+        # The dtype and shape checks stay.
+        with self.assertRaisesRegex(ValueError, r"shape \(4, 4\)"):
+            converter(frame[0])
+        with self.assertRaisesRegex(TypeError, "expected integers"):
+            converter(frame.astype(np.float32))
+        # Narrower integer bounds are still checked value by value.
+        narrow = array_spec.BoundedArraySpec((2, 4, 4), np.uint8, 0, 200)
+        with self.assertRaisesRegex(ValueError, r"outside \[0, 200\]"):
+            environment_checks.ObservationConverter(narrow, "'Pix-v0'")(frame)
+        # An image space's spec is such a full-range uint8 spec.
+        image = space_types.space_to_spec(
+            S.Box(0, 255, (2, 4, 4), np.uint8), "observation"
+        )
+        self.assertEqual(
+            (image.dtype, image.minimum, image.maximum), (np.uint8, 0, 255)
+        )
 
     def test_dict_observation_converted(self):
         space = S.Dict({"pos": box(2), "mode": S.Discrete(3)})

@@ -1,5 +1,7 @@
 """Tests for keras_gae.agents.environments."""
 
+from unittest import mock
+
 import gymnasium
 import numpy as np
 import tensorflow as tf
@@ -17,6 +19,7 @@ from tf_agents.trajectories import time_step as ts
 from keras_gae.agents import EPISODE_HISTORY
 from keras_gae.agents import GymnasiumEnvironment
 from keras_gae.agents import make_tf_environment
+from keras_gae.agents import space_types
 from tests.agents import scripted_env
 from tests.agents.scripted_env import SCRIPTED_ENV_ID
 
@@ -112,6 +115,23 @@ class SpecTest(tf.test.TestCase, parameterized.TestCase):
         received = env.gymnasium_env.unwrapped.received_actions
         self.assertEqual(received, [-1])
         self.assertIsInstance(received[0], int)
+
+    def test_action_space_entry_looked_up_once(self):
+        # The entry casting actions comes from the space dispatch at
+        # construction; steps no longer consult it.
+        space = gymnasium.spaces.MultiDiscrete([2, 3], start=[-1, 1])
+        env = GymnasiumEnvironment(
+            SCRIPTED_ENV_ID, env_kwargs={"action_space": space}
+        )
+        env.reset()
+        with mock.patch.object(
+            space_types, "space_type_of", side_effect=AssertionError
+        ):
+            env.step(np.array([-1, 2], np.int64))
+            env.step(np.array([0, 1], np.int64))
+        received = env.gymnasium_env.unwrapped.received_actions
+        self.assertAllEqual(received, [[-1, 2], [0, 1]])
+        self.assertEqual(received[0].dtype, space.dtype)
 
     def test_float64_box_observation_is_cast(self):
         env = GymnasiumEnvironment(SCRIPTED_ENV_ID, seed=5)
