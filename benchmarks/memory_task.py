@@ -82,28 +82,34 @@ def train_eval(
     return rows
 
 
+def print_row(policy: str, row: dict) -> None:
+    reached = row["reached_at"]
+    print(
+        f"| {policy} | {row['seed']} | "
+        f"{'-' if reached is None else reached} | "
+        f"{row['train_return']:.1f} | {row['eval_return']:.1f} | "
+        f"{row['seconds']:.0f} |",
+        flush=True,
+    )
+
+
 def main(argv):
     del argv
-    rows = train_eval(
-        policy=FLAGS.policy,
-        total_steps=FLAGS.total_steps,
-        seeds=[int(s) for s in FLAGS.seeds],
-        target_return=FLAGS.target_return,
-        eval_episodes=FLAGS.eval_episodes,
-    )
     print(
         f"| policy | seed | steps to {FLAGS.target_return:g} | "
         "train return | eval return | seconds |"
     )
-    print("|---|---|---|---|---|---|")
-    for row in rows:
-        reached = row["reached_at"]
-        print(
-            f"| {FLAGS.policy} | {row['seed']} | "
-            f"{'-' if reached is None else reached} | "
-            f"{row['train_return']:.1f} | {row['eval_return']:.1f} | "
-            f"{row['seconds']:.0f} |"
+    print("|---|---|---|---|---|---|", flush=True)
+    # One seed at a time, each row printed as soon as it is done.
+    for seed in FLAGS.seeds:
+        (row,) = train_eval(
+            policy=FLAGS.policy,
+            total_steps=FLAGS.total_steps,
+            seeds=[int(seed)],
+            target_return=FLAGS.target_return,
+            eval_episodes=FLAGS.eval_episodes,
         )
+        print_row(FLAGS.policy, row)
 
 
 if __name__ == "__main__":

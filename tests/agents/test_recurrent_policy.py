@@ -157,6 +157,20 @@ class RecurrentAgentTest(tf.test.TestCase):
         with pytest.raises(ValueError, match="recurrent"):
             loaded.export(self.get_temp_dir() + "/exported")
 
+    def test_a2c_with_a_gru(self):
+        agent = keras_gae.agents.A2C(
+            make_cartpole_no_velocity,
+            policy="gru",
+            verbose=0,
+            num_envs=2,
+            rollout_length=8,
+            recurrent_units=4,
+        )
+        self.assertEqual(agent.settings["recurrent_cell"], "gru")
+        self.assertLen(agent.model.state_spec(), 1)
+        history = agent.learn(32, target_return=None)
+        self.assertTrue(np.isfinite(history.history["loss"]).all())
+
     def test_settings_conflicts(self):
         with pytest.raises(ValueError, match="recurrent_cell"):
             self.make_agent(recurrent_cell="gru")
