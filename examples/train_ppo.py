@@ -181,7 +181,8 @@ _HELP = {
     "value_coef": "Value loss weight.",
     "normalize_advantages": "Normalize advantages per minibatch.",
     "max_grad_norm": "Global gradient-norm clip; 0 turns it off.",
-    "hidden_sizes": "Widths of the actor's and critic's layers.",
+    "hidden_sizes": "Widths of the actor's and critic's layers; none "
+    "(--hidden_sizes=) puts the heads on the encoder's features.",
     "activation": "Activation of the hidden layers (a Keras name).",
     "recurrent_cell": "lstm or gru: a recurrent policy, the cell shared by "
     "actor and critic on the encoder (default: feed-forward MLPs).",
@@ -213,6 +214,13 @@ def _show(value: Any) -> str:
     return str(value)
 
 
+def _show_in_help(value: Any) -> str:
+    """`_show(value)`, an empty list as "none" (in a flag it is "")."""
+    if isinstance(value, (tuple, list)) and not value:
+        return "none"
+    return _show(value)
+
+
 def preset_help(key: str) -> str:
     """The per-environment values of `key`, for its flag's help text.
 
@@ -222,16 +230,17 @@ def preset_help(key: str) -> str:
     """
     default = presets.DEFAULTS[key]
     envs = [
-        f"{env_id} {_show(config[key])}"
+        f"{env_id} {_show_in_help(config[key])}"
         for env_id, config in presets.ENV_CONFIGS.items()
         if key in config and config[key] != default
     ]
     if not envs and key not in presets.A2C_OVERRIDES:
         return ""
     others = "other envs " if envs else "every env "
-    text = "Preset: " + ", ".join(envs + [others + _show(default)])
+    text = "Preset: " + ", ".join(envs + [others + _show_in_help(default)])
     if key in presets.A2C_OVERRIDES:
-        text += f"; --algorithm=a2c {_show(presets.A2C_OVERRIDES[key])}"
+        a2c = presets.A2C_OVERRIDES[key]
+        text += f"; --algorithm=a2c {_show_in_help(a2c)}"
     return text + "."
 
 

@@ -423,6 +423,19 @@ class HelpTest(tf.test.TestCase):
                 name,
             )
 
+    def test_empty_hidden_sizes_read_as_none(self):
+        # ALE/*-v5 puts the heads on the CNN's features: an empty list.
+        self.assertEqual(presets.config_for("ALE/Pong-v5")["hidden_sizes"], ())
+        text = train_ppo.preset_help("hidden_sizes")
+        self.assertIn("ALE/*-v5 none,", text)
+        self.assertIn(
+            "other envs "
+            + ",".join(map(str, presets.DEFAULTS["hidden_sizes"])),
+            text,
+        )
+        # The flag itself still takes the empty list.
+        self.assertEqual(train_ppo._layer_sizes([]), ())
+
     def test_every_setting_is_a_flag(self):
         for name in presets.DEFAULTS:
             self.assertIn(name, train_ppo.FLAGS, name)
