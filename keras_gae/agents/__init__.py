@@ -40,7 +40,6 @@ from keras_gae.agents.environments import EPISODE_HISTORY
 from keras_gae.agents.environments import GymnasiumEnvironment
 from keras_gae.agents.evaluation import EvaluationCallback
 from keras_gae.agents.evaluation import evaluate_policy
-from keras_gae.agents.game_statistics_callback import GameStatisticsCallback
 from keras_gae.agents.loop_logs import EnvStepTensorBoard
 from keras_gae.agents.observation_normalization import ObservationNormalization
 from keras_gae.agents.on_policy_agent import OnPolicyAgent
@@ -62,7 +61,6 @@ __all__ = [
     "EPISODE_HISTORY",
     "EnvStepTensorBoard",
     "EvaluationCallback",
-    "GameStatisticsCallback",
     "GymnasiumEnvironment",
     "GymnasiumVectorEnvironment",
     "KerasPolicy",

@@ -26,6 +26,8 @@ POLICIES = {
     "mlp": "mlp",
     "MlpPolicy": "mlp",
     "MultiInputPolicy": "mlp",
+    # The encoder follows the observation space: a Nature CNN for images.
+    "CnnPolicy": "mlp",
     "lstm": "lstm",
     "gru": "gru",
     "MlpLstmPolicy": "lstm",

@@ -33,13 +33,12 @@ kept, as stable-baselines3's `make_atari_env` keeps it. Pass
 `env_kwargs={"repeat_action_probability": 0.0}` for the deterministic
 games of the `NoFrameskip-v4` era.
 
-Episode statistics. keras_gae's training loop counts an episode at every
-LAST time step and sums the rewards the model learns from, so with
-`terminal_on_life_loss` and `clip_rewards` its `episode_return_mean` is
-the clipped return of one life, not the game's score. `game_statistics`
-reports the games themselves, as stable-baselines3's `Monitor` placed
-before the wrappers does; quote it for scores (benchmarks/atari_ppo.py
-does).
+Episode statistics. The monitor under the wrappers records whole games,
+so keras_gae's training loop counts games, not lives, and their unclipped
+scores (`episode_return_mean`, `episode_length_mean` in frames,
+`episodes`; `keras_gae.agents.whole_episodes`), as stable-baselines3's
+`Monitor` placed before the wrappers does. `game_statistics` reads the
+same monitors from an env directly.
 
 `make_atari_env` needs the optional extra `keras_gae[atari]` (ale-py and
 OpenCV).
@@ -56,11 +55,8 @@ from typing import Optional
 
 import gymnasium
 import numpy as np
-from tf_agents.environments import batched_py_environment
-from tf_agents.environments import tf_py_environment
 
-from keras_gae.agents.environments import GymnasiumEnvironment
-from keras_gae.agents.vector_environment import GymnasiumVectorEnvironment
+from keras_gae.agents import whole_episodes
 from keras_gae.ops import _checks
 
 _NOOP, _FIRE = 0, 1
@@ -297,27 +293,6 @@ def make_atari_env(
     return env
 
 
-def _game_environments(env: Any) -> list:
-    """The gymnasium envs or vector envs inside `env` (see below)."""
-    if isinstance(env, tf_py_environment.TFPyEnvironment):
-        env = env.pyenv
-    if isinstance(env, batched_py_environment.BatchedPyEnvironment):
-        return [
-            inner
-            for environment in env.envs
-            for inner in _game_environments(environment)
-        ]
-    if isinstance(env, (GymnasiumEnvironment, GymnasiumVectorEnvironment)):
-        env = env.gymnasium_env
-    if isinstance(env, (gymnasium.Env, gymnasium.vector.VectorEnv)):
-        return [env]
-    raise TypeError(
-        "`env` must be an env of make_atari_env or AtariGame: a gymnasium "
-        "env or vector env, or make_tf_environment's TFPyEnvironment of "
-        f"one in this process. Received: env={env!r}"
-    )
-
-
 def game_statistics(env: Any, window: int = 100) -> Dict[str, float]:
     """The whole games' scores, as stable-baselines3's `Monitor` has them.
 
@@ -348,32 +323,15 @@ def game_statistics(env: Any, window: int = 100) -> Dict[str, float]:
             f"environment keeps. Received: window={window}"
         )
     found = []
-    for environment in _game_environments(env):
+    for environment in whole_episodes.gymnasium_environments(env):
         try:
-            if isinstance(environment, gymnasium.vector.VectorEnv):
-                queues = zip(
-                    environment.get_attr("return_queue"),
-                    environment.get_attr("length_queue"),
-                    environment.get_attr("episode_count"),
-                )
-            else:
-                queues = [
-                    tuple(
-                        environment.get_wrapper_attr(name)
-                        for name in (
-                            "return_queue",
-                            "length_queue",
-                            "episode_count",
-                        )
-                    )
-                ]
+            found.extend(whole_episodes.monitors(environment))
         except AttributeError:
             raise TypeError(
                 "`env` keeps no game statistics: make it with "
                 "make_atari_env or AtariGame. Received: "
                 f"env={env!r}"
             ) from None
-        found.extend(queues)
     returns, lengths, games = [], [], 0
     per_environment = -(-window // len(found))
     for game_returns, game_lengths, count in found:

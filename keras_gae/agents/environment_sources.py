@@ -11,6 +11,14 @@ port it: when it is made if its `reset` takes no seed, else at the first
 reset or step. gymnasium 1.x has no adapter for such environments; one of
 the old `gym` package (not a `gymnasium.Env`) is refused with a pointer to
 shimmy's `GymV21CompatibilityV0` / `GymV26CompatibilityV0`.
+
+A bare Atari id ("ALE/Breakout-v5", a string starting with "ALE/") makes
+the preprocessed game of `keras_gae.agents.make_atari_env` (its
+`AtariGame`, the `ALE/*-v5` preset's standard set-up: no-op reset, frame
+skip 4, episodic life, FIRE reset, clipped rewards, 84x84 grayscale,
+4 stacked frames), as RL Zoo sets up its Atari games; `env_kwargs` go to
+`gymnasium.make`. For the raw game, pass `gymnasium.make(id)` or a
+factory.
 """
 
 from __future__ import annotations
@@ -23,6 +31,9 @@ from typing import Optional
 import gymnasium
 
 from keras_gae.agents import gymnasium_api
+
+# ale-py's namespace: its ids are the Atari games.
+ATARI_PREFIX = "ALE/"
 
 
 def looks_like_env(value: Any) -> bool:
@@ -47,6 +58,11 @@ def not_gymnasium_error(env: Any, received: str) -> TypeError:
         "(observation, reward, terminated, truncated, info). "
         f"Received: {received}"
     )
+
+
+def is_atari_id(env: Any) -> bool:
+    """Whether `env` is a bare Atari id, made the Atari way (module doc)."""
+    return isinstance(env, str) and env.startswith(ATARI_PREFIX)
 
 
 def check_env_kwargs(env_kwargs: Any) -> dict:
@@ -74,7 +90,13 @@ def make_gymnasium_env(
       ValueError: `env_kwargs` with an instance.
     """
     env_kwargs = check_env_kwargs(env_kwargs)
-    if isinstance(env, (str, gymnasium.envs.registration.EnvSpec)):
+    if is_atari_id(env):
+        # Imported here: atari_environments builds on the environments
+        # that use this module.
+        from keras_gae.agents.atari_environments import AtariGame
+
+        made = AtariGame(env)(**env_kwargs)
+    elif isinstance(env, (str, gymnasium.envs.registration.EnvSpec)):
         made = gymnasium.make(env, **env_kwargs)
     elif isinstance(env, gymnasium.Env):
         if env_kwargs:

@@ -4,6 +4,14 @@
 keeps the undiscounted return and the length of the last `window` finished
 episodes of all `B` environments, as checkpointable variables, so the
 collect-and-fit loop can report them and resume them.
+
+Where the environments record whole episodes under their wrappers
+(gymnasium's `RecordEpisodeStatistics`, as `make_atari_env` places it;
+`keras_gae.agents.whole_episodes`), the episodes counted are those: an
+Atari game with all its lives and its unclipped score, the game's length
+in frames, what stable-baselines3's `Monitor` reports; the trajectories
+then only say when to read them (at each episode end the driver sees).
+Any other environment's episodes are the trajectories' own.
 """
 
 from __future__ import annotations
@@ -14,6 +22,8 @@ from typing import Dict
 from typing import Optional
 
 import tensorflow as tf
+
+from keras_gae.agents.whole_episodes import WholeEpisodes
 
 
 class EpisodeStatistics(tf.Module):
@@ -30,11 +40,14 @@ class EpisodeStatistics(tf.Module):
     Args:
       batch_size: B, the number of environments the driver steps.
       window: how many finished episodes the means average over.
+      env: the driver's tf-agents environment, or None: if it records
+        whole episodes (module docstring), those are the episodes.
     """
 
-    def __init__(self, batch_size: int, window: int):
+    def __init__(self, batch_size: int, window: int, env: Any = None):
         super().__init__(name="episode_statistics")
         self._window = window
+        self._whole_episodes = None if env is None else WholeEpisodes.of(env)
         self._return_sums = tf.Variable(tf.zeros([batch_size]), name="return")
         self._lengths = tf.Variable(tf.zeros([batch_size]), name="length")
         # Finished episodes' [return, length], slot = episode number % window.
@@ -42,6 +55,14 @@ class EpisodeStatistics(tf.Module):
         self.episodes = tf.Variable(0, dtype=tf.int64, name="episodes")
 
     def __call__(self, trajectory: Any) -> Any:
+        if self._whole_episodes is not None:
+            # A whole episode ends only where an episode does.
+            tf.cond(
+                tf.reduce_any(trajectory.is_last()),
+                self._record_whole_episodes,
+                lambda: tf.constant(False),
+            )
+            return trajectory
         return_sums = trajectory.reward + tf.where(
             trajectory.is_first(), 0.0, self._return_sums
         )
@@ -60,6 +81,17 @@ class EpisodeStatistics(tf.Module):
         self._lengths.assign(tf.where(last, 0.0, lengths))
         self.episodes.assign_add(count)
         return trajectory
+
+    def _record_whole_episodes(self) -> tf.Tensor:
+        finished, count = tf.numpy_function(
+            self._whole_episodes.read,
+            [],
+            [tf.float32, tf.int64],
+            stateful=True,
+            name="whole_episodes",
+        )
+        self.record(finished, count)
+        return tf.constant(True)
 
     def last_finished(self, count: int) -> tf.Tensor:
         """The last `count` finished episodes' `[return, length]`, `[n, 2]`.

@@ -116,7 +116,7 @@ class RolloutCollector:
             max_length=rollout_length,
         )
         self.episode_statistics = EpisodeStatistics(
-            self.batch_size, return_window
+            self.batch_size, return_window, env=env
         )
         self._driver = dynamic_step_driver.DynamicStepDriver(
             env,

@@ -4,11 +4,17 @@ import gymnasium
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
+from tf_agents.drivers import dynamic_step_driver
+from tf_agents.policies import random_tf_policy
 
-from keras_gae.agents import GameStatisticsCallback
+from keras_gae import presets
+from keras_gae.agents import PPO
 from keras_gae.agents import atari_environments
-from keras_gae.agents import loop_logs
+from keras_gae.agents import environment_sources
 from keras_gae.agents import make_tf_environment
+from keras_gae.agents import whole_episodes
+from keras_gae.agents.episode_statistics import EpisodeStatistics
+from keras_gae.agents.whole_episodes import WholeEpisodes
 
 
 class _FakeALE:
@@ -25,8 +31,9 @@ class _FakeGame(gymnasium.Env):
     observation_space = gymnasium.spaces.Box(0, 1000, (), np.int64)
     action_space = gymnasium.spaces.Discrete(3)
 
-    def __init__(self, meanings=("NOOP", "FIRE", "LEFT")):
+    def __init__(self, meanings=("NOOP", "FIRE", "LEFT"), reward=1.0):
         self.ale = _FakeALE(self)
+        self.reward = reward
         self.meanings = list(meanings)
         self.resets = 0
         self.actions = []
@@ -45,7 +52,7 @@ class _FakeGame(gymnasium.Env):
         self.frame += 1
         if self.frame % 3 == 0:
             self.lives -= 1
-        return self.frame, 1.0, self.lives == 0, False, {}
+        return self.frame, self.reward, self.lives == 0, False, {}
 
 
 def _play(env, actions):
@@ -219,24 +226,6 @@ class MakeAtariEnvTest(tf.test.TestCase):
             with self.assertRaisesRegex(ValueError, "window.*Received"):
                 atari_environments.game_statistics(env, window=window)
 
-    def test_game_statistics_in_the_loop_logs(self):
-        env = atari_environments.make_atari_env("ALE/Pong-v5", num_envs=2)
-        callback = GameStatisticsCallback(env, window=2)
-        env.get_attr("return_queue")[0].extend([-21.0, -19.0])
-        logs = loop_logs.contributed_logs(
-            [callback], 3, {"episode_return_mean": -1.0}
-        )
-        self.assertEqual(logs["game_return_mean"], -19.0)
-        self.assertEqual(logs["episode_return_mean"], -1.0)
-        self.assertEqual(
-            set(logs) - {"episode_return_mean"},
-            set(("game_return_mean", "game_length_mean", "games")),
-        )
-        with self.assertRaisesRegex(TypeError, "game statistics"):
-            GameStatisticsCallback(gymnasium.make("CartPole-v1"))
-        with self.assertRaisesRegex(ValueError, "window"):
-            GameStatisticsCallback(env, window=0)
-
     def test_bad_arguments(self):
         with self.assertRaisesRegex(ValueError, "num_envs.*Received"):
             atari_environments.make_atari_env("ALE/Pong-v5", num_envs=0)
@@ -246,6 +235,127 @@ class MakeAtariEnvTest(tf.test.TestCase):
             )
         with self.assertRaisesRegex(TypeError, "game statistics"):
             atari_environments.game_statistics(gymnasium.make("CartPole-v1"))
+
+
+def _lives_of_a_game(monitored):
+    """The fake game (9 frames of reward 5, a life lost every 3) with
+    episodic life and clipped rewards; the monitor under them or none."""
+    env = _FakeGame(reward=5.0)
+    if monitored:
+        env = gymnasium.wrappers.RecordEpisodeStatistics(env)
+    env = atari_environments.EpisodicLife(env)
+    return gymnasium.wrappers.TransformReward(env, np.sign)
+
+
+class WholeEpisodeStatisticsTest(tf.test.TestCase, parameterized.TestCase):
+    @parameterized.parameters(True, False)
+    def test_the_loop_counts_whole_games_where_recorded(self, monitored):
+        env = make_tf_environment(
+            lambda: _lives_of_a_game(monitored), num_envs=2, seed=0
+        )
+        self.assertEqual(WholeEpisodes.of(env) is not None, monitored)
+        statistics = EpisodeStatistics(2, 100, env=env)
+        ends = tf.Variable([0, 0], dtype=tf.int64)
+
+        def count_ends(trajectory):
+            # A step into LAST from frame 8 (to 9) ends the game, the
+            # others a life.
+            last = trajectory.is_last()
+            game = last & tf.equal(trajectory.observation, 8)
+            ends.assign_add(
+                tf.reduce_sum(tf.cast(tf.stack([last, game]), tf.int64), 1)
+            )
+            return trajectory
+
+        policy = random_tf_policy.RandomTFPolicy(
+            env.time_step_spec(), env.action_spec()
+        )
+        driver = dynamic_step_driver.DynamicStepDriver(
+            env, policy, observers=[statistics, count_ends], num_steps=2
+        )
+        run = tf.function(driver.run)
+        time_step = None
+        for _ in range(45):
+            time_step, _ = run(time_step)
+        lives, games = ends.numpy()
+        self.assertGreater(games, 2)
+        # 3 lives a game; each of the 2 games under way has lost fewer.
+        self.assertBetween(lives - 3 * games, 0, 2 * 2)
+        logs = statistics.logs()
+        if monitored:
+            # Whole games: all lives, the unclipped rewards, every frame
+            # (the no-op steps of the resets between lives included).
+            self.assertEqual(logs["episodes"], games)
+            self.assertEqual(logs["episode_return_mean"], 9 * 5.0)
+            self.assertEqual(logs["episode_length_mean"], 9.0)
+        else:
+            # Lives, as the model sees them: 3, 2 and 2 steps of reward 1.
+            self.assertEqual(logs["episodes"], lives)
+            # Each of the 2 environments in lockstep: lives of 3, 2, 2, ...
+            per_env = [(3, 2, 2)[i % 3] for i in range(lives // 2)]
+            self.assertAllClose(logs["episode_return_mean"], np.mean(per_env))
+            self.assertAllClose(logs["episode_length_mean"], np.mean(per_env))
+
+    def test_which_environments_record_whole_episodes(self):
+        cartpole = gymnasium.make("CartPole-v1")
+        self.assertFalse(whole_episodes.records_whole_episodes(cartpole))
+        monitored = gymnasium.wrappers.TimeLimit(
+            gymnasium.wrappers.RecordEpisodeStatistics(cartpole), 10
+        )
+        self.assertTrue(whole_episodes.records_whole_episodes(monitored))
+        for mode in ("sync", "async"):
+            env = atari_environments.make_atari_env(
+                "ALE/Pong-v5", num_envs=1, vectorization_mode=mode
+            )
+            self.assertTrue(whole_episodes.records_whole_episodes(env), mode)
+            env.close()
+        numpy_vector = gymnasium.make_vec("CartPole-v1", num_envs=2)
+        self.assertFalse(whole_episodes.records_whole_episodes(numpy_vector))
+        self.assertIsNone(
+            WholeEpisodes.of(make_tf_environment("CartPole-v1", num_envs=2))
+        )
+
+    def test_a_bare_ale_id_is_the_preset_set_up(self):
+        # RL Zoo's set-up: make_atari_env's wrappers, the preset's envs.
+        env = environment_sources.make_gymnasium_env("ALE/Breakout-v5")
+        self.assertIsInstance(env, gymnasium.wrappers.FrameStackObservation)
+        self.assertEqual(env.observation_space.shape, (4, 84, 84))
+        agent = PPO("CnnPolicy", "ALE/Pong-v5", seed=0)
+        config = presets.config_for("ALE/Pong-v5")
+        self.assertEqual(agent.env.batch_size, config["num_envs"])
+        spec = agent.env.observation_spec()
+        self.assertEqual((spec.shape, spec.dtype), ((4, 84, 84), np.uint8))
+        # The raw game stays a gymnasium.make away.
+        raw = environment_sources.make_gymnasium_env(
+            atari_environments.AtariGame("ALE/Pong-v5").spec
+        )
+        self.assertEqual(raw.observation_space.shape, (210, 160, 3))
+
+    def test_agent_logs_whole_games_of_breakout(self):
+        agent = PPO(
+            "ALE/Breakout-v5",
+            seed=0,
+            num_envs=2,
+            rollout_length=128,
+            epochs=1,
+            num_minibatches=1,
+            total_env_steps=512,
+            verbose=0,
+        )
+        history = agent.learn()
+        logs = {name: values[-1] for name, values in history.history.items()}
+        games = atari_environments.game_statistics(agent.env)
+        self.assertGreater(games["games"], 0.0)
+        self.assertEqual(logs["episodes"], games["games"])
+        # float32 statistics against float64 means.
+        self.assertAllClose(
+            [logs["episode_return_mean"], logs["episode_length_mean"]],
+            [games["game_return_mean"], games["game_length_mean"]],
+            rtol=1e-6,
+        )
+        # Games of 5 lives, 4 frames a step: far longer than one life's
+        # steps of the loop's lives.
+        self.assertGreater(logs["episode_length_mean"], 4 * 5 * 10)
 
 
 if __name__ == "__main__":
