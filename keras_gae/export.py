@@ -25,6 +25,17 @@ action):
 * "value": observation -> {"value"}: the critic's V(observation).
 * "serving_default": the same as "action" (what serving tools call).
 
+Recurrent policies (`model.recurrent`). Every function also takes
+"episode_start" (bool `[batch]`: reset the state to zeros first) and the
+state "state_0", "state_1", ... (float32 `[batch, U]`; an LSTM has two, a
+GRU one) after the observation (and the seed), and returns the state
+after the step under the same names, to pass to the next call; the first
+call of an episode takes zeros (or any state with episode_start true):
+
+    out = loaded.signatures["action"](observation=obs, episode_start=first,
+                                      state_0=h, state_1=c)
+    h, c = out["state_0"], out["state_1"]
+
 Input names. A single observation is the input "observation". For a nest
 (e.g. a gymnasium Dict or Tuple space), every leaf is one input, named by
 its path in the nest joined with "_": a Dict's keys name its leaves, and a
@@ -128,10 +139,10 @@ class _ExportedPolicy(tf.Module):
             with tf.control_dependencies(checks):
                 return tf.identity(observation)
 
-        def adapt(observation):
+        def adapt(observation, carried=()):
             """Casts a float observation, batches an unbatched one."""
             if not isinstance(observation_signature, tf.TensorSpec):
-                return observation, False
+                return observation, carried, False
             observation = tf.convert_to_tensor(observation)
             if observation.dtype != observation_signature.dtype:
                 observation = tf.cast(observation, observation_signature.dtype)
@@ -140,14 +151,33 @@ class _ExportedPolicy(tf.Module):
             )
             if unbatched:
                 observation = observation[tf.newaxis]
-            return observation, unbatched
+                carried = [x[tf.newaxis] for x in carried]
+            return observation, carried, unbatched
 
         def outputs(result, unbatched):
             if unbatched:
                 return {key: value[0] for key, value in result.items()}
             return result
 
-        def params_and_value(observation):
+        # A recurrent model's functions also take "episode_start" ([batch]
+        # bool) and its state "state_0", ... ([batch, U] float32), and
+        # return the state after the step under the same names.
+        state_specs = [
+            tf.TensorSpec([None] + spec.shape.as_list(), spec.dtype, spec.name)
+            for spec in model.state_spec()
+        ]
+        carried_specs = []
+        if state_specs:
+            carried_specs = [
+                tf.TensorSpec([None], tf.bool, name="episode_start")
+            ] + state_specs
+
+        def state_outputs(state):
+            if state is None:
+                return {}
+            return {spec.name: x for spec, x in zip(state_specs, state)}
+
+        def params_and_value(observation, carried=()):
             observation = tf.nest.pack_sequence_as(
                 observation_signature,
                 [
@@ -159,7 +189,17 @@ class _ExportedPolicy(tf.Module):
                     )
                 ],
             )
-            params, value = model(observation, training=False)
+            episode_start, state = (
+                (carried[0], carried[1:])
+                if carried
+                else (
+                    None,
+                    None,
+                )
+            )
+            params, value, state = model.forward(
+                observation, state, episode_start, training=False
+            )
             # Finite observations can still overflow the networks.
             with tf.control_dependencies(
                 [
@@ -171,59 +211,75 @@ class _ExportedPolicy(tf.Module):
                     )
                 ]
             ):
-                return tf.identity(params), value
+                return tf.identity(params), value, state_outputs(state)
 
         @tf.function
-        def action(observation):
-            observation, unbatched = adapt(observation)
-            params, _ = params_and_value(observation)
-            return outputs({"action": head.greedy_action(params)}, unbatched)
+        def action(observation, *carried):
+            observation, carried, unbatched = adapt(observation, carried)
+            params, _, state = params_and_value(observation, carried)
+            return outputs(
+                {"action": head.greedy_action(params), **state}, unbatched
+            )
 
         @tf.function
-        def sample_action(observation, seed):
-            observation, unbatched = adapt(observation)
-            params, _ = params_and_value(observation)
+        def sample_action(observation, seed, *carried):
+            observation, carried, unbatched = adapt(observation, carried)
+            params, _, state = params_and_value(observation, carried)
             distribution = head.distribution(params)
             raw = distribution.sample(seed=tf.cast(seed, tf.int32))
             return outputs(
                 {
                     "action": head.postprocess_action(raw),
                     "log_prob": tf.cast(distribution.log_prob(raw), tf.float32),
+                    **state,
                 },
                 unbatched,
             )
 
         @tf.function
-        def distribution(observation):
-            observation, unbatched = adapt(observation)
-            params, _ = params_and_value(observation)
-            return outputs({"params": params}, unbatched)
+        def distribution(observation, *carried):
+            observation, carried, unbatched = adapt(observation, carried)
+            params, _, state = params_and_value(observation, carried)
+            return outputs({"params": params, **state}, unbatched)
 
         @tf.function
-        def value(observation):
-            observation, unbatched = adapt(observation)
-            _, values = params_and_value(observation)
-            return outputs({"value": values}, unbatched)
+        def value(observation, *carried):
+            observation, carried, unbatched = adapt(observation, carried)
+            _, values, state = params_and_value(observation, carried)
+            return outputs({"value": values, **state}, unbatched)
 
         seed = tf.TensorSpec([2], tf.int64, name=export_signatures.SEED)
         for spec in export_signatures.input_specs(observation_signature):
-            action.get_concrete_function(spec)
-            sample_action.get_concrete_function(spec, seed)
-            distribution.get_concrete_function(spec)
-            value.get_concrete_function(spec)
+            extra = carried_specs
+            # Only a single (non-nest) observation has unbatched variants.
+            if (
+                carried_specs
+                and isinstance(spec, tf.TensorSpec)
+                and spec.shape.rank < observation_signature.shape.rank
+            ):
+                # One observation: its state and flag unbatched too.
+                extra = [
+                    tf.TensorSpec(x.shape[1:], x.dtype, x.name)
+                    for x in carried_specs
+                ]
+            action.get_concrete_function(spec, *extra)
+            sample_action.get_concrete_function(spec, seed, *extra)
+            distribution.get_concrete_function(spec, *extra)
+            value.get_concrete_function(spec, *extra)
         self.action = action
         self.sample_action = sample_action
         self.distribution = distribution
         self.value = value
+        signature = observation_signature
         self.serving_signatures = {
-            "action": action.get_concrete_function(observation_signature),
+            "action": action.get_concrete_function(signature, *carried_specs),
             "sample_action": sample_action.get_concrete_function(
-                observation_signature, seed
+                signature, seed, *carried_specs
             ),
             "distribution": distribution.get_concrete_function(
-                observation_signature
+                signature, *carried_specs
             ),
-            "value": value.get_concrete_function(observation_signature),
+            "value": value.get_concrete_function(signature, *carried_specs),
         }
         self.serving_signatures["serving_default"] = self.serving_signatures[
             "action"
@@ -265,8 +321,7 @@ def export_policy(
 
     Raises:
       ValueError: the weights hold NaN or Inf (a diverged policy is never
-        exported), a recurrent model (not supported yet), `path` is an
-        existing file, or the nest's paths give an
+        exported), `path` is an existing file, or the nest's paths give an
         input name TensorFlow refuses, twice the same name, or "seed".
       TypeError: `model` is not an actor-critic model, or a bad spec.
     """
@@ -274,13 +329,6 @@ def export_policy(
         raise TypeError(
             "`model` must be a keras_gae actor-critic model with a "
             f"`policy_head`. Received: model={model!r}"
-        )
-    if getattr(model, "recurrent", False):
-        # Its signatures would have to take and return the state.
-        raise ValueError(
-            "Exporting a recurrent policy is not supported yet: the "
-            "SavedModel's signatures take one observation, not a state. "
-            f"Received: model={model.name!r} (recurrent)"
         )
     if os.path.isfile(path):
         raise ValueError(

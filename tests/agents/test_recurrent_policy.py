@@ -154,8 +154,44 @@ class RecurrentAgentTest(tf.test.TestCase):
         # Greedy evaluation from the same seeds: the same episodes.
         self.assertEqual(loaded.evaluate(num_episodes=2), evaluation)
         loaded.learn(64, target_return=None)
-        with pytest.raises(ValueError, match="recurrent"):
-            loaded.export(self.get_temp_dir() + "/exported")
+        self.check_export(loaded)
+
+    def check_export(self, agent):
+        """The SavedModel carries the state as the model does."""
+        exported = tf.saved_model.load(
+            agent.export(self.get_temp_dir() + "/exported")
+        )
+        model = agent.model
+        observations = np.random.default_rng(0).normal(size=(5, 2, 2))
+        observations = observations.astype("float32")
+        starts = np.zeros((5, 2), bool)
+        starts[0] = starts[3, 1] = True
+        state = model.initial_state(2)
+        carried = {"state_0": np.zeros((2, 8)), "state_1": np.zeros((2, 8))}
+        for t in range(5):
+            expected = model.act(
+                observations[t],
+                deterministic=True,
+                state=state,
+                episode_start=starts[t],
+            )
+            state = expected.state
+            outputs = exported.signatures["action"](
+                observation=observations[t],
+                episode_start=starts[t],
+                **{k: tf.constant(v, tf.float32) for k, v in carried.items()},
+            )
+            self.assertAllEqual(outputs["action"], expected.action)
+            carried = {k: outputs[k] for k in carried}
+            self.assertAllClose(carried["state_0"], state[0], atol=1e-6)
+            self.assertAllClose(carried["state_1"], state[1], atol=1e-6)
+        value = exported.signatures["value"](
+            observation=observations[0],
+            episode_start=np.ones(2, bool),
+            **{k: tf.constant(v, tf.float32) for k, v in carried.items()},
+        )["value"]
+        fresh = model.act(observations[0], deterministic=True).value
+        self.assertAllClose(value, fresh, atol=1e-6)
 
     def test_a2c_with_a_gru(self):
         agent = keras_gae.agents.A2C(
