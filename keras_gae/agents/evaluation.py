@@ -3,10 +3,13 @@
 `evaluate_policy(model, env)` plays `num_episodes` whole episodes on fresh
 copies of a gymnasium environment, one action call per step for all
 unfinished copies, and returns their undiscounted returns in the
-environment's units. `EvaluationCallback` runs it every `interval`
-iterations of the training loop and contributes "eval_return_mean" and
-"eval_return_std" to the iteration's logs, which the loop's History,
-progress line and TensorBoard (`eval/`) then show.
+environment's units; in an environment that records whole episodes
+under its wrappers (`keras_gae.agents.whole_episodes`: an Atari game of
+`make_atari_env`), the whole episode as recorded there (every life,
+unclipped score, length in frames). `EvaluationCallback` runs it every
+`interval` iterations of the training loop and contributes
+"eval_return_mean" and "eval_return_std" to the iteration's logs, which
+the loop's History, progress line and TensorBoard (`eval/`) then show.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import tensorflow as tf
 from keras_gae.agents import environment_checks
 from keras_gae.agents import gymnasium_api
 from keras_gae.agents import space_types
+from keras_gae.agents import whole_episodes
 from keras_gae.agents.environment_sources import make_gymnasium_env
 from keras_gae.ops import _checks
 
@@ -79,6 +83,10 @@ def evaluate_policy(
         observation, _ = copy.reset(
             seed=None if seed is None else int(seed) + index
         )
+        # A monitor under the wrappers (an Atari game's): one whole
+        # episode, its lives played through, as the monitor records it.
+        whole = whole_episodes.records_whole_episodes(copy)
+        recorded = whole and whole_episodes.monitors(copy)[0][2]
         total, steps, done = 0.0, 0, False
         state = model.initial_state(1)
         while not done and steps < max_steps:
@@ -91,8 +99,18 @@ def evaluate_policy(
             total += float(reward)
             steps += 1
             done = terminated or truncated
-        returns.append(total)
-        lengths.append(steps)
+            if whole and done:
+                game_returns, game_lengths, count = whole_episodes.monitors(
+                    copy
+                )[0]
+                done = count > recorded
+                if done:
+                    total, steps = game_returns[-1], game_lengths[-1]
+                else:
+                    observation, _ = copy.reset()
+                    state = model.initial_state(1)
+        returns.append(float(total))
+        lengths.append(int(steps))
     if not isinstance(env, gymnasium.Env):
         for copy in envs:
             copy.close()

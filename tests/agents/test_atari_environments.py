@@ -1,5 +1,7 @@
 """make_atari_env and its wrappers: lives, FIRE, clipping, game scores."""
 
+import functools
+
 import gymnasium
 import numpy as np
 import tensorflow as tf
@@ -11,6 +13,7 @@ from keras_gae import presets
 from keras_gae.agents import PPO
 from keras_gae.agents import atari_environments
 from keras_gae.agents import environment_sources
+from keras_gae.agents import evaluate_policy
 from keras_gae.agents import make_tf_environment
 from keras_gae.agents import whole_episodes
 from keras_gae.agents.episode_statistics import EpisodeStatistics
@@ -295,6 +298,26 @@ class WholeEpisodeStatisticsTest(tf.test.TestCase, parameterized.TestCase):
             per_env = [(3, 2, 2)[i % 3] for i in range(lives // 2)]
             self.assertAllClose(logs["episode_return_mean"], np.mean(per_env))
             self.assertAllClose(logs["episode_length_mean"], np.mean(per_env))
+
+    def test_evaluation_plays_whole_games_where_recorded(self):
+        agent = PPO(
+            lambda: _lives_of_a_game(False),
+            num_envs=1,
+            num_minibatches=1,
+            seed=0,
+            verbose=0,
+        )
+        for monitored, returns, lengths in ((True, 5.0, 9), (False, 1, 3)):
+            results = evaluate_policy(
+                agent.model,
+                functools.partial(_lives_of_a_game, monitored),
+                num_episodes=2,
+                seed=0,
+            )
+            # The game's 3 lives (9 frames of reward 5), or the first life
+            # (3 steps, rewards clipped to 1).
+            self.assertEqual(results["returns"], [returns * lengths] * 2)
+            self.assertEqual(results["lengths"], [lengths] * 2)
 
     def test_which_environments_record_whole_episodes(self):
         cartpole = gymnasium.make("CartPole-v1")
