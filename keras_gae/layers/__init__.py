@@ -2,8 +2,10 @@
 
 from keras_gae.layers.bernoulli_policy_head import BernoulliPolicyHead
 from keras_gae.layers.categorical_policy_head import CategoricalPolicyHead
-from keras_gae.layers.gae import GeneralizedAdvantageEstimation
 from keras_gae.layers.gaussian_policy_head import GaussianPolicyHead
+from keras_gae.layers.generalized_advantage_estimation import (
+    GeneralizedAdvantageEstimation,
+)
 from keras_gae.layers.multi_categorical_policy_head import (
     MultiCategoricalPolicyHead,
 )

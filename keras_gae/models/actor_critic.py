@@ -15,7 +15,9 @@ import tensorflow as tf
 
 from keras_gae._src import rollout_batch
 from keras_gae.layers import PolicyHead
-from keras_gae.layers.gae import GeneralizedAdvantageEstimation
+from keras_gae.layers.generalized_advantage_estimation import (
+    GeneralizedAdvantageEstimation,
+)
 from keras_gae.layers.normalization import AdvantageNormalization
 from keras_gae.models import network_layout
 from keras_gae.models import objective

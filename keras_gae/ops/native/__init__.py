@@ -7,7 +7,7 @@ kernel: check `in_xla_context()` before creating it.
 """
 
 from keras_gae.ops._xla_context import in_xla_context
-from keras_gae.ops.native.gae import gae_time_major
+from keras_gae.ops.native.gae_kernel import gae_time_major
 from keras_gae.ops.native.loader import available
 
 __all__ = [
