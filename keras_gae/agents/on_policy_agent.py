@@ -25,11 +25,8 @@ saved_agent`: atomic saves, clear errors for damaged ones).
 `export(path)` writes `keras_gae.export.export_policy`'s SavedModel, which
 takes raw observations (the normalization is inside the model).
 
-Threads. An agent leaves TensorFlow's thread pools as they are (they are
-process-wide). On a CPU the presets' small networks train faster with
-`tf.config.threading.set_intra_op_parallelism_threads(1)`, called before
-TensorFlow's first operation (before building the agent); importing
-keras_gae runs none.
+Threads: an agent leaves TensorFlow's process-wide thread pools as they
+are (docs/guide.md, "CPU threads").
 """
 
 from __future__ import annotations
@@ -41,16 +38,13 @@ from typing import Optional
 from typing import Sequence
 
 import keras
-import numpy as np
-import tensorflow as tf
-from tf_agents.specs import tensor_spec
 
 from keras_gae import export as export_lib
 from keras_gae import presets
 from keras_gae.agents import agent_arguments
 from keras_gae.agents import agent_workers
-from keras_gae.agents import environment_checks
 from keras_gae.agents import learning_rate_schedule
+from keras_gae.agents import predictions
 from keras_gae.agents import saved_agent
 from keras_gae.agents.evaluation import evaluate_policy
 from keras_gae.agents.loop_logs import EnvStepTensorBoard
@@ -308,39 +302,33 @@ class OnPolicyAgent:
 
     # Using the policy.
 
-    def predict(self, observation: Any, deterministic: bool = True) -> Any:
+    def predict(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = True,
+    ) -> Any:
         """The policy's actions for observations, as numpy arrays.
 
-        Args:
-          observation: a batch `[N, ...]` (a nest allowed), or one
-            observation as the environment returns it; float64 and
-            integer arrays are cast to the observation spec's dtype.
-            Checked as the environment's observations are: a wrong shape
-            or dtype, NaN or Inf, or an id outside its space is an error
-            naming the field.
-          deterministic: the greedy action, or a sample.
-
-        Returns:
-          Actions `[N, ...]`, or one action for one observation, as the
-          environment's `step` takes them.
+        `keras_gae.agents.predictions.predict`: a batch `[N, ...]` (or
+        one observation as the environment returns it, float64 and
+        integers cast to the spec) checked as the environment's
+        observations are; the greedy action, or a sample. A recurrent
+        policy also takes the `state` the previous call returned (None:
+        zeros) and `[N]` bools `episode_start`, and returns
+        `(actions, state)`, as sb3-contrib's `RecurrentPPO`.
         """
-        spec = tensor_spec.to_nest_array_spec(self.env.observation_spec())
-        first = np.asarray(tf.nest.flatten(observation)[0])
-        single = first.ndim == len(tf.nest.flatten(spec)[0].shape)
-        # The environment's own checks (shape, dtype, NaN and Inf, ids
-        # outside the space), naming the field.
-        observation = environment_checks.ObservationConverter(
-            spec,
+        return predictions.predict(
+            self.model,
+            self.env.observation_spec(),
             repr(self.env_id or type(self).__name__),
-            batch_shape=() if single else first.shape[:1],
-            caller=f"{type(self).__name__}.predict",
-        )(observation)
-        if single:
-            observation = tf.nest.map_structure(lambda x: x[None], observation)
-        step = self.model.act(observation, deterministic=deterministic)
-        action = self.model.policy_head.postprocess_action(step.action)
-        action = action.numpy()
-        return action[0] if single else action
+            f"{type(self).__name__}.predict",
+            observation,
+            state=state,
+            episode_start=episode_start,
+            deterministic=deterministic,
+        )
 
     def evaluate(
         self,
@@ -380,20 +368,11 @@ class OnPolicyAgent:
             are not a save's (a save would replace them); the model's
             weights hold NaN or Inf (an earlier save is not replaced).
         """
-        # What settings.json records (`saved_agent.SAVED_KEYS`).
-        settings = {
-            "algorithm": self.algorithm,
-            "env_id": self._saved_env_id,
-            "env_kwargs": self.env_kwargs,
-            "seed": self.seed,
-            "num_workers": self.num_workers,
-            "settings": {
-                key: list(value) if isinstance(value, tuple) else value
-                for key, value in self.settings.items()
-            },
-        }
         return saved_agent.save_agent(
-            path, settings, self.model, self.trainer.checkpoint()
+            path,
+            saved_agent.agent_settings(self),
+            self.model,
+            self.trainer.checkpoint(),
         )
 
     @classmethod

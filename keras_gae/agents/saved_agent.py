@@ -69,6 +69,21 @@ def read_settings(settings_path: str, path: str) -> Dict[str, Any]:
     return saved
 
 
+def agent_settings(agent: Any) -> Dict[str, Any]:
+    """What settings.json records of an `OnPolicyAgent` (`SAVED_KEYS`)."""
+    return {
+        "algorithm": agent.algorithm,
+        "env_id": agent._saved_env_id,
+        "env_kwargs": agent.env_kwargs,
+        "seed": agent.seed,
+        "num_workers": agent.num_workers,
+        "settings": {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in agent.settings.items()
+        },
+    }
+
+
 def save_agent(
     path: str,
     settings: Dict[str, Any],

@@ -193,6 +193,43 @@ class RecurrentAgentTest(tf.test.TestCase):
         fresh = model.act(observations[0], deterministic=True).value
         self.assertAllClose(value, fresh, atol=1e-6)
 
+    def test_predict_carries_the_state(self):
+        agent = self.make_agent()
+        model = agent.model
+        observations = np.random.default_rng(1).normal(size=(4, 3, 2))
+        starts = np.zeros((4, 3), bool)
+        starts[0] = starts[2, 1] = True
+        state, expected_state = None, model.initial_state(3)
+        for t in range(4):
+            action, state = agent.predict(
+                observations[t], state=state, episode_start=starts[t]
+            )
+            expected = model.act(
+                observations[t].astype("float32"),
+                deterministic=True,
+                state=expected_state,
+                episode_start=starts[t],
+            )
+            expected_state = expected.state
+            self.assertAllEqual(action, expected.action)
+            for got, want in zip(state, expected_state):
+                self.assertAllClose(got, want, atol=1e-6)
+        # One unbatched observation: one action, a state of one row.
+        action, state = agent.predict(observations[0, 0])
+        self.assertEqual(np.shape(action), ())
+        self.assertEqual([s.shape for s in state], [(1, 8), (1, 8)])
+        with self.assertRaisesRegex(ValueError, r"`state` must be"):
+            agent.predict(observations[0], state=state)
+        with self.assertRaisesRegex(ValueError, r"`episode_start` must"):
+            agent.predict(observations[0], episode_start=[True])
+
+    def test_predict_refuses_a_state_without_recurrence(self):
+        agent = keras_gae.agents.PPO("CartPole-v1", verbose=0, num_envs=4)
+        with self.assertRaisesRegex(ValueError, r"`state` is for recurrent"):
+            agent.predict(np.zeros(4), state=(np.zeros((1, 8)),))
+        with self.assertRaisesRegex(ValueError, r"`episode_start` is for"):
+            agent.predict(np.zeros(4), episode_start=[True])
+
     def test_a2c_with_a_gru(self):
         agent = keras_gae.agents.A2C(
             make_cartpole_no_velocity,
