@@ -160,10 +160,10 @@ class OnPolicyAgent:
             vectorization_mode=mode,
         )
         self.num_envs = config["num_envs"] * (num_workers or 1)
-        # Evaluation episodes run on fresh copies made the same way; a
-        # save records the environment only when it is an id.
+        # Evaluation episodes run on fresh copies made the same way.
         self._eval_env = source if mode is not None else env
-        self._saved_env_id = env if isinstance(env, str) else None
+        # What a save records of the environment: only an id.
+        self.saved_env_id = env if isinstance(env, str) else None
         self.model = agent_workers.build_agent_model(
             type(self),
             config,

@@ -73,7 +73,7 @@ def agent_settings(agent: Any) -> Dict[str, Any]:
     """What settings.json records of an `OnPolicyAgent` (`SAVED_KEYS`)."""
     return {
         "algorithm": agent.algorithm,
-        "env_id": agent._saved_env_id,
+        "env_id": agent.saved_env_id,
         "env_kwargs": agent.env_kwargs,
         "seed": agent.seed,
         "num_workers": agent.num_workers,

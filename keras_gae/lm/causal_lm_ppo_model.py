@@ -17,6 +17,7 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
+from keras_gae._src import rollout_batch
 from keras_gae.lm import _input_checks
 from keras_gae.lm import _model_settings
 from keras_gae.lm import _tokens
@@ -310,8 +311,8 @@ class CausalLMPPOModel(
 
     # Training: the base step, with the token rows kept whole for `call`.
 
-    def _network_inputs(self, observations: Any) -> tf.Tensor:
-        tokens = tf.convert_to_tensor(observations)
+    def _network_inputs(self, batch: Any) -> tf.Tensor:
+        tokens = tf.convert_to_tensor(batch[rollout_batch.OBSERVATION])
         if not tokens.dtype.is_integer or tokens.shape.rank != 2:
             raise ValueError(
                 'batch["observation"] must be the `[B, L]` integer token '
