@@ -35,6 +35,7 @@ from keras_gae.agents.atari_environments import game_statistics
 from keras_gae.agents.atari_environments import make_atari_env
 from keras_gae.agents.default_networks import MLPNetwork
 from keras_gae.agents.default_networks import ObservationEncoder
+from keras_gae.agents.default_networks import SharedEncoderNetwork
 from keras_gae.agents.default_networks import build_networks
 from keras_gae.agents.environments import EPISODE_HISTORY
 from keras_gae.agents.environments import GymnasiumEnvironment
@@ -65,6 +66,7 @@ __all__ = [
     "GymnasiumVectorEnvironment",
     "KerasPolicy",
     "MLPNetwork",
+    "SharedEncoderNetwork",
     "ObservationEncoder",
     "ObservationNormalization",
     "OnPolicyAgent",

@@ -23,6 +23,7 @@ import gymnasium
 from tf_agents.specs import tensor_spec
 
 from keras_gae.agents import reward_normalization
+from keras_gae.agents.default_networks import SharedEncoderNetwork
 from keras_gae.agents.default_networks import build_networks
 from keras_gae.agents.recurrent_networks import build_recurrent_network
 from keras_gae.models import ActorCriticModel
@@ -65,7 +66,13 @@ def build_agent_model(
         actor, critic = build_networks(
             observation_spec, action_spec, **network_settings
         )
-        model = agent_class.make_model(settings, actor, critic)
+        if actor.encoder.has_weights:
+            # One pass of a learned encoder (a Nature CNN) per step, not
+            # one per network.
+            shared = SharedEncoderNetwork(actor, critic, name="actor_critic")
+            model = agent_class.make_model(settings, shared=shared)
+        else:
+            model = agent_class.make_model(settings, actor, critic)
     if settings["normalize_rewards"]:
         reward_normalization.attach_reward_normalization(
             model,

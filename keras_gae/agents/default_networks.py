@@ -20,6 +20,8 @@ output layer. `build_networks(time_step_spec.observation, action_spec)`
 returns an actor (ending in the policy head `policy_head_for(action_spec)`)
 and a critic that share one encoder, hence one set of normalization
 statistics (and the weights of any leaf encoder that has some).
+`SharedEncoderNetwork(actor, critic)` is the pair as one network that
+computes the shared encoder once, for encoders with weights.
 """
 
 from __future__ import annotations
@@ -65,6 +67,14 @@ class ObservationEncoder(keras.layers.Layer):
     @property
     def observation_spec(self) -> Any:
         return self._spec
+
+    @property
+    def has_weights(self) -> bool:
+        """Whether a leaf encoder is a layer with weights (a Nature CNN)."""
+        return any(
+            isinstance(encode, keras.layers.Layer)
+            for encode in self.leaf_encoders
+        )
 
     def build(self, input_shape: Any = None) -> None:
         self.built = True
@@ -141,10 +151,55 @@ class MLPNetwork(keras.Model):
         self.output_layer = output
 
     def call(self, observations: Any, training: Any = None) -> tf.Tensor:
-        x = self.encoder(observations)
+        return self.from_features(self.encoder(observations))
+
+    def from_features(self, features: tf.Tensor) -> tf.Tensor:
+        """The layers after the encoder, on its output `features`."""
+        x = features
         for layer in self.hidden:
             x = layer(x)
         return self.output_layer(x)
+
+
+class SharedEncoderNetwork(keras.Model):
+    """An actor and a critic `MLPNetwork` over one pass of their encoder.
+
+    A network for `ActorCriticModel(shared=...)`: `call` returns
+    `(actor params, critic value)`, the same function of the same weights
+    as calling `actor` and `critic`, with the shared encoder computed
+    once instead of twice. `keras_gae.agents.PPO` uses it where the
+    encoder has weights of its own (the Nature CNN of image observations,
+    whose passes dominate the cost of a step), as stable-baselines3
+    shares its features extractor between the policy and value nets.
+
+    Args:
+      actor, critic: `MLPNetwork`s with the same `encoder`.
+
+    Raises:
+      ValueError: the two networks have different encoders.
+    """
+
+    def __init__(self, actor: MLPNetwork, critic: MLPNetwork, **kwargs):
+        super().__init__(**kwargs)
+        if actor.encoder is not critic.encoder:
+            raise ValueError(
+                "`actor` and `critic` must share one encoder (as "
+                "`build_networks` builds them). Received: actor.encoder="
+                f"{actor.encoder!r}, critic.encoder={critic.encoder!r}"
+            )
+        self.actor = actor
+        self.critic = critic
+
+    def build(self, input_shape: Any = None) -> None:
+        # The networks build on their first call.
+        self.built = True
+
+    def call(self, observations: Any, training: Any = None) -> tuple:
+        features = self.actor.encoder(observations)
+        return (
+            self.actor.from_features(features),
+            self.critic.from_features(features),
+        )
 
 
 def build_networks(

@@ -9,6 +9,7 @@ from absl.testing import parameterized
 
 from keras_gae import layers
 from keras_gae.agents import PPO
+from keras_gae.agents import SharedEncoderNetwork
 from keras_gae.agents import build_networks
 from keras_gae.agents import space_types
 
@@ -83,6 +84,49 @@ class ImageSpaceTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(
             actor.encoder(frames), cnn(frames.astype(np.float32))
         )
+
+
+class SharedEncoderTest(tf.test.TestCase):
+    def networks(self, hidden_sizes=(8,)):
+        spec = space_types.space_to_spec(
+            FrameEnv.observation_space, "observation"
+        )
+        action_spec = space_types.space_to_spec(
+            FrameEnv.action_space, "action", nested=False
+        )
+        return build_networks(spec, action_spec, hidden_sizes=hidden_sizes)
+
+    def test_one_encoder_pass_gives_both_networks_outputs(self):
+        actor, critic = self.networks()
+        shared = SharedEncoderNetwork(actor, critic)
+        frames = np.random.default_rng(1).integers(
+            0, 256, (3, 4, 36, 36), dtype=np.uint8
+        )
+        (cnn,) = actor.encoder.leaf_encoders
+        calls = []
+        original = cnn.call
+        cnn.call = lambda images: calls.append(1) or original(images)
+        params, values = shared(frames)
+        self.assertLen(calls, 1)
+        self.assertAllClose(params, actor(frames), atol=1e-6)
+        self.assertAllClose(values, critic(frames), atol=1e-6)
+        self.assertLen(calls, 3)
+
+    def test_different_encoders_are_refused(self):
+        actor, _ = self.networks()
+        _, critic = self.networks()
+        with self.assertRaisesRegex(ValueError, "share one encoder"):
+            SharedEncoderNetwork(actor, critic)
+
+    def test_agents_share_the_pass_only_for_encoders_with_weights(self):
+        image_agent = PPO(FrameEnv, num_envs=2, num_minibatches=1, verbose=0)
+        self.assertIsInstance(image_agent.model.shared, SharedEncoderNetwork)
+        self.assertIsNone(image_agent.model.actor)
+        vector_agent = PPO(
+            "CartPole-v1", num_envs=2, num_minibatches=1, verbose=0
+        )
+        self.assertIsNone(vector_agent.model.shared)
+        self.assertFalse(vector_agent.model.actor.encoder.has_weights)
 
 
 class ImageAgentTest(tf.test.TestCase):
