@@ -16,6 +16,12 @@ the minibatches a PPO epoch iterates over:
 Each pass over either dataset is one epoch: `fit(dataset, epochs=E)` runs E
 PPO epochs, reshuffling every epoch. `minibatch_dataset(model, batch,
 mode=...)` picks one of the two by name ("rows" or "steps").
+
+Both run without tf.data's autotuning (`tf.data.Options().autotune`): the
+pipelines have nothing to tune (no parallel map or prefetch), and an
+iterator with autotuning on can take about a second to close, which
+`fit` waits for after every call (measured on an Atari rollout: 1.15 s
+added to one fit in three).
 """
 
 from __future__ import annotations
@@ -139,7 +145,9 @@ def rollout_dataset(
         dataset = dataset.shuffle(
             rows, seed=seed, reshuffle_each_iteration=True
         )
-    return dataset.batch(rows // num_minibatches, drop_remainder=True)
+    return _without_autotuning(
+        dataset.batch(rows // num_minibatches, drop_remainder=True)
+    )
 
 
 def step_dataset(
@@ -230,7 +238,7 @@ def step_dataset(
     )
     # The indices are shuffled, not the steps: one gather per minibatch
     # instead of a shuffle buffer of N single-step dicts.
-    return (
+    return _without_autotuning(
         tf.data.Dataset.range(size * num_minibatches)
         .shuffle(
             size * num_minibatches, seed=seed, reshuffle_each_iteration=True
@@ -264,3 +272,10 @@ def minibatch_dataset(
             model, batch, num_minibatches=num_minibatches, seed=seed
         )
     return rollout_dataset(batch, num_minibatches=num_minibatches, seed=seed)
+
+
+def _without_autotuning(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """`dataset` with tf.data's autotuning off (module docstring)."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)

@@ -440,6 +440,19 @@ class RolloutDatasetTest(tf.test.TestCase):
         )
         self.assertEqual(self.epoch_rows(ordered), [[0, 1, 2], [3, 4, 5]])
 
+    def test_autotuning_is_off(self):
+        # Closing an autotuned iterator can take a second after each fit.
+        rows = rollout_dataset(self.batch(), num_minibatches=2)
+        steps = step_dataset(
+            linear_model(), random_batch(seed=1, rows=2), num_minibatches=2
+        )
+        for dataset in (rows, steps, steps.repeat(2)):
+            self.assertFalse(dataset.options().autotune.enabled)
+        # Unset (on) by default.
+        self.assertIsNot(
+            tf.data.Dataset.range(2).options().autotune.enabled, False
+        )
+
     def test_errors(self):
         batch = self.batch()
         with self.assertRaisesRegex(ValueError, "num_minibatches=4"):
