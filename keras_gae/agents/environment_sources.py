@@ -60,9 +60,19 @@ def not_gymnasium_error(env: Any, received: str) -> TypeError:
     )
 
 
-def is_atari_id(env: Any) -> bool:
-    """Whether `env` is a bare Atari id, made the Atari way (module doc)."""
-    return isinstance(env, str) and env.startswith(ATARI_PREFIX)
+def resolve_id(env: Any) -> Any:
+    """`env`, or for a bare Atari id the factory that makes it (module doc).
+
+    The one place an id is turned into its set-up: `make_gymnasium_env`
+    and the vector-env builder both call it first.
+    """
+    if not (isinstance(env, str) and env.startswith(ATARI_PREFIX)):
+        return env
+    # Imported here: atari_environments builds on the environments that
+    # use this module.
+    from keras_gae.agents.atari_environments import AtariGame
+
+    return AtariGame(env)
 
 
 def check_env_kwargs(env_kwargs: Any) -> dict:
@@ -90,13 +100,8 @@ def make_gymnasium_env(
       ValueError: `env_kwargs` with an instance.
     """
     env_kwargs = check_env_kwargs(env_kwargs)
-    if is_atari_id(env):
-        # Imported here: atari_environments builds on the environments
-        # that use this module.
-        from keras_gae.agents.atari_environments import AtariGame
-
-        made = AtariGame(env)(**env_kwargs)
-    elif isinstance(env, (str, gymnasium.envs.registration.EnvSpec)):
+    env = resolve_id(env)
+    if isinstance(env, (str, gymnasium.envs.registration.EnvSpec)):
         made = gymnasium.make(env, **env_kwargs)
     elif isinstance(env, gymnasium.Env):
         if env_kwargs:

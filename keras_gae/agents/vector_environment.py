@@ -71,16 +71,11 @@ def make_vector_env(
     num_envs = _checks.check_positive_int(num_envs, "num_envs")
     mode = _checks.check_option(mode, "mode", VECTOR_MODES)
     env_kwargs = environment_sources.check_env_kwargs(env_kwargs)
-    # A bare Atari id makes make_atari_env's games (environment_sources),
-    # so it is a factory here, unless ale-py's own vector env is asked for.
-    atari = (
-        environment_sources.is_atari_id(env) and mode != "vector_entry_point"
-    )
-    if atari and mode == "auto":
-        mode = "sync"
-    if not atari and isinstance(
-        env, (str, gymnasium.envs.registration.EnvSpec)
-    ):
+    # A bare Atari id makes make_atari_env's games (environment_sources):
+    # a factory here, unless ale-py's own vector env is asked for.
+    if mode != "vector_entry_point":
+        env = environment_sources.resolve_id(env)
+    if isinstance(env, (str, gymnasium.envs.registration.EnvSpec)):
         if mode == "auto":
             spec = env if not isinstance(env, str) else gymnasium.spec(env)
             # An instance's spec with wrappers is remade wrapper and all,
