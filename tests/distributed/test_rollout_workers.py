@@ -3,7 +3,10 @@
 One agent made with `num_workers=2` on the package's cluster starts the
 workers, which serve every test (starting processes that import TensorFlow
 is what costs); the test classes run in file order, the one that hangs the
-workers last.
+workers last. The agent's policy is recurrent (an LSTM): the workers carry
+its state across rounds and ship each row's initial state, the case with
+the most to get wrong (test_worker_learning.py trains an MLP policy on
+workers).
 """
 
 import contextlib
@@ -28,6 +31,7 @@ from keras_gae.distributed import WorkerTimeoutError
 from keras_gae.distributed.rollout_worker import build_policy_model
 from keras_gae.distributed.rollout_worker import policy_variables
 from keras_gae.distributed.rollout_worker import worker_seed
+from keras_gae.models.recurrent import SequenceInputs
 from tests.distributed import shared_cluster
 from tests.distributed import worker_fixtures
 
@@ -61,6 +65,8 @@ def setUpModule():
             epochs=2,
             num_minibatches=2,
             hidden_sizes=(16,),
+            policy="lstm",
+            recurrent_units=8,
             # Both: the learner merges and broadcasts them.
             normalize_observations=True,
             normalize_rewards=True,
@@ -91,6 +97,21 @@ def _learner_weights(seed):
 
 def _concatenated(results, key):
     return np.concatenate([r["batch"][key] for r in results])
+
+
+def _recomputed(model, batch):
+    """The model's log-probs and values `[rows, T]` on a rollout batch."""
+    params, values = model(
+        SequenceInputs(
+            batch[rb.OBSERVATION],
+            batch[rb.INITIAL_STATE],
+            rb.episode_starts(batch),
+        )
+    )
+    actions = np.reshape(batch[rb.ACTION], [-1])
+    log_probs = model.distribution(params).log_prob(actions)
+    shape = np.shape(batch[rb.LOG_PROB])
+    return tf.reshape(log_probs, shape), tf.reshape(values, shape)
 
 
 class RolloutWorkersTest(tf.test.TestCase):
@@ -136,6 +157,7 @@ class RolloutWorkersTest(tf.test.TestCase):
                 self.assertEqual(results[i]["worker_index"], i)
                 got = results[i]["batch"]
                 self.assertEqual(sorted(got), sorted(expected))
+                self.assertIn(rb.INITIAL_STATE, got)
                 for key in expected:
                     np.testing.assert_array_equal(
                         got[key], expected[key], err_msg=key
@@ -143,6 +165,12 @@ class RolloutWorkersTest(tf.test.TestCase):
                 self.assertEqual(
                     results[i]["env_steps"], int(np.sum(expected["mask"]))
                 )
+                # The policy recomputes the worker's log-probs and values
+                # from each row's initial state (the next round's state
+                # goes on from this one's).
+                log_probs, values = _recomputed(model, got)
+                self.assertAllClose(log_probs, got[rb.LOG_PROB], atol=1e-5)
+                self.assertAllClose(values, got[rb.VALUE], atol=1e-5)
 
 
 class LearnerStatisticsTest(tf.test.TestCase):
@@ -187,6 +215,12 @@ class LearnerStatisticsTest(tf.test.TestCase):
                 collector.worker_state.returns, rewards.returns, rtol=1e-5
             )
             observations.update(_concatenated(results, rb.OBSERVATION))
+            # Each row keeps its initial state in the merged batch.
+            for merged, *rows in zip(
+                batch[rb.INITIAL_STATE],
+                *(r["batch"][rb.INITIAL_STATE] for r in results),
+            ):
+                self.assertAllEqual(merged, np.concatenate(rows))
             self.assertEqual(
                 int(collector.env_steps.numpy()) - steps_before,
                 int(np.sum(mask)),
@@ -205,7 +239,7 @@ class AgentTest(tf.test.TestCase):
         self.assertBetween(AGENT.env_steps, B * T + 1, 2 * B * T)
         self.assertTrue(np.isfinite(history.history["loss"]).all())
         observations = np.random.default_rng(0).normal(size=(5, 4))
-        actions = AGENT.predict(observations.astype(np.float32))
+        actions, _ = AGENT.predict(observations.astype(np.float32))
 
         # A save records the workers; it loads into one process of all
         # their environments as well.
@@ -219,9 +253,8 @@ class AgentTest(tf.test.TestCase):
         self.assertIsNone(loaded.rollout_workers)
         self.assertEqual(loaded.env_steps, AGENT.env_steps)
         self.assertEqual(loaded.trainer.iteration, 2)
-        self.assertAllEqual(
-            loaded.predict(observations.astype(np.float32)), actions
-        )
+        loaded_actions, _ = loaded.predict(observations.astype(np.float32))
+        self.assertAllEqual(loaded_actions, actions)
 
 
 class _KillWorkerAt(keras.callbacks.Callback):
