@@ -233,6 +233,9 @@ class CausalLMPolicy(keras.Model):
             # Built here: a tf.function (the decoding loop) may not create
             # variables on a later call.
             self.value_dense.build((None, int(causal_lm.backbone.hidden_dim)))
+        # Every variable exists now (the causal LM's, its LoRA adapters',
+        # the value head's) unless a critic has still to build its own.
+        self.built = causal_lm.built and (critic is None or critic.built)
 
     @property
     def has_values(self) -> bool:

@@ -49,6 +49,10 @@ class TokenLogitsHead(PolicyHead):
         self.temperature = _checks.check_float(
             temperature, "temperature", minimum=0.0, inclusive=False
         )
+        # No weights: built as made, so that a model holding it counts as
+        # built before its first call (`FitHooks` then builds the
+        # optimizer outside the traced train step).
+        self.built = True
 
     @property
     def params_size(self) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from keras_gae._src import private_apis
 from keras_gae._src import rollout_batch
 from keras_gae.models import optimization
 
@@ -234,12 +235,23 @@ class FitHooks:
     def make_train_function(self, force: bool = False) -> Any:
         """Keras' train function, followed by the non-finite-step check.
 
+        The optimizer is built first (its slot variables made), so the
+        train step is traced once.
+
         The check runs in Python after every execution, before `fit` hands
         the logs to the callbacks; the optimizer's learning rate is checked
         (finite, >= 0) before every execution.
         """
         if self.train_function is not None and not force:
             return self.train_function
+        optimizer = self.optimizer
+        if optimizer is not None and not optimizer.built and _built(self):
+            # The slot variables now, not in the first trace: a
+            # tf.function that creates variables is traced twice (Keras
+            # builds the optimizer first only under a tf.distribute
+            # strategy). Halves the first fit of a keras-hub model.
+            with self.distribute_strategy.scope():
+                optimizer.build(self.trainable_variables)
         super().make_train_function(force=force)
         train_function = self.train_function
 
@@ -317,3 +329,16 @@ class FitHooks:
             ):
                 data_batch = (self._network_inputs(batch),)
             super()._symbolic_build(data_batch=data_batch)
+
+
+def _built(model: keras.Model) -> bool:
+    """Whether every layer of `model` is built (all its variables made).
+
+    A model whose networks were built by calling them (an LM's causal LM
+    in generation) has them all without being marked built itself.
+    """
+    return model.built or all(
+        layer.built
+        for layer in private_apis.flatten_layers(model)
+        if layer is not model
+    )

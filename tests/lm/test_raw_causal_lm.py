@@ -189,6 +189,35 @@ USER_CODE = textwrap.dedent(
 
 
 @pytest.mark.slow
+class FirstFitTest(tf.test.TestCase, parameterized.TestCase):
+    @parameterized.parameters("gae", "grpo")
+    def test_the_train_step_is_traced_once(self, estimator):
+        # Every variable exists once the model is made, so the optimizer
+        # is built before the first trace (`FitHooks`), which then makes
+        # none: one trace, not two.
+        model = lm.CausalLMPPOModel(
+            khm.gpt2(seed=0),
+            vocab_size=khm.VOCAB,
+            eos_id=STOP,
+            pad_id=0,
+            advantage_estimator=estimator,
+        )
+        model.compile(optimizer=keras.optimizers.Adam(1e-2))
+        rollout = model.collect(
+            PROMPTS, count_even, max_new_tokens=4, num_samples=2, seed=0
+        )
+        traces = []
+        train_step = model.train_step
+        model.train_step = lambda data: traces.append(1) or train_step(data)
+        model.fit(
+            rollout_dataset(rollout.batch, num_minibatches=2, seed=0),
+            epochs=1,
+            verbose=0,
+        )
+        self.assertLen(traces, 1)
+        self.assertEqual(int(model.optimizer.iterations), 2)
+
+
 def test_raw_causal_lm_as_the_user_types_it():
     result = fresh_process.run_python(USER_CODE, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -79,6 +79,21 @@ class CompileOptionsTest(tf.test.TestCase, parameterized.TestCase):
         for name in histories[0]:
             self.assertAllClose(histories[1][name], histories[0][name])
 
+    def test_the_train_step_is_traced_once(self):
+        # The optimizer's slot variables are made before the first trace:
+        # a step that made them would be traced twice (about twice the
+        # first fit's time for a keras-hub model).
+        model = linear_model(seed=8)
+        model.compile(optimizer=keras.optimizers.Adam(0.05))
+        self.assertFalse(model.optimizer.built)
+        traces = []
+        train_step = model.train_step
+        model.train_step = lambda data: traces.append(1) or train_step(data)
+        batch = random_batch(seed=12, rows=4)
+        history_of(model, rollout_dataset(batch, num_minibatches=2), 2)
+        self.assertLen(traces, 1)
+        self.assertEqual(int(model.optimizer.iterations), 4)
+
     def test_metrics_reset_every_epoch(self):
         batch = random_batch(seed=12, rows=4)
         model = linear_model()
