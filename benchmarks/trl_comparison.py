@@ -33,7 +33,9 @@ TensorFlow's intra- and inter-op pools of 1; OMP_NUM_THREADS=1).
 
 * keras_gae: `keras_gae.lm.CausalLMPPOModel` on the keras-hub
   `GPT2CausalLM` (no value head, `advantage_estimator="grpo"`,
-  `value_coef=0`, `max_grad_norm=1`), `compile(Adam)`; an iteration is
+  `value_coef=0`, `max_grad_norm=1`), compiled with keras_gae's Adam
+  (`keras_gae.optimizers.FusedAdam`, as its agents train; a keras_gae
+  older than it takes `keras.optimizers.Adam`); an iteration is
   `model.collect(prompts, score, max_new_tokens, num_samples)` then
   `model.fit` on `keras_gae.models.rollout_dataset(batch,
   num_minibatches=1)` for one epoch. XLA is keras_gae's default unless
@@ -160,6 +162,11 @@ def keras_gae_side(args):
     from keras_gae.lm import generation
     from keras_gae.models import rollout_dataset
 
+    try:
+        from keras_gae.optimizers import FusedAdam as adam
+    except ImportError:  # A --keras_gae_ref from before it.
+        adam = keras.optimizers.Adam
+
     def score(tokens, mask):
         tokens, mask = np.asarray(tokens), np.asarray(mask, bool)
         return np.array(
@@ -211,7 +218,7 @@ def keras_gae_side(args):
             **settings,
         )
         model.compile(
-            optimizer=keras.optimizers.Adam(LEARNING_RATE),
+            optimizer=adam(LEARNING_RATE),
             **({} if xla == {} else {"jit_compile": xla}),
         )
         setup = timer.lap()[0]
@@ -254,7 +261,8 @@ def keras_gae_side(args):
                 "longest_response": sorted(longest),
                 "settings": (
                     f"jit_generate={model.jit_generate}, "
-                    f"train step jit_compile={model.jit_compile}"
+                    f"train step jit_compile={model.jit_compile}, "
+                    f"optimizer {type(model.optimizer).__name__}"
                 ),
             }
         )
