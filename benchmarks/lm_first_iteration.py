@@ -48,63 +48,18 @@ def main(argv):
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     import keras
-    import keras_hub
-    import numpy as np
 
-    from keras_gae import lm
-    from keras_gae.lm import generation
     from keras_gae.models import rollout_dataset
-    from keras_gae.optimizers import FusedAdam
 
-    sample, generate_seconds = generation.sample, []
-
-    def timed_sample(*args, **kwargs):
-        start = time.perf_counter()
-        outputs = sample(*args, **kwargs)
-        np.asarray(outputs.tokens)  # Waits for the values.
-        generate_seconds.append(time.perf_counter() - start)
-        return outputs
-
-    generation.sample = timed_sample
-    shape = trl_comparison.model_shape(
+    generate_seconds = trl_comparison.time_generation()
+    model, _ = trl_comparison.keras_gae_model(
         FLAGS.size, _Prompts.vocabulary_size, 8 + FLAGS.new_tokens
     )
-    keras.utils.set_random_seed(0)
-    backbone = keras_hub.models.GPT2Backbone(
-        vocabulary_size=shape["vocabulary_size"],
-        num_layers=shape["num_layers"],
-        num_heads=shape["heads"],
-        hidden_dim=shape["width"],
-        intermediate_dim=shape["intermediate"],
-        max_sequence_length=shape["positions"],
-        dropout=0.0,
-    )
-    model = lm.CausalLMPPOModel(
-        keras_hub.models.GPT2CausalLM(backbone, preprocessor=None),
-        vocab_size=_Prompts.vocabulary_size,
-        eos_id=trl_comparison.EOS_ID,
-        pad_id=trl_comparison.PAD_ID,
-        advantage_estimator="grpo",
-        loss_aggregation="token_mean",
-        value_coef=0.0,
-        entropy_coef=0.0,
-        clip_ratio=0.2,
-        max_grad_norm=1.0,
-    )
-    optimizer = {"fused_adam": FusedAdam, "adam": keras.optimizers.Adam}
-    model.compile(
-        optimizer=optimizer[FLAGS.optimizer](trl_comparison.LEARNING_RATE)
-    )
-
-    def score(tokens, mask):
-        tokens, mask = np.asarray(tokens), np.asarray(mask, bool)
-        return np.array(
-            [
-                trl_comparison.monotone_score(row[m].tolist())
-                for row, m in zip(tokens, mask)
-            ],
-            np.float32,
+    if FLAGS.optimizer == "adam":
+        model.compile(
+            optimizer=keras.optimizers.Adam(trl_comparison.LEARNING_RATE)
         )
+    score = trl_comparison.score_rows
 
     print(f"{FLAGS.size}, {FLAGS.new_tokens} new tokens, {FLAGS.optimizer}")
     print("| iteration | generate s | rest of collect s | update s | total s |")

@@ -147,6 +147,89 @@ class Timer:
 # ---------------------------------------------------------------- keras_gae
 
 
+def time_generation():
+    """Times keras_gae's sampling calls: returns the list of their seconds.
+
+    Wraps `keras_gae.lm.generation.sample`, where `collect` looks it up.
+    """
+    import numpy as np
+
+    from keras_gae.lm import generation
+
+    sample, seconds = generation.sample, []
+
+    def timed_sample(*a, **k):
+        start = time.perf_counter()
+        outputs = sample(*a, **k)
+        np.asarray(outputs.tokens)  # Waits for the values.
+        seconds.append(time.perf_counter() - start)
+        return outputs
+
+    generation.sample = timed_sample
+    return seconds
+
+
+def keras_gae_model(size, vocabulary_size, positions, xla=None):
+    """`(model, causal_lm)`: keras_gae's GRPO model of the GPT-2 `size`,
+    compiled with its Adam.
+
+    `xla`: None keeps keras_gae's defaults; True or False sets both
+    `jit_generate` and the train step's `jit_compile`.
+    """
+    import keras
+    import keras_hub
+
+    from keras_gae import lm
+
+    try:
+        from keras_gae.optimizers import FusedAdam as adam
+    except ImportError:  # A --keras_gae_ref from before it.
+        adam = keras.optimizers.Adam
+
+    shape = model_shape(size, vocabulary_size, positions)
+    keras.utils.set_random_seed(0)
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=shape["vocabulary_size"],
+        num_layers=shape["num_layers"],
+        num_heads=shape["heads"],
+        hidden_dim=shape["width"],
+        intermediate_dim=shape["intermediate"],
+        max_sequence_length=shape["positions"],
+        dropout=0.0,
+    )
+    causal_lm = keras_hub.models.GPT2CausalLM(backbone, preprocessor=None)
+    settings = {} if xla is None else {"jit_generate": xla}
+    model = lm.CausalLMPPOModel(
+        causal_lm,
+        vocab_size=vocabulary_size,
+        eos_id=EOS_ID,
+        pad_id=PAD_ID,
+        advantage_estimator="grpo",
+        loss_aggregation="token_mean",
+        value_coef=0.0,
+        entropy_coef=0.0,
+        clip_ratio=0.2,
+        max_grad_norm=1.0,
+        **settings,
+    )
+    model.compile(
+        optimizer=adam(LEARNING_RATE),
+        **({} if xla is None else {"jit_compile": xla}),
+    )
+    return model, causal_lm
+
+
+def score_rows(tokens, mask):
+    """`monotone_score` of each row's response tokens, `[B]` float32."""
+    import numpy as np
+
+    tokens, mask = np.asarray(tokens), np.asarray(mask, bool)
+    return np.array(
+        [monotone_score(row[m].tolist()) for row, m in zip(tokens, mask)],
+        np.float32,
+    )
+
+
 def keras_gae_side(args):
     import tensorflow as tf
 
@@ -158,68 +241,18 @@ def keras_gae_side(args):
     import numpy as np
 
     import keras_gae
-    from keras_gae import lm
-    from keras_gae.lm import generation
     from keras_gae.models import rollout_dataset
 
-    try:
-        from keras_gae.optimizers import FusedAdam as adam
-    except ImportError:  # A --keras_gae_ref from before it.
-        adam = keras.optimizers.Adam
-
-    def score(tokens, mask):
-        tokens, mask = np.asarray(tokens), np.asarray(mask, bool)
-        return np.array(
-            [monotone_score(row[m].tolist()) for row, m in zip(tokens, mask)],
-            np.float32,
-        )
-
-    # The sampling call inside `collect`, timed where it is looked up.
-    sample, generate_seconds = generation.sample, []
-
-    def timed_sample(*a, **k):
-        start = time.perf_counter()
-        outputs = sample(*a, **k)
-        np.asarray(outputs.tokens)  # Waits for the values.
-        generate_seconds.append(time.perf_counter() - start)
-        return outputs
-
-    generation.sample = timed_sample
-    xla = {"default": {}, "on": True, "off": False}[args.keras_gae_xla]
+    generate_seconds = time_generation()
+    xla = {"default": None, "on": True, "off": False}[args.keras_gae_xla]
     results = []
     for size, new_tokens in configurations(args):
         timer = Timer()
-        shape = model_shape(
-            size, args.vocabulary_size, args.prompt_length + new_tokens
-        )
-        keras.utils.set_random_seed(0)
-        backbone = keras_hub.models.GPT2Backbone(
-            vocabulary_size=shape["vocabulary_size"],
-            num_layers=shape["num_layers"],
-            num_heads=shape["heads"],
-            hidden_dim=shape["width"],
-            intermediate_dim=shape["intermediate"],
-            max_sequence_length=shape["positions"],
-            dropout=0.0,
-        )
-        causal_lm = keras_hub.models.GPT2CausalLM(backbone, preprocessor=None)
-        settings = {} if xla == {} else {"jit_generate": xla}
-        model = lm.CausalLMPPOModel(
-            causal_lm,
-            vocab_size=args.vocabulary_size,
-            eos_id=EOS_ID,
-            pad_id=PAD_ID,
-            advantage_estimator="grpo",
-            loss_aggregation="token_mean",
-            value_coef=0.0,
-            entropy_coef=0.0,
-            clip_ratio=0.2,
-            max_grad_norm=1.0,
-            **settings,
-        )
-        model.compile(
-            optimizer=adam(LEARNING_RATE),
-            **({} if xla == {} else {"jit_compile": xla}),
+        model, causal_lm = keras_gae_model(
+            size,
+            args.vocabulary_size,
+            args.prompt_length + new_tokens,
+            xla,
         )
         setup = timer.lap()[0]
         longest, iterations = set(), []
@@ -228,7 +261,7 @@ def keras_gae_side(args):
             timer.lap()
             rollout = model.collect(
                 make_prompts(args, args.round, step),
-                score,
+                score_rows,
                 max_new_tokens=new_tokens,
                 num_samples=args.num_samples,
                 seed=step,
