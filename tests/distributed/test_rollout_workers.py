@@ -166,8 +166,10 @@ class RolloutWorkersTest(tf.test.TestCase):
                     results[i]["env_steps"], int(np.sum(expected["mask"]))
                 )
                 # The policy recomputes the worker's log-probs and values
-                # from each row's initial state (the next round's state
-                # goes on from this one's).
+                # from each row's initial state; the second round's states
+                # go on from the first's (zeros only at the first).
+                carried = max(np.abs(s).max() for s in got[rb.INITIAL_STATE])
+                self.assertEqual(carried > 0, version > 0)
                 log_probs, values = _recomputed(model, got)
                 self.assertAllClose(log_probs, got[rb.LOG_PROB], atol=1e-5)
                 self.assertAllClose(values, got[rb.VALUE], atol=1e-5)
