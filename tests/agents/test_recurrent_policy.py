@@ -44,14 +44,16 @@ def recurrent_collector(cell="lstm"):
 
 
 def recomputed(model, batch):
-    """Log-probs and values `[B, T]` of the model's forward pass."""
+    """Log-probs and values `[rows, T]` of the model's forward pass over a
+    recurrent rollout batch, from each row's initial state."""
     starts = rb.episode_starts(batch)
     params, values = model(
         SequenceInputs(batch[rb.OBSERVATION], batch[rb.INITIAL_STATE], starts)
     )
     actions = tf.reshape(batch[rb.ACTION], [-1])
     log_probs = model.distribution(params).log_prob(actions)
-    return tf.reshape(log_probs, [B, T]), tf.reshape(values, [B, T])
+    shape = tf.shape(batch[rb.LOG_PROB])
+    return tf.reshape(log_probs, shape), tf.reshape(values, shape)
 
 
 class RecurrentCollectionTest(tf.test.TestCase):

@@ -31,7 +31,7 @@ from keras_gae.distributed import WorkerTimeoutError
 from keras_gae.distributed.rollout_worker import build_policy_model
 from keras_gae.distributed.rollout_worker import policy_variables
 from keras_gae.distributed.rollout_worker import worker_seed
-from keras_gae.models.recurrent import SequenceInputs
+from tests.agents.test_recurrent_policy import recomputed
 from tests.distributed import shared_cluster
 from tests.distributed import worker_fixtures
 
@@ -99,21 +99,6 @@ def _concatenated(results, key):
     return np.concatenate([r["batch"][key] for r in results])
 
 
-def _recomputed(model, batch):
-    """The model's log-probs and values `[rows, T]` on a rollout batch."""
-    params, values = model(
-        SequenceInputs(
-            batch[rb.OBSERVATION],
-            batch[rb.INITIAL_STATE],
-            rb.episode_starts(batch),
-        )
-    )
-    actions = np.reshape(batch[rb.ACTION], [-1])
-    log_probs = model.distribution(params).log_prob(actions)
-    shape = np.shape(batch[rb.LOG_PROB])
-    return tf.reshape(log_probs, shape), tf.reshape(values, shape)
-
-
 class RolloutWorkersTest(tf.test.TestCase):
     def test_remote_rounds_equal_in_process_collectors(self):
         # Worker i with seed s_i = SEED + i * NUM_ENVS against an in-process
@@ -170,7 +155,7 @@ class RolloutWorkersTest(tf.test.TestCase):
                 # go on from the first's (zeros only at the first).
                 carried = max(np.abs(s).max() for s in got[rb.INITIAL_STATE])
                 self.assertEqual(carried > 0, version > 0)
-                log_probs, values = _recomputed(model, got)
+                log_probs, values = recomputed(model, got)
                 self.assertAllClose(log_probs, got[rb.LOG_PROB], atol=1e-5)
                 self.assertAllClose(values, got[rb.VALUE], atol=1e-5)
 
