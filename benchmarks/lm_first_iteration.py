@@ -50,15 +50,16 @@ def main(argv):
     import keras
 
     from keras_gae.models import rollout_dataset
+    from keras_gae.optimizers import FusedAdam
 
     generate_seconds = trl_comparison.time_generation()
+    adam = {"fused_adam": FusedAdam, "adam": keras.optimizers.Adam}
     model, _ = trl_comparison.keras_gae_model(
-        FLAGS.size, _Prompts.vocabulary_size, 8 + FLAGS.new_tokens
+        FLAGS.size,
+        _Prompts.vocabulary_size,
+        8 + FLAGS.new_tokens,
+        adam=adam[FLAGS.optimizer],
     )
-    if FLAGS.optimizer == "adam":
-        model.compile(
-            optimizer=keras.optimizers.Adam(trl_comparison.LEARNING_RATE)
-        )
     score = trl_comparison.score_rows
 
     print(f"{FLAGS.size}, {FLAGS.new_tokens} new tokens, {FLAGS.optimizer}")

@@ -169,22 +169,25 @@ def time_generation():
     return seconds
 
 
-def keras_gae_model(size, vocabulary_size, positions, xla=None):
+def keras_gae_model(size, vocabulary_size, positions, xla=None, adam=None):
     """`(model, causal_lm)`: keras_gae's GRPO model of the GPT-2 `size`,
     compiled with its Adam.
 
     `xla`: None keeps keras_gae's defaults; True or False sets both
-    `jit_generate` and the train step's `jit_compile`.
+    `jit_generate` and the train step's `jit_compile`. `adam`: the
+    optimizer class (None: keras_gae's `FusedAdam`, or Keras' Adam in a
+    keras_gae older than it).
     """
     import keras
     import keras_hub
 
     from keras_gae import lm
 
-    try:
-        from keras_gae.optimizers import FusedAdam as adam
-    except ImportError:  # A --keras_gae_ref from before it.
-        adam = keras.optimizers.Adam
+    if adam is None:
+        try:
+            from keras_gae.optimizers import FusedAdam as adam
+        except ImportError:  # A --keras_gae_ref from before it.
+            adam = keras.optimizers.Adam
 
     shape = model_shape(size, vocabulary_size, positions)
     keras.utils.set_random_seed(0)
