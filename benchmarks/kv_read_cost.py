@@ -7,12 +7,13 @@ To run:
 The per-new-token cost of `keras_gae.lm.generate` grows with the filled
 length of the key/value cache (benchmarks/lm_generation_benchmark.py).
 This script times that part alone, XLA-compiled, on one thread, for the
-cache of --num_layers layers of `[B, H, W, D]` keys and values (float32;
-the defaults are the 4 x 256 GPT-2 of the LM benchmarks at 32 rows):
+cache of --num_layers layers of keys and values in `[B, H, BLOCK + 1, D]`
+blocks (`kv_cache.empty_cache`'s layout; float32; the defaults are the
+4 x 256 GPT-2 of the LM benchmarks at 32 rows):
 
-* attend: `keras_gae.lm.kv_cache.attend_filled` (one query column over
-  the filled columns, block by block: what a decoding step runs per
-  layer) for every layer;
+* attend: `keras_gae.lm.kv_cache.attend_blocks` (one query column over
+  the filled blocks: what a decoding step runs per layer) for every
+  layer;
 * read: a sum over the same filled columns of every layer's keys and
   values, given as arrays of exactly that width (no loop, contiguous: the
   memory floor of reading them).
@@ -56,18 +57,20 @@ def main(argv):
 
     filled = [int(n) for n in FLAGS.filled]
     batch, heads, size = FLAGS.batch_size, FLAGS.num_heads, FLAGS.head_dim
-    width = -(-max(filled) // kv_cache.BLOCK) * kv_cache.BLOCK
-    shape = [batch, heads, width, size]
-    caches = [
-        (tf.random.normal(shape), tf.random.normal(shape))
-        for _ in range(FLAGS.num_layers)
-    ]
+    block = kv_cache.BLOCK
+    count = -(-max(filled) // block)
+    shape = [batch, heads, block + 1, size]
+
+    def blocks():
+        return tuple(tf.random.normal(shape) for _ in range(count))
+
+    caches = [(blocks(), blocks()) for _ in range(FLAGS.num_layers)]
     query = tf.random.normal([batch, 1, heads, size])
 
     @tf.function(jit_compile=True)
     def attend(start):
         outputs = [
-            kv_cache.attend_filled(query, keys, values, start)[0]
+            kv_cache.attend_blocks(query, keys, values, start)
             for keys, values in caches
         ]
         return tf.add_n(outputs)
@@ -81,7 +84,9 @@ def main(argv):
         # The query at column `columns - 1`: `columns` filled columns.
         attended = _time(attend, tf.constant(columns - 1))
         prefix = [
-            tensor[:, :, :columns] + 0.0 for pair in caches for tensor in pair
+            kv_cache.filled_columns(part)[:, :, :columns] + 0.0
+            for pair in caches
+            for part in pair
         ]
         read_seconds = _time(read, *prefix)
         rows.append((columns, attended, read_seconds))

@@ -4,13 +4,22 @@ keras-hub's `CausalLM.call_with_cache` keeps one `[B, layers, 2, W, H, D]`
 tensor: every step slices each layer's part out, updates one column,
 stacks the layers back (a copy of the whole cache) and attends over all W
 columns, so a new token costs O(W) however few columns are filled. Here
-each layer keeps its own key and value tensors `[B, H, W, D]`; a step
-writes its column in place (`slice_update`: a dynamic-update-slice on the
-loop-carried buffer, which XLA performs without a copy) and attends over
-the filled columns only, block by block in a loop whose trip count
-follows the step's column (`attend_filled`): one program for every
-buffer width, no branch per width, no copy of a cache prefix. The
-prefill runs over the prompt columns only.
+each layer keeps its keys and its values as a tuple of blocks `[B, H,
+BLOCK + 1, D]` (`empty_cache`): a step writes its column in place
+(`write_columns`: dynamic-update-slices on the loop-carried blocks, which
+XLA performs without a copy) and attends over the filled blocks only
+(`attend_blocks`: one `tf.cond` per block, each reading its block's own
+tensor), so its cost follows the filled length, not W. The prefill runs
+over the prompt columns only.
+
+Why blocks as separate tensors (each seen in the optimized HLO of XLA on
+CPU): a matrix product copies any slice it reads, a dynamic one with
+scalar loads; `tf.cond`s reading slices of one whole-cache tensor made
+the loop copy the whole cache every step; a `tf.cond` choosing the block
+to write copied the block. Whole block tensors, read by products and
+each written by one dynamic-update-slice, are neither copied nor sliced.
+The program grows with the number of blocks (W / BLOCK), so a wider
+buffer takes longer to compile.
 
 The layer arithmetic is the backbone's own (`_keras_hub_decoders`: its
 embedding, norms, dense and rotary layers), so LoRA adapters, dtype
@@ -93,102 +102,151 @@ def decoder_family(causal_lm: Any) -> Optional[Any]:
     return None
 
 
-# Columns per block of the cached step's attention: its cost follows the
-# filled length rounded up to a block (see `attend_filled`).
+# Columns per block of the cache: a decoding step reads the filled blocks
+# (see `attend_blocks`).
 BLOCK = 64
 
 
 def empty_cache(family: Any, batch: Any, width: int, dtype: Any) -> tuple:
-    """Per layer `(keys, values)`, each `[B, H, W', D]` zeros, W' = the
-    `width` rounded up to whole `BLOCK`s (the extra columns stay
-    unread)."""
-    width = -(-width // BLOCK) * BLOCK
-    shape = [batch, family.num_kv_heads, width, family.head_dim]
+    """Per layer `(key_blocks, value_blocks)`: each a tuple of zero blocks
+    `[B, H, BLOCK + 1, D]`, enough for `width` columns. Column c of the
+    cache is column c % BLOCK of block c // BLOCK; every block's last
+    column is scratch that a step writes when the step's column is in
+    another block (see `write_columns`), and no attention reads it."""
+    shape = [batch, family.num_kv_heads, BLOCK + 1, family.head_dim]
+    count = -(-width // BLOCK)
+
+    def blocks():
+        return tuple(tf.zeros(shape, dtype) for _ in range(count))
+
     return tuple(
-        (tf.zeros(shape, dtype), tf.zeros(shape, dtype))
-        for _ in family.backbone.transformer_layers
+        (blocks(), blocks()) for _ in family.backbone.transformer_layers
     )
 
 
-def attend_filled(
+def write_columns(blocks: tuple, columns: tf.Tensor, start: Any) -> tuple:
+    """`blocks` with `columns [B, H, l, D]` written at the cache columns
+    `start ... start + l - 1`.
+
+    A static `start` writes the blocks it covers. One column at a traced
+    `start` is written into every block: at its place in its own block,
+    at the scratch column of the others. So each write is a
+    dynamic-update-slice at a computed column, which XLA performs in place
+    on the decoding loop's buffers (a `tf.cond` choosing the block would
+    copy it). Any other call joins the blocks, writes and splits them
+    again (copies; no decoding step takes this way).
+    """
+    length = columns.shape[2]
+    if isinstance(start, int):
+        written = []
+        for i, block in enumerate(blocks):
+            low = max(start, i * BLOCK)
+            high = min(start + length, (i + 1) * BLOCK)
+            if low < high:
+                block = keras.ops.slice_update(
+                    block,
+                    [0, 0, low - i * BLOCK, 0],
+                    columns[:, :, low - start : high - start],
+                )
+            written.append(block)
+        return tuple(written)
+    if length == 1:
+        return tuple(
+            keras.ops.slice_update(
+                block,
+                [0, 0, tf.where(start // BLOCK == i, start % BLOCK, BLOCK), 0],
+                columns,
+            )
+            for i, block in enumerate(blocks)
+        )
+    whole = tf.concat([block[:, :, :BLOCK] for block in blocks], axis=2)
+    whole = keras.ops.slice_update(whole, [0, 0, start, 0], columns)
+    scratch = [block[:, :, BLOCK:] for block in blocks]
+    return tuple(
+        tf.concat([part, rest], axis=2)
+        for part, rest in zip(tf.split(whole, len(blocks), axis=2), scratch)
+    )
+
+
+def filled_columns(blocks: tuple) -> tf.Tensor:
+    """`[B, H, W, D]`: the cache columns of `blocks`, scratch left out."""
+    return tf.concat([block[:, :, :BLOCK] for block in blocks], axis=2)
+
+
+def attend_blocks(
     query: tf.Tensor,
-    keys: tf.Tensor,
-    values: tf.Tensor,
+    key_blocks: tuple,
+    value_blocks: tuple,
     start: Any,
     soft_cap: Optional[float] = None,
-) -> tuple:
-    """`(attended [B, 1, H * G, D], keys, values)`: `attend` for one
-    query column `start`, over the cache's columns 0 ... start only, block
-    by block.
+) -> tf.Tensor:
+    """`[B, 1, H * G, D]`: `attend` for one query column `start`, over the
+    cache's columns 0 ... start only, block by block.
 
-    A `tf.while_loop` visits blocks of `BLOCK` columns, `start // BLOCK +
-    1` of them (W must be whole blocks), and keeps the softmax online
+    Block i is read only when it holds a filled column (i * BLOCK <=
+    start; a `tf.cond` when `start` is traced), with two batched matrix
+    products on the block's own tensor: no slice, gather or copy of the
+    cache (see the module docstring). The scratch column and the columns
+    after `start` get weight exactly 0. The softmax is kept online
     (Milakov and Gimelshein 2018, arXiv:1805.02867): with m the running
     maximum score, s = sum exp(score - m) and o = sum exp(score - m) *
     value, a block with maximum m' rescales s and o by exp(m - m') before
     adding its own terms; the result is o / s. A step reads the filled
-    blocks only: O(start) memory traffic, not O(W), from one program
-    whatever the width.
-
-    Blocks are read with `tf.gather` of their column indices: a
-    `tf.slice` at the loop's dynamic offset was compiled by XLA (CPU,
-    TensorFlow 2.21) into a padded copy of the whole cache every step.
-    The cache also goes through the loop's state and back out unchanged,
-    so that the written cache the caller keeps is the loop's own buffer.
+    blocks only: O(start) memory traffic, not O(W).
     """
     batch = tf.shape(query)[0]
     query_heads, size = query.shape[2], query.shape[3]
-    kv_heads = keys.shape[1]
-    # [B, H, G, 1, D]: query head h * G + g reads key/value head h.
+    kv_heads = key_blocks[0].shape[1]
+    # [B, H, G, D]: query head h * G + g reads key/value head h.
     grouped = tf.reshape(
-        query, [batch, kv_heads, query_heads // kv_heads, 1, size]
+        query, [batch, kv_heads, query_heads // kv_heads, size]
     )
     dtype = tf.float32
+    offsets = tf.range(BLOCK + 1)
 
-    def body(block, peak, total, weighted, keys, values):
-        at = block * BLOCK
-        columns = at + tf.range(BLOCK)
-        block_keys = tf.gather(keys, columns, axis=2)
-        block_values = tf.gather(values, columns, axis=2)
-        # [B, H, G, BLOCK]
-        scores = tf.cast(
-            tf.reduce_sum(grouped * block_keys[:, :, tf.newaxis], axis=-1),
-            dtype,
-        )
+    def add_block(state, index, keys, values):
+        peak, total, weighted = state
+        # [B, H, G, BLOCK + 1]
+        scores = tf.cast(tf.einsum("bhgd,bhcd->bhgc", grouped, keys), dtype)
         if soft_cap is not None:
             scores = tf.tanh(scores / soft_cap) * soft_cap
-        visible = columns <= start
+        visible = (offsets < BLOCK) & (index * BLOCK + offsets <= start)
         scores = tf.where(visible, scores, tf.constant(-math.inf, dtype))
         new_peak = tf.maximum(peak, tf.reduce_max(scores, axis=-1))
         rescale = tf.exp(peak - new_peak)
         weights = tf.exp(scores - new_peak[..., tf.newaxis])
         total = total * rescale + tf.reduce_sum(weights, axis=-1)
         # [B, H, G, D]
-        block_out = tf.reduce_sum(
-            tf.cast(weights, values.dtype)[..., tf.newaxis]
-            * block_values[:, :, tf.newaxis],
-            axis=-2,
+        block_out = tf.einsum(
+            "bhgc,bhcd->bhgd", tf.cast(weights, values.dtype), values
         )
         weighted = weighted * rescale[..., tf.newaxis] + tf.cast(
             block_out, dtype
         )
-        return block + 1, new_peak, total, weighted, keys, values
+        return new_peak, total, weighted
 
     heads = [batch, kv_heads, query_heads // kv_heads]
-    _, _, total, weighted, keys, values = tf.while_loop(
-        lambda block, *_: block <= start // BLOCK,
-        body,
-        (
-            tf.constant(0),
-            tf.fill(heads, tf.constant(-math.inf, dtype)),
-            tf.zeros(heads, dtype),
-            tf.zeros(heads + [size], dtype),
-            keys,
-            values,
-        ),
+    state = (
+        tf.fill(heads, tf.constant(-math.inf, dtype)),
+        tf.zeros(heads, dtype),
+        tf.zeros(heads + [size], dtype),
     )
-    out = tf.cast(weighted / total[..., tf.newaxis], values.dtype)
-    return tf.reshape(out, [batch, 1, query_heads, size]), keys, values
+    for index, (keys, values) in enumerate(zip(key_blocks, value_blocks)):
+        # Column 0 is always filled; a static `start` skips blocks here.
+        if index == 0 or isinstance(start, int):
+            if index == 0 or index * BLOCK <= start:
+                state = add_block(state, index, keys, values)
+            continue
+        state = tf.cond(
+            index * BLOCK <= start,
+            lambda state=state, index=index, keys=keys, values=values: (
+                add_block(state, index, keys, values)
+            ),
+            lambda state=state: state,
+        )
+    _, total, weighted = state
+    out = tf.cast(weighted / total[..., tf.newaxis], value_blocks[0].dtype)
+    return tf.reshape(out, [batch, 1, query_heads, size])
 
 
 def run(
@@ -201,47 +259,46 @@ def run(
     start + l - 1` of `token_ids [B, l]`.
 
     Each layer writes those columns of its keys and values, then attends
-    over the columns up to each query's own: one column (a decoding
-    step) by `attend_filled` when the cache holds several blocks; a
-    prefill from column 0 over its l columns; any other call (a one-block
-    cache: no loop to run) over the whole cache.
+    over the columns up to each query's own: one column (a decoding step)
+    by `attend_blocks`; a prefill from column 0 over its own l columns;
+    any other call over the whole cache.
     """
     x = family.embed(token_ids, start)
     length = token_ids.shape[1]
     prefill = isinstance(start, int) and start == 0
     updated = []
-    for layer, (keys, values) in zip(family.backbone.transformer_layers, cache):
+    for layer, (key_blocks, value_blocks) in zip(
+        family.backbone.transformer_layers, cache
+    ):
         written = []
 
         def attend_fn(
             query,
             new_keys,
             new_values,
-            keys=keys,
-            values=values,
+            key_blocks=key_blocks,
+            value_blocks=value_blocks,
             written=written,
         ):
-            at = [0, 0, start, 0]
-            keys = keras.ops.slice_update(
-                keys,
-                at,
-                tf.cast(tf.transpose(new_keys, [0, 2, 1, 3]), keys.dtype),
+            # [B, H, l, D]
+            new_keys = tf.cast(
+                tf.transpose(new_keys, [0, 2, 1, 3]), key_blocks[0].dtype
             )
-            values = keras.ops.slice_update(
-                values,
-                at,
-                tf.cast(tf.transpose(new_values, [0, 2, 1, 3]), values.dtype),
+            new_values = tf.cast(
+                tf.transpose(new_values, [0, 2, 1, 3]), value_blocks[0].dtype
             )
-            several_blocks = keys.shape[2] is None or keys.shape[2] > BLOCK
-            if length == 1 and several_blocks:
-                out, keys, values = attend_filled(
-                    query, keys, values, start, family.soft_cap
+            key_blocks = write_columns(key_blocks, new_keys, start)
+            value_blocks = write_columns(value_blocks, new_values, start)
+            written.append((key_blocks, value_blocks))
+            if length == 1 and not prefill:
+                return attend_blocks(
+                    query, key_blocks, value_blocks, start, family.soft_cap
                 )
-                written.append((keys, values))
-                return out
-            written.append((keys, values))
             if prefill:
-                keys, values = keys[:, :, :length], values[:, :, :length]
+                keys, values = new_keys, new_values
+            else:
+                keys = filled_columns(key_blocks)
+                values = filled_columns(value_blocks)
             return attend(query, keys, values, start, family.soft_cap)
 
         x = family.block(layer, x, start, attend_fn)

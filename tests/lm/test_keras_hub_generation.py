@@ -55,7 +55,7 @@ class CachedGenerationTest(tf.test.TestCase, parameterized.TestCase):
     def test_own_cache_equals_an_uncached_pass_at_buffer_widths(
         self, name, new
     ):
-        # Buffers of 9, 75 and 145 columns: one attention block of
+        # Buffers of 9, 75 and 145 columns: one cache block of
         # `kv_cache.BLOCK` (64) columns, then two and three, so steps cross
         # block edges. The
         # cached step attends with other summation orders than the full
@@ -153,23 +153,36 @@ class CachedGenerationTest(tf.test.TestCase, parameterized.TestCase):
         self.assertGreater(len(set(tokens[:, 2:].ravel().tolist())), 1)
 
     @parameterized.parameters(None, 3.0)
-    def test_attend_filled_equals_numpy_attention_over_filled_columns(
+    def test_attend_blocks_equals_numpy_attention_over_filled_columns(
         self, soft_cap
     ):
         # One query column against a 3-block cache, 2 key/value heads of 2
-        # query heads each; columns after the query's hold junk that must
-        # get no weight. Columns 0, 63, 64 and 191 cross block edges.
+        # query heads each. Columns after the query's and every block's
+        # scratch column hold junk that must get no weight. Columns 0,
+        # BLOCK - 1, BLOCK and 3 * BLOCK - 1 cross block edges.
         rng = np.random.default_rng(0)
-        width = 3 * kv_cache.BLOCK
+        block = kv_cache.BLOCK
+        width = 3 * block
         query = rng.normal(size=(2, 1, 4, 8)).astype(np.float32)
         keys = rng.normal(size=(2, 2, width, 8)).astype(np.float32)
         values = rng.normal(size=(2, 2, width, 8)).astype(np.float32)
-        for start in (0, 5, 63, 64, 130, 191):
-            got, same_keys, same_values = kv_cache.attend_filled(
-                tf.constant(query), keys, values, tf.constant(start), soft_cap
+
+        def blocks(columns):
+            junk = rng.normal(size=(2, 2, 1, 8)).astype(np.float32) * 50
+            return tuple(
+                np.concatenate([columns[:, :, at : at + block], junk], axis=2)
+                for at in range(0, width, block)
             )
-            self.assertAllEqual(same_keys, keys)
-            self.assertAllEqual(same_values, values)
+
+        key_blocks, value_blocks = blocks(keys), blocks(values)
+        for start in (0, 5, block - 1, block, 2 * block + 2, width - 1):
+            # A traced column (a decoding step's) and a static one.
+            got, got_static = (
+                kv_cache.attend_blocks(
+                    tf.constant(query), key_blocks, value_blocks, at, soft_cap
+                )
+                for at in (tf.constant(start), start)
+            )
             expected = np.zeros((2, 1, 4, 8))
             for b in range(2):
                 for head in range(4):
@@ -181,6 +194,37 @@ class CachedGenerationTest(tf.test.TestCase, parameterized.TestCase):
                     weights /= weights.sum()
                     expected[b, 0, head] = weights @ values[b, kv, : start + 1]
             self.assertAllClose(got, expected, atol=1e-5)
+            self.assertAllClose(got_static, expected, atol=1e-5)
+
+    def test_write_columns_places_each_column_in_its_block(self):
+        # A traced column index: the column lands at its place in its own
+        # block, every other block changes only in its scratch column;
+        # a static index (a prefill) and a several-column write at a
+        # traced index land the same way.
+        block = kv_cache.BLOCK
+        rng = np.random.default_rng(1)
+        blocks = tuple(
+            rng.normal(size=(2, 3, block + 1, 4)).astype(np.float32)
+            for _ in range(3)
+        )
+        whole = np.concatenate([part[:, :, :block] for part in blocks], 2)
+        for start, length, traced in [
+            (0, 1, True),
+            (block + 3, 1, True),
+            (3 * block - 1, 1, True),
+            (0, block + 5, False),
+            (block - 2, 4, True),
+        ]:
+            columns = rng.normal(size=(2, 3, length, 4)).astype(np.float32)
+            at = tf.constant(start) if traced else start
+            written = kv_cache.write_columns(blocks, columns, at)
+            expected = whole.copy()
+            expected[:, :, start : start + length] = columns
+            self.assertAllEqual(kv_cache.filled_columns(written), expected)
+            if length == 1:
+                continue
+            for old, new in zip(blocks, written):
+                self.assertAllEqual(new[:, :, block], old[:, :, block])
 
     @parameterized.parameters((1.0, None, None), (0.8, 5, 0.9), (1.0, 1, None))
     def test_cached_equals_uncached_token_for_token(self, temp, top_k, top_p):
