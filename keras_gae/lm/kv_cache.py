@@ -107,17 +107,29 @@ def decoder_family(causal_lm: Any) -> Optional[Any]:
 BLOCK = 64
 
 
-def empty_cache(family: Any, batch: Any, width: int, dtype: Any) -> tuple:
+def empty_cache(family: Any, batch: Any, width: Any, dtype: Any) -> tuple:
     """Per layer `(key_blocks, value_blocks)`: each a tuple of zero blocks
     `[B, H, BLOCK + 1, D]`, enough for `width` columns. Column c of the
     cache is column c % BLOCK of block c // BLOCK; every block's last
     column is scratch that a step writes when the step's column is in
-    another block (see `write_columns`), and no attention reads it."""
-    shape = [batch, family.num_kv_heads, BLOCK + 1, family.head_dim]
-    count = -(-width // BLOCK)
+    another block (see `write_columns`), and no attention reads it.
+
+    A traced `width` (a prompt of unknown width, as in an exported
+    signature) gets one block of `width + 1` columns: its steps attend
+    over the whole buffer, O(W) a step.
+    """
+    if isinstance(width, int):
+        sizes = [BLOCK] * -(-width // BLOCK)
+    else:
+        sizes = [width]
 
     def blocks():
-        return tuple(tf.zeros(shape, dtype) for _ in range(count))
+        return tuple(
+            tf.zeros(
+                [batch, family.num_kv_heads, size + 1, family.head_dim], dtype
+            )
+            for size in sizes
+        )
 
     return tuple(
         (blocks(), blocks()) for _ in family.backbone.transformer_layers
@@ -136,6 +148,8 @@ def write_columns(blocks: tuple, columns: tf.Tensor, start: Any) -> tuple:
     copy it). Any other call joins the blocks, writes and splits them
     again (copies; no decoding step takes this way).
     """
+    if len(blocks) == 1:  # Every column is the one block's.
+        return (keras.ops.slice_update(blocks[0], [0, 0, start, 0], columns),)
     length = columns.shape[2]
     if isinstance(start, int):
         written = []
@@ -170,7 +184,7 @@ def write_columns(blocks: tuple, columns: tf.Tensor, start: Any) -> tuple:
 
 def filled_columns(blocks: tuple) -> tf.Tensor:
     """`[B, H, W, D]`: the cache columns of `blocks`, scratch left out."""
-    return tf.concat([block[:, :, :BLOCK] for block in blocks], axis=2)
+    return tf.concat([block[:, :, :-1] for block in blocks], axis=2)
 
 
 def attend_blocks(
@@ -202,15 +216,16 @@ def attend_blocks(
         query, [batch, kv_heads, query_heads // kv_heads, size]
     )
     dtype = tf.float32
-    offsets = tf.range(BLOCK + 1)
 
     def add_block(state, index, keys, values):
         peak, total, weighted = state
-        # [B, H, G, BLOCK + 1]
+        # [B, H, G, the block's columns]
         scores = tf.cast(tf.einsum("bhgd,bhcd->bhgc", grouped, keys), dtype)
         if soft_cap is not None:
             scores = tf.tanh(scores / soft_cap) * soft_cap
-        visible = (offsets < BLOCK) & (index * BLOCK + offsets <= start)
+        offsets = tf.range(tf.shape(keys)[2])
+        scratch = tf.shape(keys)[2] - 1
+        visible = (offsets < scratch) & (index * BLOCK + offsets <= start)
         scores = tf.where(visible, scores, tf.constant(-math.inf, dtype))
         new_peak = tf.maximum(peak, tf.reduce_max(scores, axis=-1))
         rescale = tf.exp(peak - new_peak)

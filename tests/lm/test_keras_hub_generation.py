@@ -75,6 +75,26 @@ class CachedGenerationTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(cached.log_probs, uncached.log_probs, atol=1e-5)
         self.assertAllClose(cached.values, uncached.values, atol=1e-5)
 
+    def test_a_prompt_of_unknown_width_decodes_as_one_of_known_width(self):
+        # A signature with a `[None, None]` prompt (an export's) traces the
+        # cache at an unknown width: one block over the whole buffer.
+        policy = lm.CausalLMPolicy(
+            khm.gpt2(max_length=160), value_head="shared"
+        )
+        prompt = np.array([[0, 0, 3, 4, 5], [1, 2, 3, 4, 6]], np.int32)
+        kwargs = dict(pad_id=0, max_new_tokens=70, top_k=1, seed=0)
+        known = lm.generate(policy, prompt, **kwargs)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
+        def unknown_width(prompt):
+            out = lm.generate(policy, prompt, **kwargs)
+            return out.tokens, out.log_probs, out.values
+
+        tokens, log_probs, values = unknown_width(prompt)
+        self.assertAllEqual(tokens, known.tokens)
+        self.assertAllClose(log_probs, known.log_probs, atol=1e-5)
+        self.assertAllClose(values, known.values, atol=1e-5)
+
     @parameterized.parameters("gpt2", "llama", "gemma")
     def test_keras_hub_call_with_cache_path_equals_the_own_cache(self, name):
         # A backbone keras_gae cannot decode its own way goes through
