@@ -220,7 +220,8 @@ class CachedGenerationTest(tf.test.TestCase, parameterized.TestCase):
         # A traced column index: the column lands at its place in its own
         # block, every other block changes only in its scratch column;
         # a static index (a prefill) and a several-column write at a
-        # traced index land the same way.
+        # traced index land the same way and leave every scratch column
+        # as it was.
         block = kv_cache.BLOCK
         rng = np.random.default_rng(1)
         blocks = tuple(
