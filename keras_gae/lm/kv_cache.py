@@ -12,12 +12,13 @@ XLA performs without a copy) and attends over the filled blocks only
 tensor), so its cost follows the filled length, not W. The prefill runs
 over the prompt columns only.
 
-Why blocks as separate tensors (each seen in the optimized HLO of XLA on
-CPU): a matrix product copies any slice it reads, a dynamic one with
-scalar loads; `tf.cond`s reading slices of one whole-cache tensor made
-the loop copy the whole cache every step; a `tf.cond` choosing the block
-to write copied the block. Whole block tensors, read by products and
-each written by one dynamic-update-slice, are neither copied nor sliced.
+Why blocks as separate tensors (XLA on CPU, seen in its optimized HLO):
+a matrix product reading a dynamic slice of the cache gets the slice
+copied first (with scalar loads, in the generated code); `tf.cond`s
+reading slices of one whole-cache tensor made the loop copy the whole
+cache every step; a `tf.cond` choosing the block to write copied the
+block. Whole block tensors, read by products and each written by one
+dynamic-update-slice, are neither copied nor sliced.
 The program grows with the number of blocks (W / BLOCK), so a wider
 buffer takes longer to compile.
 
