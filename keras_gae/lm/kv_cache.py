@@ -174,8 +174,9 @@ def write_columns(blocks: tuple, columns: tf.Tensor, start: Any) -> tuple:
             )
             for i, block in enumerate(blocks)
         )
-    whole = tf.concat([block[:, :, :BLOCK] for block in blocks], axis=2)
-    whole = keras.ops.slice_update(whole, [0, 0, start, 0], columns)
+    whole = keras.ops.slice_update(
+        filled_columns(blocks), [0, 0, start, 0], columns
+    )
     scratch = [block[:, :, BLOCK:] for block in blocks]
     return tuple(
         tf.concat([part, rest], axis=2)
