@@ -249,8 +249,8 @@ class FitHooks:
             # The slot variables now, not in the first trace: a
             # tf.function that creates variables is traced twice (Keras
             # builds the optimizer first only under a tf.distribute
-            # strategy). A third off the first fit of a keras-hub model
-            # (benchmarks/lm_first_iteration.py).
+            # strategy). benchmarks/lm_first_iteration.py measures what
+            # it saves on the first fit of a keras-hub model.
             with self.distribute_strategy.scope():
                 optimizer.build(self.trainable_variables)
         super().make_train_function(force=force)
